@@ -1,0 +1,454 @@
+/**
+ * The Neon management API as this product needs it: branches, their endpoints and annotations,
+ * over the official `@neon/sdk` client.
+ *
+ * Every call goes through one retry policy (`NeonApi.call`):
+ * - 423 (another operation holds the project's lock), 429 and 503 are always safe to replay:
+ *   nothing was done. Retried with jittered exponential backoff until an overall deadline.
+ * - Other 5xx, network errors and timeouts are replayed only for GET and DELETE. After an
+ *   ambiguous POST (the branch may or may not exist) the branch is looked up by its exact name
+ *   before anything is created again, so a branch is never created twice.
+ * The SDK's raw layer is used because the ergonomic `branches.create` cannot send annotations and
+ * `branches.list` drops the response's annotation map; the raw layer does no retries of its own,
+ * so the policy above is the only one in force.
+ *
+ * Mutations return operations; a branch or endpoint is used only after they have all finished.
+ */
+import { createNeonClient, raw, type NeonClient, type Branch, type Endpoint, type Operation, type RawResult } from '@neon/sdk';
+import type { Logger } from './io.js';
+
+/** Annotation key marking what this product made; value `backup` or `restore-test`. */
+export const TOOL_ANNOTATION = 'supaneon-sync';
+export type ToolBranchKind = 'backup' | 'restore-test';
+
+export interface BranchInfo {
+  id: string;
+  name: string;
+  parentId?: string;
+  createdAt: string;
+  expiresAt?: string;
+  isDefault: boolean;
+  annotations: Record<string, string>;
+}
+
+export interface NeonApiOptions {
+  apiKey: string;
+  projectId: string;
+  baseUrl: string;
+  log: Logger;
+  /** One HTTP request (default 30 s); a request that hangs longer is treated as a timeout. */
+  requestTimeoutMs?: number;
+  /** How long one call keeps retrying 423/429/5xx before giving up (default 3 min). */
+  retryDeadlineMs?: number;
+  /** How long to wait for a mutation's operations to finish (default 10 min). */
+  operationTimeoutMs?: number;
+}
+
+/** An API call that failed for good: names the call, the branch, Neon's answer and a fix. */
+export class NeonCallError extends Error {
+  constructor(
+    message: string,
+    readonly call: string,
+    readonly status: number | undefined,
+    readonly code: string | undefined,
+  ) {
+    super(message);
+    this.name = 'NeonCallError';
+  }
+}
+
+type Method = 'GET' | 'POST' | 'DELETE';
+
+interface CallContext {
+  /** What the call does, for messages: `create branch "backup-…"`. */
+  what: string;
+  method: Method;
+  /** Project-level calls: a 404 means the project id is wrong. */
+  projectScoped?: boolean;
+  /** Branch-level DELETE: a 404 means the branch is already gone (the call returns undefined). */
+  notFoundIsDone?: boolean;
+}
+
+/**
+ * A POST that got no usable answer (timeout, network error, 5xx other than 503): it may or may
+ * not have been carried out, so the caller must look before trying again.
+ */
+class AmbiguousPostError extends Error {
+  constructor(readonly failure: Failure) {
+    super(failure.summary);
+  }
+}
+
+const ALWAYS_RETRYABLE = new Set([423, 429, 503]);
+const OPERATION_SUCCESS = new Set(['finished', 'skipped']);
+const OPERATION_FAILURE = new Set(['failed', 'error', 'cancelled']);
+
+export class NeonApi {
+  private readonly neon: NeonClient;
+  private readonly projectId: string;
+  private readonly log: Logger;
+  private readonly requestTimeoutMs: number;
+  private readonly retryDeadlineMs: number;
+  private readonly operationTimeoutMs: number;
+
+  constructor(opts: NeonApiOptions) {
+    this.projectId = opts.projectId;
+    this.log = opts.log;
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
+    this.retryDeadlineMs = opts.retryDeadlineMs ?? 180_000;
+    this.operationTimeoutMs = opts.operationTimeoutMs ?? 600_000;
+    // retries: 0 because every call below goes through `call`, which owns the retry policy.
+    this.neon = createNeonClient({ apiKey: opts.apiKey, baseUrl: opts.baseUrl.replace(/\/+$/, ''), retries: 0 });
+  }
+
+  async getProject(): Promise<{ id: string; name: string; branchLimit?: number }> {
+    const data = await this.call({ what: `get project "${this.projectId}"`, method: 'GET', projectScoped: true }, (signal) =>
+      raw.getProject({ client: this.neon.client, path: { project_id: this.projectId }, throwOnError: false, signal }),
+    );
+    const project = data.project;
+    // Neon reports the plan's branch allowance on the owner; absent (e.g. org-owned projects
+    // seen through a project-scoped key) means callers fall back to the free plan's 10.
+    const limit = project.owner?.branches_limit;
+    return { id: project.id, name: project.name, branchLimit: typeof limit === 'number' && limit > 0 ? limit : undefined };
+  }
+
+  async listBranches(): Promise<BranchInfo[]> {
+    return this.listBranchesMatching(undefined);
+  }
+
+  /** Branches whose name is exactly `name` (the API's `search` is a partial match on name or id). */
+  async findBranchesByName(name: string): Promise<BranchInfo[]> {
+    return (await this.listBranchesMatching(name)).filter((b) => b.name === name);
+  }
+
+  /** A branch by exact id or exact name (an id wins); undefined if neither matches. */
+  async findBranch(nameOrId: string): Promise<BranchInfo | undefined> {
+    const candidates = await this.listBranchesMatching(nameOrId);
+    return candidates.find((b) => b.id === nameOrId) ?? candidates.find((b) => b.name === nameOrId);
+  }
+
+  /** The branch serving `host` (the standby's endpoint); `ep-x-pooler.…` is read as `ep-x.…`. */
+  async findBranchByEndpointHost(host: string): Promise<BranchInfo | undefined> {
+    const wanted = normaliseEndpointHost(host);
+    const data = await this.call({ what: 'list endpoints', method: 'GET', projectScoped: true }, (signal) =>
+      raw.listProjectEndpoints({ client: this.neon.client, path: { project_id: this.projectId }, throwOnError: false, signal }),
+    );
+    const endpoint = data.endpoints.find((e: Endpoint) => normaliseEndpointHost(e.host) === wanted);
+    if (!endpoint) return undefined;
+    return (await this.listBranches()).find((b) => b.id === endpoint.branch_id);
+  }
+
+  /** A storage-only child of `parentId` (no compute endpoint), annotated as a backup. */
+  async createBackupBranch(a: { name: string; parentId: string; runId: string }): Promise<BranchInfo> {
+    const annotations = { [TOOL_ANNOTATION]: 'backup', 'run-id': a.runId, 'standby-branch-id': a.parentId };
+    const { branch } = await this.createBranch({ name: a.name, parentId: a.parentId, annotations, withEndpoint: false });
+    return branch;
+  }
+
+  /**
+   * A short-lived child of a backup branch with a small read-write endpoint that suspends quickly,
+   * and an expiry as a safety net should every cleanup fail. Returns once the endpoint is usable.
+   */
+  async createRestoreBranch(a: { name: string; parentId: string; expiresAt: string }): Promise<{ branch: BranchInfo; host: string }> {
+    const annotations = { [TOOL_ANNOTATION]: 'restore-test', 'backup-branch-id': a.parentId };
+    const created = await this.createBranch({ name: a.name, parentId: a.parentId, expiresAt: a.expiresAt, annotations, withEndpoint: true });
+    const host = created.host ?? (await this.endpointHostOf(created.branch.id));
+    return { branch: created.branch, host };
+  }
+
+  /** Deletes a branch and waits for the deletion to finish; a branch already gone is done. */
+  async deleteBranch(id: string): Promise<void> {
+    const data = await this.call({ what: `delete branch ${id}`, method: 'DELETE', notFoundIsDone: true }, (signal) =>
+      raw.deleteProjectBranch({ client: this.neon.client, path: { project_id: this.projectId, branch_id: id }, throwOnError: false, signal }),
+    );
+    // 204 (no body) and 404 mean nothing is left to wait for.
+    const operations = (data as { operations?: Operation[] } | undefined)?.operations ?? [];
+    await this.waitForOperations(operations, `delete branch ${id}`);
+  }
+
+  /** This product's branches of one kind, newest first. */
+  async toolBranches(kind: ToolBranchKind): Promise<BranchInfo[]> {
+    return (await this.listBranches()).filter((b) => b.annotations[TOOL_ANNOTATION] === kind).sort(newestFirst);
+  }
+
+  // --- internals -------------------------------------------------------------------------------
+
+  private async listBranchesMatching(search: string | undefined): Promise<BranchInfo[]> {
+    const out: BranchInfo[] = [];
+    const seenCursors = new Set<string>();
+    let cursor: string | undefined;
+    for (;;) {
+      const query: { search?: string; cursor?: string } = {};
+      if (search !== undefined) query.search = search;
+      if (cursor !== undefined) query.cursor = cursor;
+      const data = await this.call({ what: 'list branches', method: 'GET', projectScoped: true }, (signal) =>
+        raw.listProjectBranches({ client: this.neon.client, path: { project_id: this.projectId }, query, throwOnError: false, signal }),
+      );
+      const annotations = data.annotations ?? {};
+      for (const b of data.branches) out.push(toBranchInfo(b, annotations[b.id]?.value ?? {}));
+      const next = data.pagination?.next;
+      // Stop on an empty page or a cursor seen before, so a server that always hands back a
+      // cursor cannot keep this loop going.
+      if (!next || data.branches.length === 0 || seenCursors.has(next)) break;
+      seenCursors.add(next);
+      cursor = next;
+    }
+    const unique = new Map(out.map((b) => [b.id, b]));
+    return [...unique.values()];
+  }
+
+  private async createBranch(a: {
+    name: string;
+    parentId: string;
+    expiresAt?: string;
+    annotations: Record<string, string>;
+    withEndpoint: boolean;
+  }): Promise<{ branch: BranchInfo; host?: string }> {
+    const what = `create branch "${a.name}" from ${a.parentId}`;
+    const body = {
+      branch: { name: a.name, parent_id: a.parentId, ...(a.expiresAt ? { expires_at: a.expiresAt } : {}) },
+      ...(a.withEndpoint
+        ? {
+            endpoints: [
+              // The smallest compute, suspended after a minute idle: verification needs minutes of
+              // compute, and non-default branches share a small monthly allowance.
+              { type: 'read_write' as const, autoscaling_limit_min_cu: 0.25, autoscaling_limit_max_cu: 0.25, suspend_timeout_seconds: 60 },
+            ],
+          }
+        : {}),
+      annotation_value: a.annotations,
+    };
+
+    const started = Date.now();
+    for (let n = 1; ; n++) {
+      try {
+        const result = await this.call({ what, method: 'POST' }, (signal) =>
+          raw.createProjectBranch({ client: this.neon.client, path: { project_id: this.projectId }, body, throwOnError: false, signal }),
+        );
+        await this.waitForOperations(result.operations ?? [], what);
+        const host = result.endpoints?.find((e: Endpoint) => e.type === 'read_write')?.host;
+        return { branch: toBranchInfo(result.branch, a.annotations), host };
+      } catch (e) {
+        if (!(e instanceof AmbiguousPostError)) throw e;
+        const waitMs = backoffMs(n, undefined);
+        if (Date.now() + waitMs - started > this.retryDeadlineMs) throw this.callError({ what, method: 'POST' }, e.failure, n, true);
+        this.log.info(`Neon API: ${what}: ${e.failure.summary}; checking whether the branch was created before trying again.`);
+        await sleep(waitMs);
+        const existing = await this.adoptCreatedBranch(a.name, a.parentId, a.annotations, what);
+        if (existing) return { branch: existing };
+      }
+    }
+  }
+
+  /** After an ambiguous create: the branch if it exists (made by this call), else undefined. */
+  private async adoptCreatedBranch(name: string, parentId: string, annotations: Record<string, string>, what: string): Promise<BranchInfo | undefined> {
+    const existing = (await this.findBranchesByName(name)).find((b) => b.parentId === parentId);
+    if (!existing) return undefined;
+    if (Object.entries(annotations).some(([k, v]) => existing.annotations[k] !== v)) {
+      throw new NeonCallError(
+        `Neon API: ${what}: a branch with this name and parent already exists (${existing.id}) but was not made by this run. ` +
+          'Fix: delete or rename that branch, or choose another branch prefix.',
+        what,
+        undefined,
+        undefined,
+      );
+    }
+    this.log.info(`Neon API: branch "${name}" (${existing.id}) was created despite the error; using it.`);
+    await this.waitForOperations(await this.pendingOperationsOf(existing.id), what);
+    return existing;
+  }
+
+  private async endpointHostOf(branchId: string): Promise<string> {
+    const data = await this.call({ what: `list endpoints of branch ${branchId}`, method: 'GET' }, (signal) =>
+      raw.listProjectBranchEndpoints({
+        client: this.neon.client,
+        path: { project_id: this.projectId, branch_id: branchId },
+        throwOnError: false,
+        signal,
+      }),
+    );
+    const host = data.endpoints.find((e: Endpoint) => e.type === 'read_write')?.host;
+    if (!host) throw new NeonCallError(`Neon API: branch ${branchId} has no read-write endpoint.`, 'list endpoints', undefined, undefined);
+    return host;
+  }
+
+  /** Unfinished operations of one branch (used when a create response was lost). */
+  private async pendingOperationsOf(branchId: string): Promise<Operation[]> {
+    const data = await this.call({ what: 'list operations', method: 'GET', projectScoped: true }, (signal) =>
+      raw.listProjectOperations({ client: this.neon.client, path: { project_id: this.projectId }, throwOnError: false, signal }),
+    );
+    return data.operations.filter((op: Operation) => op.branch_id === branchId && !OPERATION_SUCCESS.has(op.status));
+  }
+
+  /**
+   * Polls each operation until it finishes. Our own loop rather than the SDK's `waitFor`, because
+   * a poll that meets a 423/5xx must be retried, not end the wait.
+   */
+  private async waitForOperations(operations: readonly Operation[], what: string): Promise<void> {
+    const deadline = Date.now() + this.operationTimeoutMs;
+    let pending = operations.filter((op) => !OPERATION_SUCCESS.has(op.status));
+    let interval = 200;
+    while (pending.length > 0) {
+      for (const op of pending) {
+        if (OPERATION_FAILURE.has(op.status)) {
+          throw new NeonCallError(
+            `Neon API: ${what}: operation ${op.id} (${op.action}) ended "${op.status}"${op.error ? `: ${op.error}` : ''}. ` +
+              'Fix: check the project in the Neon console; the run can be retried.',
+            what,
+            undefined,
+            op.status,
+          );
+        }
+      }
+      if (Date.now() > deadline) {
+        throw new NeonCallError(
+          `Neon API: ${what}: ${pending.length} operation(s) still running after ${Math.round(this.operationTimeoutMs / 1000)} s ` +
+            `(${pending.map((op) => `${op.id} ${op.action} ${op.status}`).join(', ')}). Fix: check the project in the Neon console and retry.`,
+          what,
+          undefined,
+          undefined,
+        );
+      }
+      await sleep(interval);
+      interval = Math.min(2000, interval * 1.5);
+      const polled: Operation[] = [];
+      for (const op of pending) {
+        const data = await this.call({ what: `get operation ${op.id}`, method: 'GET' }, (signal) =>
+          raw.getProjectOperation({
+            client: this.neon.client,
+            path: { project_id: this.projectId, operation_id: op.id },
+            throwOnError: false,
+            signal,
+          }),
+        );
+        polled.push(data.operation);
+      }
+      pending = polled.filter((op) => !OPERATION_SUCCESS.has(op.status));
+    }
+  }
+
+  /**
+   * One API call under the retry policy described at the top of this file. Returns the response
+   * body (undefined on 404 for `notFoundIsDone`); throws AmbiguousPostError for a POST whose
+   * outcome is unknown.
+   */
+  private async call<T>(ctx: CallContext, attempt: (signal: AbortSignal) => Promise<RawResult<T>>): Promise<T> {
+    const started = Date.now();
+    for (let n = 1; ; n++) {
+      const signal = AbortSignal.timeout(this.requestTimeoutMs);
+      let outcome: { data?: T; error?: unknown; response?: Response };
+      try {
+        outcome = await attempt(signal);
+      } catch (e) {
+        outcome = { data: undefined, error: e };
+      }
+      if (outcome.error === undefined) return outcome.data as T;
+
+      const failure = describeFailure(outcome.error, outcome.response, signal.aborted, this.requestTimeoutMs);
+      if (failure.status === 404 && ctx.notFoundIsDone) {
+        this.log.debug(`Neon API: ${ctx.what}: already gone (404).`);
+        return undefined as T;
+      }
+      const safeToReplay =
+        (failure.status !== undefined && ALWAYS_RETRYABLE.has(failure.status)) || (ctx.method !== 'POST' && failure.transient);
+      if (!safeToReplay) {
+        if (ctx.method === 'POST' && failure.transient) throw new AmbiguousPostError(failure);
+        throw this.callError(ctx, failure, n);
+      }
+      const waitMs = backoffMs(n, failure.retryAfterMs);
+      if (Date.now() + waitMs - started > this.retryDeadlineMs) throw this.callError(ctx, failure, n, true);
+      this.log.info(`Neon API: ${ctx.what}: ${failure.summary}; retrying in ${(waitMs / 1000).toFixed(1)} s (attempt ${n + 1}).`);
+      await sleep(waitMs);
+    }
+  }
+
+  private callError(ctx: CallContext, f: Failure, attempts: number, gaveUp = false): NeonCallError {
+    const tried = gaveUp ? ` (gave up after ${attempts} attempts in ${Math.round(this.retryDeadlineMs / 1000)} s)` : '';
+    return new NeonCallError(
+      `Neon API: ${ctx.what} in project "${this.projectId}" failed: ${f.summary}${tried}. Fix: ${fixHint(ctx, f, this.projectId)}`,
+      ctx.what,
+      f.status,
+      f.code,
+    );
+  }
+}
+
+interface Failure {
+  status?: number;
+  code?: string;
+  summary: string;
+  /** No answer, a timeout or a 5xx: the request may or may not have been carried out. */
+  transient: boolean;
+  retryAfterMs?: number;
+}
+
+function describeFailure(error: unknown, response: Response | undefined, timedOut: boolean, timeoutMs: number): Failure {
+  const e = (error ?? {}) as { kind?: string; status?: number; code?: string; message?: string; body?: unknown };
+  const status = response?.status ?? (typeof e.status === 'number' ? e.status : undefined);
+  const body = (e.body ?? error) as { code?: unknown; message?: unknown } | undefined;
+  const code = typeof e.code === 'string' ? e.code : typeof body?.code === 'string' ? body.code : undefined;
+  const message = typeof body?.message === 'string' ? body.message : typeof e.message === 'string' ? e.message : String(error);
+  const retryAfter = response?.headers.get('retry-after');
+  const retryAfterMs = retryAfter && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter.trim()) * 1000 : undefined;
+  if (timedOut || e.kind === 'timeout') {
+    return { summary: `no answer within ${Math.round(timeoutMs / 1000)} s`, transient: true };
+  }
+  if (status === undefined) {
+    return { summary: `no response (${message})`, transient: true };
+  }
+  return {
+    status,
+    code,
+    summary: `HTTP ${status}${code ? ` ${code}` : ''}: ${message}`,
+    transient: status >= 500,
+    retryAfterMs,
+  };
+}
+
+function fixHint(ctx: CallContext, f: Failure, projectId: string): string {
+  const text = `${f.code ?? ''} ${f.summary}`.toLowerCase();
+  if (f.status === 401 || f.status === 403) return 'check the neon-api-key input: the key must be valid and have access to the project.';
+  if (f.status === 404 && ctx.projectScoped) return `check the neon-project-id input: project "${projectId}" was not found for this API key.`;
+  if (f.status === 404) return 'the branch or operation no longer exists; check the branch id or name given to the action.';
+  if (text.includes('limit')) return "the project's plan limit was reached: delete unused branches in the Neon console or lower retain.";
+  if (f.status === 423) return 'another operation kept the project locked; retry the run later.';
+  if (f.status === 429) return 'the Neon API rate limit was hit; retry later or run less often.';
+  if (f.status === undefined || f.status >= 500) return 'the Neon API is unavailable or slow; check neon-api-host and the Neon status page, then retry.';
+  return 'check the inputs named above.';
+}
+
+/** Full-jitter exponential backoff (0.5 s doubling, capped at 10 s); honours Retry-After. */
+function backoffMs(attempt: number, retryAfterMs: number | undefined): number {
+  const ceiling = Math.min(10_000, 500 * 2 ** (attempt - 1));
+  const jittered = 100 + Math.random() * ceiling;
+  return retryAfterMs !== undefined ? Math.max(retryAfterMs, jittered) : jittered;
+}
+
+/** `ep-cool-1234-pooler.eu.aws.neon.tech` → `ep-cool-1234.eu.aws.neon.tech`, lower-cased. */
+export function normaliseEndpointHost(host: string): string {
+  const lower = host.trim().toLowerCase().replace(/\.$/, '');
+  const [first, ...rest] = lower.split('.');
+  const label = first.endsWith('-pooler') ? first.slice(0, -'-pooler'.length) : first;
+  return [label, ...rest].join('.');
+}
+
+function toBranchInfo(b: Branch, annotations: Record<string, string>): BranchInfo {
+  return {
+    id: b.id,
+    name: b.name,
+    ...(b.parent_id ? { parentId: b.parent_id } : {}),
+    createdAt: b.created_at,
+    ...(b.expires_at ? { expiresAt: b.expires_at } : {}),
+    isDefault: b.default === true,
+    annotations: { ...annotations },
+  };
+}
+
+export function newestFirst(a: BranchInfo, b: BranchInfo): number {
+  const byTime = Date.parse(b.createdAt) - Date.parse(a.createdAt);
+  return byTime !== 0 ? byTime : b.name.localeCompare(a.name);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
