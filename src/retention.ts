@@ -1,0 +1,246 @@
+/**
+ * Retention: which of this product's branches to delete, and deleting them.
+ *
+ * `planRetention` is pure (branches in, decisions out) so every rule is unit-tested without a
+ * server; `applyRetention` carries a plan out, one log line per branch; `ensureRoomForBranches`
+ * is the check a mode runs before it creates branches, so the project's branch limit is met by
+ * retention first and otherwise fails before any work is done.
+ *
+ * Rules (each decision carries its reason):
+ * - Only branches annotated by this product are ever considered; backups only when they were taken
+ *   from this standby (`standby-branch-id`), so two configurations sharing a project keep apart.
+ * - Backups: keep the newest `retain`; delete the rest, and also any older than `retainDays` when
+ *   set. The newest backup is never deleted, whatever the settings.
+ * - Restore-test branches: delete once past their `expires_at`, or, without one, once older than
+ *   the restore TTL.
+ * - Never the project's default branch, never the standby, never a protected id (the branch a
+ *   run is using), never a branch with children (Neon refuses; the child would lose its parent):
+ *   these are skipped and reported. A child that is itself deleted in the same plan does not block
+ *   its parent; deletions are ordered children first.
+ */
+import type { Logger } from './io.js';
+import { TOOL_ANNOTATION, newestFirst, type BranchInfo, type NeonApi, type ToolBranchKind } from './neon.js';
+
+/** Neon's free plan; used when the API does not report the project's limit. */
+export const FREE_PLAN_BRANCH_LIMIT = 10;
+
+export interface RetentionInput {
+  /** Every branch of the project, as `NeonApi.listBranches` returns them. */
+  branches: readonly BranchInfo[];
+  /** The standby branch (the one `neon-database-url` points at). */
+  standbyId: string;
+  /** Backups to keep, newest first (at least 1 is always kept). */
+  retain: number;
+  /** Delete backups older than this many days; undefined = no age limit. */
+  retainDays?: number;
+  /** Restore-test branches without an expiry are deleted once older than this. */
+  restoreTtlMinutes: number;
+  now: Date;
+  /** Which kinds to plan for (default both): restore mode sweeps only `restore-test`. */
+  kinds?: readonly ToolBranchKind[];
+  /** Ids never to delete here, e.g. the branch the current run just made or is using. */
+  protect?: readonly string[];
+}
+
+export interface SkippedBranch {
+  branch: BranchInfo;
+  reason: string;
+}
+
+export interface RetentionPlan {
+  /** Branches to delete, in order (children before parents). */
+  delete: BranchInfo[];
+  /** Why each branch in `delete` goes, keyed by branch id. */
+  reasons: Record<string, string>;
+  /** This standby's backup branches that stay, newest first. */
+  keep: BranchInfo[];
+  /** Branches retention would delete but must not, with why. */
+  skipped: SkippedBranch[];
+}
+
+const DAY_MS = 86_400_000;
+const MINUTE_MS = 60_000;
+
+export function planRetention(input: RetentionInput): RetentionPlan {
+  const kinds = new Set<ToolBranchKind>(input.kinds ?? ['backup', 'restore-test']);
+  const protectedIds = new Set(input.protect ?? []);
+  const now = input.now.getTime();
+
+  // Candidates with their reason; whether each may really go is decided below.
+  const wanted: { branch: BranchInfo; reason: string }[] = [];
+  const keep: BranchInfo[] = [];
+
+  if (kinds.has('restore-test')) {
+    for (const b of input.branches.filter((x) => x.annotations[TOOL_ANNOTATION] === 'restore-test').sort(newestFirst)) {
+      const reason = restoreTestExpiry(b, now, input.restoreTtlMinutes);
+      if (reason) wanted.push({ branch: b, reason });
+    }
+  }
+
+  if (kinds.has('backup')) {
+    const backups = input.branches
+      .filter((b) => b.annotations[TOOL_ANNOTATION] === 'backup' && b.annotations['standby-branch-id'] === input.standbyId)
+      .sort(newestFirst);
+    const retain = Math.max(1, Math.floor(input.retain));
+    backups.forEach((b, index) => {
+      const ageDays = (now - Date.parse(b.createdAt)) / DAY_MS;
+      let reason: string | undefined;
+      if (index === 0) reason = undefined; // the newest backup is never deleted
+      else if (index >= retain) reason = `beyond retain=${input.retain} (backup #${index + 1}, newest first)`;
+      else if (input.retainDays !== undefined && ageDays > input.retainDays) {
+        reason = `older than retain-days=${input.retainDays} (${ageDays.toFixed(1)} days)`;
+      }
+      if (reason) wanted.push({ branch: b, reason });
+      else keep.push(b);
+    });
+  }
+
+  // Walk the candidates children-first so a parent whose only children go in this same plan may go
+  // too; a child that must stay keeps its parent.
+  const wantedIds = new Set(wanted.map((w) => w.branch.id));
+  const deleting = new Set<string>();
+  const skipped: SkippedBranch[] = [];
+  const childrenOf = (id: string) => input.branches.filter((b) => b.parentId === id);
+  const decided = new Map<string, boolean>();
+
+  const decide = (w: { branch: BranchInfo; reason: string }): boolean => {
+    const b = w.branch;
+    const known = decided.get(b.id);
+    if (known !== undefined) return known;
+    decided.set(b.id, false); // cycle guard; a branch tree has none, but never loop on bad data
+    let blocker: string | undefined;
+    if (b.isDefault) blocker = 'it is the project default branch';
+    else if (b.id === input.standbyId) blocker = 'it is the standby';
+    else if (protectedIds.has(b.id)) blocker = 'it is in use by this run';
+    else {
+      const children = childrenOf(b.id);
+      const staying = children.filter((c) => {
+        const cw = wanted.find((x) => x.branch.id === c.id);
+        return !(cw && wantedIds.has(c.id) && decide(cw));
+      });
+      if (staying.length > 0) {
+        blocker = `it has child branch${staying.length > 1 ? 'es' : ''} ${staying.map((c) => `"${c.name}" (${c.id})`).join(', ')}`;
+      }
+    }
+    if (blocker) {
+      skipped.push({ branch: b, reason: `would be deleted (${w.reason}) but ${blocker}` });
+      decided.set(b.id, false);
+      return false;
+    }
+    decided.set(b.id, true);
+    deleting.add(b.id);
+    return true;
+  };
+  wanted.forEach(decide);
+
+  // Children before parents, so Neon never sees a parent deleted while its child still exists.
+  const order: BranchInfo[] = [];
+  const placed = new Set<string>();
+  const place = (b: BranchInfo) => {
+    if (placed.has(b.id)) return;
+    placed.add(b.id);
+    for (const c of childrenOf(b.id)) if (deleting.has(c.id)) place(c);
+    order.push(b);
+  };
+  for (const w of wanted) if (deleting.has(w.branch.id)) place(w.branch);
+
+  const reasons: Record<string, string> = {};
+  for (const w of wanted) if (deleting.has(w.branch.id)) reasons[w.branch.id] = w.reason;
+  // A backup that had to stay is still kept: list it with the others.
+  for (const s of skipped) if (s.branch.annotations[TOOL_ANNOTATION] === 'backup') keep.push(s.branch);
+  keep.sort(newestFirst);
+  return { delete: order, reasons, keep, skipped };
+}
+
+function restoreTestExpiry(b: BranchInfo, now: number, ttlMinutes: number): string | undefined {
+  if (b.expiresAt !== undefined) {
+    const expires = Date.parse(b.expiresAt);
+    return Number.isFinite(expires) && expires <= now ? `restore-test branch expired at ${b.expiresAt}` : undefined;
+  }
+  const ageMinutes = (now - Date.parse(b.createdAt)) / MINUTE_MS;
+  return ageMinutes > ttlMinutes ? `restore-test branch older than ${ttlMinutes} minutes (${Math.floor(ageMinutes)} minutes)` : undefined;
+}
+
+/**
+ * Deletes what the plan says, logging each action and each skip on its own line. A branch that
+ * fails to delete is reported as a warning and the rest continue: retention never fails the run
+ * that already did its work. Returns the branches actually deleted.
+ */
+export async function applyRetention(neon: Pick<NeonApi, 'deleteBranch'>, plan: RetentionPlan, io: { log: Logger }): Promise<BranchInfo[]> {
+  for (const s of plan.skipped) io.log.info(`Retention: keeping "${s.branch.name}" (${s.branch.id}): ${s.reason}.`);
+  const deleted: BranchInfo[] = [];
+  for (const b of plan.delete) {
+    const reason = plan.reasons[b.id] ?? 'retention';
+    try {
+      await neon.deleteBranch(b.id);
+      io.log.info(`Retention: deleted "${b.name}" (${b.id}, created ${b.createdAt}): ${reason}.`);
+      deleted.push(b);
+    } catch (e) {
+      io.log.warn(`Retention: could not delete "${b.name}" (${b.id}): ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  if (plan.delete.length === 0) io.log.info(`Retention: nothing to delete (${plan.keep.length} backup branch(es) kept).`);
+  return deleted;
+}
+
+export interface RoomRequest {
+  /** Branches the caller is about to create. */
+  needed: number;
+  /** The project's branch limit (`getProject().branchLimit ?? FREE_PLAN_BRANCH_LIMIT`). */
+  limit: number;
+  standbyId: string;
+  retain: number;
+  retainDays?: number;
+  restoreTtlMinutes: number;
+  /**
+   * Kinds retention may delete to make room. Backup mode passes both: the new backups count toward
+   * `retain`, so the oldest backups that the run's own retention would delete afterwards may go
+   * first. Restore mode passes only `restore-test`.
+   */
+  kinds?: readonly ToolBranchKind[];
+  protect?: readonly string[];
+  now?: Date;
+}
+
+/**
+ * Makes sure `needed` more branches fit under the project's branch limit, deleting by retention
+ * when they would not. Throws, naming the limit and every branch, when retention cannot free
+ * enough. Returns the branches deleted (empty when there was room).
+ */
+export async function ensureRoomForBranches(
+  neon: Pick<NeonApi, 'listBranches' | 'deleteBranch'>,
+  req: RoomRequest,
+  io: { log: Logger },
+): Promise<BranchInfo[]> {
+  const branches = await neon.listBranches();
+  if (branches.length + req.needed <= req.limit) return [];
+
+  const kinds = req.kinds ?? ['backup', 'restore-test'];
+  const newBackups = kinds.includes('backup') ? req.needed : 0;
+  io.log.info(
+    `Retention: the project has ${branches.length} of its ${req.limit} branches and this run needs ${req.needed} more; applying retention first.`,
+  );
+  const plan = planRetention({
+    branches,
+    standbyId: req.standbyId,
+    retain: Math.max(1, req.retain - newBackups),
+    retainDays: req.retainDays,
+    restoreTtlMinutes: req.restoreTtlMinutes,
+    now: req.now ?? new Date(),
+    kinds,
+    protect: req.protect,
+  });
+  const deleted = await applyRetention(neon, plan, io);
+  const remaining = branches.length - deleted.length;
+  if (remaining + req.needed <= req.limit) return deleted;
+
+  const listing = branches
+    .filter((b) => !deleted.some((d) => d.id === b.id))
+    .map((b) => `"${b.name}" (${b.id}${b.isDefault ? ', default' : ''}${b.annotations[TOOL_ANNOTATION] ? `, ${b.annotations[TOOL_ANNOTATION]}` : ''})`)
+    .join(', ');
+  throw new Error(
+    `The Neon project's branch limit (${req.limit}) leaves no room: ${remaining} branches exist and this run needs ${req.needed} more, ` +
+      `after retention deleted ${deleted.length}. Branches: ${listing}. ` +
+      'Fix: delete branches you no longer need in the Neon console, lower retain, or raise the plan limit.',
+  );
+}
