@@ -1,0 +1,302 @@
+/**
+ * mode: backup — the runbook:
+ *   1. read the selection and connect to MongoDB;
+ *   2. find the standby branch behind neon-database-url and make sure the project has room for one
+ *      more branch (retention first, or fail before anything is written);
+ *   3. take the standby's backup lock and record the run as running;
+ *   4. sync every selected collection into the standby in one transaction (standby.ts);
+ *   5. freeze the committed standby as a storage-only snapshot branch;
+ *   6. apply retention to this tool's branches;
+ *   7. outputs and job summary.
+ * Nothing that fails before the commit in step 4 changes the standby; nothing that fails after it
+ * undoes it (the next run makes the snapshot the failed run could not).
+ */
+import { randomUUID } from 'node:crypto';
+import type { ClientSession, MongoClient } from 'mongodb';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Io } from '../io.js';
+import { TOOL_VERSION, type Consistency, type GithubRun } from '../manifest.js';
+import {
+  clusterTime,
+  connectMongo,
+  describeSource,
+  listSelectedCollections,
+  rawDocuments,
+  snapshotTimeOf,
+  type CollectionSpec,
+  type SourceInfo,
+} from '../mongo.js';
+import { NeonApi, normaliseEndpointHost, type BranchInfo } from '../neon.js';
+import { connectPostgres, describePostgresUrl } from '../postgres.js';
+import { formatBytes, formatDuration, markdownTable } from '../report.js';
+import { FREE_PLAN_BRANCH_LIMIT, applyRetention, ensureRoomForBranches, planRetention } from '../retention.js';
+import { acquireBackupLock, recordRunStart, syncStandby, type CollectionSource, type SyncResult } from '../standby.js';
+
+/** MongoDB's error code when a snapshot read outlives the server's snapshot history (5 minutes by default). */
+const SNAPSHOT_TOO_OLD = 239;
+
+export async function backup(config: Config, io: Io): Promise<boolean> {
+  const started = new Date();
+  const runId = randomUUID();
+  const mongodbUri = config.mongodbUri;
+  if (!mongodbUri) throw new Error('mode backup needs mongodb-uri (or MONGODB_SRV_URL): the MongoDB deployment to back up');
+  const neon = new NeonApi({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log: io.log });
+  const selection = { databases: config.databases, include: config.include, exclude: config.exclude };
+
+  let mongo: MongoClient | undefined;
+  let standbyClient: pg.Client | undefined;
+  try {
+    // 1. The source and what it holds.
+    mongo = await connectMongo(mongodbUri);
+    const source = await describeSource(mongo, mongodbUri);
+    const specs = await listSelectedCollections(mongo, selection);
+    if (specs.length === 0) {
+      throw new Error(
+        'no collection matches the selection (databases/include/exclude); nothing to back up. ' +
+          'Check the inputs, or run mode validate to list what the selection covers',
+      );
+    }
+    io.log.info(`MongoDB ${source.serverVersion} (${source.topology}): ${specs.length} collection(s) selected`);
+
+    // 2. The standby branch, and room for the snapshot this run will make.
+    const standbyHost = new URL(config.neonDatabaseUrl).hostname;
+    const standby = await neon.findBranchByEndpointHost(standbyHost);
+    if (!standby) {
+      throw new Error(
+        `no branch of Neon project "${config.neonProjectId}" has the endpoint ${standbyHost} of neon-database-url; ` +
+          'check that neon-database-url and neon-project-id belong to the same project',
+      );
+    }
+    io.log.info(`standby: branch "${standby.name}" (${standby.id}) at ${describePostgresUrl(config.neonDatabaseUrl)}`);
+    const project = await neon.getProject();
+    const madeRoom = await ensureRoomForBranches(
+      neon,
+      {
+        needed: 1,
+        limit: project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT,
+        standbyId: standby.id,
+        retain: config.retain,
+        retainDays: config.retainDays,
+        restoreTtlMinutes: config.restoreTtlMinutes,
+      },
+      io,
+    );
+
+    // 3. One backup at a time, and an audit trail even if this run dies.
+    // Session advisory locks and a long transaction need a direct connection, not the pooler.
+    const directHost = normaliseEndpointHost(standbyHost) !== standbyHost.toLowerCase() ? normaliseEndpointHost(standbyHost) : undefined;
+    standbyClient = await connectPostgres(config.neonDatabaseUrl, { host: directHost, applicationName: 'supaneon-sync backup' });
+    await acquireBackupLock(standbyClient, config.lockWaitSeconds, io.log);
+    await recordRunStart(standbyClient, {
+      runId,
+      toolVersion: TOOL_VERSION,
+      status: 'running',
+      startedAt: started,
+      finishedAt: null,
+      clusterTimeStart: (await clusterTime(mongo)) ?? null,
+      clusterTimeEnd: null,
+      consistency: null,
+      github: githubRun(),
+      source: { hosts: source.hosts, serverVersion: source.serverVersion, topology: source.topology },
+    });
+    io.log.info(`backup run ${runId} started`);
+
+    // 4. The sync, in one transaction.
+    const sync = await syncWithBestConsistency(standbyClient, mongo, source, specs, runId, config, io);
+    io.log.info(`standby committed: ${sync.result.changed} row(s) written, consistency ${sync.consistency}`);
+
+    // 5. The immutable snapshot.
+    const branch = await createSnapshotBranch(neon, config.branchPrefix, standby.id, runId, io);
+
+    // 6. Retention (never fails the run: its problems are warnings).
+    const plan = planRetention({
+      branches: await neon.listBranches(),
+      standbyId: standby.id,
+      retain: config.retain,
+      retainDays: config.retainDays,
+      restoreTtlMinutes: config.restoreTtlMinutes,
+      now: new Date(),
+      protect: [branch.id, standby.id],
+    });
+    const deleted = [...madeRoom, ...(await applyRetention(neon, plan, io))];
+
+    // 7. Outputs and summary.
+    const seconds = (Date.now() - started.getTime()) / 1000;
+    const totals = sync.result.collections.reduce(
+      (t, c) => ({ documents: t.documents + c.documents, bytes: t.bytes + c.bsonBytes }),
+      { documents: 0, bytes: 0 },
+    );
+    io.setOutput('branch-name', branch.name);
+    io.setOutput('branch-id', branch.id);
+    io.setOutput('standby-branch-id', standby.id);
+    io.setOutput('collections', sync.result.collections.length);
+    io.setOutput('documents', totals.documents);
+    io.setOutput('bytes', totals.bytes);
+    io.setOutput('changed', sync.result.changed);
+    io.setOutput('deleted-branches', deleted.map((b) => b.name).join(','));
+    io.setOutput('duration-seconds', Math.round(seconds));
+    io.setOutput('consistency', sync.consistency);
+    await io.appendSummary(summary({ runId, branch, standby, sync: sync.result, consistency: sync.consistency, deleted, plan, seconds, totals }));
+    io.log.info(
+      `backup complete in ${formatDuration(seconds)}: ${totals.documents} documents (${formatBytes(totals.bytes)}) in ` +
+        `${sync.result.collections.length} collection(s), ${sync.result.changed} row(s) written, snapshot "${branch.name}"`,
+    );
+    return true;
+  } finally {
+    // Ending the session also releases the backup lock.
+    await standbyClient?.end().catch(() => undefined);
+    await mongo?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * Reads with one snapshot across all collections where the server offers it; if the read outlives
+ * the server's snapshot window (MongoDB keeps 5 minutes by default), the rolled-back sync is run
+ * again with per-collection consistency instead of failing the backup.
+ */
+async function syncWithBestConsistency(
+  client: pg.Client,
+  mongo: MongoClient,
+  source: SourceInfo,
+  specs: CollectionSpec[],
+  runId: string,
+  config: Config,
+  io: Io,
+): Promise<{ result: SyncResult; consistency: Consistency }> {
+  if (source.snapshotReads) {
+    const session = mongo.startSession({ snapshot: true });
+    try {
+      const result = await syncOnce(client, mongo, specs, runId, config, io, session);
+      return { result, consistency: 'snapshot' };
+    } catch (err) {
+      if (!isSnapshotTooOld(err)) throw err;
+      io.log.warn(
+        "reading every collection took longer than MongoDB's snapshot window (minSnapshotHistoryWindowInSeconds); " +
+          'the standby was left unchanged and the collections are read again, each consistent on its own',
+      );
+    } finally {
+      await session.endSession().catch(() => undefined);
+    }
+  }
+  return { result: await syncOnce(client, mongo, specs, runId, config, io, undefined), consistency: 'per-collection' };
+}
+
+async function syncOnce(
+  client: pg.Client,
+  mongo: MongoClient,
+  specs: CollectionSpec[],
+  runId: string,
+  config: Config,
+  io: Io,
+  session: ClientSession | undefined,
+): Promise<SyncResult> {
+  const sources: CollectionSource[] = [];
+  for (const spec of specs) {
+    const estimatedDocuments =
+      spec.kind === 'view' ? undefined : await mongo.db(spec.database).collection(spec.collection).estimatedDocumentCount().catch(() => undefined);
+    sources.push({ spec, estimatedDocuments, documents: () => rawDocuments(mongo, spec, { batchSize: config.batchSize, session }) });
+  }
+  return syncStandby(client, {
+    runId,
+    sources,
+    log: io.log,
+    // With a snapshot, the data is as of one cluster time (recorded as the end); without, the end
+    // of the window in which collections were read.
+    finish: async () => ({
+      clusterTimeEnd: (session ? snapshotTimeOf(session) : undefined) ?? (await clusterTime(mongo)) ?? null,
+      consistency: session ? 'snapshot' : 'per-collection',
+    }),
+  });
+}
+
+function isSnapshotTooOld(err: unknown): boolean {
+  for (let e: unknown = err; e instanceof Error; e = e.cause) {
+    if ((e as { code?: unknown }).code === SNAPSHOT_TOO_OLD) return true;
+  }
+  return false;
+}
+
+/**
+ * Freezes the committed standby as `<prefix>YYYYMMDDTHHMMSSZ`, storage only. If Neon fails for
+ * good, a branch the failed call may still have made is removed, so no half-made snapshot stays.
+ */
+async function createSnapshotBranch(neon: NeonApi, prefix: string, standbyId: string, runId: string, io: Io): Promise<BranchInfo> {
+  let name = snapshotName(prefix, new Date());
+  // Two runs within one second (tests, manual re-runs) would otherwise ask for the same name.
+  while ((await neon.findBranchesByName(name)).length > 0) {
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+    name = snapshotName(prefix, new Date());
+  }
+  try {
+    const branch = await neon.createBackupBranch({ name, parentId: standbyId, runId });
+    io.log.info(`snapshot branch "${branch.name}" (${branch.id}) created from the standby, no compute endpoint`);
+    return branch;
+  } catch (err) {
+    await removeHalfMadeBranch(neon, name, runId, io);
+    throw new Error(
+      `the standby was updated and committed, but the snapshot branch "${name}" could not be created: ${(err as Error).message}. ` +
+        'The standby holds this backup; the next successful run creates a snapshot of it',
+      { cause: err },
+    );
+  }
+}
+
+async function removeHalfMadeBranch(neon: NeonApi, name: string, runId: string, io: Io): Promise<void> {
+  try {
+    for (const b of await neon.findBranchesByName(name)) {
+      if (b.annotations['run-id'] !== runId) continue;
+      io.log.warn(`removing branch "${b.name}" (${b.id}) left by the failed snapshot call`);
+      await neon.deleteBranch(b.id);
+    }
+  } catch (err) {
+    io.log.warn(`could not check for a half-made snapshot branch "${name}": ${(err as Error).message}; look for it in the Neon console`);
+  }
+}
+
+export function snapshotName(prefix: string, at: Date): string {
+  const iso = at.toISOString(); // 2026-05-01T10:00:00.000Z
+  return `${prefix}${iso.slice(0, 10).replace(/-/g, '')}T${iso.slice(11, 19).replace(/:/g, '')}Z`;
+}
+
+function githubRun(): GithubRun | null {
+  const { GITHUB_REPOSITORY, GITHUB_RUN_ID, GITHUB_SHA } = process.env;
+  return GITHUB_REPOSITORY && GITHUB_RUN_ID ? { repository: GITHUB_REPOSITORY, runId: GITHUB_RUN_ID, sha: GITHUB_SHA ?? '' } : null;
+}
+
+function summary(s: {
+  runId: string;
+  branch: BranchInfo;
+  standby: BranchInfo;
+  sync: SyncResult;
+  consistency: Consistency;
+  deleted: BranchInfo[];
+  plan: ReturnType<typeof planRetention>;
+  seconds: number;
+  totals: { documents: number; bytes: number };
+}): string {
+  const rows = s.sync.collections.map((c) => [
+    `${c.spec.database}.${c.spec.collection}${c.spec.kind === 'collection' ? '' : ` (${c.spec.kind})`}`,
+    c.spec.kind === 'view' ? '(definition only)' : `${c.schemaName}.${c.tableName}`,
+    c.documents,
+    formatBytes(c.bsonBytes),
+    c.inserted + c.updated + c.deleted,
+    `\`${c.contentHash.slice(0, 16)}…\``,
+  ]);
+  const lines = [
+    '## supaneon-sync backup',
+    '',
+    `Snapshot branch **${s.branch.name}** (\`${s.branch.id}\`) from standby **${s.standby.name}** (\`${s.standby.id}\`), ` +
+      `run \`${s.runId}\`, ${formatDuration(s.seconds)}, consistency ${s.consistency}.`,
+    '',
+    markdownTable(['Collection', 'Postgres table', 'Documents', 'Size', 'Changed', 'Content hash'], rows),
+    `Total: ${s.totals.documents} documents, ${formatBytes(s.totals.bytes)}, ${s.sync.changed} row(s) written.`,
+  ];
+  if (s.sync.droppedTables.length > 0) lines.push('', `Dropped tables (collections gone or deselected): ${s.sync.droppedTables.join(', ')}`);
+  lines.push('', '### Retention');
+  if (s.deleted.length === 0) lines.push('', 'No branch deleted.');
+  else lines.push('', markdownTable(['Deleted branch', 'Id', 'Created', 'Why'], s.deleted.map((b) => [b.name, b.id, b.createdAt, s.plan.reasons[b.id] ?? 'made room for this backup'])));
+  for (const k of s.plan.skipped) lines.push(`- kept ${k.branch.name} (${k.branch.id}): ${k.reason}`);
+  lines.push('', `Backups kept: ${s.plan.keep.map((b) => b.name).join(', ') || 'none'}.`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,134 @@
+/**
+ * The MongoDB side: connect, list what the selection covers (with the options and indexes a
+ * restore needs), and stream documents as the raw BSON bytes the server sent, so nothing is
+ * decoded and re-encoded on the way to the standby.
+ */
+import { BSON, MongoClient, type ClientSession, type Document, type Timestamp } from 'mongodb';
+import { isSelected, isSystemDatabase, type Selection } from './selection.js';
+
+export interface CollectionSpec {
+  database: string;
+  collection: string;
+  kind: 'collection' | 'timeseries' | 'view';
+  options: Document;
+  indexes: Document[];
+}
+
+export interface SourceInfo {
+  hosts: string[];
+  serverVersion: string;
+  topology: 'standalone' | 'replicaSet' | 'sharded';
+  /** Whether this server can serve one snapshot across collections (replica set or sharded, MongoDB >= 5.0). */
+  snapshotReads: boolean;
+}
+
+export async function connectMongo(uri: string, opts: { connectTimeoutMs?: number } = {}): Promise<MongoClient> {
+  const timeout = opts.connectTimeoutMs ?? 10_000;
+  let client: MongoClient;
+  try {
+    client = new MongoClient(uri, {
+      appName: 'supaneon-sync',
+      // An unreachable server should fail the run in seconds, not after the driver's 30 s default.
+      serverSelectionTimeoutMS: timeout,
+      connectTimeoutMS: timeout,
+    });
+  } catch (err) {
+    throw new Error(`mongodb-uri is not a valid MongoDB connection string: ${(err as Error).message}`);
+  }
+  try {
+    await client.connect();
+    await client.db('admin').command({ ping: 1 });
+  } catch (err) {
+    await client.close().catch(() => undefined);
+    throw new Error(
+      `cannot reach MongoDB at ${describeMongoUri(uri)}: ${(err as Error).message}; check mongodb-uri and that the server accepts connections from this runner`,
+    );
+  }
+  return client;
+}
+
+/** Hosts of a MongoDB URI for messages, without credentials or options. */
+export function describeMongoUri(uri: string): string {
+  const m = /^mongodb(?:\+srv)?:\/\/(?:[^@/]*@)?([^/?]*)/.exec(uri);
+  return m ? m[1] : '(unparseable MongoDB URI)';
+}
+
+export async function describeSource(client: MongoClient, uri: string): Promise<SourceInfo> {
+  const admin = client.db('admin');
+  const hello = await admin.command({ hello: 1 });
+  const build = await admin.command({ buildInfo: 1 }).catch(() => ({ version: 'unknown' }) as Document);
+  const topology = hello.msg === 'isdbgrid' ? 'sharded' : hello.setName ? 'replicaSet' : 'standalone';
+  const major = Number(String(build.version).split('.')[0]);
+  // FerretDB answers as a standalone (no setName), so it never gets here; wire version 13 = 5.0.
+  const snapshotReads = topology !== 'standalone' && Number.isFinite(major) && major >= 5 && (hello.maxWireVersion ?? 0) >= 13;
+  return { hosts: describeMongoUri(uri).split(','), serverVersion: String(build.version), topology, snapshotReads };
+}
+
+/** The cluster's current logical time as canonical Extended JSON, or undefined where the server has none (standalone, FerretDB). */
+export async function clusterTime(client: MongoClient): Promise<string | undefined> {
+  const reply = await client.db('admin').command({ ping: 1 });
+  const t = (reply.operationTime ?? reply.$clusterTime?.clusterTime) as Timestamp | undefined;
+  return t ? timestampJson(t) : undefined;
+}
+
+export function timestampJson(t: Timestamp): string {
+  return BSON.EJSON.stringify(t, { relaxed: false });
+}
+
+/** The snapshot time a snapshot session settled on after its first read, if it did. */
+export function snapshotTimeOf(session: ClientSession): string | undefined {
+  // The driver keeps the server-chosen atClusterTime on the session but does not type it publicly.
+  const t = (session as unknown as { snapshotTime?: Timestamp }).snapshotTime;
+  return t ? timestampJson(t) : undefined;
+}
+
+const INDEX_NOISE = ['v', 'ns'];
+
+export async function listSelectedCollections(client: MongoClient, s: Selection): Promise<CollectionSpec[]> {
+  const listed = await client.db('admin').admin().listDatabases({ nameOnly: true });
+  const databases = listed.databases
+    .map((d) => d.name)
+    .filter((db) => !isSystemDatabase(db))
+    .filter((db) => s.databases.length === 0 || s.databases.includes(db))
+    .sort();
+  const specs: CollectionSpec[] = [];
+  for (const database of databases) {
+    const db = client.db(database);
+    const infos = await db.listCollections({}, { nameOnly: false }).toArray();
+    infos.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    for (const info of infos) {
+      if (!isSelected(database, info.name, s)) continue;
+      const kind = info.type === 'view' ? 'view' : info.type === 'timeseries' ? 'timeseries' : 'collection';
+      const options: Document = { ...((info as Document).options ?? {}) };
+      let indexes: Document[] = [];
+      if (kind !== 'view') {
+        const raw = await db.collection(info.name).listIndexes().toArray();
+        // `v` and `ns` describe the server's storage, not the index; a restore into another server must not replay them.
+        indexes = raw.map((ix) => Object.fromEntries(Object.entries(ix).filter(([k]) => !INDEX_NOISE.includes(k))));
+      }
+      specs.push({ database, collection: info.name, kind, options, indexes });
+    }
+  }
+  return specs;
+}
+
+/**
+ * Every document of a collection, each as its own Buffer of exact BSON bytes, in natural order
+ * (no sort: a sort makes FerretDB and MongoDB buffer the whole collection). `batchSize` bounds
+ * how many documents the driver holds at once; the server further caps a batch at 16 MiB.
+ */
+export async function* rawDocuments(
+  client: MongoClient,
+  spec: CollectionSpec,
+  opts: { batchSize: number; session?: ClientSession },
+): AsyncIterable<Buffer> {
+  const cursor = client
+    .db(spec.database)
+    .collection(spec.collection)
+    .find({}, { raw: true, batchSize: opts.batchSize, ...(opts.session ? { session: opts.session } : {}) });
+  try {
+    for await (const doc of cursor) yield doc as unknown as Buffer;
+  } finally {
+    await cursor.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,314 @@
+/**
+ * The Postgres side of a backup: bring the standby to exactly the state just read from MongoDB,
+ * in one transaction, writing only the rows whose content changed.
+ *
+ * Per collection, every document is COPYed (binary) into a temporary staging table (no WAL, so no
+ * storage in Neon's history) and the table is then brought in line with three statements that only
+ * touch differing rows. An `INSERT ... ON CONFLICT DO UPDATE ... WHERE` would look simpler but
+ * locks every conflicting row, and each lock writes the tuple header (WAL) even when nothing
+ * changes; the separate UPDATE / INSERT / DELETE write nothing for unchanged rows.
+ */
+import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import type { Logger } from './io.js';
+import { COPY_COLUMNS, ContentHash, copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, encodeDocument } from './codec.js';
+import {
+  completeBackup,
+  ensureManifestTables,
+  insertBackup,
+  insertCollection,
+  tablesOfLastBackup,
+  type BackupRecord,
+  type Consistency,
+} from './manifest.js';
+import type { CollectionSpec } from './mongo.js';
+import { META_SCHEMA, quoteIdent, schemaNameFor, tableNameFor } from './naming.js';
+import { Progress } from './report.js';
+
+/** One session-level advisory lock key for every backup of a database: derived, not magic. */
+const LOCK_KEY = createHash('sha256').update('supaneon-sync backup').digest().readBigInt64BE(0).toString();
+const STAGE = 'pg_temp.supaneon_stage';
+/** Bytes of COPY data gathered per write: few large writes instead of one per document. */
+const COPY_CHUNK_BYTES = 256 * 1024;
+
+export class BackupAlreadyRunning extends Error {}
+
+/**
+ * Takes the standby's backup lock (held by this session until it ends), so a second backup
+ * against the same standby fails at once, or after `waitSeconds`, instead of interleaving.
+ */
+export async function acquireBackupLock(client: pg.ClientBase, waitSeconds: number, log: Logger): Promise<void> {
+  const deadline = Date.now() + waitSeconds * 1000;
+  let announced = false;
+  for (;;) {
+    const r = await client.query('SELECT pg_try_advisory_lock($1::bigint) AS locked', [LOCK_KEY]);
+    if (r.rows[0].locked === true) return;
+    if (Date.now() >= deadline) {
+      throw new BackupAlreadyRunning(
+        waitSeconds > 0
+          ? `another supaneon-sync backup still holds this standby after waiting ${waitSeconds} s; let it finish or raise lock-wait-seconds`
+          : 'another supaneon-sync backup is running against this standby; let it finish, or set lock-wait-seconds to wait for it',
+      );
+    }
+    if (!announced) {
+      log.info(`another backup is running against this standby; waiting up to ${waitSeconds} s for it to finish`);
+      announced = true;
+    }
+    await new Promise((resolve) => setTimeout(resolve, Math.min(2000, Math.max(0, deadline - Date.now()))));
+  }
+}
+
+/**
+ * Creates the manifest tables if needed and records the run as `running`, committed on its own:
+ * a run that dies leaves that trace even though its sync transaction rolls back.
+ */
+export async function recordRunStart(client: pg.ClientBase, record: BackupRecord): Promise<void> {
+  await ensureManifestTables(client);
+  await insertBackup(client, record);
+}
+
+export interface CollectionSource {
+  spec: CollectionSpec;
+  /** The collection's documents as raw BSON, read once, in any order. */
+  documents(): AsyncIterable<Buffer>;
+  /** The server's estimate of the document count, for the progress ETA. */
+  estimatedDocuments?: number;
+}
+
+export interface CollectionSyncResult {
+  spec: CollectionSpec;
+  schemaName: string;
+  tableName: string;
+  documents: number;
+  bsonBytes: number;
+  contentHash: string;
+  inserted: number;
+  updated: number;
+  deleted: number;
+}
+
+export interface SyncResult {
+  collections: CollectionSyncResult[];
+  /** Tables of collections that were backed up before but are gone or no longer selected ("schema"."table"). */
+  droppedTables: string[];
+  changed: number;
+}
+
+export interface SyncArgs {
+  runId: string;
+  sources: CollectionSource[];
+  log: Logger;
+  /** Called after every collection was read, before the commit: the run's end time and consistency. */
+  finish(): Promise<{ clusterTimeEnd: string | null; consistency: Consistency }>;
+}
+
+/**
+ * The whole sync in one transaction: readers of the standby see the previous backup or this one,
+ * never a mix. On any failure the transaction is rolled back and the error names the collection.
+ */
+export async function syncStandby(client: pg.ClientBase, a: SyncArgs): Promise<SyncResult> {
+  assertDistinctTables(a.sources.map((s) => s.spec));
+  await client.query('BEGIN');
+  try {
+    const previous = await tablesOfLastBackup(client);
+    const lz4 = await supportsLz4(client);
+    const collections: CollectionSyncResult[] = [];
+    for (const source of a.sources) {
+      const { database, collection } = source.spec;
+      const result = await a.log.group(`${database}.${collection}`, async () => {
+        try {
+          return await syncCollection(client, source, lz4, a.log);
+        } catch (err) {
+          throw new Error(`backup of ${database}.${collection} failed: ${(err as Error).message}`, { cause: err });
+        }
+      });
+      collections.push(result);
+    }
+    const droppedTables = await dropVanishedTables(client, previous, collections, a.log);
+    const end = await a.finish();
+    for (const c of collections) {
+      await insertCollection(client, {
+        runId: a.runId,
+        database: c.spec.database,
+        collection: c.spec.collection,
+        schemaName: c.schemaName,
+        tableName: c.tableName,
+        kind: c.spec.kind,
+        documents: c.documents,
+        bsonBytes: c.bsonBytes,
+        contentHash: c.contentHash,
+        indexes: c.spec.indexes,
+        options: c.spec.options,
+      });
+    }
+    await completeBackup(client, a.runId, { finishedAt: new Date(), ...end });
+    await client.query('COMMIT');
+    const changed = collections.reduce((n, c) => n + c.inserted + c.updated + c.deleted, 0);
+    return { collections, droppedTables, changed };
+  } catch (err) {
+    // The connection may be the thing that failed; the server rolls back on its own then.
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw err;
+  }
+}
+
+async function syncCollection(client: pg.ClientBase, source: CollectionSource, lz4: boolean, log: Logger): Promise<CollectionSyncResult> {
+  const { spec } = source;
+  const schemaName = schemaNameFor(spec.database);
+  const tableName = tableNameFor(spec.collection);
+  const hash = new ContentHash();
+  if (spec.kind === 'view') {
+    log.info(`view on ${spec.options.viewOn}: its definition is recorded in the manifest, its results are not copied`);
+    return { spec, schemaName, tableName, documents: 0, bsonBytes: 0, contentHash: hash.digest(), inserted: 0, updated: 0, deleted: 0 };
+  }
+  const target = `${quoteIdent(schemaName)}.${quoteIdent(tableName)}`;
+  await ensureTable(client, schemaName, tableName, `${spec.database}.${spec.collection}`, lz4);
+
+  await client.query(`DROP TABLE IF EXISTS ${STAGE}`);
+  await client.query(`CREATE TEMP TABLE supaneon_stage (_id text, doc jsonb, bson bytea, hash bytea) ON COMMIT DROP`);
+  const progress = new Progress(`${spec.database}.${spec.collection}`, log, { total: source.estimatedDocuments });
+  const copy = client.query(
+    copyStreams.from(`COPY ${STAGE} (${COPY_COLUMNS.map(quoteIdent).join(', ')}) FROM STDIN (FORMAT binary)`),
+  );
+  await pipeline(Readable.from(copyData(source.documents(), hash, progress), { highWaterMark: 8 }), copy);
+  progress.done();
+
+  // A unique index both speeds up the joins below and refuses a collection that (through a bug
+  // anywhere upstream) yielded the same _id twice, instead of silently keeping one of them.
+  await client.query(`CREATE UNIQUE INDEX ON ${STAGE} (_id)`);
+  await client.query(`ANALYZE ${STAGE}`);
+  const updated = await client.query(
+    `UPDATE ${target} t SET doc = s.doc, bson = s.bson, hash = s.hash
+     FROM ${STAGE} s WHERE t._id = s._id AND t.hash <> s.hash`,
+  );
+  const inserted = await client.query(
+    `INSERT INTO ${target} (_id, doc, bson, hash)
+     SELECT s._id, s.doc, s.bson, s.hash FROM ${STAGE} s
+     WHERE NOT EXISTS (SELECT 1 FROM ${target} t WHERE t._id = s._id)`,
+  );
+  const deleted = await client.query(
+    `DELETE FROM ${target} t WHERE NOT EXISTS (SELECT 1 FROM ${STAGE} s WHERE s._id = t._id)`,
+  );
+  await client.query(`DROP TABLE ${STAGE}`);
+  const r = {
+    spec,
+    schemaName,
+    tableName,
+    documents: hash.documents,
+    bsonBytes: hash.bytes,
+    contentHash: hash.digest(),
+    inserted: inserted.rowCount ?? 0,
+    updated: updated.rowCount ?? 0,
+    deleted: deleted.rowCount ?? 0,
+  };
+  log.info(`${r.documents} documents: ${r.inserted} inserted, ${r.updated} updated, ${r.deleted} deleted, unchanged rows not rewritten`);
+  return r;
+}
+
+/**
+ * The binary COPY stream for a collection: pulls documents only as fast as Postgres takes them
+ * (Readable.from + pipeline give backpressure), hashing each as it passes.
+ */
+async function* copyData(documents: AsyncIterable<Buffer>, hash: ContentHash, progress: Progress): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [copyBinaryHeader()];
+  let pendingBytes = 0;
+  for await (const raw of documents) {
+    const row = encodeDocument(raw);
+    hash.add(row.hash, row.bson.length);
+    progress.add(1, row.bson.length);
+    const tuple = copyBinaryTuple(row);
+    pending.push(tuple);
+    pendingBytes += tuple.length;
+    if (pendingBytes >= COPY_CHUNK_BYTES) {
+      yield Buffer.concat(pending);
+      pending = [];
+      pendingBytes = 0;
+    }
+  }
+  pending.push(copyBinaryTrailer());
+  yield Buffer.concat(pending);
+}
+
+async function ensureTable(client: pg.ClientBase, schemaName: string, tableName: string, mongoName: string, lz4: boolean): Promise<void> {
+  const schema = quoteIdent(schemaName);
+  const target = `${schema}.${quoteIdent(tableName)}`;
+  await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+  const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS present', [target]);
+  if (exists.rows[0].present === true) return;
+  // lz4 compresses large documents about as well as the default pglz at a fraction of the CPU.
+  const compression = lz4 ? ' COMPRESSION lz4' : '';
+  await client.query(`CREATE TABLE ${target} (
+    _id text PRIMARY KEY,
+    doc jsonb${compression} NOT NULL,
+    bson bytea${compression} NOT NULL,
+    hash bytea NOT NULL
+  )`);
+  // The exact MongoDB name, for people browsing the standby (the manifest holds it too).
+  const comment = await client.query(`SELECT format('COMMENT ON TABLE %s IS %L', $1::text, $2::text) AS sql`, [
+    target,
+    `MongoDB collection ${mongoName}, kept by supaneon-sync`,
+  ]);
+  await client.query(comment.rows[0].sql);
+}
+
+async function supportsLz4(client: pg.ClientBase): Promise<boolean> {
+  // Servers built without lz4 refuse the setting; a savepoint keeps that probe from aborting the sync.
+  await client.query('SAVEPOINT supaneon_lz4_probe');
+  try {
+    await client.query("SET LOCAL default_toast_compression = 'lz4'");
+    await client.query('RESET default_toast_compression');
+    await client.query('RELEASE SAVEPOINT supaneon_lz4_probe');
+    return true;
+  } catch {
+    await client.query('ROLLBACK TO SAVEPOINT supaneon_lz4_probe');
+    return false;
+  }
+}
+
+/**
+ * Drops the tables of collections the previous backup stored but this one did not read
+ * (deleted in MongoDB, or no longer selected). Their data lives on in older snapshot branches.
+ * Only tables recorded in the manifest are ever dropped, never anything else in the database.
+ */
+async function dropVanishedTables(
+  client: pg.ClientBase,
+  previous: { database: string; collection: string; schemaName: string; tableName: string }[],
+  current: CollectionSyncResult[],
+  log: Logger,
+): Promise<string[]> {
+  const kept = new Set(current.filter((c) => c.spec.kind !== 'view').map((c) => `${c.schemaName}\u0000${c.tableName}`));
+  const dropped: string[] = [];
+  for (const p of previous) {
+    if (kept.has(`${p.schemaName}\u0000${p.tableName}`)) continue;
+    const schema = quoteIdent(p.schemaName);
+    const target = `${schema}.${quoteIdent(p.tableName)}`;
+    await client.query(`DROP TABLE IF EXISTS ${target}`);
+    log.info(
+      `dropped ${target}: ${p.database}.${p.collection} no longer exists or is no longer selected (older backup branches keep its data)`,
+    );
+    dropped.push(target);
+    const left = await client.query(
+      'SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1',
+      [p.schemaName],
+    );
+    if (left.rows[0].n === 0 && p.schemaName !== META_SCHEMA) await client.query(`DROP SCHEMA IF EXISTS ${schema}`);
+  }
+  return dropped;
+}
+
+function assertDistinctTables(specs: CollectionSpec[]): void {
+  const seen = new Map<string, string>();
+  for (const s of specs) {
+    if (s.kind === 'view') continue;
+    const key = `${schemaNameFor(s.database)}\u0000${tableNameFor(s.collection)}`;
+    const name = `${s.database}.${s.collection}`;
+    const other = seen.get(key);
+    if (other !== undefined) {
+      throw new Error(`collections ${other} and ${name} map to the same Postgres table; exclude one of them with the exclude input`);
+    }
+    seen.set(key, name);
+  }
+}
