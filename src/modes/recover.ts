@@ -1,0 +1,323 @@
+/**
+ * mode: recover. Puts a backup (a backup branch, or the standby itself) back into a MongoDB
+ * deployment, byte-exact, and proves it by reading the target back:
+ *
+ *   1. find the backup and open it (a backup branch has no compute: a temporary child branch gets one);
+ *   2. read its manifest and choose the collections (databases / include / exclude);
+ *   3. refuse non-empty targets unless drop-target, before anything is written;
+ *   4. per collection: create it with its recorded options, stream the stored documents into it in
+ *      unordered bulk inserts, then build its indexes; then recreate the views;
+ *   5. read every target collection back and compare counts and content hashes with the manifest.
+ */
+import type { MongoClient } from 'mongodb';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Io } from '../io.js';
+import { readManifest, type CollectionRecord, type Manifest } from '../manifest.js';
+import { connectMongo } from '../mongo.js';
+import { NeonApi, type BranchInfo } from '../neon.js';
+import { connectPostgres } from '../postgres.js';
+import { formatBytes, formatDuration, markdownTable, Progress } from '../report.js';
+import {
+  createRecordedIndexes,
+  createTargetCollection,
+  describeTarget,
+  dropTarget,
+  insertDocuments,
+  occupiedTargets,
+  readBack,
+  viewMatches,
+  type IndexOutcome,
+  type TargetCollection,
+} from '../restore-target.js';
+import { isSelected } from '../selection.js';
+import { storedDocuments } from '../stored-documents.js';
+
+interface CollectionOutcome {
+  target: TargetCollection;
+  record: CollectionRecord;
+  documents: number;
+  bytes: number;
+  /** Hash of the rows as read from the backup: proves the source was intact. */
+  sourceHash?: string;
+  /** Read back from the target after the writes. */
+  targetDocuments?: number;
+  targetHash?: string;
+  indexes: IndexOutcome[];
+  verified: boolean;
+  problems: string[];
+}
+
+export async function recover(config: Config, io: Io): Promise<boolean> {
+  const started = Date.now();
+  const { log } = io;
+  if (!config.targetMongodbUri) {
+    throw new Error('target-mongodb-uri is required: recover never writes to an implicit target');
+  }
+  const neon = new NeonApi({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log });
+
+  const source = await openSource(config, io, neon);
+  try {
+    io.setOutput('backup-branch-id', source.branchId);
+    const manifest = await readManifest(source.client, source.runId);
+    assertCompleted(manifest, source.label);
+    const records = manifest.collections.filter((c) =>
+      isSelected(c.database, c.collection, { databases: config.databases, include: config.include, exclude: config.exclude }),
+    );
+    if (records.length === 0) {
+      throw new Error(
+        `no collection of ${source.label} (backup run ${manifest.backup.runId}) matches databases/include/exclude; ` +
+          `it holds ${manifest.collections.map((c) => `${c.database}.${c.collection}`).join(', ') || 'no collections'}`,
+      );
+    }
+    log.info(
+      `recovering ${records.length} collection(s) of backup run ${manifest.backup.runId} (finished ${manifest.backup.finishedAt?.toISOString() ?? 'unknown'}) from ${source.label}`,
+    );
+
+    const target = await connectMongo(config.targetMongodbUri);
+    try {
+      const outcomes = await writeAll(config, io, source.client, target, records);
+      await verifyAll(config, io, target, outcomes);
+      const ok = outcomes.every((o) => o.verified);
+      const documents = outcomes.reduce((n, o) => n + o.documents, 0);
+      const seconds = (Date.now() - started) / 1000;
+      io.setOutput('collections', outcomes.length);
+      io.setOutput('documents', documents);
+      io.setOutput('verified', ok);
+      io.setOutput('duration-seconds', Math.round(seconds));
+      await io.appendSummary(summary(source.label, manifest, outcomes, ok, seconds));
+      if (ok) {
+        log.info(`recover verified: ${outcomes.length} collection(s), ${documents} document(s) in ${formatDuration(seconds)}`);
+      } else {
+        for (const o of outcomes.filter((x) => !x.verified)) log.error(`${describeTarget(o.target)}: ${o.problems.join('; ')}`);
+      }
+      return ok;
+    } finally {
+      await target.close().catch(() => undefined);
+    }
+  } finally {
+    await source.close();
+  }
+}
+
+interface Source {
+  client: pg.Client;
+  /** Run id to read from the manifest (a backup branch's annotation), or undefined for the newest completed run. */
+  runId: string | undefined;
+  branchId: string;
+  label: string;
+  close(): Promise<void>;
+}
+
+async function openSource(config: Config, io: Io, neon: NeonApi): Promise<Source> {
+  if (config.backupBranch === 'standby') {
+    const client = await connectPostgres(config.neonDatabaseUrl, { applicationName: 'supaneon-sync recover' });
+    const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch((err: Error) => {
+      io.log.warn(`could not identify the standby branch through the Neon API (${err.message}); continuing with its database`);
+      return undefined;
+    });
+    return {
+      client,
+      runId: undefined,
+      branchId: standby?.id ?? '',
+      label: `the standby${standby ? ` (branch ${standby.name})` : ''}`,
+      close: () => client.end().catch(() => undefined),
+    };
+  }
+  return openBackupBranch(config, io, neon);
+}
+
+/**
+ * A backup branch has no compute endpoint (it costs storage only), so it is read through a temporary
+ * child branch with one, exactly as restore does: named with the restore prefix, annotated as a
+ * restore test, expiring after restore-ttl-minutes should every cleanup fail, and deleted on close.
+ * Its name is saved for the post step before it exists, so a killed run still gets it deleted.
+ */
+async function openBackupBranch(config: Config, io: Io, neon: NeonApi): Promise<Source> {
+  const backup = await findBackupBranch(config, neon);
+  const name = `${config.restorePrefix}${utcStamp(new Date())}`;
+  const expiresAt = new Date(Date.now() + config.restoreTtlMinutes * 60_000).toISOString();
+  io.saveState('restore-branch-name', name);
+  io.log.info(`reading backup branch ${backup.name} (${backup.id}) through temporary branch ${name}, expiring ${expiresAt}`);
+  const { branch, host } = await neon.createRestoreBranch({ name, parentId: backup.id, expiresAt });
+  io.saveState('restore-branch-id', branch.id);
+  const removeBranch = async (): Promise<void> => {
+    try {
+      await neon.deleteBranch(branch.id);
+      io.log.info(`temporary branch ${branch.name} deleted`);
+    } catch (err) {
+      io.log.warn(`could not delete temporary branch ${branch.name} (${branch.id}): ${(err as Error).message}; it expires at ${expiresAt}, or delete it in the Neon console`);
+    }
+  };
+  let client: pg.Client;
+  try {
+    client = await connectPostgres(config.neonDatabaseUrl, { host, applicationName: 'supaneon-sync recover' });
+  } catch (err) {
+    await removeBranch();
+    throw err;
+  }
+  return {
+    client,
+    runId: backup.annotations['run-id'],
+    branchId: backup.id,
+    label: `backup branch ${backup.name}`,
+    close: async () => {
+      await client.end().catch(() => undefined);
+      await removeBranch();
+    },
+  };
+}
+
+async function findBackupBranch(config: Config, neon: NeonApi): Promise<BranchInfo> {
+  if (config.backupBranch) {
+    const found = await neon.findBranch(config.backupBranch);
+    if (!found) {
+      throw new Error(`backup-branch ${config.backupBranch} matches no branch of project ${config.neonProjectId} by name or id; pass a branch the backup mode created (its branch-id output), or standby`);
+    }
+    return found;
+  }
+  const [newest] = await neon.toolBranches('backup');
+  if (!newest) {
+    throw new Error(`project ${config.neonProjectId} has no backup branch made by supaneon-sync; run mode: backup first, or pass backup-branch: standby`);
+  }
+  return newest;
+}
+
+/** 2026-05-01T10:00:00.123Z -> 20260501T100000Z, as the backup branch names are written. */
+function utcStamp(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+function assertCompleted(manifest: Manifest, label: string): void {
+  if (manifest.backup.status !== 'completed') {
+    throw new Error(
+      `backup run ${manifest.backup.runId} in ${label} is marked ${manifest.backup.status}, not completed: its data is not a whole backup; choose another backup-branch`,
+    );
+  }
+}
+
+function targetOf(config: Config, record: CollectionRecord): TargetCollection {
+  return {
+    source: {
+      database: record.database,
+      collection: record.collection,
+      kind: record.kind,
+      options: record.options,
+      indexes: record.indexes,
+    },
+    database: `${config.targetDatabasePrefix}${record.database}`,
+    collection: record.collection,
+  };
+}
+
+async function writeAll(
+  config: Config,
+  io: Io,
+  pgClient: pg.Client,
+  target: MongoClient,
+  records: readonly CollectionRecord[],
+): Promise<CollectionOutcome[]> {
+  const outcomes = records.map(
+    (record): CollectionOutcome => ({ target: targetOf(config, record), record, documents: 0, bytes: 0, indexes: [], verified: false, problems: [] }),
+  );
+  const targets = outcomes.map((o) => o.target);
+
+  if (config.dropTarget) {
+    for (const t of targets) {
+      if (await dropTarget(target, t)) io.log.info(`${describeTarget(t)}: dropped (drop-target: true)`);
+    }
+  } else {
+    const occupied = await occupiedTargets(target, targets);
+    if (occupied.length > 0) {
+      throw new Error(
+        `refusing to write into target collections that already hold data: ${occupied.join(', ')}; ` +
+          `set drop-target: true to replace them, or recover side by side with target-database-prefix`,
+      );
+    }
+  }
+
+  // Collections before views: a view reads from collections, and creating it first would not fail but would show nothing.
+  const ordered = [...outcomes.filter((o) => o.record.kind !== 'view'), ...outcomes.filter((o) => o.record.kind === 'view')];
+  for (const o of ordered) {
+    const name = describeTarget(o.target);
+    await io.log.group(`recover ${o.record.database}.${o.record.collection} → ${name}`, async () => {
+      for (const w of await createTargetCollection(target, o.target)) io.log.warn(w);
+      if (o.record.kind === 'view') return;
+      const progress = new Progress(name, io.log, { total: o.record.documents });
+      const rows = storedDocuments(pgClient, { schemaName: o.record.schemaName, tableName: o.record.tableName, label: name }, { batchSize: config.batchSize });
+      try {
+        const totals = await insertDocuments(target, o.target, rows, {
+          onProgress: (p) => {
+            progress.add(p.documents - o.documents, p.bytes - o.bytes);
+            o.documents = p.documents;
+            o.bytes = p.bytes;
+          },
+        });
+        o.sourceHash = totals.contentHash;
+      } catch (err) {
+        throw new Error(
+          `recover stopped at ${name} after ${o.documents} of ${o.record.documents} documents: ${(err as Error).message}; ` +
+            `the collections before it are complete; fix the cause and rerun with drop-target: true`,
+        );
+      }
+      progress.done();
+      o.indexes = await createRecordedIndexes(target, o.target);
+      for (const ix of o.indexes.filter((i) => !i.created)) {
+        io.log.warn(`${name}: index ${ix.name} not created, the target server refused it: ${ix.reason}`);
+      }
+    });
+  }
+  return outcomes;
+}
+
+async function verifyAll(config: Config, io: Io, target: MongoClient, outcomes: CollectionOutcome[]): Promise<void> {
+  await io.log.group('verify the target against the manifest', async () => {
+    for (const o of outcomes) {
+      const name = describeTarget(o.target);
+      if (o.record.kind === 'view') {
+        const matches = await viewMatches(target, o.target);
+        if (!matches) o.problems.push('view missing or its definition differs from the backup');
+        o.verified = matches;
+        continue;
+      }
+      if (o.documents !== o.record.documents || o.sourceHash !== o.record.contentHash) {
+        o.problems.push(
+          `the backup's rows (${o.documents} documents, hash ${o.sourceHash}) differ from its manifest (${o.record.documents}, ${o.record.contentHash})`,
+        );
+      }
+      const back = await readBack(target, o.target, { batchSize: config.batchSize });
+      o.targetDocuments = back.documents;
+      o.targetHash = back.contentHash;
+      if (back.documents !== o.record.documents) {
+        o.problems.push(`target holds ${back.documents} documents, the manifest ${o.record.documents}`);
+      }
+      if (back.contentHash !== o.record.contentHash) {
+        o.problems.push(`content hash read back from the target ${back.contentHash} differs from the manifest's ${o.record.contentHash}`);
+      }
+      o.verified = o.problems.length === 0;
+      io.log.info(`${name}: ${o.verified ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`);
+    }
+  });
+}
+
+function summary(label: string, manifest: Manifest, outcomes: readonly CollectionOutcome[], ok: boolean, seconds: number): string {
+  const rows = outcomes.map((o) => {
+    const refused = o.indexes.filter((i) => !i.created).map((i) => i.name);
+    const created = o.indexes.filter((i) => i.created).length;
+    return [
+      `${o.record.database}.${o.record.collection}`,
+      describeTarget(o.target),
+      o.record.kind,
+      o.record.kind === 'view' ? '-' : `${o.targetDocuments ?? 0} / ${o.record.documents}`,
+      o.record.kind === 'view' ? '-' : formatBytes(o.bytes),
+      o.record.kind === 'view' ? '-' : `${created}${refused.length ? ` (refused: ${refused.join(', ')})` : ''}`,
+      o.record.kind === 'view' ? '-' : `${o.record.contentHash.slice(0, 12)}…`,
+      o.verified ? 'pass' : `FAIL: ${o.problems.join('; ')}`,
+    ];
+  });
+  return (
+    `## supaneon-sync recover: ${ok ? 'verified' : 'FAILED'}\n\n` +
+    `Backup run \`${manifest.backup.runId}\` from ${label}, ${outcomes.length} collection(s) in ${formatDuration(seconds)}.\n\n` +
+    markdownTable(['source', 'target', 'kind', 'documents (target / backup)', 'size', 'indexes', 'content hash', 'verified'], rows)
+  );
+}
