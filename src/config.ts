@@ -1,0 +1,465 @@
+/**
+ * Inputs (action inputs, CLI flags, environment fallbacks) -> one frozen, typed Config.
+ *
+ * Every rule reports a problem that names the input, says what is wrong and how to fix it, and
+ * never repeats the value it was given: most inputs here are connection strings or keys.
+ * All problems are collected and reported together so one run shows everything to fix.
+ */
+import { z } from 'zod';
+
+export type Mode = 'validate' | 'backup' | 'restore' | 'recover';
+export const MODES: readonly Mode[] = ['validate', 'backup', 'restore', 'recover'];
+
+/** Keys are input names (kebab-case); '' or undefined = unset. */
+export type RawInputs = Record<string, string | undefined>;
+
+export interface Config {
+  readonly mode: Mode;
+  readonly mongodbUri: string | undefined;
+  readonly neonApiKey: string;
+  readonly neonProjectId: string;
+  readonly neonDatabaseUrl: string;
+  readonly neonApiHost: string;
+  readonly databases: readonly string[];
+  readonly include: readonly string[];
+  readonly exclude: readonly string[];
+  readonly branchPrefix: string;
+  readonly retain: number;
+  readonly retainDays: number | undefined;
+  readonly backupBranch: string | undefined;
+  readonly restorePrefix: string;
+  readonly restoreTtlMinutes: number;
+  readonly verify: 'full' | 'sample';
+  readonly sampleSize: number;
+  readonly checks: readonly string[];
+  readonly compareSource: boolean;
+  readonly keepRestoreBranch: boolean;
+  readonly targetMongodbUri: string | undefined;
+  readonly targetDatabasePrefix: string;
+  readonly dropTarget: boolean;
+  readonly batchSize: number;
+  readonly lockWaitSeconds: number;
+}
+
+/** Every input of action.yml, in its order. The CLI accepts each (except mode) as `--<name>`. */
+export const INPUT_NAMES = [
+  'mode',
+  'mongodb-uri',
+  'neon-api-key',
+  'neon-project-id',
+  'neon-database-url',
+  'neon-api-host',
+  'databases',
+  'include',
+  'exclude',
+  'branch-prefix',
+  'retain',
+  'retain-days',
+  'backup-branch',
+  'restore-prefix',
+  'restore-ttl-minutes',
+  'verify',
+  'sample-size',
+  'checks',
+  'compare-source',
+  'keep-restore-branch',
+  'target-mongodb-uri',
+  'target-database-prefix',
+  'drop-target',
+  'batch-size',
+  'lock-wait-seconds',
+] as const;
+export type InputName = (typeof INPUT_NAMES)[number];
+
+export const BOOLEAN_INPUTS: readonly InputName[] = ['compare-source', 'keep-restore-branch', 'drop-target'];
+
+/** Inputs that carry credentials: masked before anything is logged. */
+export const SECRET_INPUTS: readonly InputName[] = ['mongodb-uri', 'neon-api-key', 'neon-database-url', 'target-mongodb-uri'];
+
+/** Environment variables users of the original scripts already have; used when the input is empty. */
+export const ENV_FALLBACKS: Readonly<Partial<Record<InputName, string>>> = {
+  'mongodb-uri': 'MONGODB_SRV_URL',
+  'neon-api-key': 'NEON_API_KEY',
+  'neon-project-id': 'NEON_PROJECT_ID',
+  'neon-database-url': 'NEON_DATABASE_URL',
+  'neon-api-host': 'NEON_API_HOST',
+};
+
+export const DEFAULT_NEON_API_HOST = 'https://console.neon.tech/api/v2';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(
+      `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
+        problems.map((p) => `- ${p}`).join('\n'),
+    );
+    this.name = 'ConfigError';
+  }
+}
+
+/**
+ * Checks one include/exclude pattern; returns what is wrong with it, or undefined. Supplied by the
+ * selection module so the configuration refuses exactly the patterns selection cannot match.
+ */
+export type PatternValidator = (pattern: string) => string | undefined;
+
+const REQUIRED_BY_MODE: Record<Mode, readonly InputName[]> = {
+  validate: ['mongodb-uri', 'neon-api-key', 'neon-project-id', 'neon-database-url'],
+  backup: ['mongodb-uri', 'neon-api-key', 'neon-project-id', 'neon-database-url'],
+  restore: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
+  recover: ['neon-api-key', 'neon-project-id', 'neon-database-url', 'target-mongodb-uri'],
+};
+
+const REQUIRED_HINT: Partial<Record<InputName, string>> = {
+  'mongodb-uri': 'pass the MongoDB connection string (mongodb+srv://…) from a secret, or set MONGODB_SRV_URL',
+  'neon-api-key': 'pass a Neon API key from a secret, or set NEON_API_KEY',
+  'neon-project-id': "pass the Neon project id (Project settings, e.g. 'late-frost-12345678'), or set NEON_PROJECT_ID",
+  'neon-database-url': "pass the standby branch's connection string (postgresql://…?sslmode=require) from a secret, or set NEON_DATABASE_URL",
+  'target-mongodb-uri': 'recover never writes to an implicit target: pass the MongoDB connection string to restore into',
+};
+
+// Neon project ids are lowercase words and digits joined by hyphens, e.g. 'late-frost-12345678'.
+const NEON_PROJECT_ID = /^[a-z0-9]+(?:-[a-z0-9]+)+$/;
+// Prefixes become the start of Neon branch names; keep them to characters every tool shows plainly.
+const BRANCH_PREFIX = /^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$/;
+// MongoDB database names may not contain these (and no NUL); also limited to 63 bytes.
+const MONGO_DB_FORBIDDEN = /[/\\. "$*<>:|?\0]/;
+const SECURE_SSLMODES = ['require', 'verify-ca', 'verify-full'];
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+
+type Problem = { input: InputName; message: string };
+
+function problem(ctx: z.RefinementCtx, input: InputName, message: string): void {
+  ctx.addIssue({ code: 'custom', path: [input], message });
+}
+
+/** Splits a list input: commas or newlines, blanks dropped. */
+function listOf(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  return value
+    .split(/[,\n]/)
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+/** One SQL query a line; blank lines dropped. Commas belong to SQL, so only newlines separate. */
+function linesOf(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  return value
+    .split('\n')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+function parseUrl(value: string): URL | undefined {
+  try {
+    return new URL(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/** MongoDB URIs may list several hosts, which WHATWG URL refuses; check the parts by hand. */
+function mongoUriProblem(value: string): string | undefined {
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(value);
+  if (!scheme) return 'is not a connection string: it must start with mongodb:// or mongodb+srv://';
+  if (scheme[1] !== 'mongodb' && scheme[1] !== 'mongodb+srv') {
+    return `has scheme '${scheme[1]}': it must start with mongodb:// or mongodb+srv://`;
+  }
+  const rest = value.slice(scheme[0].length);
+  const authority = rest.split(/[/?#]/, 1)[0] ?? '';
+  const hosts = authority.slice(authority.lastIndexOf('@') + 1);
+  if (hosts === '' || hosts.split(',').some((h) => h.trim() === '')) {
+    return 'names no host: it must look like mongodb+srv://user:password@cluster.example.net/';
+  }
+  if (scheme[1] === 'mongodb+srv' && hosts.includes(',')) {
+    return 'lists several hosts, which mongodb+srv:// does not allow: use one SRV host name';
+  }
+  if (/\s/.test(value)) return 'contains white space: copy the connection string again without spaces or line breaks';
+  return undefined;
+}
+
+function neonDatabaseUrlProblem(value: string): string | undefined {
+  const url = parseUrl(value);
+  if (!url) return 'is not a valid URL: copy the connection string from the Neon console (postgresql://…)';
+  const scheme = url.protocol.replace(/:$/, '');
+  if (scheme !== 'postgres' && scheme !== 'postgresql') {
+    return `has scheme '${scheme}': it must start with postgresql:// or postgres://`;
+  }
+  if (url.hostname === '') return 'names no host: copy the connection string from the Neon console';
+  const sslmode = url.searchParams.get('sslmode');
+  if (sslmode === null) {
+    return 'has no sslmode: TLS to Neon is required; add ?sslmode=require (or verify-full) to the connection string';
+  }
+  if (!SECURE_SSLMODES.includes(sslmode)) {
+    return `has sslmode=${sslmode}, which allows unencrypted or unverified connections: TLS to Neon is required; use sslmode=require, verify-ca or verify-full`;
+  }
+  return undefined;
+}
+
+function apiHostProblem(value: string): string | undefined {
+  const url = parseUrl(value);
+  if (!url) return `is not a valid URL: use the API base URL, e.g. ${DEFAULT_NEON_API_HOST}`;
+  if (url.protocol === 'https:') return undefined;
+  if (url.protocol === 'http:') {
+    return LOOPBACK_HOSTS.has(url.hostname) || /^127\.\d+\.\d+\.\d+$/.test(url.hostname)
+      ? undefined
+      : 'uses http:// for a non-local host, which would send the API key unencrypted: use https://';
+  }
+  return `has scheme '${url.protocol.replace(/:$/, '')}': use https://, e.g. ${DEFAULT_NEON_API_HOST}`;
+}
+
+function integerInput(input: InputName, min: number, max: number, fallback: number | undefined) {
+  return z
+    .string()
+    .optional()
+    .transform((value, ctx): number | undefined => {
+      if (value === undefined) return fallback;
+      if (!/^\d+$/.test(value)) {
+        problem(ctx, input, `must be a whole number from ${min} to ${max}; got '${value}'`);
+        return z.NEVER;
+      }
+      const n = Number(value);
+      if (n < min || n > max) {
+        problem(ctx, input, `must be from ${min} to ${max}; got ${n}`);
+        return z.NEVER;
+      }
+      return n;
+    });
+}
+
+function booleanInput(input: InputName, fallback: boolean) {
+  return z
+    .string()
+    .optional()
+    .transform((value, ctx): boolean => {
+      if (value === undefined) return fallback;
+      if (value === 'true') return true;
+      if (value === 'false') return false;
+      problem(ctx, input, `must be true or false; got '${value}'`);
+      return z.NEVER;
+    });
+}
+
+function prefixInput(input: InputName, fallback: string) {
+  return z
+    .string()
+    .optional()
+    .transform((value, ctx): string => {
+      if (value === undefined) return fallback;
+      if (!BRANCH_PREFIX.test(value)) {
+        problem(
+          ctx,
+          input,
+          `is not usable in Neon branch names: use 1 to 64 letters, digits, '.', '_', '-' or '/', starting with a letter or digit (e.g. '${fallback}')`,
+        );
+        return z.NEVER;
+      }
+      return value;
+    });
+}
+
+/** A secret string: the rule reports problems without the value. */
+function secretInput(input: InputName, check: (v: string) => string | undefined) {
+  return z
+    .string()
+    .optional()
+    .superRefine((value, ctx) => {
+      if (value === undefined) return;
+      const wrong = check(value);
+      if (wrong) problem(ctx, input, wrong);
+    });
+}
+
+function buildSchema(validatePattern: PatternValidator | undefined) {
+  const patternList = (input: InputName) =>
+    z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        const patterns = listOf(value);
+        for (const p of patterns) {
+          const wrong = validatePattern?.(p);
+          if (wrong) problem(ctx, input, `pattern '${p}' ${wrong}`);
+        }
+        return patterns;
+      });
+
+  return z
+    .object({
+      mode: z.string().optional(),
+      'mongodb-uri': secretInput('mongodb-uri', mongoUriProblem),
+      'neon-api-key': secretInput('neon-api-key', (v) =>
+        /\s/.test(v) ? 'contains white space: copy the key again without spaces or line breaks' : undefined,
+      ),
+      'neon-project-id': z
+        .string()
+        .optional()
+        .superRefine((value, ctx) => {
+          if (value !== undefined && !NEON_PROJECT_ID.test(value)) {
+            problem(
+              ctx,
+              'neon-project-id',
+              `'${value}' does not look like a Neon project id (lowercase words and digits joined by hyphens, e.g. 'late-frost-12345678'): copy it from the project's settings page`,
+            );
+          }
+        }),
+      'neon-database-url': secretInput('neon-database-url', neonDatabaseUrlProblem),
+      'neon-api-host': z
+        .string()
+        .optional()
+        .transform((value, ctx) => {
+          const host = value ?? DEFAULT_NEON_API_HOST;
+          const wrong = apiHostProblem(host);
+          if (wrong) problem(ctx, 'neon-api-host', wrong);
+          return host.replace(/\/+$/, '');
+        }),
+      databases: z
+        .string()
+        .optional()
+        .transform((value, ctx) => {
+          const names = listOf(value);
+          for (const name of names) {
+            if (MONGO_DB_FORBIDDEN.test(name) || Buffer.byteLength(name) > 63) {
+              problem(
+                ctx,
+                'databases',
+                `'${name}' is not a MongoDB database name (at most 63 bytes, none of / \\ . " $ * < > : | ? or spaces): list database names separated by commas or new lines`,
+              );
+            }
+          }
+          return names;
+        }),
+      include: patternList('include'),
+      exclude: patternList('exclude'),
+      'branch-prefix': prefixInput('branch-prefix', 'backup-'),
+      retain: integerInput('retain', 1, 100, 7),
+      'retain-days': integerInput('retain-days', 1, 36500, undefined),
+      'backup-branch': z.string().optional(),
+      'restore-prefix': prefixInput('restore-prefix', 'restore-test-'),
+      'restore-ttl-minutes': integerInput('restore-ttl-minutes', 5, 43200, 60),
+      verify: z
+        .string()
+        .optional()
+        .transform((value, ctx): 'full' | 'sample' => {
+          if (value === undefined) return 'full';
+          if (value === 'full' || value === 'sample') return value;
+          problem(ctx, 'verify', `must be 'full' or 'sample'; got '${value}'`);
+          return z.NEVER;
+        }),
+      'sample-size': integerInput('sample-size', 1, 1_000_000, 1000),
+      checks: z.string().optional().transform(linesOf),
+      'compare-source': booleanInput('compare-source', false),
+      'keep-restore-branch': booleanInput('keep-restore-branch', false),
+      'target-mongodb-uri': secretInput('target-mongodb-uri', mongoUriProblem),
+      'target-database-prefix': z
+        .string()
+        .optional()
+        .transform((value, ctx) => {
+          const prefix = value ?? '';
+          if (MONGO_DB_FORBIDDEN.test(prefix) || Buffer.byteLength(prefix) > 32) {
+            problem(
+              ctx,
+              'target-database-prefix',
+              `'${prefix}' cannot start a MongoDB database name: use at most 32 bytes and none of / \\ . " $ * < > : | ? or spaces (e.g. 'restored_')`,
+            );
+          }
+          return prefix;
+        }),
+      'drop-target': booleanInput('drop-target', false),
+      'batch-size': integerInput('batch-size', 1, 100_000, 1000),
+      'lock-wait-seconds': integerInput('lock-wait-seconds', 0, 3600, 0),
+    })
+    .superRefine((inputs, ctx) => {
+      const mode = inputs.mode;
+      if (mode === undefined) {
+        problem(ctx, 'mode', `is required: set it to one of ${MODES.join(', ')}`);
+        return;
+      }
+      if (!(MODES as readonly string[]).includes(mode)) {
+        problem(ctx, 'mode', `'${mode}' is not a mode: use one of ${MODES.join(', ')}`);
+        return;
+      }
+      for (const input of REQUIRED_BY_MODE[mode as Mode]) {
+        if (inputs[input] === undefined) problem(ctx, input, `is required for mode ${mode}: ${REQUIRED_HINT[input]}`);
+      }
+      if (mode === 'restore' && inputs['compare-source'] && inputs['mongodb-uri'] === undefined) {
+        problem(ctx, 'mongodb-uri', 'is required when compare-source is true: pass the source connection string, or set compare-source to false');
+      }
+      if (inputs['backup-branch'] === 'standby' && mode !== 'recover') {
+        problem(ctx, 'backup-branch', "'standby' is accepted only by mode recover: name a backup branch (name or id), or leave it empty for the newest");
+      }
+    }, { when: () => true }) // cross-input rules run even when single inputs failed: report everything at once
+    .transform(
+      (i): Config =>
+        Object.freeze({
+          mode: i.mode as Mode,
+          mongodbUri: i['mongodb-uri'],
+          neonApiKey: i['neon-api-key'] ?? '',
+          neonProjectId: i['neon-project-id'] ?? '',
+          neonDatabaseUrl: i['neon-database-url'] ?? '',
+          neonApiHost: i['neon-api-host'],
+          databases: Object.freeze(i.databases),
+          include: Object.freeze(i.include),
+          exclude: Object.freeze(i.exclude),
+          branchPrefix: i['branch-prefix'],
+          retain: i.retain as number,
+          retainDays: i['retain-days'],
+          backupBranch: i['backup-branch'],
+          restorePrefix: i['restore-prefix'],
+          restoreTtlMinutes: i['restore-ttl-minutes'] as number,
+          verify: i.verify,
+          sampleSize: i['sample-size'] as number,
+          checks: Object.freeze(i.checks),
+          compareSource: i['compare-source'],
+          keepRestoreBranch: i['keep-restore-branch'],
+          targetMongodbUri: i['target-mongodb-uri'],
+          targetDatabasePrefix: i['target-database-prefix'],
+          dropTarget: i['drop-target'],
+          batchSize: i['batch-size'] as number,
+          lockWaitSeconds: i['lock-wait-seconds'] as number,
+        }),
+    );
+}
+
+/**
+ * The effective raw value of every input: the input when set, else its environment fallback;
+ * trimmed, with '' meaning unset. Unknown keys are kept so parseConfig can refuse them.
+ */
+export function effectiveInputs(input: RawInputs, env: NodeJS.ProcessEnv = process.env): RawInputs {
+  const out: RawInputs = {};
+  for (const [key, value] of Object.entries(input)) {
+    const v = key === 'checks' ? value : value?.trim();
+    if (v !== undefined && v.trim() !== '') out[key] = v;
+  }
+  for (const [input, variable] of Object.entries(ENV_FALLBACKS)) {
+    const fromEnv = env[variable]?.trim();
+    if (out[input] === undefined && fromEnv) out[input] = fromEnv;
+  }
+  return out;
+}
+
+let patternValidator: PatternValidator | undefined;
+
+/** Lets the selection module supply its pattern rules without config depending on it. */
+export function usePatternValidator(validate: PatternValidator): void {
+  patternValidator = validate;
+}
+
+export function parseConfig(input: RawInputs, env: NodeJS.ProcessEnv = process.env): Config {
+  const raw = effectiveInputs(input, env);
+  const problems: Problem[] = [];
+  for (const key of Object.keys(raw)) {
+    if (!(INPUT_NAMES as readonly string[]).includes(key)) {
+      problems.push({ input: key as InputName, message: 'is not an input of supaneon-sync: check its spelling against action.yml' });
+    }
+  }
+  const result = buildSchema(patternValidator).safeParse(raw);
+  if (result.success && problems.length === 0) return result.data;
+  if (!result.success) {
+    for (const issue of result.error.issues) {
+      problems.push({ input: String(issue.path[0] ?? 'mode') as InputName, message: issue.message });
+    }
+  }
+  throw new ConfigError(problems.map((p) => `input '${p.input}' ${p.message}`));
+}

@@ -1,0 +1,404 @@
+/**
+ * mode: validate — checks everything a backup needs, without changing anything:
+ *   1. configuration,
+ *   2. MongoDB: reachable, credentials, version and topology, databases listed, each selected
+ *      collection readable (estimated counts and sizes),
+ *   3. Neon API: key and project, the standby branch behind neon-database-url, branch usage
+ *      against the plan's limit, this tool's existing backups,
+ *   4. Neon Postgres: TLS with the certificate verified, and the role can create schemas and
+ *      tables (tried inside a transaction that is rolled back).
+ * Every check runs and is reported; the three services are checked side by side so an
+ * unreachable host costs its timeout once, not once per check.
+ */
+import { randomBytes } from 'node:crypto';
+import type { MongoClient } from 'mongodb';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Io, Logger } from '../io.js';
+import { connectMongo, describeMongoUri, describeSource, listSelectedCollections } from '../mongo.js';
+import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
+import { connectPostgres, describePostgresUrl } from '../postgres.js';
+import { formatBytes, formatDuration, markdownTable } from '../report.js';
+
+export type CheckGroup = 'configuration' | 'mongodb' | 'neon-api' | 'postgres';
+
+export interface CheckResult {
+  group: CheckGroup;
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface ValidationReport {
+  valid: boolean;
+  checks: CheckResult[];
+  collections: CollectionEstimate[];
+}
+
+interface CollectionEstimate {
+  database: string;
+  collection: string;
+  kind: string;
+  documents?: number;
+  bytes?: number;
+}
+
+// Each service gets a few seconds per connection attempt; with the three run side by side the
+// whole mode stays well under 20 s even when every host is unreachable.
+const CONNECT_TIMEOUT_MS = 5_000;
+const GROUP_DEADLINE_MS = 15_000;
+// Neon's free plan; used when the API does not report the plan's allowance.
+const FREE_PLAN_BRANCH_LIMIT = 10;
+
+const GROUP_TITLES: Record<CheckGroup, string> = {
+  configuration: 'Configuration',
+  mongodb: 'MongoDB',
+  'neon-api': 'Neon API',
+  postgres: 'Neon Postgres',
+};
+
+class Checks {
+  readonly results: CheckResult[] = [];
+  constructor(readonly group: CheckGroup) {}
+  pass(name: string, detail: string): void {
+    this.results.push({ group: this.group, name, ok: true, detail });
+  }
+  fail(name: string, detail: string): void {
+    this.results.push({ group: this.group, name, ok: false, detail });
+  }
+  /** Marks the checks that could not run because an earlier one failed. */
+  skip(names: readonly string[], because: string): void {
+    for (const name of names) this.fail(name, `not checked: ${because}`);
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+export async function validate(config: Config, io: Io): Promise<boolean> {
+  const started = Date.now();
+  const configuration = new Checks('configuration');
+  configuration.pass('inputs', describeConfig(config));
+  const collections: CollectionEstimate[] = [];
+
+  const [mongodb, neonApi, postgres] = await Promise.all([
+    withDeadline('mongodb', 'MongoDB', () => checkMongo(config, collections)),
+    withDeadline('neon-api', 'the Neon API', () => checkNeonApi(config, io.log)),
+    withDeadline('postgres', 'Neon Postgres', () => checkPostgres(config)),
+  ]);
+  const report: ValidationReport = {
+    valid: false,
+    checks: [...configuration.results, ...mongodb, ...neonApi, ...postgres],
+    collections,
+  };
+  report.valid = report.checks.every((c) => c.ok);
+  await publish(report, io, (Date.now() - started) / 1000);
+  return report.valid;
+}
+
+/**
+ * The report of a run whose configuration did not parse: one failed check per problem, the rest
+ * not attempted (their inputs cannot be trusted). Returns false.
+ */
+export async function reportInvalidConfiguration(problems: readonly string[], io: Io): Promise<boolean> {
+  const configuration = new Checks('configuration');
+  for (const p of problems) configuration.fail('inputs', p);
+  const report: ValidationReport = { valid: false, checks: configuration.results, collections: [] };
+  await publish(report, io, 0);
+  io.log.info('MongoDB, Neon API and Neon Postgres were not checked: fix the configuration first.');
+  return false;
+}
+
+function describeConfig(config: Config): string {
+  const selection = [
+    config.databases.length > 0 ? `databases ${config.databases.join(', ')}` : 'every non-system database',
+    config.include.length > 0 ? `include ${config.include.join(', ')}` : undefined,
+    config.exclude.length > 0 ? `exclude ${config.exclude.join(', ')}` : undefined,
+  ]
+    .filter(Boolean)
+    .join('; ');
+  return `project ${config.neonProjectId}; ${selection}; branch prefix '${config.branchPrefix}', retain ${config.retain}`;
+}
+
+/** Runs one group's checks; a group that does not finish in time becomes one failed check. */
+async function withDeadline(group: CheckGroup, what: string, run: () => Promise<CheckResult[]>): Promise<CheckResult[]> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<CheckResult[]>((resolve) => {
+    timer = setTimeout(
+      () =>
+        resolve([
+          {
+            group,
+            name: 'answered in time',
+            ok: false,
+            detail: `${what} did not answer within ${GROUP_DEADLINE_MS / 1000} s: check the host in its input and that this runner can reach it`,
+          },
+        ]),
+      GROUP_DEADLINE_MS,
+    );
+  });
+  try {
+    return await Promise.race([run(), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function checkMongo(config: Config, collections: CollectionEstimate[]): Promise<CheckResult[]> {
+  const checks = new Checks('mongodb');
+  const uri = config.mongodbUri as string; // required for validate by the configuration
+  const where = describeMongoUri(uri);
+  let client: MongoClient | undefined;
+  try {
+    try {
+      client = await connectMongo(uri, { connectTimeoutMs: CONNECT_TIMEOUT_MS });
+      checks.pass('reachable, credentials accepted', `connected to ${where}`);
+    } catch (error) {
+      checks.fail('reachable, credentials accepted', `${messageOf(error)}`);
+      checks.skip(['server version and topology', 'list databases', 'read selected collections'], 'MongoDB is not reachable');
+      return checks.results;
+    }
+
+    try {
+      const source = await describeSource(client, uri);
+      const topology =
+        source.topology === 'replicaSet'
+          ? 'replica set (one snapshot across collections)'
+          : source.topology === 'sharded'
+            ? 'sharded cluster'
+            : 'standalone (each collection read consistently on its own)';
+      checks.pass('server version and topology', `MongoDB ${source.serverVersion}, ${topology}`);
+    } catch (error) {
+      checks.fail('server version and topology', `cannot read hello/buildInfo: ${messageOf(error)}`);
+    }
+
+    let databases: string[];
+    try {
+      const listed = await client.db('admin').admin().listDatabases({ nameOnly: true });
+      databases = listed.databases.map((d) => d.name);
+      checks.pass('list databases', `${databases.length} database${databases.length === 1 ? '' : 's'} visible`);
+    } catch (error) {
+      checks.fail(
+        'list databases',
+        `${messageOf(error)}: grant the user the listDatabases action (e.g. the readAnyDatabase role), or list the databases in the 'databases' input`,
+      );
+      checks.skip(['read selected collections'], 'the databases cannot be listed');
+      return checks.results;
+    }
+    const missing = config.databases.filter((db) => !databases.includes(db));
+
+    try {
+      const specs = await listSelectedCollections(client, config);
+      const unreadable: string[] = [];
+      for (const spec of specs) {
+        const estimate: CollectionEstimate = { database: spec.database, collection: spec.collection, kind: spec.kind };
+        collections.push(estimate);
+        if (spec.kind === 'view') continue; // views are recorded, not copied: nothing to read
+        const coll = client.db(spec.database).collection(spec.collection);
+        try {
+          await coll.findOne({}, { projection: { _id: 1 } });
+          estimate.documents = await coll.estimatedDocumentCount();
+        } catch (error) {
+          unreadable.push(`${spec.database}.${spec.collection} (${messageOf(error)})`);
+          continue;
+        }
+        estimate.bytes = await collectionBytes(client, spec.database, spec.collection);
+      }
+      const docs = collections.reduce((n, c) => n + (c.documents ?? 0), 0);
+      const bytes = collections.reduce((n, c) => n + (c.bytes ?? 0), 0);
+      if (unreadable.length > 0) {
+        checks.fail(
+          'read selected collections',
+          `cannot read ${unreadable.join('; ')}: grant the user read on these databases, or leave them out with 'exclude'`,
+        );
+      } else if (missing.length > 0) {
+        checks.fail(
+          'read selected collections',
+          `database${missing.length === 1 ? '' : 's'} ${missing.join(', ')} listed in 'databases' ${missing.length === 1 ? 'does' : 'do'} not exist: fix the names in the 'databases' input`,
+        );
+      } else if (specs.length === 0) {
+        checks.pass('read selected collections', "no collection matches the selection: a backup would be empty (check 'databases', 'include' and 'exclude')");
+      } else {
+        checks.pass(
+          'read selected collections',
+          `${specs.length} collection${specs.length === 1 ? '' : 's'} readable, ~${docs.toLocaleString('en-US')} documents, ~${formatBytes(bytes)}`,
+        );
+      }
+    } catch (error) {
+      checks.fail('read selected collections', `cannot list collections: ${messageOf(error)}; grant the user listCollections and read`);
+    }
+    return checks.results;
+  } finally {
+    await client?.close().catch(() => undefined);
+  }
+}
+
+/** Uncompressed data size as the server reports it; undefined when the server does not say. */
+async function collectionBytes(client: MongoClient, database: string, collection: string): Promise<number | undefined> {
+  try {
+    const stats = await client.db(database).command({ collStats: collection });
+    return typeof stats.size === 'number' ? stats.size : Number(stats.size ?? NaN) || undefined;
+  } catch {
+    return undefined; // an estimate only: its absence must not fail the check
+  }
+}
+
+async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]> {
+  const checks = new Checks('neon-api');
+  const neon = new NeonApi({
+    apiKey: config.neonApiKey,
+    projectId: config.neonProjectId,
+    baseUrl: config.neonApiHost,
+    log,
+    requestTimeoutMs: CONNECT_TIMEOUT_MS,
+    retryDeadlineMs: 8_000,
+  });
+  let project: Awaited<ReturnType<NeonApi['getProject']>>;
+  try {
+    project = await neon.getProject();
+    checks.pass('API key valid, project exists', `project ${project.id} ("${project.name}")`);
+  } catch (error) {
+    checks.fail('API key valid, project exists', messageOf(error));
+    checks.skip(['standby branch', 'branch usage', 'existing backups'], 'the project cannot be read');
+    return checks.results;
+  }
+
+  let branches: BranchInfo[];
+  try {
+    branches = await neon.listBranches();
+  } catch (error) {
+    checks.fail('branch usage', `cannot list branches: ${messageOf(error)}`);
+    checks.skip(['standby branch', 'existing backups'], 'the branches cannot be listed');
+    return checks.results;
+  }
+
+  const host = new URL(config.neonDatabaseUrl).hostname;
+  try {
+    const standby = await neon.findBranchByEndpointHost(host);
+    if (standby) {
+      checks.pass('standby branch', `neon-database-url points at branch "${standby.name}" (${standby.id})${standby.isDefault ? ', the default branch' : ''}`);
+    } else {
+      checks.fail(
+        'standby branch',
+        `no endpoint of project ${config.neonProjectId} has host ${host}: neon-database-url must be a connection string of this project (copy it from the project's dashboard)`,
+      );
+    }
+  } catch (error) {
+    checks.fail('standby branch', messageOf(error));
+  }
+
+  const limit = project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT;
+  const backups = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'backup');
+  const restores = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'restore-test');
+  const others = branches.length - backups.length - restores.length;
+  // A backup run holds the retained backups plus its new one; a restore test adds one more.
+  const needed = others + config.retain + 2;
+  const usage = `${branches.length} of ${limit} branches used (${backups.length} backups of this tool, ${restores.length} restore tests, ${others} others)`;
+  if (others + 1 > limit) {
+    checks.fail('branch usage', `${usage}: no room for a backup branch; delete unused branches or raise the plan's limit`);
+  } else if (needed > limit) {
+    checks.pass(
+      'branch usage',
+      `${usage}; note: with retain ${config.retain} the project needs ${needed} branches, so older backups are deleted earlier than retain suggests; lower 'retain' to ${Math.max(1, limit - others - 2)}`,
+    );
+  } else {
+    checks.pass('branch usage', usage);
+  }
+
+  const names = backups
+    .slice()
+    .sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1))
+    .map((b) => `${b.name} (${b.id}, ${b.createdAt})`);
+  checks.pass('existing backups', names.length === 0 ? 'none yet' : `${names.length}: ${names.join('; ')}`);
+  return checks.results;
+}
+
+async function checkPostgres(config: Config): Promise<CheckResult[]> {
+  const checks = new Checks('postgres');
+  const where = describePostgresUrl(config.neonDatabaseUrl);
+  let client: pg.Client | undefined;
+  try {
+    try {
+      client = await connectPostgres(config.neonDatabaseUrl, {
+        applicationName: 'supaneon-sync validate',
+        connectTimeoutMs: CONNECT_TIMEOUT_MS,
+      });
+      const { rows } = await client.query<{ version: string; tls: string | null; role: string }>(
+        `SELECT current_setting('server_version') AS version, current_user AS role,
+                (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS tls`,
+      );
+      const info = rows[0];
+      checks.pass('reachable over TLS, certificate verified', `${where}: PostgreSQL ${info.version}, role ${info.role}, ${info.tls ?? 'TLS'}`);
+    } catch (error) {
+      checks.fail('reachable over TLS, certificate verified', messageOf(error));
+      checks.skip(['create schemas and tables'], 'Postgres is not reachable');
+      return checks.results;
+    }
+
+    // A throwaway schema inside a transaction that is always rolled back: proves the privileges a
+    // backup needs without leaving anything behind on the standby.
+    const schema = `supaneon_sync_validate_${randomBytes(4).toString('hex')}`;
+    try {
+      await client.query('BEGIN');
+      await client.query(`CREATE SCHEMA "${schema}"`);
+      await client.query(`CREATE TABLE "${schema}"."probe" (_id text PRIMARY KEY, doc jsonb NOT NULL, bson bytea NOT NULL, hash bytea NOT NULL)`);
+      await client.query(`INSERT INTO "${schema}"."probe" VALUES ('x', '{}', '\\x00', '\\x00')`);
+      checks.pass('create schemas and tables', 'schema, table and row created in a transaction, then rolled back');
+    } catch (error) {
+      checks.fail(
+        'create schemas and tables',
+        `${messageOf(error)}: the role in neon-database-url must be able to create schemas in its database (use the database owner role)`,
+      );
+    } finally {
+      await client.query('ROLLBACK').catch(() => undefined);
+    }
+    return checks.results;
+  } finally {
+    await client?.end().catch(() => undefined);
+  }
+}
+
+async function publish(report: ValidationReport, io: Io, seconds: number): Promise<void> {
+  for (const group of Object.keys(GROUP_TITLES) as CheckGroup[]) {
+    const results = report.checks.filter((c) => c.group === group);
+    if (results.length === 0) continue;
+    io.log.info(`${GROUP_TITLES[group]}:`);
+    for (const c of results) {
+      const line = `  ${c.ok ? 'pass' : 'FAIL'}  ${c.name}: ${c.detail}`;
+      if (c.ok) io.log.info(line);
+      // Configuration problems already name their input; other failures name their area and check.
+      else io.log.error(group === 'configuration' ? `Configuration: ${c.detail}` : `${GROUP_TITLES[group]}: ${c.name}: ${c.detail}`);
+    }
+  }
+  const failed = report.checks.filter((c) => !c.ok).length;
+  io.log.info(
+    report.valid
+      ? `All ${report.checks.length} checks passed in ${formatDuration(seconds)}.`
+      : `${failed} of ${report.checks.length} checks failed.`,
+  );
+
+  io.setOutput('valid', report.valid);
+  io.setOutput('report', JSON.stringify(report));
+
+  let summary =
+    `## supaneon-sync validate: ${report.valid ? 'ready to back up' : `${failed} check${failed === 1 ? '' : 's'} failed`}\n\n` +
+    markdownTable(
+      ['Area', 'Check', 'Result', 'Details'],
+      report.checks.map((c) => [GROUP_TITLES[c.group], c.name, c.ok ? 'pass' : '**FAIL**', c.detail]),
+    );
+  if (report.collections.length > 0) {
+    summary +=
+      '\n### Selected collections\n\n' +
+      markdownTable(
+        ['Collection', 'Kind', 'Documents (estimated)', 'Size'],
+        report.collections.map((c) => [
+          `${c.database}.${c.collection}`,
+          c.kind,
+          c.documents === undefined ? '-' : c.documents.toLocaleString('en-US'),
+          c.bytes === undefined ? '-' : formatBytes(c.bytes),
+        ]),
+      );
+  }
+  await io.appendSummary(summary);
+}

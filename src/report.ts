@@ -1,0 +1,100 @@
+/**
+ * Reporting helpers shared by every mode: Markdown tables for the job summary, human units, and
+ * per-collection progress lines for long copies.
+ */
+import type { Logger } from './io.js';
+
+function cell(value: string | number): string {
+  // A '|' would end the cell and a line break the row; both come from user data (collection names).
+  return String(value).replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+}
+
+export function markdownTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+  const line = (cells: readonly (string | number)[]) => `| ${cells.map(cell).join(' | ')} |`;
+  return [line(headers), `|${headers.map(() => ' --- ').join('|')}|`, ...rows.map(line)].join('\n') + '\n';
+}
+
+const UNITS = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
+
+/** 1536 -> "1.5 KB" (powers of 1024, as MongoDB and Neon report sizes). */
+export function formatBytes(bytes: number): string {
+  if (!Number.isFinite(bytes) || bytes < 0) return 'unknown';
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < UNITS.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  return unit === 0 ? `${value} B` : `${value < 10 ? value.toFixed(1) : Math.round(value)} ${UNITS[unit]}`;
+}
+
+/** Seconds -> "850 ms", "12.3 s", "4 min 05 s", "2 h 03 min". */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return 'unknown';
+  if (seconds < 1) return `${Math.round(seconds * 1000)} ms`;
+  if (seconds < 60) return `${seconds.toFixed(1)} s`;
+  const total = Math.round(seconds);
+  if (total < 3600) return `${Math.floor(total / 60)} min ${String(total % 60).padStart(2, '0')} s`;
+  return `${Math.floor(total / 3600)} h ${String(Math.floor((total % 3600) / 60)).padStart(2, '0')} min`;
+}
+
+export interface ProgressOptions {
+  /** Estimated number of documents (e.g. estimatedDocumentCount); enables the ETA. */
+  total?: number;
+  /** Minimum time between two lines, ms (10 s: frequent enough to show life, rare enough to read). */
+  intervalMs?: number;
+  /** Clock in ms; injectable so tests need not wait. */
+  now?: () => number;
+}
+
+/** Progress of one collection's copy: call add() per document or batch; lines at most every interval. */
+export class Progress {
+  private documents = 0;
+  private bytes = 0;
+  private readonly started: number;
+  private lastLine: number;
+  private readonly intervalMs: number;
+  private readonly now: () => number;
+
+  constructor(
+    private readonly label: string,
+    private readonly log: Logger,
+    private readonly opts: ProgressOptions = {},
+  ) {
+    this.now = opts.now ?? Date.now;
+    this.intervalMs = opts.intervalMs ?? 10_000;
+    this.started = this.now();
+    this.lastLine = this.started;
+  }
+
+  add(documents: number, bytes: number): void {
+    this.documents += documents;
+    this.bytes += bytes;
+    const t = this.now();
+    if (t - this.lastLine >= this.intervalMs) {
+      this.lastLine = t;
+      this.log.info(this.line(t));
+    }
+  }
+
+  /** The final line for this collection, whatever the interval. */
+  done(): void {
+    this.log.info(`${this.line(this.now())} (done)`);
+  }
+
+  private line(t: number): string {
+    const seconds = Math.max((t - this.started) / 1000, 0.001);
+    const rate = this.documents / seconds;
+    let text =
+      `${this.label}: ${this.documents.toLocaleString('en-US')} documents, ${(this.bytes / 1048576).toFixed(1)} MB, ` +
+      `${Math.round(rate).toLocaleString('en-US')} docs/s`;
+    const total = this.opts.total;
+    if (total !== undefined && total > 0) {
+      const pct = Math.min(100, (this.documents / total) * 100);
+      text += `, ${pct.toFixed(0)}% of ~${total.toLocaleString('en-US')}`;
+      const remaining = total - this.documents;
+      if (remaining > 0 && rate > 0) text += `, ETA ${formatDuration(remaining / rate)}`;
+    }
+    return text;
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * One run from raw inputs, shared by the action and the CLI: register every secret before anything
+ * is written, wrap the Io so every message is redacted, parse the configuration, run the mode, and
+ * turn any failure into the single line the edge reports.
+ */
+import { ConfigError, effectiveInputs, parseConfig, type RawInputs } from './config.js';
+import type { Io } from './io.js';
+import { dispatch } from './modes/index.js';
+import { reportInvalidConfiguration } from './modes/validate.js';
+import { redact, registerSecretInputs, type MaskFn } from './secrets.js';
+
+export interface RunResult {
+  ok: boolean;
+  /** `supaneon-sync <mode> failed: <reason>` (redacted) when ok is false. */
+  failure?: string;
+}
+
+/** An Io whose every message, output, summary and state value passes through redact(). */
+export function redactingIo(io: Io): Io {
+  return {
+    log: {
+      info: (m) => io.log.info(redact(m)),
+      warn: (m) => io.log.warn(redact(m)),
+      error: (m) => io.log.error(redact(m)),
+      debug: (m) => io.log.debug(redact(m)),
+      group: (name, fn) => io.log.group(redact(name), fn),
+    },
+    setOutput: (name, value) => io.setOutput(name, redact(String(value))),
+    appendSummary: (markdown) => io.appendSummary(redact(markdown)),
+    saveState: (name, value) => io.saveState(name, redact(value)),
+  };
+}
+
+export async function runFromInputs(raw: RawInputs, env: NodeJS.ProcessEnv, rawIo: Io, mask: MaskFn): Promise<RunResult> {
+  registerSecretInputs(effectiveInputs(raw, env), mask);
+  const io = redactingIo(rawIo);
+  const modeName = raw.mode?.trim() || 'run';
+  const failed = (reason: string): RunResult => ({ ok: false, failure: redact(`supaneon-sync ${modeName} failed: ${reason}`) });
+
+  let config;
+  try {
+    config = parseConfig(raw, env);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) return failed(messageOf(error));
+    if (modeName === 'validate') {
+      await reportInvalidConfiguration(error.problems, io);
+      return failed(`${error.problems.length} configuration problem${error.problems.length === 1 ? '' : 's'} (listed above)`);
+    }
+    return failed(error.message);
+  }
+
+  try {
+    const ok = await dispatch(config, io);
+    return ok ? { ok } : failed('one or more checks failed (see the errors above and the job summary)');
+  } catch (error) {
+    if (error instanceof Error && error.stack) io.log.debug(error.stack);
+    return failed(messageOf(error));
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

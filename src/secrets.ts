@@ -1,0 +1,108 @@
+/**
+ * Secrets: derive every form a credential can take in a message, register each with the mask
+ * function (core.setSecret in the action) before anything is logged, and redact every message.
+ *
+ * The runner masks only the exact values it is told about, never a password parsed out of a
+ * connection string or its URL-decoded form, so each derived form is registered explicitly.
+ * Driver errors echo connection strings, so redact() also blanks the password of any
+ * `scheme://user:password@` it finds, known or not.
+ */
+import { SECRET_INPUTS, type RawInputs } from './config.js';
+
+export type MaskFn = (value: string) => void;
+
+const REDACTED = '***';
+const known = new Set<string>();
+// Longest first, so a URL is replaced whole rather than leaving pieces around a replaced password.
+let ordered: string[] = [];
+
+/** The user-info part (`user:password`) of a URL-like string, or undefined. */
+function userInfoOf(value: string): string | undefined {
+  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(value);
+  if (!scheme) return undefined;
+  const rest = value.slice(scheme[0].length);
+  const authorityEnd = rest.search(/[/?#]/);
+  const authority = authorityEnd === -1 ? rest : rest.slice(0, authorityEnd);
+  let at = authority.lastIndexOf('@');
+  if (at === -1) {
+    // A password with an unescaped '/' or '?' hides the '@' beyond the first delimiter.
+    const beforeQuery = rest.split('?', 1)[0] ?? '';
+    at = beforeQuery.lastIndexOf('@');
+  }
+  return at === -1 ? undefined : rest.slice(0, at);
+}
+
+function safeDecode(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return value;
+  }
+}
+
+/**
+ * Every form of a secret value that could reach a message: the value itself and, for a
+ * connection string, its password (as written, URL-decoded, re-encoded) and `user:password`.
+ */
+export function deriveSecretForms(value: string): string[] {
+  const forms = new Set<string>();
+  const add = (v: string | undefined) => {
+    if (v !== undefined && v !== '') forms.add(v);
+  };
+  add(value);
+  add(value.trim());
+  const userInfo = userInfoOf(value.trim());
+  if (userInfo !== undefined) {
+    const colon = userInfo.indexOf(':');
+    if (colon !== -1) {
+      const user = userInfo.slice(0, colon);
+      const password = userInfo.slice(colon + 1);
+      const decoded = safeDecode(password);
+      add(userInfo);
+      add(`${safeDecode(user)}:${decoded}`);
+      add(password);
+      add(decoded);
+      add(encodeURIComponent(decoded));
+      add(JSON.stringify(decoded).slice(1, -1));
+    }
+    // The URL as Node re-serializes it (percent-encoding normalized) appears in some errors.
+    try {
+      add(new URL(value.trim()).href);
+    } catch {
+      // multi-host MongoDB URIs are not WHATWG URLs; the forms above still cover their password
+    }
+  }
+  return [...forms];
+}
+
+/** Registers a secret and all its derived forms: masked from now on and redacted by redact(). */
+export function registerSecret(value: string | undefined, mask: MaskFn): void {
+  if (value === undefined || value.trim() === '') return;
+  for (const form of deriveSecretForms(value)) {
+    if (known.has(form)) continue;
+    known.add(form);
+    mask(form);
+  }
+  ordered = [...known].sort((a, b) => b.length - a.length);
+}
+
+/** Registers every secret input (after env fallbacks), whether or not the rest of the configuration is valid. */
+export function registerSecretInputs(raw: RawInputs, mask: MaskFn): void {
+  for (const input of SECRET_INPUTS) registerSecret(raw[input], mask);
+}
+
+// scheme://user:password@ — the password stops at '@' and never spans white space or a path.
+const URL_CREDENTIALS = /\b([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^\s:@/?#]+):([^\s@/?#]*)@/g;
+
+/** The message with every known secret form and every URL password replaced. */
+export function redact(message: string): string {
+  let out = message;
+  for (const form of ordered) out = out.split(form).join(REDACTED);
+  return out.replace(URL_CREDENTIALS, (_m, scheme: string, user: string) => `${scheme}${user}:${REDACTED}@`);
+}
+
+/** Forgets every registered secret (a new run in the same process, e.g. between tests). */
+export function clearSecrets(): void {
+  known.clear();
+  ordered = [];
+}
