@@ -1,0 +1,78 @@
+// Starts the Neon API emulator: `node --import tsx test/support/neon-emulator/main.ts`, configured
+// by EMULATOR_* environment variables (see config.ts). Ready when GET /__emulator/health answers.
+import fs from 'node:fs';
+import path from 'node:path';
+import type http from 'node:http';
+import { Clusters } from './clusters.js';
+import { readConfig } from './config.js';
+import { Project } from './project.js';
+import { createServer } from './server.js';
+
+/** How often expired branches are looked for, like Neon's background deletion job. */
+const SWEEP_INTERVAL_MS = 3000;
+
+const log = (message: string): void => {
+  process.stdout.write(`${new Date().toISOString()} neon-emulator: ${message}\n`);
+};
+
+async function main(): Promise<void> {
+  const config = readConfig(process.env);
+  fs.mkdirSync(config.stateDir, { recursive: true });
+  fs.chmodSync(config.stateDir, 0o755); // the cluster user must be able to reach its directories
+  const pidFile = path.join(config.stateDir, 'emulator.pid');
+  fs.writeFileSync(pidFile, `${process.pid}\n`);
+
+  const clusters = new Clusters(config);
+  let server: http.Server | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
+  let project: Project | undefined;
+  let stopping = false;
+  const shutdown = async (signal: string): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    log(`${signal}: stopping every cluster`);
+    clearInterval(sweeper);
+    server?.close();
+    server?.closeAllConnections(); // includes calls left hanging by fault injection
+    let code = 0;
+    try {
+      if (project) await project.stopAll();
+      else await clusters.stopEverything();
+    } catch (error) {
+      log(`stopping clusters failed: ${(error as Error).message}`);
+      code = 1;
+    }
+    fs.rmSync(pidFile, { force: true });
+    process.exit(code);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+
+  const started = Date.now();
+  project = await Project.open(config, clusters, log);
+  server = createServer(project, config.apiKey, log);
+  await new Promise<void>((resolve, reject) => {
+    server!.once('error', reject);
+    server!.listen(config.port, '127.0.0.1', resolve);
+  });
+  const ready = project;
+  sweeper = setInterval(() => {
+    ready.sweepExpired().catch((error: unknown) => log(`expiry sweep failed: ${(error as Error).message}`));
+  }, SWEEP_INTERVAL_MS);
+  const { defaultBranchId, defaultHost } = project.health();
+  log(`ready in ${Date.now() - started} ms: API http://127.0.0.1:${config.port}/api/v2, project ${config.projectId}, default branch ${defaultBranchId} at ${defaultHost}:${config.pgPort}`);
+}
+
+main().catch(async (error: unknown) => {
+  log(`failed to start: ${(error as Error).message}`);
+  process.exitCode = 1;
+  // Do not leave clusters running that nothing will stop.
+  try {
+    const config = readConfig(process.env);
+    await new Clusters(config).stopEverything();
+    fs.rmSync(path.join(config.stateDir, 'emulator.pid'), { force: true });
+  } catch {
+    // configuration itself was the problem: nothing was started
+  }
+  process.exit(1);
+});
