@@ -1,0 +1,110 @@
+// The MongoDB reader against the MongoDB-wire test server: raw cursors yield each document's exact
+// bytes, the selection picks the right collections, indexes and options are recorded without
+// server noise, and an unreachable server fails fast with a message that names it.
+import { BSON, Int32, type Document, type MongoClient } from 'mongodb';
+import { connectMongo, describeMongoUri, listSelectedCollections, rawDocuments, type CollectionSpec } from '../../src/mongo.js';
+import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
+import { describeWithStack } from '../../test/support/stack.js';
+
+// Own database names: the MongoDB-wire server is shared with test files running in parallel.
+const suffix = `${process.pid}_${Date.now().toString(36)}`;
+const DB_A = `mongo_a_${suffix}`;
+const DB_B = `mongo_b_${suffix}`;
+
+const idKey = (raw: Buffer) => BSON.EJSON.stringify(BSON.deserialize(raw, { promoteValues: false })._id, { relaxed: false });
+
+describeWithStack('MongoDB reader', ['MONGODB_SRV_URL'], (env) => {
+  let client: MongoClient;
+
+  beforeAll(async () => {
+    client = await connectMongo(env.MONGODB_SRV_URL);
+    await loadCollection(client, DB_A, 'random', randomDocuments(42, 600));
+    await loadDataset(client, DB_B, shopDataset({ customers: 30, products: 10, orders: 40 }));
+    await client.db(DB_B).createCollection('capped_log', { capped: true, size: 65536 });
+    // system.* collections are the server's, never user data.
+    await client.db(DB_B).collection('system.js').insertOne({ _id: 'fn', body: 'x' } as Document);
+  });
+
+  afterAll(async () => {
+    if (!client) return;
+    for (const db of [DB_A, DB_B]) await client.db(db).dropDatabase().catch(() => undefined);
+    await client.close();
+  });
+
+  test('raw documents are the exact BSON bytes of what was inserted, one Buffer each, across batches', async () => {
+    const expected = new Map<string, string>();
+    for (const doc of randomDocuments(42, 600)) {
+      const bytes = Buffer.from(BSON.serialize(doc));
+      expected.set(idKey(bytes), bytes.toString('hex'));
+    }
+    const spec: CollectionSpec = { database: DB_A, collection: 'random', kind: 'collection', options: {}, indexes: [] };
+    let count = 0;
+    for await (const raw of rawDocuments(client, spec, { batchSize: 7 })) {
+      expect(Buffer.isBuffer(raw)).toBe(true);
+      // One document per Buffer: its length prefix covers the whole buffer.
+      expect(raw.readInt32LE(0)).toBe(raw.length);
+      expect(raw.toString('hex')).toBe(expected.get(idKey(raw)));
+      count++;
+    }
+    expect(count).toBe(600);
+  });
+
+  test('selection: databases, include and exclude; system collections skipped; sorted', async () => {
+    const all = await listSelectedCollections(client, { databases: [DB_A, DB_B], include: [], exclude: [] });
+    expect(all.map((s) => `${s.database}.${s.collection}`)).toEqual([
+      `${DB_A}.random`,
+      `${DB_B}.capped_log`,
+      `${DB_B}.customers`,
+      `${DB_B}.orders`,
+      `${DB_B}.products`,
+    ]);
+
+    const onlyB = await listSelectedCollections(client, { databases: [DB_B], include: [`${DB_B}.c*`], exclude: [`${DB_B}.capped*`] });
+    expect(onlyB.map((s) => s.collection)).toEqual(['customers']);
+
+    const everything = await listSelectedCollections(client, { databases: [], include: [], exclude: [] });
+    const names = everything.map((s) => `${s.database}.${s.collection}`);
+    expect(names).toEqual(expect.arrayContaining([`${DB_A}.random`, `${DB_B}.orders`]));
+    expect(names.some((n) => n.startsWith('admin.') || n.startsWith('local.') || n.startsWith('config.'))).toBe(false);
+    expect(names.some((n) => n.split('.').slice(1).join('.').startsWith('system.'))).toBe(false);
+  });
+
+  test('indexes are recorded in key order without v/ns; options are kept', async () => {
+    const specs = await listSelectedCollections(client, { databases: [DB_B], include: [], exclude: [] });
+    const customers = specs.find((s) => s.collection === 'customers')!;
+    expect(customers.kind).toBe('collection');
+    for (const ix of customers.indexes) {
+      expect(ix).not.toHaveProperty('v');
+      expect(ix).not.toHaveProperty('ns');
+    }
+    const compound = customers.indexes.find((ix) => ix.name === 'address.city_1_age_-1')!;
+    expect(Object.keys(compound.key)).toEqual(['address.city', 'age']);
+    expect(customers.indexes.find((ix) => ix.name === 'email_1')).toMatchObject({ key: { email: 1 }, unique: true });
+    const capped = specs.find((s) => s.collection === 'capped_log')!;
+    expect(capped.options).toMatchObject({ capped: true, size: 65536 });
+  });
+
+  test('an empty collection yields nothing; a tiny batch size still yields every document once', async () => {
+    await client.db(DB_A).createCollection('empty');
+    const empty: Buffer[] = [];
+    for await (const raw of rawDocuments(client, { database: DB_A, collection: 'empty', kind: 'collection', options: {}, indexes: [] }, { batchSize: 1 })) {
+      empty.push(raw);
+    }
+    expect(empty).toHaveLength(0);
+    await client.db(DB_A).collection('few').insertMany([{ _id: new Int32(1) }, { _id: new Int32(2) }, { _id: new Int32(3) }] as Document[]);
+    const seen: string[] = [];
+    for await (const raw of rawDocuments(client, { database: DB_A, collection: 'few', kind: 'collection', options: {}, indexes: [] }, { batchSize: 1 })) {
+      seen.push(idKey(raw));
+    }
+    expect(seen.sort()).toEqual(['{"$numberInt":"1"}', '{"$numberInt":"2"}', '{"$numberInt":"3"}']);
+  });
+
+  test('an unreachable server fails within seconds, naming the host but not the credentials', async () => {
+    const started = Date.now();
+    const uri = 'mongodb://someone:s3cret-pw@127.0.0.1:1/?authMechanism=PLAIN';
+    await expect(connectMongo(uri, { connectTimeoutMs: 1500 })).rejects.toThrow(/cannot reach MongoDB at 127\.0\.0\.1:1/);
+    await connectMongo(uri, { connectTimeoutMs: 1500 }).catch((e: Error) => expect(e.message).not.toContain('s3cret-pw'));
+    expect(Date.now() - started).toBeLessThan(15_000);
+    expect(describeMongoUri('mongodb+srv://u:p@cluster0.example.net/db?x=1')).toBe('cluster0.example.net');
+  });
+});
