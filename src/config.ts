@@ -6,6 +6,7 @@
  * All problems are collected and reported together so one run shows everything to fix.
  */
 import { z } from 'zod';
+import { validatePattern } from './selection.js';
 
 export type Mode = 'validate' | 'backup' | 'restore' | 'recover';
 export const MODES: readonly Mode[] = ['validate', 'backup', 'restore', 'recover'];
@@ -96,12 +97,6 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
-
-/**
- * Checks one include/exclude pattern; returns what is wrong with it, or undefined. Supplied by the
- * selection module so the configuration refuses exactly the patterns selection cannot match.
- */
-export type PatternValidator = (pattern: string) => string | undefined;
 
 const REQUIRED_BY_MODE: Record<Mode, readonly InputName[]> = {
   validate: ['mongodb-uri', 'neon-api-key', 'neon-project-id', 'neon-database-url'],
@@ -271,7 +266,7 @@ function secretInput(input: InputName, check: (v: string) => string | undefined)
     });
 }
 
-function buildSchema(validatePattern: PatternValidator | undefined) {
+function buildSchema() {
   const patternList = (input: InputName) =>
     z
       .string()
@@ -279,8 +274,8 @@ function buildSchema(validatePattern: PatternValidator | undefined) {
       .transform((value, ctx) => {
         const patterns = listOf(value);
         for (const p of patterns) {
-          const wrong = validatePattern?.(p);
-          if (wrong) problem(ctx, input, `pattern '${p}' ${wrong}`);
+          const wrong = validatePattern(p);
+          if (wrong) problem(ctx, input, `is not usable: ${wrong}`);
         }
         return patterns;
       });
@@ -439,13 +434,6 @@ export function effectiveInputs(input: RawInputs, env: NodeJS.ProcessEnv = proce
   return out;
 }
 
-let patternValidator: PatternValidator | undefined;
-
-/** Lets the selection module supply its pattern rules without config depending on it. */
-export function usePatternValidator(validate: PatternValidator): void {
-  patternValidator = validate;
-}
-
 export function parseConfig(input: RawInputs, env: NodeJS.ProcessEnv = process.env): Config {
   const raw = effectiveInputs(input, env);
   const problems: Problem[] = [];
@@ -454,7 +442,7 @@ export function parseConfig(input: RawInputs, env: NodeJS.ProcessEnv = process.e
       problems.push({ input: key as InputName, message: 'is not an input of supaneon-sync: check its spelling against action.yml' });
     }
   }
-  const result = buildSchema(patternValidator).safeParse(raw);
+  const result = buildSchema().safeParse(raw);
   if (result.success && problems.length === 0) return result.data;
   if (!result.success) {
     for (const issue of result.error.issues) {

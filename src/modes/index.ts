@@ -4,12 +4,16 @@
  */
 import type { Config, Mode } from '../config.js';
 import type { Io } from '../io.js';
+import { backup } from './backup.js';
+import { recover } from './recover.js';
 import { validate } from './validate.js';
 
 export type ModeRunner = (config: Config, io: Io) => Promise<boolean>;
 
 export const MODE_RUNNERS: Readonly<Partial<Record<Mode, ModeRunner>>> = {
   validate,
+  backup,
+  recover,
 };
 
 export async function dispatch(config: Config, io: Io): Promise<boolean> {
