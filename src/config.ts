@@ -175,7 +175,8 @@ function mongoUriProblem(value: string): string | undefined {
 }
 
 function neonDatabaseUrlProblem(value: string): string | undefined {
-  const url = parseUrl(value);
+  // Without '://' whatever precedes the first ':' may be part of a pasted password: never echo it.
+  const url = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value) ? parseUrl(value) : undefined;
   if (!url) return 'is not a valid URL: copy the connection string from the Neon console (postgresql://…)';
   const scheme = url.protocol.replace(/:$/, '');
   if (scheme !== 'postgres' && scheme !== 'postgresql') {

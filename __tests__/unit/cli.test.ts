@@ -1,0 +1,86 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { INPUT_NAMES } from '../../src/config.js';
+import { HELP, markdownToText, parseArgs, UsageError } from '../../src/command-line.js';
+import { runCli } from '../../test/support/run-bundle.js';
+import { repoRoot } from '../../test/support/stack.js';
+
+describe('parseArgs', () => {
+  test('mode then --name value and --name=value flags', () => {
+    expect(parseArgs(['backup', '--neon-project-id', 'late-frost-1', '--retain=3', '--include', 'shop.*'])).toEqual({
+      mode: 'backup',
+      'neon-project-id': 'late-frost-1',
+      retain: '3',
+      include: 'shop.*',
+    });
+  });
+
+  test('a boolean flag alone means true; an explicit value is kept', () => {
+    expect(parseArgs(['recover', '--drop-target', '--batch-size', '10'])).toMatchObject({ 'drop-target': 'true', 'batch-size': '10' });
+    expect(parseArgs(['recover', '--drop-target', 'false'])).toMatchObject({ 'drop-target': 'false' });
+    expect(parseArgs(['restore', '--keep-restore-branch'])).toMatchObject({ 'keep-restore-branch': 'true' });
+  });
+
+  test('a value may contain = and new lines', () => {
+    expect(parseArgs(['restore', '--checks=SELECT 1 = 1\nSELECT true'])).toMatchObject({ checks: 'SELECT 1 = 1\nSELECT true' });
+  });
+
+  test.each([
+    [[], /first argument must be a mode/],
+    [['--mode', 'backup'], /first argument must be a mode/],
+    [['sync'], /unknown mode 'sync'/],
+    [['backup', '--no-such-input', 'x'], /unknown flag --no-such-input/],
+    [['backup', '--mode', 'restore'], /unknown flag --mode/],
+    [['backup', 'stray'], /unexpected argument 'stray'/],
+    [['backup', '--retain'], /--retain needs a value/],
+    [['backup', '--retain', '1', '--retain', '2'], /--retain is given twice/],
+  ])('usage error: %j', (args, message) => {
+    expect(() => parseArgs(args)).toThrow(UsageError);
+    expect(() => parseArgs(args)).toThrow(message);
+  });
+
+  test('every input except mode is a flag, and the help names each', () => {
+    for (const name of INPUT_NAMES.filter((n) => n !== 'mode')) {
+      expect(parseArgs(['validate', `--${name}`, 'v'])[name]).toBe('v');
+      expect(HELP).toContain(`--${name}`);
+    }
+  });
+});
+
+describe('markdownToText', () => {
+  test('renders headings and aligned tables, unescaping cells', () => {
+    const text = markdownToText('## Result\n\n| Name | Value |\n| --- | --- |\n| a\\|b | **FAIL** |\n| longer name | 1 |\n');
+    expect(text.split('\n')).toEqual(['Result', '======', '', 'Name         Value', '-----------  -----', 'a|b          FAIL', 'longer name  1', '']);
+  });
+});
+
+const bundleBuilt = existsSync(path.join(repoRoot, 'dist', 'cli', 'index.js'));
+(bundleBuilt ? describe : describe.skip)(`the CLI bundle${bundleBuilt ? '' : ' (skipped: dist/cli/index.js not built; run npm run build)'}`, () => {
+  const noFallbacks = { MONGODB_SRV_URL: undefined, NEON_API_KEY: undefined, NEON_PROJECT_ID: undefined, NEON_DATABASE_URL: undefined, NEON_API_HOST: undefined };
+
+  test('usage errors exit 2 with a hint', async () => {
+    for (const args of [['frobnicate'], ['validate', '--nope', '1'], []]) {
+      const run = await runCli(args, { env: noFallbacks, timeoutMs: 20_000 });
+      expect(run.exitCode).toBe(2);
+      expect(run.stderr).toMatch(/supaneon-sync|Usage/);
+    }
+  });
+
+  test('--help exits 0 and prints usage', async () => {
+    const run = await runCli(['--help'], { timeoutMs: 20_000 });
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toContain('Usage: supaneon-sync <mode>');
+  });
+
+  test('an invalid configuration exits 1, one line per problem, no secret', async () => {
+    const run = await runCli(
+      ['backup', '--mongodb-uri', 'mongodb://u:CliSecret%21@h/', '--neon-database-url', 'postgres://o:CliSecret%21@h/db?sslmode=disable', '--retain', '0'],
+      { env: noFallbacks, timeoutMs: 20_000 },
+    );
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toMatch(/^supaneon-sync backup failed: invalid configuration \(4 problems\):$/m);
+    expect(run.stderr).toMatch(/^- input 'neon-database-url' has sslmode=disable/m);
+    expect(run.stderr).toMatch(/^- input 'retain' must be from 1 to 100; got 0$/m);
+    expect(`${run.stdout}${run.stderr}`).not.toMatch(/CliSecret/);
+  });
+});

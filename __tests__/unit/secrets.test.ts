@@ -1,0 +1,83 @@
+import { clearSecrets, deriveSecretForms, redact, registerSecret, registerSecretInputs } from '../../src/secrets.js';
+
+// A password with every URL-special character, URL-encoded in the connection string.
+const PASSWORD = 'p@ss:w/rd%zz?#&';
+const ENCODED = encodeURIComponent(PASSWORD);
+const URI = `mongodb+srv://app_user:${ENCODED}@cluster0.example.net/shop?retryWrites=true`;
+
+afterEach(() => clearSecrets());
+
+describe('deriveSecretForms', () => {
+  test('a connection string yields the URL, the password raw and decoded, and user:password', () => {
+    const forms = deriveSecretForms(URI);
+    expect(forms).toEqual(expect.arrayContaining([URI, ENCODED, PASSWORD, `app_user:${ENCODED}`, `app_user:${PASSWORD}`]));
+    expect(forms).not.toContain('app_user');
+    expect(forms).not.toContain('cluster0.example.net');
+  });
+
+  test('a password with unescaped special characters is still found', () => {
+    const forms = deriveSecretForms('postgres://owner:ab/c@d@ep-x.neon.tech/app?sslmode=require');
+    expect(forms).toContain('ab/c@d');
+    expect(forms).toContain('owner:ab/c@d');
+  });
+
+  test('a multi-host MongoDB URI (not a WHATWG URL) still yields its password', () => {
+    expect(deriveSecretForms('mongodb://u:s3cr%2Ft@a:27017,b:27017/?replicaSet=rs0')).toEqual(expect.arrayContaining(['s3cr%2Ft', 's3cr/t', 'u:s3cr/t']));
+  });
+
+  test('a plain key is its own only form', () => {
+    expect(deriveSecretForms('napi_abc123')).toEqual(['napi_abc123']);
+  });
+});
+
+describe('registerSecret', () => {
+  test('masks every form once, before use', () => {
+    const masked: string[] = [];
+    registerSecret(URI, (v) => masked.push(v));
+    registerSecret(URI, (v) => masked.push(v));
+    expect(masked).toEqual(expect.arrayContaining([URI, ENCODED, PASSWORD, `app_user:${PASSWORD}`]));
+    expect(new Set(masked).size).toBe(masked.length);
+  });
+
+  test('registerSecretInputs covers the secret inputs only', () => {
+    const masked: string[] = [];
+    registerSecretInputs(
+      {
+        'mongodb-uri': URI,
+        'neon-api-key': 'napi_key_1',
+        'neon-database-url': 'postgresql://owner:pgpw@h/db?sslmode=require',
+        'target-mongodb-uri': 'mongodb://t:tgtpw@h2/',
+        'neon-project-id': 'late-frost-123',
+      },
+      (v) => masked.push(v),
+    );
+    expect(masked).toEqual(expect.arrayContaining([PASSWORD, 'napi_key_1', 'pgpw', 'tgtpw']));
+    expect(masked).not.toContain('late-frost-123');
+  });
+});
+
+describe('redact', () => {
+  test('replaces every registered form, whole URLs first', () => {
+    registerSecret(URI, () => undefined);
+    registerSecret('napi_key_1', () => undefined);
+    expect(redact(`connecting to ${URI} with key napi_key_1`)).toBe('connecting to *** with key ***');
+    expect(redact(`password was ${PASSWORD}.`)).toBe('password was ***.');
+    expect(redact(`auth app_user:${PASSWORD} failed`)).toBe('auth *** failed');
+    const out = redact(`some driver said mongodb://app_user:${ENCODED}@other-host/`);
+    expect(out).not.toContain(ENCODED);
+    expect(out).not.toContain(PASSWORD);
+  });
+
+  test('blanks the password of any URL with credentials, known or not', () => {
+    expect(redact('failed: postgresql://someone:unknownpw@db.example.com:5432/x?sslmode=require')).toBe(
+      'failed: postgresql://someone:***@db.example.com:5432/x?sslmode=require',
+    );
+    expect(redact('a mongodb+srv://u:p%40w@c.example.net/ and https://x:y@z/')).toBe('a mongodb+srv://u:***@c.example.net/ and https://x:***@z/');
+  });
+
+  test('leaves text without secrets alone', () => {
+    registerSecret('napi_key_1', () => undefined);
+    const text = 'MongoDB 8.0.1 at cluster0.example.net:27017, 3 collections | http://localhost:8080/api/v2';
+    expect(redact(text)).toBe(text);
+  });
+});
