@@ -179,7 +179,9 @@ async function syncCollection(client: pg.ClientBase, source: CollectionSource, l
   // A unique index both speeds up the joins below and refuses a collection that (through a bug
   // anywhere upstream) yielded the same _id twice, instead of silently keeping one of them.
   await client.query(`CREATE UNIQUE INDEX ON ${STAGE} (_id)`);
-  await client.query(`ANALYZE ${STAGE}`);
+  // Statistics only for the join keys: samples of the document columns would be copied into
+  // pg_statistic (a WAL-logged catalog) for nothing.
+  await client.query(`ANALYZE ${STAGE} (_id, hash)`);
   const updated = await client.query(
     `UPDATE ${target} t SET doc = s.doc, bson = s.bson, hash = s.hash
      FROM ${STAGE} s WHERE t._id = s._id AND t.hash <> s.hash`,
