@@ -63,6 +63,7 @@ export function createServer(project: Project, apiKey: string, log: Log): http.S
   ];
 
   const control: Array<[method: string, path: string, handler: Handler]> = [
+    ['GET', '/__emulator/faults', () => ok({ faults })],
     ['POST', '/__emulator/faults', (_p, _u, body) => {
       faults.push(parseFault(body));
       return ok({ faults });
