@@ -198,6 +198,40 @@ function canonicalDouble(v: number): string {
   return Number.isInteger(v) ? v.toFixed(1) : String(v);
 }
 
+const MAX_DECIMAL_COEFFICIENT = 10n ** 34n - 1n;
+
+/**
+ * The text Decimal128.toString() gives, computed directly for canonical finite values (the common
+ * case, several times faster: js-bson divides the 113-bit coefficient in 32-bit steps); special and
+ * non-canonical encodings go to js-bson itself. Equality with js-bson is a property test.
+ */
+function decimal128Text(buf: Buffer, start: number): string {
+  const high = buf.readBigUInt64LE(start + 8);
+  if (((high >> 61n) & 3n) === 3n) return new Decimal128(buf.subarray(start, start + 16)).toString(); // Infinity, NaN, or non-canonical
+  const coefficientHigh = high & 0x1ffffffffffffn;
+  let digits: string;
+  const lowHigh = buf.readUInt32LE(start + 4);
+  if (coefficientHigh === 0n && lowHigh < 0x200000) {
+    digits = String(lowHigh * 0x100000000 + buf.readUInt32LE(start)); // below 2^53: exact as a JS number
+  } else {
+    const coefficient = (coefficientHigh << 64n) | buf.readBigUInt64LE(start);
+    if (coefficient > MAX_DECIMAL_COEFFICIENT) return new Decimal128(buf.subarray(start, start + 16)).toString();
+    digits = coefficient.toString();
+  }
+  const sign = high >> 63n === 1n ? '-' : '';
+  const exponent = Number((high >> 49n) & 0x3fffn) - 6176;
+  const scientificExponent = digits.length - 1 + exponent;
+  if (scientificExponent >= 34 || scientificExponent <= -7 || exponent > 0) {
+    const mantissa = digits.length > 1 ? `${digits[0]}.${digits.slice(1)}` : digits;
+    return `${sign}${mantissa}E${scientificExponent > 0 ? '+' : ''}${scientificExponent}`;
+  }
+  if (exponent === 0) return sign + digits;
+  const point = digits.length + exponent;
+  return point > 0
+    ? `${sign}${digits.slice(0, point)}.${digits.slice(point)}`
+    : `${sign}0.${'0'.repeat(-point)}${digits}`;
+}
+
 function dateJson(ms: bigint, form: Form): string {
   if (form === 'query') {
     const n = Number(ms);
@@ -286,7 +320,7 @@ function valueJson(buf: Buffer, type: number, start: number, end: number, form: 
     case T_INT64:
       return query ? buf.readBigInt64LE(start).toString() : `{"$numberLong":"${buf.readBigInt64LE(start)}"}`;
     case T_DECIMAL128: {
-      const text = new Decimal128(buf.subarray(start, end)).toString();
+      const text = decimal128Text(buf, start);
       if (!query) return `{"$numberDecimal":"${text}"}`;
       // Finite Decimal128 text ("1.23E+3", "-0", "0E-6176") is already a valid JSON number, and every
       // finite Decimal128 fits PostgreSQL numeric (at most 6145 digits before and 6176 after the point).

@@ -2,8 +2,8 @@
 
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
-import { BSON } from 'mongodb';
-import { ContentHash, decodeExact, encodeDocument, idKey } from '../../src/codec.js';
+import { BSON, Decimal128 } from 'mongodb';
+import { ContentHash, canonicalJson, decodeExact, encodeDocument, idKey } from '../../src/codec.js';
 import { bsonValue, rawDocument } from '../../test/support/bson-arbitraries.js';
 
 const RUNS = 400;
@@ -35,6 +35,24 @@ describe('random documents', () => {
       const [ra, rb] = [idBytes(a), idBytes(b)];
       expect(idKey(ra) === idKey(rb)).toBe(ra.equals(rb));
     }), { numRuns: RUNS });
+  });
+});
+
+describe('Decimal128 text', () => {
+  // The codec formats canonical Decimal128 values itself (for speed); it must say exactly what
+  // js-bson's Decimal128.toString() says, for every bit pattern.
+  it('equals js-bson\'s Decimal128.toString()', () => {
+    const decimals = fc.oneof(
+      fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => new Decimal128(b)),
+      fc.tuple(fc.bigInt({ min: -(10n ** 34n) + 1n, max: 10n ** 34n - 1n }), fc.integer({ min: -6176, max: 6111 }))
+        .map(([c, e]) => Decimal128.fromString(`${c}E${e}`)),
+      fc.tuple(fc.bigInt({ min: -(2n ** 60n), max: 2n ** 60n }), fc.integer({ min: -40, max: 10 }))
+        .map(([c, e]) => Decimal128.fromString(`${c}E${e}`)),
+    );
+    fc.assert(fc.property(decimals, (d) => {
+      const raw = Buffer.from(BSON.serialize({ _id: 1, d }));
+      expect(canonicalJson(raw)).toBe(`{"_id":{"$numberInt":"1"},"d":{"$numberDecimal":"${d.toString()}"}}`);
+    }), { numRuns: 20 * RUNS });
   });
 });
 
