@@ -240,6 +240,15 @@ function dateJson(ms: bigint, form: Form): string {
   return `{"$date":{"$numberLong":"${ms}"}}`;
 }
 
+/** `"key":` for a document field; plain ASCII keys (nearly all) skip UTF-8 decoding and escaping. */
+function jsonKey(buf: Buffer, start: number, end: number, form: Form): string {
+  for (let i = start; i < end; i++) {
+    const b = buf[i];
+    if (b < 0x20 || b > 0x7e || b === 0x22 || b === 0x5c) return jsonString(utf8(buf, start, end), form) + ':';
+  }
+  return `"${buf.toString('latin1', start, end)}":`;
+}
+
 function documentJson(buf: Buffer, start: number, isArray: boolean, form: Form): string {
   const end = documentEnd(buf, start, buf.length);
   let out = isArray ? '[' : '{';
@@ -252,7 +261,7 @@ function documentJson(buf: Buffer, start: number, isArray: boolean, form: Form):
     const next = valueEnd(buf, type, valueStart, end);
     if (!first) out += ',';
     first = false;
-    if (!isArray) out += jsonString(utf8(buf, keyStart, valueStart - 1), form) + ':';
+    if (!isArray) out += jsonKey(buf, keyStart, valueStart - 1, form);
     out += valueJson(buf, type, valueStart, next, form);
     p = next;
   }
