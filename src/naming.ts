@@ -13,7 +13,8 @@
 // - Reserved schema names, compared case-insensitively so that look-alikes such as `PG_data` or
 //   `Public` are also kept apart from the real ones: `pg_*` (PostgreSQL refuses to create them),
 //   `information_schema`, `public` (shared with whatever else lives in the database), and this
-//   tool's metadata schema `supaneon_sync`.
+//   tool's metadata schema `supaneon_sync`. They are mapped like long names, with a leading `_`
+//   (`pg_catalog` -> `_pg_catalog~1a2b3c4d`).
 //
 // The exact mapping is recorded per collection in the manifest (schema_name, table_name).
 
@@ -41,9 +42,10 @@ function utf8Prefix(name: string, maxBytes: number): string {
   return bytes.toString('utf8', 0, cut);
 }
 
-function mapped(name: string): string {
+/** `readable` cut to fit, + '~' + the first 8 hex digits of sha256(name). */
+function mapped(name: string, readable = name): string {
   const hash = createHash('sha256').update(name, 'utf8').digest('hex').slice(0, 8);
-  return `${utf8Prefix(name, MAX_IDENTIFIER_BYTES - SUFFIX_LENGTH)}~${hash}`;
+  return `${utf8Prefix(readable, MAX_IDENTIFIER_BYTES - SUFFIX_LENGTH)}~${hash}`;
 }
 
 function checkName(kind: string, name: string): void {
@@ -58,7 +60,9 @@ function fits(name: string): boolean {
 /** The PostgreSQL schema (unquoted form) holding the tables of MongoDB database `database`. */
 export function schemaNameFor(database: string): string {
   checkName('database', database);
-  return fits(database) && !isReservedSchema(database) ? database : mapped(database);
+  // A reserved name is led by '_' as well: PostgreSQL refuses any schema starting with `pg_`.
+  if (isReservedSchema(database)) return mapped(database, `_${database}`);
+  return fits(database) ? database : mapped(database);
 }
 
 /** The PostgreSQL table (unquoted form) holding MongoDB collection `collection`. */

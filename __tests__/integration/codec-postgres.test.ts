@@ -115,6 +115,25 @@ describeWithStack('codec rows in PostgreSQL', ['NEON_DATABASE_URL'], (env) => {
     for (const { raw, stored } of back) expect(Buffer.from(BSON.serialize(decodeExact(stored))).equals(raw)).toBe(true);
   });
 
+  test('mapped names of reserved, long, quoted and Unicode databases and collections are usable identifiers', async () => {
+    const databases = [`pg_codec_${suffix}`, `PG_Catalog_${suffix}`, 'public', 'information_schema', 'supaneon_sync', `${'ü'.repeat(40)}_${suffix}`];
+    const collections = ['a"b', "it's", 'x.y.z', ' lead and trail ', '日本語'.repeat(10), 'c'.repeat(120)];
+    for (const db of databases) {
+      const s = quoteIdent(schemaNameFor(db));
+      try {
+        await client.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`); // left over by an interrupted run
+        await client.query(`CREATE SCHEMA ${s}`);
+        for (const c of collections) await client.query(`CREATE TABLE ${s}.${quoteIdent(tableNameFor(c))} (_id text PRIMARY KEY)`);
+        const { rows } = await client.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename = ANY($2::text[])',
+          [schemaNameFor(db), collections.map(tableNameFor)]);
+        expect(rows[0].n).toBe(collections.length);
+      } finally {
+        await client.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
+      }
+    }
+  });
+
   test('the query form is natural to query', async () => {
     const users = Array.from({ length: 50 }, (_, i) => ({
       _id: new ObjectId(),

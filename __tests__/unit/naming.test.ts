@@ -74,8 +74,8 @@ describe('schemaNameFor', () => {
     'maps reserved name %j away from itself',
     (name) => {
       const schema = schemaNameFor(name);
-      expect(schema).toBe(`${name}~${hash8(name)}`);
-      expect(schema.toLowerCase().startsWith('pg_') && schema.length <= 3).toBe(false);
+      expect(schema).toBe(`_${name}~${hash8(name)}`);
+      expect(schema.toLowerCase().startsWith('pg_')).toBe(false);
     },
   );
 
@@ -85,11 +85,12 @@ describe('schemaNameFor', () => {
   });
 
   it('never returns a reserved schema name for any input', () => {
-    const inputs = ['pg_', 'pg_x'.repeat(30), 'public', 'information_schema', META_SCHEMA, 'a'.repeat(64)];
+    const inputs = ['pg_', 'pg_x'.repeat(30), 'Pg_' + 'é'.repeat(40), 'public', 'information_schema', META_SCHEMA, 'a'.repeat(64)];
     for (const input of inputs) {
       const schema = schemaNameFor(input);
       expect(bytes(schema)).toBeLessThanOrEqual(63);
       expect([META_SCHEMA, 'public', 'information_schema']).not.toContain(schema.toLowerCase());
+      expect(schema.toLowerCase().startsWith('pg_')).toBe(false);
       expect(schema).toMatch(/~[0-9a-f]{8}$/);
     }
   });
