@@ -192,7 +192,7 @@ function uuidString(buf: Buffer, start: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
 
-/** Shortest round-trip text of a double, as js-bson's canonical EJSON writes it. */
+/** The `$numberDouble` text of js-bson's canonical EJSON: whole numbers with `.0`, -0 as `-0.0`, others shortest round-trip. */
 function canonicalDouble(v: number): string {
   if (Object.is(v, -0)) return '-0.0';
   return Number.isInteger(v) ? v.toFixed(1) : String(v);
@@ -383,7 +383,8 @@ const ID_KEY = Buffer.from('_id\0', 'latin1');
  * raw document repeats it, as MongoDB itself does). Equal to EJSON.stringify(_id, {relaxed:false})
  * for every value EJSON renders faithfully; where EJSON would not be injective (embedded documents
  * with integer-like keys, duplicate keys) the key order and every key are kept, so distinct `_id`s
- * always get distinct keys.
+ * always get distinct keys. (Text that is not valid UTF-8, which MongoDB does not produce for
+ * `_id`s written by drivers, is read with U+FFFD replacements and is the one exception.)
  */
 export function idKey(raw: Buffer): string {
   const buf = wholeDocument(raw);
