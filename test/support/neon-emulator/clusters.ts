@@ -117,6 +117,14 @@ export class Clusters {
     if (failures.length > 0) throw new Error(failures.map((f) => (f.reason as Error).message).join('\n'));
   }
 
+  /** Removes the data directories of branches that no longer exist (a deletion cut short by a stop). */
+  async removeAllExcept(branchIds: readonly string[]): Promise<string[]> {
+    const ids = await fs.readdir(path.join(this.#config.stateDir, 'clusters')).catch(() => [] as string[]);
+    const orphans = ids.filter((id) => !branchIds.includes(id));
+    for (const id of orphans) await this.remove(id);
+    return orphans;
+  }
+
   async isRunning(branchId: string): Promise<boolean> {
     try {
       await this.#run('pg_ctl', ['status', '-D', this.dataDir(branchId)]);

@@ -115,6 +115,8 @@ export class Project {
     }
     const project = new Project(config, clusters, store, saved, log);
     await project.#recoverInterruptedWork();
+    const orphans = await clusters.removeAllExcept(saved.branches.map((b) => b.id));
+    if (orphans.length > 0) log(`removed data directories no branch refers to: ${orphans.join(', ')}`);
     const running = saved.branches.filter((b) => b.endpoint !== undefined);
     log(`warm start: starting ${running.length} cluster(s) of ${saved.branches.length} branch(es)`);
     await Promise.all(running.map((b) => clusters.start(b.id, b.endpoint!.hostNumber)));
