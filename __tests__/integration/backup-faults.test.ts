@@ -12,10 +12,10 @@ import { Int32, type Document, type MongoClient } from 'mongodb';
 import type pg from 'pg';
 import { connectMongo } from '../../src/mongo.js';
 import { quoteIdent, schemaNameFor } from '../../src/naming.js';
-import { NeonApi, type BranchInfo } from '../../src/neon.js';
+import { NeonApi } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { loadCollection, loadDataset, shopDataset } from '../../test/support/datasets.js';
-import { clearFaults, injectFault, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
+import { clearFaults, createPlainBranch, injectFault, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { parseCommandFile } from '../../test/support/run-bundle.js';
 import { describeWithStack, repoRoot } from '../../test/support/stack.js';
 
@@ -284,19 +284,16 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
     }
   }, 240_000);
 
-  test('the branch limit reached: fails before syncing, naming the limit; the next run succeeds once there is room', async () => {
+  test('the branch limit reached: fails before syncing, naming the limit; with a lower retain, retention makes room first', async () => {
     const project = (await neon.getProject()).branchLimit ?? 10;
-    const made: BranchInfo[] = [];
+    // Enough backups that retention has some to delete later in this test.
+    while ((await backups()).length < 3) await expectSucceeds();
+    const made: string[] = [];
     // Branches this tool did not make fill the project up to its limit.
     for (let i = (await neon.listBranches()).length; i < project; i++) {
-      const res = await fetch(`${env.NEON_API_HOST}/projects/${env.NEON_PROJECT_ID}/branches`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${env.NEON_API_KEY}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ branch: { name: `manual-${i}` } }),
-      });
-      expect(res.status).toBe(201);
-      made.push((await neon.findBranchesByName(`manual-${i}`))[0]);
+      made.push(await createPlainBranch(env.NEON_API_HOST, env.NEON_API_KEY, env.NEON_PROJECT_ID, `manual-${i}`));
     }
+    expect((await neon.listBranches()).length).toBe(project);
     try {
       const state = await standbyState();
       const before = await backups();
@@ -306,11 +303,19 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
       expect(run.log).toMatch(new RegExp(`branch limit \\(${project}\\) leaves no room`));
       expect(await standbyState()).toBe(state);
       expect(await backups()).toEqual(before);
+
+      // With a lower retain, retention makes the room first: old backups go, the newest stays,
+      // branches this tool did not make are untouched.
+      const next = await expectSucceeds({ retain: '2' });
+      expect(next.outputs.changed).toBe('1');
+      expect(next.outputs['deleted-branches'].split(',')).toHaveLength(before.length - 1);
+      const after = await backups();
+      expect(after).toEqual([next.outputs['branch-id'], before[0]]);
+      const ids = (await neon.listBranches()).map((b) => b.id);
+      expect(ids).toEqual(expect.arrayContaining(made));
     } finally {
-      for (const b of made) await neon.deleteBranch(b.id);
+      for (const id of made) await neon.deleteBranch(id);
     }
-    const next = await expectSucceeds({ retain: '7' });
-    expect(next.outputs.changed).toBe('1');
   }, 300_000);
 
   test('the MongoDB connection cut mid-stream: standby unchanged, the collection named, no branch; the next run succeeds', async () => {

@@ -14,7 +14,7 @@ import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
-import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
+import { createPlainBranch, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { describeWithStack, repoRoot } from '../../test/support/stack.js';
 
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
@@ -200,13 +200,7 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
 
   test('retention keeps the newest `retain` backups, never a branch with children, never one it did not make', async () => {
     // A branch named like a backup but made by hand: retention must never touch it.
-    const created = await fetch(`${env.NEON_API_HOST}/projects/${env.NEON_PROJECT_ID}/branches`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${env.NEON_API_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ branch: { name: `${PREFIX}20000101T000000Z` } }),
-    });
-    expect(created.status).toBe(201);
-    const manual = ((await created.json()) as { branch: { id: string } }).branch.id;
+    const manual = await createPlainBranch(env.NEON_API_HOST, env.NEON_API_KEY, env.NEON_PROJECT_ID, `${PREFIX}20000101T000000Z`);
 
     const third = await runBackup(); // 3 backups: nothing to delete yet
     expect(third.outputs['deleted-branches']).toBe('');

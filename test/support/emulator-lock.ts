@@ -70,3 +70,21 @@ export async function clearFaults(apiHost: string, apiKey: string): Promise<void
   const base = apiHost.replace(/\/api\/v2\/?$/, '');
   await fetch(`${base}/__emulator/faults`, { method: 'DELETE', headers: { authorization: `Bearer ${apiKey}` } });
 }
+
+/**
+ * Creates a branch the way a person would in the console: no annotation, no endpoint. Retries the
+ * 423 a project answers while an earlier operation still runs. Returns the new branch's id.
+ */
+export async function createPlainBranch(apiHost: string, apiKey: string, projectId: string, name: string): Promise<string> {
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const res = await fetch(`${apiHost}/projects/${projectId}/branches`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ branch: { name } }),
+    });
+    if (res.status === 201) return ((await res.json()) as { branch: { id: string } }).branch.id;
+    if (res.status !== 423) throw new Error(`creating branch "${name}" failed: HTTP ${res.status} ${await res.text()}`);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+  }
+  throw new Error(`creating branch "${name}": the project stayed locked (423)`);
+}
