@@ -98,7 +98,8 @@ export class ConfigError extends Error {
   }
 }
 
-const REQUIRED_BY_MODE: Record<Mode, readonly InputName[]> = {
+/** Inputs each mode cannot run without (after environment fallbacks). */
+export const REQUIRED_BY_MODE: Readonly<Record<Mode, readonly InputName[]>> = {
   validate: ['mongodb-uri', 'neon-api-key', 'neon-project-id', 'neon-database-url'],
   backup: ['mongodb-uri', 'neon-api-key', 'neon-project-id', 'neon-database-url'],
   restore: ['neon-api-key', 'neon-project-id', 'neon-database-url'],

@@ -1,0 +1,127 @@
+// No secret leaves the action: every mode runs through the built bundle (main and post steps)
+// with distinctive credentials, and nothing it writes (stdout, stderr, GITHUB_OUTPUT,
+// GITHUB_STEP_SUMMARY, GITHUB_STATE) may contain any form of them except the `::add-mask::`
+// lines that register them with the runner.
+//
+// The runs take the paths where leaks happen: driver errors that echo connection strings
+// (unreachable MongoDB, refused Postgres password, refused API key), configuration errors on
+// malformed secret inputs, and successful connections logging what they reached. Successful
+// backups, restores and recoveries are covered by each mode's own tests with findSecretLeaks.
+import { MODES } from '../../src/config.js';
+import { findSecretLeaks, runAction, runCli, runPost, type BundleRun } from '../../test/support/run-bundle.js';
+import { describeWithStack } from '../../test/support/stack.js';
+
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'NEON_API_HOST'] as const;
+
+// URL-special characters in the passwords, percent-encoded inside the URLs.
+const MONGO_USER = 'leak_user';
+const MONGO_PASSWORD = 'p@ss:w/rd%zz+Mg1';
+const PG_PASSWORD = 'Pg#pa55:w/rd@x%zz';
+const TARGET_PASSWORD = 'T@rget:pw/%zz9';
+const API_KEY = 'napi_LeakTestKey_7f3a9c2e1b';
+
+function passwordForms(user: string, password: string): string[] {
+  const encoded = encodeURIComponent(password);
+  return [password, encoded, `${user}:${password}`, `${user}:${encoded}`];
+}
+
+describeWithStack('secrets never appear in what the bundle writes', STACK, (stack) => {
+  const standby = new URL(stack.NEON_DATABASE_URL);
+  const pgUser = decodeURIComponent(standby.username);
+  const realPgPassword = decodeURIComponent(standby.password);
+  const mongo = new URL(stack.MONGODB_SRV_URL);
+
+  // FerretDB (SQLite backend) accepts any credentials, so these reach the real server.
+  const reachableMongo = `mongodb://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@${mongo.host}/`;
+  const unreachableMongo = `mongodb://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@127.0.0.1:1/`;
+  const wrongPgPassword = new URL(stack.NEON_DATABASE_URL);
+  wrongPgPassword.password = encodeURIComponent(PG_PASSWORD);
+  const target = `mongodb://${MONGO_USER}:${encodeURIComponent(TARGET_PASSWORD)}@127.0.0.1:1/`;
+
+  const secrets = [
+    ...passwordForms(MONGO_USER, MONGO_PASSWORD),
+    ...passwordForms(pgUser, PG_PASSWORD),
+    ...passwordForms(MONGO_USER, TARGET_PASSWORD),
+    API_KEY,
+    reachableMongo,
+    unreachableMongo,
+    wrongPgPassword.toString(),
+    target,
+    // the stack's real credentials, used where a run must get past a check
+    stack.NEON_API_KEY,
+    realPgPassword,
+    stack.NEON_DATABASE_URL,
+  ];
+
+  const base = {
+    'neon-project-id': stack.NEON_PROJECT_ID,
+    'neon-api-host': stack.NEON_API_HOST,
+    'target-database-prefix': 'leaktest_',
+    'backup-branch': 'no-such-backup-branch',
+  };
+  const scenarios: Record<string, Record<string, string>> = {
+    'every service refuses or is unreachable': {
+      ...base,
+      'mongodb-uri': unreachableMongo,
+      'neon-database-url': wrongPgPassword.toString(),
+      'neon-api-key': API_KEY,
+      'target-mongodb-uri': target,
+    },
+    'MongoDB and Postgres accept, the API key is refused': {
+      ...base,
+      'mongodb-uri': reachableMongo,
+      'neon-database-url': stack.NEON_DATABASE_URL,
+      'neon-api-key': API_KEY,
+      'target-mongodb-uri': target,
+    },
+    'the API accepts, Postgres refuses the password': {
+      ...base,
+      'mongodb-uri': reachableMongo,
+      'neon-database-url': wrongPgPassword.toString(),
+      'neon-api-key': stack.NEON_API_KEY,
+      'target-mongodb-uri': target,
+    },
+    'malformed secret inputs': {
+      ...base,
+      'mongodb-uri': `https://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@example.net/`,
+      'neon-database-url': wrongPgPassword.toString().replace('sslmode=require', 'sslmode=disable'),
+      'neon-api-key': API_KEY,
+      'target-mongodb-uri': `mongodb+srv://${MONGO_USER}:${encodeURIComponent(TARGET_PASSWORD)}@a.example.net,b.example.net/`,
+    },
+  };
+  // No env fallbacks: only the inputs above carry credentials.
+  const env = Object.fromEntries(STACK.map((k) => [k, undefined]));
+
+  function expectNoLeak(run: BundleRun, label: string): void {
+    expect({ label, leaks: findSecretLeaks(run, secrets) }).toEqual({ label, leaks: [] });
+  }
+
+  test.each(MODES.map((m) => [m]))('mode %s: main and post steps, every scenario', async (mode) => {
+    const runs = await Promise.all(
+      Object.entries(scenarios).map(async ([name, inputs]) => {
+        const main = await runAction({ mode, ...inputs }, { env, timeoutMs: 60_000 });
+        const post = await runPost({ mode, ...inputs }, main.state, { env, timeoutMs: 60_000 });
+        return { name, main, post };
+      }),
+    );
+    for (const { name, main, post } of runs) {
+      expectNoLeak(main, `${mode} / ${name} / main`);
+      expectNoLeak(post, `${mode} / ${name} / post`);
+      // Every scenario is built to fail, and must say so on the failure line.
+      expect({ name, exitCode: main.exitCode }).toEqual({ name, exitCode: 1 });
+      expect(main.stdout).toMatch(new RegExp(`^::error::supaneon-sync ${mode} failed: `, 'm'));
+      // The masks were registered: the runner would hide these even if a message slipped through.
+      const masks = main.stdout.split('\n').filter((l) => l.startsWith('::add-mask::'));
+      expect(masks.length).toBeGreaterThanOrEqual(4);
+    }
+  });
+
+  test('the CLI, on the same failures', async () => {
+    const inputs = scenarios['every service refuses or is unreachable'];
+    const args = ['validate', ...Object.entries(inputs).flatMap(([k, v]) => [`--${k}`, v])];
+    const run = await runCli(args, { env, timeoutMs: 60_000 });
+    expect(run.exitCode).toBe(1);
+    expect(run.stderr).toMatch(/^supaneon-sync validate failed: /m);
+    expectNoLeak(run, 'cli validate');
+  });
+});

@@ -1,0 +1,154 @@
+// mode: validate through the built bundle, as GitHub runs it, against the local stack (FerretDB,
+// the Neon emulator, TLS PostgreSQL branches).
+import { runAction, runCli, type BundleRun } from '../../test/support/run-bundle.js';
+import { describeWithStack } from '../../test/support/stack.js';
+
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'NEON_API_HOST'] as const;
+
+interface Report {
+  valid: boolean;
+  checks: { group: string; name: string; ok: boolean; detail: string }[];
+}
+
+function errorLines(run: BundleRun): string[] {
+  return run.stdout.split('\n').filter((l) => l.startsWith('::error::'));
+}
+
+function reportOf(run: BundleRun): Report {
+  return JSON.parse(run.outputs.report) as Report;
+}
+
+describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
+  // Inputs given explicitly; the env fallbacks are removed so each case controls every value.
+  const noFallbacks = Object.fromEntries(STACK.map((k) => [k, undefined]));
+  const inputs = (overrides: Record<string, string> = {}) => ({
+    mode: 'validate',
+    'mongodb-uri': stack.MONGODB_SRV_URL,
+    'neon-api-key': stack.NEON_API_KEY,
+    'neon-project-id': stack.NEON_PROJECT_ID,
+    'neon-database-url': stack.NEON_DATABASE_URL,
+    'neon-api-host': stack.NEON_API_HOST,
+    ...overrides,
+  });
+  const validate = (overrides: Record<string, string> = {}) => runAction(inputs(overrides), { env: noFallbacks, timeoutMs: 60_000 });
+
+  test('everything reachable: every check passes, exit 0, outputs and summary written', async () => {
+    const run = await validate();
+    expect(errorLines(run)).toEqual([]);
+    expect(run.exitCode).toBe(0);
+    expect(run.outputs.valid).toBe('true');
+    const report = reportOf(run);
+    expect(report.valid).toBe(true);
+    const names = report.checks.map((c) => `${c.group}/${c.name}`);
+    expect(names).toEqual([
+      'configuration/inputs',
+      'mongodb/reachable, credentials accepted',
+      'mongodb/server version and topology',
+      'mongodb/list databases',
+      'mongodb/read selected collections',
+      'neon-api/API key valid, project exists',
+      'neon-api/standby branch',
+      'neon-api/branch usage',
+      'neon-api/existing backups',
+      'postgres/reachable over TLS, certificate verified',
+      'postgres/create schemas and tables',
+    ]);
+    expect(report.checks.every((c) => c.ok)).toBe(true);
+    expect(report.checks.find((c) => c.name === 'standby branch')?.detail).toMatch(/neon-database-url points at branch ".+" \(br-/);
+    expect(report.checks.find((c) => c.name === 'reachable over TLS, certificate verified')?.detail).toMatch(/TLSv1\.[23]/);
+    expect(run.summary).toMatch(/^## supaneon-sync validate: ready to back up/m);
+    expect(run.summary).toContain('| Area | Check | Result | Details |');
+    expect(run.stdout).toMatch(/All 11 checks passed in/);
+  });
+
+  test('the CLI runs the same checks and prints the outputs', async () => {
+    const run = await runCli(
+      [
+        'validate',
+        '--mongodb-uri',
+        stack.MONGODB_SRV_URL,
+        '--neon-api-key',
+        stack.NEON_API_KEY,
+        '--neon-project-id',
+        stack.NEON_PROJECT_ID,
+        '--neon-database-url',
+        stack.NEON_DATABASE_URL,
+        '--neon-api-host',
+        stack.NEON_API_HOST,
+      ],
+      { env: noFallbacks, timeoutMs: 60_000 },
+    );
+    expect(run.stderr).toBe('');
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toMatch(/^valid=true$/m);
+    expect(run.stdout).toMatch(/^supaneon-sync validate: ready to back up$/m);
+  });
+
+  test('the CLI falls back to the environment variables', async () => {
+    const run = await runCli(['validate'], { env: { ...stack }, timeoutMs: 60_000 });
+    expect(run.exitCode).toBe(0);
+    expect(run.stdout).toMatch(/^valid=true$/m);
+  });
+
+  test('sslmode=disable: refused before connecting, one line, exit 1', async () => {
+    const url = new URL(stack.NEON_DATABASE_URL);
+    url.searchParams.set('sslmode', 'disable');
+    const run = await validate({ 'neon-database-url': url.toString() });
+    expect(run.exitCode).toBe(1);
+    expect(run.durationMs).toBeLessThan(20_000);
+    expect(errorLines(run)).toEqual([
+      expect.stringMatching(/^::error::Configuration: input 'neon-database-url' has sslmode=disable.*TLS to Neon is required/),
+      '::error::supaneon-sync validate failed: 1 configuration problem (listed above)',
+    ]);
+    expect(run.outputs.valid).toBe('false');
+    expect(reportOf(run).checks).toHaveLength(1);
+  });
+
+  test('wrong API key: the Neon API check fails naming neon-api-key, the rest still run', async () => {
+    const run = await validate({ 'neon-api-key': 'napi_wrong_key_for_test_000' });
+    expect(run.exitCode).toBe(1);
+    expect(run.durationMs).toBeLessThan(20_000);
+    const errors = errorLines(run);
+    expect(errors).toHaveLength(2 + 3); // the key check, its three dependent checks, the final line
+    expect(errors[0]).toMatch(/^::error::Neon API: API key valid, project exists: .*401.*neon-api-key/);
+    const report = reportOf(run);
+    expect(report.checks.filter((c) => c.group === 'mongodb').every((c) => c.ok)).toBe(true);
+    expect(report.checks.filter((c) => c.group === 'postgres').every((c) => c.ok)).toBe(true);
+    expect(run.outputs.valid).toBe('false');
+  });
+
+  // FerretDB on SQLite accepts any password, so a wrong password cannot fail here; a wrong
+  // port is the MongoDB failure this stack can produce.
+  test('MongoDB unreachable (wrong port): fails within 20 s, naming MongoDB', async () => {
+    const run = await validate({ 'mongodb-uri': 'mongodb://127.0.0.1:1/' });
+    expect(run.exitCode).toBe(1);
+    expect(run.durationMs).toBeLessThan(20_000);
+    const errors = errorLines(run);
+    expect(errors[0]).toMatch(/^::error::MongoDB: reachable, credentials accepted: cannot reach MongoDB at 127\.0\.0\.1:1/);
+    expect(reportOf(run).checks.filter((c) => !c.ok).every((c) => c.group === 'mongodb')).toBe(true);
+  });
+
+  test('Postgres and the Neon API unreachable: fails within 20 s with one line per problem', async () => {
+    const url = new URL(stack.NEON_DATABASE_URL);
+    url.hostname = '127.0.0.1';
+    url.port = '1';
+    const run = await validate({ 'neon-database-url': url.toString(), 'neon-api-host': 'http://127.0.0.1:1/api/v2' });
+    expect(run.exitCode).toBe(1);
+    expect(run.durationMs).toBeLessThan(20_000);
+    const errors = errorLines(run);
+    expect(errors).toContainEqual(expect.stringMatching(/^::error::Neon API: API key valid, project exists: /));
+    expect(errors).toContainEqual(expect.stringMatching(/^::error::Neon Postgres: reachable over TLS, certificate verified: cannot connect to Postgres at 127\.0\.0\.1:1/));
+    expect(errors[errors.length - 1]).toBe('::error::supaneon-sync validate failed: one or more checks failed (see the errors above and the job summary)');
+  });
+
+  test('an address that never answers is given up on in time', async () => {
+    // 192.0.2.0/24 is reserved for documentation: packets go nowhere, so only timeouts end it.
+    const url = new URL(stack.NEON_DATABASE_URL);
+    url.hostname = '192.0.2.1';
+    const run = await validate({ 'mongodb-uri': 'mongodb://192.0.2.1:27017/', 'neon-database-url': url.toString() });
+    expect(run.exitCode).toBe(1);
+    expect(run.durationMs).toBeLessThan(20_000);
+    expect(errorLines(run)).toContainEqual(expect.stringMatching(/^::error::MongoDB: /));
+    expect(errorLines(run)).toContainEqual(expect.stringMatching(/^::error::Neon Postgres: /));
+  });
+});

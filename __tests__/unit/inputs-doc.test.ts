@@ -1,0 +1,42 @@
+// docs/INPUTS.md (embedded in the README) must list exactly the inputs and outputs of action.yml,
+// and every output a mode sets must be declared there.
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { parse } from 'yaml';
+import { renderInputsDoc } from '../../scripts/inputs-doc.js';
+import { repoRoot } from '../../test/support/stack.js';
+
+const actionText = readFileSync(path.join(repoRoot, 'action.yml'), 'utf8');
+const action = parse(actionText) as { inputs: Record<string, unknown>; outputs: Record<string, unknown> };
+const doc = readFileSync(path.join(repoRoot, 'docs', 'INPUTS.md'), 'utf8');
+
+/** First-column names of the table under a `## heading`. */
+function tableNames(markdown: string, heading: string): string[] {
+  const section = markdown.split(/^## /m).find((s) => s.startsWith(`${heading}\n`)) ?? '';
+  return section
+    .split('\n')
+    .filter((l) => l.startsWith('| `'))
+    .map((l) => /^\| `([^`]+)`/.exec(l)?.[1] ?? '');
+}
+
+test('the inputs table lists exactly the inputs of action.yml, in order', () => {
+  expect(tableNames(doc, 'Inputs')).toEqual(Object.keys(action.inputs));
+});
+
+test('the outputs table lists exactly the outputs of action.yml, in order', () => {
+  expect(tableNames(doc, 'Outputs')).toEqual(Object.keys(action.outputs));
+});
+
+test('docs/INPUTS.md is what `npm run docs:inputs` writes from action.yml', () => {
+  expect(doc).toBe(renderInputsDoc(actionText));
+});
+
+test('every output a mode sets is declared in action.yml', () => {
+  const modesDir = path.join(repoRoot, 'src', 'modes');
+  const set = new Set<string>();
+  for (const file of readdirSync(modesDir).filter((f) => f.endsWith('.ts'))) {
+    for (const m of readFileSync(path.join(modesDir, file), 'utf8').matchAll(/setOutput\(\s*'([^']+)'/g)) set.add(m[1]);
+  }
+  expect(set.size).toBeGreaterThan(0);
+  expect([...set].filter((name) => !(name in action.outputs))).toEqual([]);
+});
