@@ -42,6 +42,8 @@ export interface NeonApiOptions {
   retryDeadlineMs?: number;
   /** How long to wait for a mutation's operations to finish (default 10 min). */
   operationTimeoutMs?: number;
+  /** The HTTP client (default: global fetch); tests wrap it to lose responses on the way back. */
+  fetch?: typeof fetch;
 }
 
 /** An API call that failed for good: names the call, the branch, Neon's answer and a fix. */
@@ -98,7 +100,12 @@ export class NeonApi {
     this.retryDeadlineMs = opts.retryDeadlineMs ?? 180_000;
     this.operationTimeoutMs = opts.operationTimeoutMs ?? 600_000;
     // retries: 0 because every call below goes through `call`, which owns the retry policy.
-    this.neon = createNeonClient({ apiKey: opts.apiKey, baseUrl: opts.baseUrl.replace(/\/+$/, ''), retries: 0 });
+    this.neon = createNeonClient({
+      apiKey: opts.apiKey,
+      baseUrl: opts.baseUrl.replace(/\/+$/, ''),
+      retries: 0,
+      ...(opts.fetch ? { fetch: opts.fetch } : {}),
+    });
   }
 
   async getProject(): Promise<{ id: string; name: string; branchLimit?: number }> {

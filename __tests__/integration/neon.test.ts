@@ -1,0 +1,248 @@
+// The Neon API wrapper against the emulator over HTTP: branches with annotations, operation waits,
+// the retry policy (423/429/503 always, 5xx and hangs only where replaying is safe), a create whose
+// answer is lost (never a second branch), errors that name the call and the fix without the key.
+import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
+import type { Logger } from '../../src/io.js';
+import { NeonApi, TOOL_ANNOTATION, normaliseEndpointHost, type NeonApiOptions } from '../../src/neon.js';
+import { connectPostgres } from '../../src/postgres.js';
+import { clearFaults, createPlainBranch, injectFault, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
+import { describeWithStack } from '../../test/support/stack.js';
+
+const STACK = ['NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+
+function recordingLog(): Logger & { lines: string[] } {
+  const lines: string[] = [];
+  return {
+    lines,
+    info: (m) => void lines.push(m),
+    warn: (m) => void lines.push(`warning: ${m}`),
+    error: (m) => void lines.push(`error: ${m}`),
+    debug: (m) => void lines.push(`debug: ${m}`),
+    group: (_n, fn) => fn(),
+  };
+}
+
+describe('normaliseEndpointHost', () => {
+  test('reads a pooler host as its direct endpoint host', () => {
+    expect(normaliseEndpointHost('ep-cool-darkness-123456-pooler.eu-central-1.aws.neon.tech')).toBe('ep-cool-darkness-123456.eu-central-1.aws.neon.tech');
+    expect(normaliseEndpointHost('EP-Cool-1-POOLER.example.com.')).toBe('ep-cool-1.example.com');
+    expect(normaliseEndpointHost('ep-cool-1.example.com')).toBe('ep-cool-1.example.com');
+    // Only the first label's suffix counts.
+    expect(normaliseEndpointHost('ep-a.pooler-zone-pooler.example.com')).toBe('ep-a.pooler-zone-pooler.example.com');
+    expect(normaliseEndpointHost('127.0.0.2')).toBe('127.0.0.2');
+  });
+});
+
+describeWithStack('NeonApi against the emulator', STACK, (env) => {
+  let release: (() => Promise<void>) | undefined;
+  let defaultBranchId: string;
+  const api = (over: Partial<NeonApiOptions> = {}) =>
+    new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: recordingLog(), ...over });
+
+  beforeAll(async () => {
+    release = await lockEmulator('neon.test.ts');
+    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
+    const main = (await api().listBranches()).find((b) => b.isDefault);
+    if (!main) throw new Error('the emulator has no default branch after a reset');
+    defaultBranchId = main.id;
+  });
+
+  // Each test leaves the project as it found it, even when it fails half-way.
+  afterEach(async () => {
+    await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY);
+    const neon = api();
+    for (let round = 0; round < 10; round++) {
+      const branches = await neon.listBranches();
+      const leaves = branches.filter((b) => !b.isDefault && !branches.some((c) => c.parentId === b.id));
+      if (leaves.length === 0) break;
+      for (const b of leaves) await neon.deleteBranch(b.id);
+    }
+  });
+
+  afterAll(async () => {
+    await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY).catch(() => undefined);
+    await release?.();
+  });
+
+  test('getProject reports the branch limit; the standby is found by its endpoint host', async () => {
+    const neon = api();
+    const project = await neon.getProject();
+    expect(project.id).toBe(env.NEON_PROJECT_ID);
+    expect(project.branchLimit).toBe(10);
+
+    const host = new URL(env.NEON_DATABASE_URL).hostname;
+    const standby = await neon.findBranchByEndpointHost(host);
+    expect(standby?.id).toBe(defaultBranchId);
+    expect(standby?.isDefault).toBe(true);
+    expect(await neon.findBranchByEndpointHost('ep-nowhere-1.example.com')).toBeUndefined();
+  });
+
+  test('backup branches: storage only, annotated, listed newest first, exact names only', async () => {
+    const neon = api();
+    const first = await neon.createBackupBranch({ name: 'nt-backup-1', parentId: defaultBranchId, runId: 'run-1' });
+    const second = await neon.createBackupBranch({ name: 'nt-backup-12', parentId: defaultBranchId, runId: 'run-12' });
+    expect(first.annotations).toEqual({ [TOOL_ANNOTATION]: 'backup', 'run-id': 'run-1', 'standby-branch-id': defaultBranchId });
+
+    // The annotations come back from the list, not only from our own request.
+    const listed = (await neon.listBranches()).find((b) => b.id === first.id);
+    expect(listed?.annotations).toEqual(first.annotations);
+    expect(listed?.parentId).toBe(defaultBranchId);
+    expect(listed?.isDefault).toBe(false);
+
+    const backups = await neon.toolBranches('backup');
+    expect(backups.map((b) => b.id)).toEqual([second.id, first.id]);
+    expect(await neon.toolBranches('restore-test')).toEqual([]);
+
+    // `search` is a partial match on Neon: "nt-backup-1" also finds "nt-backup-12".
+    expect((await neon.findBranchesByName('nt-backup-1')).map((b) => b.id)).toEqual([first.id]);
+    expect((await neon.findBranch('nt-backup-12'))?.id).toBe(second.id);
+    expect((await neon.findBranch(first.id))?.name).toBe('nt-backup-1');
+    expect(await neon.findBranch('nt-backup')).toBeUndefined();
+
+    // No compute: no endpoint was made for it.
+    const res = await fetch(`${env.NEON_API_HOST}/projects/${env.NEON_PROJECT_ID}/branches/${first.id}/endpoints`, {
+      headers: { authorization: `Bearer ${env.NEON_API_KEY}` },
+    });
+    expect(((await res.json()) as { endpoints: unknown[] }).endpoints).toEqual([]);
+
+    await neon.deleteBranch(second.id);
+    await neon.deleteBranch(first.id);
+    expect((await neon.toolBranches('backup')).length).toBe(0);
+  });
+
+  test('restore branches: a usable endpoint, an expiry, the standby credentials work on it', async () => {
+    const neon = api();
+    const backupBranch = await neon.createBackupBranch({ name: 'nt-backup-r', parentId: defaultBranchId, runId: 'run-r' });
+    const expiresAt = new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const { branch, host } = await neon.createRestoreBranch({ name: 'nt-restore-1', parentId: backupBranch.id, expiresAt });
+    expect(branch.annotations).toEqual({ [TOOL_ANNOTATION]: 'restore-test', 'backup-branch-id': backupBranch.id });
+    expect(host).not.toBe(new URL(env.NEON_DATABASE_URL).hostname);
+    const listed = (await neon.toolBranches('restore-test'))[0];
+    expect(listed.id).toBe(branch.id);
+    expect(Date.parse(listed.expiresAt ?? '')).toBe(Date.parse(expiresAt));
+
+    const client = await connectPostgres(env.NEON_DATABASE_URL, { host });
+    try {
+      const r = await client.query('SELECT host(inet_server_addr()) AS addr');
+      expect(r.rows[0].addr).toBe(host);
+    } finally {
+      await client.end();
+    }
+
+    // A parent with a child cannot go: the error names the call, the branch, Neon's code and a fix.
+    await expect(neon.deleteBranch(backupBranch.id)).rejects.toThrow(
+      new RegExp(`delete branch ${backupBranch.id} in project "${env.NEON_PROJECT_ID}" failed: HTTP 422 BRANCH_HAS_CHILDREN: .*Fix: `),
+    );
+    await neon.deleteBranch(branch.id);
+    // Deleting what is already gone is done, not an error.
+    await neon.deleteBranch(branch.id);
+    await neon.deleteBranch(backupBranch.id);
+  });
+
+  test('423, 429 and 503 are retried for every call; the log says so', async () => {
+    const log = recordingLog();
+    const neon = api({ log });
+    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 423, count: 2, method: 'POST', path: '/branches' });
+    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 503, count: 1, method: 'GET', path: '/operations/' });
+    const b = await neon.createBackupBranch({ name: 'nt-retry', parentId: defaultBranchId, runId: 'run-retry' });
+    expect(log.lines.filter((l) => /HTTP 423/.test(l) && /retrying/.test(l))).toHaveLength(2);
+    expect(log.lines.some((l) => /HTTP 503/.test(l) && /retrying/.test(l))).toBe(true);
+
+    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 429, count: 1, method: 'GET', path: '/branches' });
+    expect((await neon.toolBranches('backup')).map((x) => x.id)).toEqual([b.id]);
+    expect(log.lines.some((l) => /HTTP 429/.test(l))).toBe(true);
+    await neon.deleteBranch(b.id);
+  });
+
+  test('a 500 answering a create is checked by name before trying again: one branch, not two', async () => {
+    const log = recordingLog();
+    const neon = api({ log });
+    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 500, count: 1, method: 'POST', path: '/branches' });
+    const b = await neon.createBackupBranch({ name: 'nt-500', parentId: defaultBranchId, runId: 'run-500' });
+    expect(log.lines.some((l) => /checking whether the branch was created/.test(l))).toBe(true);
+    expect((await neon.listBranches()).filter((x) => x.name === 'nt-500').map((x) => x.id)).toEqual([b.id]);
+    await neon.deleteBranch(b.id);
+  });
+
+  test('a create whose answer is lost on the way back is adopted, never made twice', async () => {
+    const log = recordingLog();
+    let dropped = 0;
+    // The request reaches the emulator and is carried out; only its response never arrives.
+    const losingFetch: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      const method = (input instanceof Request ? input.method : init?.method) ?? 'GET';
+      const url = input instanceof Request ? input.url : String(input);
+      if (method === 'POST' && /\/branches$/.test(url) && dropped === 0) {
+        dropped++;
+        throw new TypeError('fetch failed: socket hang up (response lost)');
+      }
+      return response;
+    };
+    const neon = api({ log, fetch: losingFetch });
+    const b = await neon.createBackupBranch({ name: 'nt-lost', parentId: defaultBranchId, runId: 'run-lost' });
+    expect(dropped).toBe(1);
+    expect(log.lines.some((l) => /was created despite the error; using it/.test(l))).toBe(true);
+    expect(b.annotations['run-id']).toBe('run-lost');
+    expect((await api().listBranches()).filter((x) => x.name === 'nt-lost').map((x) => x.id)).toEqual([b.id]);
+    await api().deleteBranch(b.id);
+  });
+
+  test('a branch of the same name made by someone else is never adopted', async () => {
+    const neon = api({
+      fetch: async (input, init) => {
+        const method = (input instanceof Request ? input.method : init?.method) ?? 'GET';
+        const url = input instanceof Request ? input.url : String(input);
+        if (method === 'POST' && /\/branches$/.test(url)) throw new TypeError('fetch failed: connection reset');
+        return fetch(input, init);
+      },
+    });
+    const userBranch = await createPlainBranch(env.NEON_API_HOST, env.NEON_API_KEY, env.NEON_PROJECT_ID, 'nt-taken');
+    await expect(neon.createBackupBranch({ name: 'nt-taken', parentId: defaultBranchId, runId: 'run-x' })).rejects.toThrow(
+      /already exists .* but was not made by this run/,
+    );
+    await api().deleteBranch(userBranch);
+  });
+
+  test('a hanging GET times out and is retried; a hanging POST is checked before any retry', async () => {
+    const log = recordingLog();
+    const neon = api({ log, requestTimeoutMs: 1000 });
+    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 'hang', count: 1, method: 'GET', path: '/branches' });
+    const started = Date.now();
+    await neon.listBranches();
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
+    expect(log.lines.some((l) => /no answer within 1 s; retrying/.test(l))).toBe(true);
+
+    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 'hang', count: 1, method: 'POST', path: '/branches' });
+    const b = await neon.createBackupBranch({ name: 'nt-hang', parentId: defaultBranchId, runId: 'run-hang' });
+    expect((await neon.listBranches()).filter((x) => x.name === 'nt-hang')).toHaveLength(1);
+    await neon.deleteBranch(b.id);
+  });
+
+  test('a lock that outlasts the retry deadline fails with the call, the status and a fix', async () => {
+    const neon = api({ retryDeadlineMs: 1500 });
+    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 423, count: 50, method: 'POST', path: '/branches' });
+    try {
+      await expect(neon.createBackupBranch({ name: 'nt-locked', parentId: defaultBranchId, runId: 'run-l' })).rejects.toThrow(
+        /create branch "nt-locked" from .* failed: HTTP 423 .*gave up after \d+ attempts.*Fix: another operation kept the project locked/,
+      );
+    } finally {
+      await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY);
+    }
+    expect((await neon.listBranches()).some((b) => b.name === 'nt-locked')).toBe(false);
+  });
+
+  test('a wrong key or project id says which input to fix, and never shows the key', async () => {
+    const wrongKey = 'napi_wrong_key_0123456789abcdef';
+    const badKey = api({ apiKey: wrongKey });
+    const keyError = await badKey.listBranches().then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(keyError?.message).toMatch(/HTTP 401.*Fix: check the neon-api-key input/);
+    expect(keyError?.message).not.toContain(wrongKey);
+    expect(keyError?.message).not.toContain(env.NEON_API_KEY);
+
+    const badProject = api({ projectId: 'no-such-project-42' });
+    await expect(badProject.getProject()).rejects.toThrow(/HTTP 404.*check the neon-project-id input: project "no-such-project-42" was not found/);
+  });
+});
