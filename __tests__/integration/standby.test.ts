@@ -9,7 +9,7 @@ import type { Logger } from '../../src/io.js';
 import { readManifest, type BackupRecord } from '../../src/manifest.js';
 import { connectMongo, listSelectedCollections, rawDocuments, type CollectionSpec } from '../../src/mongo.js';
 import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
-import { connectPostgres } from '../../src/postgres.js';
+import { connectPostgres, describePostgresUrl } from '../../src/postgres.js';
 import { acquireBackupLock, BackupAlreadyRunning, recordRunStart, syncStandby, type CollectionSource } from '../../src/standby.js';
 import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
 import { describeWithStack } from '../../test/support/stack.js';
@@ -350,5 +350,23 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_DATABASE_URL'], (env
     } finally {
       await mongo.db(big).dropDatabase().catch(() => undefined);
     }
+  });
+
+  test('connections are always TLS with a verified certificate; weaker sslmodes are refused', async () => {
+    const r = await standby.query('SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+    expect(r.rows[0].ssl).toBe(true);
+    for (const mode of ['disable', 'allow', 'prefer']) {
+      const u = new URL(url);
+      u.searchParams.set('sslmode', mode);
+      await expect(connectPostgres(u.toString())).rejects.toThrow(`sslmode=${mode}`);
+    }
+    // verify-full in the URL changes nothing: verification is always on.
+    const full = new URL(url);
+    full.searchParams.set('sslmode', 'verify-full');
+    const c = await connectPostgres(full.toString());
+    await c.end();
+    const described = describePostgresUrl(url);
+    expect(described).toBe(`${new URL(url).hostname}:${new URL(url).port}/${PG_DB}`);
+    expect(described).not.toContain(decodeURIComponent(new URL(url).password));
   });
 });
