@@ -53,7 +53,8 @@ describeWithStack('MongoDB-wire server through the official driver', ['MONGODB_S
     let read = 0;
     getMores = 0;
     for await (const doc of collection.find({}, { batchSize: BATCH_SIZE })) {
-      const n = doc._id as number;
+      const n: unknown = doc._id;
+      if (typeof n !== 'number') throw new Error(`a document came back with a non-numeric _id: ${String(n)}`);
       expect(Number.isInteger(n) && n >= 0 && n < DOCUMENTS).toBe(true);
       expect(seen[n]).toBe(0);
       seen[n] = 1;

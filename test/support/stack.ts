@@ -33,7 +33,9 @@ export function loadStackEnv(): Record<string, string> {
     text = readFileSync(stackEnvFile, 'utf8');
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
-    throw new Error(`cannot read the local stack settings (${reason}); start the stack with 'npm run stack:up'`);
+    throw new Error(`cannot read the local stack settings (${reason}); start the stack with 'npm run stack:up'`, {
+      cause: error,
+    });
   }
   return parseStackEnv(text);
 }
