@@ -13,29 +13,6 @@ case "${1:-}" in
 esac
 
 STOP_PID="$REPO_ROOT/scripts/stack/stop-pid.sh"
-EMULATOR_STATE="$STACK_DIR/neon"
-
-# A cluster whose postmaster.pid is still live after the emulator stopped (or crashed) is stopped
-# with pg_ctl, as the user that owns its data directory.
-stop_leftover_clusters() {
-  [ -d "$EMULATOR_STATE" ] || return 0
-  local bindir pidfile datadir owner
-  bindir="$(find_pg_bindir)"
-  while IFS= read -r pidfile; do
-    datadir="$(dirname "$pidfile")"
-    [ -n "$bindir" ] || die "a PostgreSQL cluster may still run in $datadir but no pg_ctl was found in /usr/lib/postgresql/*/bin"
-    owner="$(stat -c %U "$datadir")"
-    run_as "$owner" "$bindir/pg_ctl" -D "$datadir" status >/dev/null 2>&1 || continue
-    log "stopping the PostgreSQL cluster left running in $datadir"
-    run_as "$owner" "$bindir/pg_ctl" -D "$datadir" stop -m fast -w -t 60 >/dev/null
-  done < <(find "$EMULATOR_STATE" -name postmaster.pid -type f 2>/dev/null)
-}
-
-run_as() { # user, command...
-  local user="$1"
-  shift
-  if is_root && [ "$user" != root ]; then runuser -u "$user" -- "$@"; else "$@"; fi
-}
 
 # Lists our ports that still have a TCP listener, on any local address (/proc, so no ss or lsof needed).
 ports_still_listening() {
@@ -51,7 +28,7 @@ ports_still_listening() {
 
 if [ -d "$STACK_DIR" ]; then
   bash "$STOP_PID" "$STACK_DIR/emulator.pid" "$EMULATOR_MARK" "Neon emulator" 60
-  stop_leftover_clusters
+  bash "$REPO_ROOT/scripts/stack/stop-clusters.sh"
   bash "$STOP_PID" "$STACK_DIR/ferretdb.pid" "$FERRETDB_MARK" FerretDB 30
   # The settings describe processes that no longer run; `up` writes them again.
   rm -f "$STACK_DIR/env" "$STACK_DIR/env.tmp"

@@ -141,6 +141,8 @@ ensure_emulator() {
     return 0
   fi
   stop_pid_file "$EMULATOR_PID" "$EMULATOR_MARK" "Neon emulator"
+  # Clusters left running by an emulator that died would hold the endpoint addresses.
+  bash "$REPO_ROOT/scripts/stack/stop-clusters.sh"
   [ -f "$REPO_ROOT/test/support/neon-emulator/main.ts" ] \
     || die "the Neon emulator is missing: $REPO_ROOT/test/support/neon-emulator/main.ts does not exist"
   require_free_port "$API_PORT" SUPANEON_STACK_API_PORT "the Neon emulator"
