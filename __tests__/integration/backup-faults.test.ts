@@ -3,11 +3,7 @@
 // connection cut mid-stream, the Postgres connection killed mid-COPY, the process killed mid-sync.
 // Each must end with the standby unchanged (or, for faults after the commit, committed but with no
 // snapshot), no half-made branch, no backup deleted, a clear error and exit 1; the next run succeeds.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { Int32, type Document, type MongoClient } from 'mongodb';
 import type pg from 'pg';
 import { connectMongo } from '../../src/mongo.js';
@@ -16,8 +12,8 @@ import { NeonApi } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { loadCollection, loadDataset, shopDataset } from '../../test/support/datasets.js';
 import { clearFaults, createPlainBranch, injectFault, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
-import { parseCommandFile } from '../../test/support/run-bundle.js';
-import { describeWithStack, repoRoot } from '../../test/support/stack.js';
+import { actionEntry, startAction, type ActionRun } from '../../test/support/action-process.js';
+import { describeWithStack } from '../../test/support/stack.js';
 
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
 const DB = `bkf_${suffix}`;
@@ -25,53 +21,7 @@ const PREFIX = 'bkf-';
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
 // Enough data that the copy of this collection lasts long enough to be interrupted on purpose.
 const BULK_DOCS = 40_000;
-
-/**
- * The action's entry as GitHub runs it: the committed bundle when it is at least as new as the
- * sources, else the same entry from source (so a stale bundle never hides a fix, nor fakes one).
- */
-function actionEntry(): { argv: string[]; label: string } {
-  const bundle = path.join(repoRoot, 'dist', 'index.js');
-  const newestSource = Math.max(
-    ...readdirSync(path.join(repoRoot, 'src'), { recursive: true, withFileTypes: true })
-      .filter((d) => d.isFile() && d.name.endsWith('.ts'))
-      .map((d) => statSync(path.join(d.parentPath, d.name)).mtimeMs),
-  );
-  if (existsSync(bundle) && statSync(bundle).mtimeMs >= newestSource) return { argv: [bundle], label: 'dist/index.js' };
-  return { argv: ['--import', 'tsx', path.join(repoRoot, 'src', 'index.ts')], label: 'src/index.ts (the bundle is older than the sources)' };
-}
 const ENTRY = actionEntry();
-
-interface ActionRun {
-  exitCode: number | null;
-  signal: NodeJS.Signals | null;
-  log: string;
-  outputs: Record<string, string>;
-}
-
-function startAction(inputs: Record<string, string>, env: Record<string, string> = {}, timeoutMs = 180_000) {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'supaneon-faults-'));
-  const output = path.join(dir, 'output');
-  writeFileSync(output, '');
-  const childEnv: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(INPUT_|GITHUB_)/.test(k)) childEnv[k] = v;
-  Object.assign(childEnv, { GITHUB_OUTPUT: output, ...env });
-  for (const [name, value] of Object.entries(inputs)) childEnv[`INPUT_${name.toUpperCase()}`] = value;
-  const child = spawn(process.execPath, ENTRY.argv, { cwd: repoRoot, env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (log += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (log += d));
-  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-  const result = new Promise<ActionRun>((resolve) => {
-    child.on('close', (exitCode, signal) => {
-      clearTimeout(timer);
-      const outputs = parseCommandFile(readFileSync(output, 'utf8'));
-      rmSync(dir, { recursive: true, force: true });
-      resolve({ exitCode, signal, log, outputs });
-    });
-  });
-  return { child, result };
-}
 
 /** A TCP proxy in front of the MongoDB-wire server that can cut every connection and refuse new ones. */
 class CuttableProxy {

@@ -15,6 +15,7 @@ import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
 import { createPlainBranch, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
+import { actionEntry, startAction } from '../../test/support/action-process.js';
 import { describeWithStack, repoRoot } from '../../test/support/stack.js';
 
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
@@ -243,6 +244,25 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
     // Every backup is "older than 0 days" except the one just made, which is the newest.
     expect(after.map((b) => b.id)).toEqual([io.outputs['branch-id']]);
     expect(io.outputs['deleted-branches'].split(',')).toHaveLength(3);
+  });
+
+  test(`run as GitHub runs the action (${actionEntry().label}): outputs, job summary, no secret in the log`, async () => {
+    await mongo.db(MISC).collection('events').deleteOne({ _id: new Int32(0) } as Document);
+    const before = await backups();
+    const run = await startAction({ mode: 'backup', databases: `${SHOP},${MISC}`, 'branch-prefix': PREFIX, retain: '3' }).result;
+    if (run.exitCode !== 0) throw new Error(`the action failed (exit ${run.exitCode}):\n${run.log}`);
+    expect(run.outputs.changed).toBe('1');
+    expect(run.outputs['branch-name']).toMatch(new RegExp(`^${PREFIX}\\d{8}T\\d{6}Z$`));
+    expect((await backups()).map((b) => b.id)).toEqual([run.outputs['branch-id'], ...before.map((b) => b.id)]);
+    expect(run.log).toContain(`::group::${SHOP}.orders`);
+    expect(run.summary).toContain('| Collection | Postgres table | Documents | Size | Changed | Content hash |');
+    const password = decodeURIComponent(new URL(env.NEON_DATABASE_URL).password);
+    // `::add-mask::` lines exist to carry the secret to the runner, which hides it everywhere after.
+    const logged = run.log.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n');
+    for (const secret of [password, env.NEON_API_KEY]) {
+      expect(logged).not.toContain(secret);
+      expect(run.summary).not.toContain(secret);
+    }
   });
 
   test('snapshot names are UTC timestamps; the tool version matches the package', () => {
