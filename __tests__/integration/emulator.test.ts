@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import pg from 'pg';
 import { createNeonClient, type Branch, type Endpoint, type NeonApiError } from '@neon/sdk';
+import { lockEmulator } from '../../test/support/emulator-lock.js';
 import { describeWithStack } from '../../test/support/stack.js';
 
 const STACK_SETTINGS = ['NEON_API_HOST', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'SUPANEON_STACK_CA'] as const;
@@ -77,16 +78,24 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     return new Date(Date.now() + days * 24 * 3600 * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
   }
 
+  // Resets, branch counts and faults are project-wide: hold the cross-file lock while they run.
+  let release: (() => Promise<void>) | undefined;
+
   beforeAll(async () => {
+    release = await lockEmulator('emulator.test.ts');
     await control('POST', 'reset');
-  });
+  }, 660_000);
 
   afterEach(async () => {
     await control('DELETE', 'faults');
   });
 
   afterAll(async () => {
-    await control('POST', 'reset');
+    try {
+      await control('POST', 'reset');
+    } finally {
+      await release?.();
+    }
   });
 
   describe('authentication and errors', () => {

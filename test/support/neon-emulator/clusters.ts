@@ -2,8 +2,7 @@
 // copy of a stopped data directory) for a child, start/stop with pg_ctl. Every cluster listens on
 // its own loopback address 127.0.0.N on the shared port, with TLS and scram-sha-256, exactly as a
 // client reaches a Neon endpoint: same role, password and database, only the host differs.
-import { execFile } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
