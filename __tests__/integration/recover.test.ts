@@ -5,20 +5,21 @@ import { Binary, BSON, Double, Int32, Long, MongoClient, ObjectId, Timestamp, BS
 import { parseConfig, type Config, type RawInputs } from '../../src/config.js';
 import type { Io, Logger } from '../../src/io.js';
 import { backup } from '../../src/modes/backup.js';
+import { NeonApi } from '../../src/neon.js';
 import { recover } from '../../src/modes/recover.js';
 import { loadCollection, randomDocuments } from '../../test/support/datasets.js';
+import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
+import { describeWithStack } from '../../test/support/stack.js';
 
-const env = process.env;
-const stackReady = Boolean(env.MONGODB_SRV_URL && env.NEON_API_KEY && env.NEON_API_HOST && env.NEON_DATABASE_URL);
-if (!stackReady) {
-  process.stderr.write('recover.test.ts: skipped, the local stack is not running (its settings are missing from the environment)\n');
-}
-const describeStack = stackReady ? describe : describe.skip;
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
 
 // Own database names: FerretDB and the default branch are shared with test files running in parallel.
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
 const SOURCE_DB = `rec_src_${suffix}`;
 const PREFIX = 'rcv_';
+
+/** A document whose `_id` may be of any type (the driver's default schema assumes ObjectId). */
+type AnyIdDocument = Document & { _id: unknown };
 
 interface RecordingIo extends Io {
   outputs: Record<string, string>;
@@ -51,7 +52,7 @@ function recordingIo(): RecordingIo {
 }
 
 function config(inputs: RawInputs): Config {
-  return parseConfig({ databases: SOURCE_DB, ...inputs }, env);
+  return parseConfig({ databases: SOURCE_DB, ...inputs }, process.env);
 }
 
 /** Documents covering every BSON type the MongoDB-wire test server accepts, nested where it allows. */
@@ -143,15 +144,16 @@ function withHostPort(uri: string, host: string, port: number): string {
   return uri.replace(/^(mongodb:\/\/(?:[^@/]*@)?)[^/?]+/, `$1${host}:${port}`);
 }
 
-describeStack('mode: recover on the local stack', () => {
+describeWithStack('mode: recover on the local stack', STACK, (env) => {
   let mongo: MongoClient;
+  let release: (() => Promise<void>) | undefined;
 
   beforeAll(async () => {
-    const base = env.NEON_API_HOST!.replace(/\/api\/v2\/?$/, '');
-    const reset = await fetch(`${base}/__emulator/reset`, { method: 'POST', headers: { authorization: `Bearer ${env.NEON_API_KEY}` } });
-    expect(reset.ok).toBe(true);
+    // The emulator's branches and the standby's database are shared by every test file: hold them for this file.
+    release = await lockEmulator('recover.test.ts');
+    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
 
-    mongo = new MongoClient(env.MONGODB_SRV_URL!);
+    mongo = new MongoClient(env.MONGODB_SRV_URL);
     await mongo.connect();
     const db = mongo.db(SOURCE_DB);
     await db.collection('customers').insertMany(typedDocuments());
@@ -159,7 +161,7 @@ describeStack('mode: recover on the local stack', () => {
     await db.collection('customers').createIndex({ 'address.city': 1, int32: -1 }, { name: 'city_int32' });
     await loadCollection(mongo, SOURCE_DB, 'random', randomDocuments(7, 500));
     // Enough bytes that the insert of this collection spans the point where the proxy cuts.
-    await db.collection('events').insertMany(
+    await db.collection<AnyIdDocument>('events').insertMany(
       Array.from({ length: 4000 }, (_, i) => ({ _id: new Int32(i), kind: 'view', payload: 'x'.repeat(700), at: new Date(1_700_000_000_000 + i) })),
     );
 
@@ -167,12 +169,14 @@ describeStack('mode: recover on the local stack', () => {
     const ok = await backup(config({ mode: 'backup' }), io);
     if (!ok) throw new Error(`the backup this test recovers from failed:\n${io.lines.join('\n')}`);
     expect(io.outputs['branch-id']).toMatch(/\S/);
-  });
+  }, 600_000);
 
   afterAll(async () => {
-    if (!mongo) return;
-    for (const name of [SOURCE_DB, `${PREFIX}${SOURCE_DB}`, `cut_${SOURCE_DB}`]) await mongo.db(name).dropDatabase().catch(() => undefined);
-    await mongo.close();
+    if (mongo) {
+      for (const name of [SOURCE_DB, `${PREFIX}${SOURCE_DB}`, `cut_${SOURCE_DB}`, `sb_${SOURCE_DB}`]) await mongo.db(name).dropDatabase().catch(() => undefined);
+      await mongo.close();
+    }
+    await release?.();
   });
 
   test('recovers every document byte-identical, with its indexes, and verifies from the target', async () => {
@@ -189,6 +193,8 @@ describeStack('mode: recover on the local stack', () => {
     expect(io.outputs['backup-branch-id']).toMatch(/\S/);
     expect(Number(io.outputs['duration-seconds'])).toBeGreaterThanOrEqual(0);
     expect(io.summary).toContain(`${PREFIX}${SOURCE_DB}.customers`);
+    expect(io.summary.split('\n').filter((line) => line.endsWith('| pass |'))).toHaveLength(3);
+    expect(io.lines.some((l) => l.startsWith(`${PREFIX}${SOURCE_DB}.customers: verified (300 documents`))).toBe(true);
 
     for (const collection of ['customers', 'events', 'random']) {
       const source = await rawById(mongo, SOURCE_DB, collection);
@@ -218,7 +224,7 @@ describeStack('mode: recover on the local stack', () => {
     await expect(refused).rejects.toThrow(new RegExp(`${PREFIX}${SOURCE_DB}\\.customers.*drop-target`));
 
     // A document that is not in the backup must be gone after the replacing run.
-    await mongo.db(`${PREFIX}${SOURCE_DB}`).collection('events').insertOne({ _id: 'stray' as unknown as Int32 });
+    await mongo.db(`${PREFIX}${SOURCE_DB}`).collection<AnyIdDocument>('events').insertOne({ _id: 'stray' });
     const io = recordingIo();
     const ok = await recover(
       config({ mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': PREFIX, 'drop-target': 'true' }),
@@ -226,14 +232,14 @@ describeStack('mode: recover on the local stack', () => {
     );
     expect(ok).toBe(true);
     expect(io.outputs.documents).toBe('4800');
-    expect(await mongo.db(`${PREFIX}${SOURCE_DB}`).collection('events').countDocuments({ _id: 'stray' as unknown as Int32 })).toBe(0);
+    expect(await mongo.db(`${PREFIX}${SOURCE_DB}`).collection<AnyIdDocument>('events').countDocuments({ _id: 'stray' } as Document)).toBe(0);
   });
 
   test('a connection lost midway fails naming the collection reached; a rerun with drop-target completes', async () => {
-    const real = new URL(env.MONGODB_SRV_URL!.replace(/^mongodb:/, 'http:'));
+    const real = new URL(env.MONGODB_SRV_URL.replace(/^mongodb:/, 'http:'));
     const proxy = new CuttableProxy({ host: real.hostname, port: Number(real.port || 27017) });
     await proxy.listen();
-    const throughProxy = withHostPort(env.MONGODB_SRV_URL!, '127.0.0.1', proxy.port);
+    const throughProxy = withHostPort(env.MONGODB_SRV_URL, '127.0.0.1', proxy.port);
     try {
       // `customers` (about 150 KB) goes through whole; the cut falls inside `events` (about 3 MB), before `random`.
       proxy.cutAfterBytes(1_000_000);
@@ -253,5 +259,36 @@ describeStack('mode: recover on the local stack', () => {
     expect(ok).toBe(true);
     expect(io.outputs.verified).toBe('true');
     expect(await mongo.db(`cut_${SOURCE_DB}`).collection('events').countDocuments()).toBe(4000);
+  });
+
+  test('recovers from the standby itself, only the included collections', async () => {
+    const io = recordingIo();
+    const ok = await recover(
+      config({
+        mode: 'recover',
+        'backup-branch': 'standby',
+        include: `${SOURCE_DB}.customers`,
+        'target-mongodb-uri': env.MONGODB_SRV_URL,
+        'target-database-prefix': 'sb_',
+      }),
+      io,
+    );
+    expect(ok).toBe(true);
+    expect(io.outputs.collections).toBe('1');
+    expect(io.outputs.documents).toBe('300');
+    expect(await mongo.db(`sb_${SOURCE_DB}`).listCollections({}, { nameOnly: true }).toArray()).toEqual([
+      expect.objectContaining({ name: 'customers' }),
+    ]);
+    const source = await rawById(mongo, SOURCE_DB, 'customers');
+    const target = await rawById(mongo, `sb_${SOURCE_DB}`, 'customers');
+    expect([...target.entries()].every(([id, bytes]) => source.get(id)?.equals(bytes))).toBe(true);
+    expect(target.size).toBe(300);
+  });
+
+  test('leaves no temporary branch behind, whether a run succeeded or failed', async () => {
+    const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
+    const neon = new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: quiet });
+    expect(await neon.toolBranches('restore-test')).toEqual([]);
+    expect((await neon.toolBranches('backup')).length).toBe(1);
   });
 });
