@@ -33,7 +33,7 @@ export async function connectMongo(uri: string, opts: { connectTimeoutMs?: numbe
       connectTimeoutMS: timeout,
     });
   } catch (err) {
-    throw new Error(`mongodb-uri is not a valid MongoDB connection string: ${(err as Error).message}`);
+    throw new Error(`mongodb-uri is not a valid MongoDB connection string: ${(err as Error).message}`, { cause: err });
   }
   try {
     await client.connect();
@@ -42,6 +42,7 @@ export async function connectMongo(uri: string, opts: { connectTimeoutMs?: numbe
     await client.close().catch(() => undefined);
     throw new Error(
       `cannot reach MongoDB at ${describeMongoUri(uri)}: ${(err as Error).message}; check mongodb-uri and that the server accepts connections from this runner`,
+      { cause: err },
     );
   }
   return client;

@@ -74,7 +74,10 @@ export async function connectPostgres(url: string, opts: ConnectOptions = {}): P
     await client.connect();
   } catch (err) {
     await client.end().catch(() => undefined);
-    throw new Error(`cannot connect to Postgres at ${describePostgresUrl(u.toString())}: ${(err as Error).message}`);
+    throw new Error(
+      `cannot connect to Postgres at ${describePostgresUrl(u.toString())}: ${(err as Error).message}; check neon-database-url and that the endpoint is reachable`,
+      { cause: err },
+    );
   }
   return client;
 }

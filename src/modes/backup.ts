@@ -1,9 +1,9 @@
 /**
  * mode: backup — the runbook:
  *   1. read the selection and connect to MongoDB;
- *   2. find the standby branch behind neon-database-url and make sure the project has room for one
- *      more branch (retention first, or fail before anything is written);
- *   3. take the standby's backup lock and record the run as running;
+ *   2. find the standby branch behind neon-database-url, take its backup lock, and make sure the
+ *      project has room for one more branch (retention first, or fail before anything is written);
+ *   3. record the run as running;
  *   4. sync every selected collection into the standby in one transaction (standby.ts);
  *   5. freeze the committed standby as a storage-only snapshot branch;
  *   6. apply retention to this tool's branches;
@@ -75,6 +75,11 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
       );
     }
     io.log.info(`standby: branch "${standby.name}" (${standby.id}) at ${describePostgresUrl(config.neonDatabaseUrl)}`);
+    // One backup at a time from here on, retention included. Session advisory locks and a long
+    // transaction need a direct connection, not the pooler.
+    const directHost = normaliseEndpointHost(standbyHost) !== standbyHost.toLowerCase() ? normaliseEndpointHost(standbyHost) : undefined;
+    standbyClient = await connectPostgres(config.neonDatabaseUrl, { host: directHost, applicationName: 'supaneon-sync backup' });
+    await acquireBackupLock(standbyClient, config.lockWaitSeconds, io.log);
     const project = await neon.getProject();
     const madeRoom = await ensureRoomForBranches(
       neon,
@@ -89,11 +94,7 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
       io,
     );
 
-    // 3. One backup at a time, and an audit trail even if this run dies.
-    // Session advisory locks and a long transaction need a direct connection, not the pooler.
-    const directHost = normaliseEndpointHost(standbyHost) !== standbyHost.toLowerCase() ? normaliseEndpointHost(standbyHost) : undefined;
-    standbyClient = await connectPostgres(config.neonDatabaseUrl, { host: directHost, applicationName: 'supaneon-sync backup' });
-    await acquireBackupLock(standbyClient, config.lockWaitSeconds, io.log);
+    // 3. An audit trail even if this run dies.
     await recordRunStart(standbyClient, {
       runId,
       toolVersion: TOOL_VERSION,
