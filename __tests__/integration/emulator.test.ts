@@ -408,6 +408,18 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       expect(endpoints.length).toBeGreaterThan(0);
     });
 
+    test('an `after` fault lets the call take effect and loses only its answer', async () => {
+      await settle();
+      await control('POST', 'faults', { status: 500, count: 1, method: 'POST', path: '/branches', after: true });
+      const lost = await api('POST', '/branches', { branch: { name: 'created-but-answer-lost' } });
+      expect(lost.status).toBe(500);
+      const [made] = await neon.branches.list({ projectId, search: 'created-but-answer-lost' }).all();
+      expect(made?.name).toBe('created-but-answer-lost');
+      await settle();
+      await neon.branches.delete({ projectId, branchId: made.id });
+      await settle();
+    });
+
     test('a fault only hits matching calls, and DELETE /__emulator/faults clears them', async () => {
       await control('POST', 'faults', { status: 503, count: 5, method: 'DELETE' });
       expect((await api('GET', '/branches')).status).toBe(200);

@@ -16,12 +16,16 @@ import { ApiError, type Log, type Project } from './project.js';
 
 export type FaultStatus = 423 | 429 | 500 | 503 | 'hang';
 
-/** The next `count` API calls matching method/path answer `status` instead of doing anything. */
+/**
+ * The next `count` API calls matching method/path answer `status` (or hang) instead of doing
+ * anything; with `after`, they do their work first and only their answer is replaced.
+ */
 export interface Fault {
   status: FaultStatus;
   count: number;
   method?: string;
   path?: string;
+  after?: boolean;
 }
 
 const FAULT_BODIES: Record<Exclude<FaultStatus, 'hang'>, { code: string; message: string }> = {
@@ -96,26 +100,37 @@ export function createServer(project: Project, apiKey: string, log: Log): http.S
 
     if (!url.pathname.startsWith('/api/v2/')) return send(res, error(404, 'NOT_FOUND', `no route ${method} ${url.pathname}; the API lives under /api/v2`));
     const fault = takeFault(faults, method, url.pathname + url.search);
-    if (fault === 'hang') {
-      log(`fault: ${method} ${url.pathname} hangs`);
-      return; // never answered: the client has to give up (the server closes it on shutdown)
-    }
-    if (fault !== undefined) {
-      log(`fault: ${method} ${url.pathname} answers ${fault}`);
-      if (fault === 429) res.setHeader('Retry-After', '1');
-      return send(res, error(fault, FAULT_BODIES[fault].code, FAULT_BODIES[fault].message));
-    }
+    if (fault !== undefined && !fault.after) return answerFault(res, fault, `${method} ${url.pathname}`);
+    const reply = await routeApi(method, url, req).catch((err: unknown) => {
+      if (err instanceof ApiError) return error(err.status, err.code, err.message);
+      throw err;
+    });
+    // An `after` fault lets the call take effect and then loses its answer, as a dropped
+    // connection or a proxy error after a successful POST would.
+    if (fault !== undefined) return answerFault(res, fault, `${method} ${url.pathname} (after answering ${reply.status})`);
+    send(res, reply);
+  }
 
+  async function routeApi(method: string, url: URL, req: http.IncomingMessage): Promise<Reply> {
     const apiPath = url.pathname.slice('/api/v2'.length);
     for (const [m, pattern, handler] of api) {
       const match = pattern.exec(apiPath);
-      if (match === null) continue;
-      if (m !== method) continue;
+      if (match === null || m !== method) continue;
       const params = match.slice(1).map(decodeURIComponent);
       project.checkProject(params[0]);
-      return send(res, await handler(params, url, await readJson(req)));
+      return handler(params, url, await readJson(req));
     }
-    send(res, error(404, 'NOT_FOUND', `no route ${method} ${url.pathname} in the emulated Neon API`));
+    return error(404, 'NOT_FOUND', `no route ${method} ${url.pathname} in the emulated Neon API`);
+  }
+
+  function answerFault(res: http.ServerResponse, fault: Fault, call: string): void {
+    if (fault.status === 'hang') {
+      log(`fault: ${call} hangs`);
+      return; // never answered: the client has to give up (the server closes it on shutdown)
+    }
+    log(`fault: ${call} answers ${fault.status}`);
+    if (fault.status === 429) res.setHeader('Retry-After', '1');
+    send(res, error(fault.status, FAULT_BODIES[fault.status].code, FAULT_BODIES[fault.status].message));
   }
 
   return http.createServer((req, res) => {
@@ -179,15 +194,16 @@ function parseFault(body: unknown): Fault {
   }
   if (f.method !== undefined && typeof f.method !== 'string') throw new ApiError(400, 'BAD_REQUEST', 'fault method must be a string');
   if (f.path !== undefined && typeof f.path !== 'string') throw new ApiError(400, 'BAD_REQUEST', 'fault path must be a string');
-  return { status: f.status as FaultStatus, count: f.count as number, method: f.method?.toUpperCase(), path: f.path };
+  if (f.after !== undefined && typeof f.after !== 'boolean') throw new ApiError(400, 'BAD_REQUEST', 'fault after must be a boolean');
+  return { status: f.status as FaultStatus, count: f.count as number, method: f.method?.toUpperCase(), path: f.path, after: f.after };
 }
 
 /** Consumes one use of the first fault matching this call. */
-function takeFault(faults: Fault[], method: string, pathAndQuery: string): FaultStatus | undefined {
+function takeFault(faults: Fault[], method: string, pathAndQuery: string): Fault | undefined {
   const index = faults.findIndex((f) => (f.method === undefined || f.method === method) && (f.path === undefined || pathAndQuery.includes(f.path)));
   if (index === -1) return undefined;
   const fault = faults[index];
   fault.count -= 1;
   if (fault.count === 0) faults.splice(index, 1);
-  return fault.status;
+  return fault;
 }
