@@ -15,7 +15,7 @@ import type { Config } from '../config.js';
 import type { Io } from '../io.js';
 import { readManifest, type CollectionRecord, type Manifest } from '../manifest.js';
 import { connectMongo } from '../mongo.js';
-import { NeonApi, type BranchInfo } from '../neon.js';
+import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
 import { connectPostgres } from '../postgres.js';
 import { formatBytes, formatDuration, markdownTable, Progress } from '../report.js';
 import {
@@ -30,8 +30,13 @@ import {
   type IndexOutcome,
   type TargetCollection,
 } from '../restore-target.js';
+import { FREE_PLAN_BRANCH_LIMIT, ensureRoomForBranches } from '../retention.js';
 import { isSelected } from '../selection.js';
 import { storedDocuments } from '../stored-documents.js';
+import { STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from './restore.js';
+
+/** A fresh endpoint may refuse connections for a moment after its operations finish. */
+const CONNECT_DEADLINE_MS = 60_000;
 
 interface CollectionOutcome {
   target: TargetCollection;
@@ -55,48 +60,68 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
     throw new Error('target-mongodb-uri is required: recover never writes to an implicit target');
   }
   const neon = new NeonApi({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log });
+  let outcomes: CollectionOutcome[] = [];
+  const finish = (verified: boolean): number => {
+    const seconds = (Date.now() - started) / 1000;
+    io.setOutput('collections', outcomes.length);
+    io.setOutput('documents', outcomes.reduce((n, o) => n + o.documents, 0));
+    io.setOutput('verified', verified);
+    io.setOutput('duration-seconds', Math.round(seconds));
+    return seconds;
+  };
 
-  const source = await openSource(config, io, neon);
   try {
-    io.setOutput('backup-branch-id', source.branchId);
-    const manifest = await readManifest(source.client, source.runId);
-    assertCompleted(manifest, source.label);
-    const records = manifest.collections.filter((c) =>
-      isSelected(c.database, c.collection, { databases: config.databases, include: config.include, exclude: config.exclude }),
-    );
-    if (records.length === 0) {
-      throw new Error(
-        `no collection of ${source.label} (backup run ${manifest.backup.runId}) matches databases/include/exclude; ` +
-          `it holds ${manifest.collections.map((c) => `${c.database}.${c.collection}`).join(', ') || 'no collections'}`,
-      );
-    }
-    log.info(
-      `recovering ${records.length} collection(s) of backup run ${manifest.backup.runId} (finished ${manifest.backup.finishedAt?.toISOString() ?? 'unknown'}) from ${source.label}`,
-    );
-
-    const target = await connectMongo(config.targetMongodbUri);
+    const source = await openSource(config, io, neon);
     try {
-      const outcomes = await writeAll(config, io, source.client, target, records);
-      await verifyAll(config, io, target, outcomes);
+      io.setOutput('backup-branch-id', source.branchId);
+      const manifest = await readManifest(source.client, source.runId);
+      assertCompleted(manifest, source.label);
+      const records = manifest.collections.filter((c) =>
+        isSelected(c.database, c.collection, { databases: config.databases, include: config.include, exclude: config.exclude }),
+      );
+      if (records.length === 0) {
+        throw new Error(
+          `no collection of ${source.label} (backup run ${manifest.backup.runId}) matches databases/include/exclude; ` +
+            `it holds ${manifest.collections.map((c) => `${c.database}.${c.collection}`).join(', ') || 'no collections'}`,
+        );
+      }
+      log.info(
+        `recovering ${records.length} collection(s) of backup run ${manifest.backup.runId} (finished ${manifest.backup.finishedAt?.toISOString() ?? 'unknown'}) from ${source.label}`,
+      );
+      outcomes = records.map((record) => ({
+        target: targetOf(config, record),
+        record,
+        documents: 0,
+        bytes: 0,
+        indexes: [],
+        verified: false,
+        problems: [],
+      }));
+
+      const target = await connectMongo(config.targetMongodbUri);
+      try {
+        await writeAll(config, io, source.client, target, outcomes);
+        await verifyAll(config, io, target, outcomes);
+      } finally {
+        await target.close().catch(() => undefined);
+      }
       const ok = outcomes.every((o) => o.verified);
-      const documents = outcomes.reduce((n, o) => n + o.documents, 0);
-      const seconds = (Date.now() - started) / 1000;
-      io.setOutput('collections', outcomes.length);
-      io.setOutput('documents', documents);
-      io.setOutput('verified', ok);
-      io.setOutput('duration-seconds', Math.round(seconds));
+      const seconds = finish(ok);
       await io.appendSummary(summary(source.label, manifest, outcomes, ok, seconds));
       if (ok) {
+        const documents = outcomes.reduce((n, o) => n + o.documents, 0);
         log.info(`recover verified: ${outcomes.length} collection(s), ${documents} document(s) in ${formatDuration(seconds)}`);
       } else {
         for (const o of outcomes.filter((x) => !x.verified)) log.error(`${describeTarget(o.target)}: ${o.problems.join('; ')}`);
       }
       return ok;
     } finally {
-      await target.close().catch(() => undefined);
+      await source.close();
     }
-  } finally {
-    await source.close();
+  } catch (err) {
+    finish(false);
+    await io.appendSummary(`## supaneon-sync recover: FAILED\n\n${(err as Error).message}\n`);
+    throw err;
   }
 }
 
@@ -129,41 +154,70 @@ async function openSource(config: Config, io: Io, neon: NeonApi): Promise<Source
 
 /**
  * A backup branch has no compute endpoint (it costs storage only), so it is read through a temporary
- * child branch with one, exactly as restore does: named with the restore prefix, annotated as a
- * restore test, expiring after restore-ttl-minutes should every cleanup fail, and deleted on close.
- * Its name is saved for the post step before it exists, so a killed run still gets it deleted.
+ * child branch with one, as restore does: named with the restore prefix, annotated as a restore test,
+ * expiring after restore-ttl-minutes should every cleanup fail, and deleted on close. Its name is in
+ * the action state before it exists and its id as soon as it does (the same state restore records),
+ * so the post step deletes it after a killed run.
  */
 async function openBackupBranch(config: Config, io: Io, neon: NeonApi): Promise<Source> {
   const backup = await findBackupBranch(config, neon);
+  const standbyId = backup.annotations['standby-branch-id'] ?? backup.parentId ?? '';
+  const project = await neon.getProject();
+  await ensureRoomForBranches(
+    neon,
+    {
+      needed: 1,
+      limit: project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT,
+      standbyId,
+      retain: config.retain,
+      restoreTtlMinutes: config.restoreTtlMinutes,
+      kinds: ['restore-test'],
+    },
+    io,
+  );
+
   const name = `${config.restorePrefix}${utcStamp(new Date())}`;
-  const expiresAt = new Date(Date.now() + config.restoreTtlMinutes * 60_000).toISOString();
-  io.saveState('restore-branch-name', name);
-  io.log.info(`reading backup branch ${backup.name} (${backup.id}) through temporary branch ${name}, expiring ${expiresAt}`);
-  const { branch, host } = await neon.createRestoreBranch({ name, parentId: backup.id, expiresAt });
-  io.saveState('restore-branch-id', branch.id);
-  const removeBranch = async (): Promise<void> => {
+  const expiresAt = utcSeconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
+  io.saveState(STATE_RESTORE_BRANCH_NAME, name);
+  io.log.info(`reading backup branch "${backup.name}" (${backup.id}) through temporary branch "${name}", expiring ${expiresAt}`);
+  let temporary: BranchInfo | undefined;
+  const removeTemporary = async (): Promise<void> => {
     try {
-      await neon.deleteBranch(branch.id);
-      io.log.info(`temporary branch ${branch.name} deleted`);
+      // Without an id the create failed, but Neon may have made the branch anyway: look it up by name.
+      const targets = temporary
+        ? [temporary]
+        : (await neon.findBranchesByName(name)).filter((b) => b.annotations[TOOL_ANNOTATION] === 'restore-test');
+      for (const b of targets) {
+        await neon.deleteBranch(b.id);
+        io.log.info(`temporary branch "${b.name}" (${b.id}) deleted`);
+      }
+      io.saveState(STATE_RESTORE_BRANCH_ID, '');
+      io.saveState(STATE_RESTORE_BRANCH_NAME, '');
     } catch (err) {
-      io.log.warn(`could not delete temporary branch ${branch.name} (${branch.id}): ${(err as Error).message}; it expires at ${expiresAt}, or delete it in the Neon console`);
+      io.log.warn(
+        `could not delete temporary branch "${name}": ${(err as Error).message}; the action's post step tries again, and it expires at ${expiresAt}`,
+      );
     }
   };
+
   let client: pg.Client;
   try {
-    client = await connectPostgres(config.neonDatabaseUrl, { host, applicationName: 'supaneon-sync recover' });
+    const created = await neon.createRestoreBranch({ name, parentId: backup.id, expiresAt });
+    temporary = created.branch;
+    io.saveState(STATE_RESTORE_BRANCH_ID, temporary.id);
+    client = await connectWithPatience(config.neonDatabaseUrl, created.host);
   } catch (err) {
-    await removeBranch();
+    await removeTemporary();
     throw err;
   }
   return {
     client,
     runId: backup.annotations['run-id'],
     branchId: backup.id,
-    label: `backup branch ${backup.name}`,
+    label: `backup branch "${backup.name}"`,
     close: async () => {
       await client.end().catch(() => undefined);
-      await removeBranch();
+      await removeTemporary();
     },
   };
 }
@@ -172,20 +226,45 @@ async function findBackupBranch(config: Config, neon: NeonApi): Promise<BranchIn
   if (config.backupBranch) {
     const found = await neon.findBranch(config.backupBranch);
     if (!found) {
-      throw new Error(`backup-branch ${config.backupBranch} matches no branch of project ${config.neonProjectId} by name or id; pass a branch the backup mode created (its branch-id output), or standby`);
+      throw new Error(
+        `backup-branch "${config.backupBranch}" matches no branch (by id or exact name) of Neon project "${config.neonProjectId}"; ` +
+          "pass the backup job's branch-id output, leave it empty for the newest backup, or use standby",
+      );
+    }
+    if (found.expiresAt) {
+      throw new Error(
+        `backup-branch "${found.name}" (${found.id}) has an expiry, and Neon cannot branch from an expiring branch; choose a backup branch made by mode backup, or standby`,
+      );
     }
     return found;
   }
   const [newest] = await neon.toolBranches('backup');
   if (!newest) {
-    throw new Error(`project ${config.neonProjectId} has no backup branch made by supaneon-sync; run mode: backup first, or pass backup-branch: standby`);
+    throw new Error(`Neon project "${config.neonProjectId}" has no backup branch made by supaneon-sync; run mode: backup first, or pass backup-branch: standby`);
   }
   return newest;
 }
 
-/** 2026-05-01T10:00:00.123Z -> 20260501T100000Z, as the backup branch names are written. */
+async function connectWithPatience(url: string, host: string): Promise<pg.Client> {
+  const deadline = Date.now() + CONNECT_DEADLINE_MS;
+  for (let delay = 500; ; delay = Math.min(5000, delay * 2)) {
+    try {
+      return await connectPostgres(url, { host, applicationName: 'supaneon-sync recover' });
+    } catch (err) {
+      if (Date.now() + delay > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+/** 2026-05-01T10:00:00.123Z -> 20260501T100000Z, the form of the tool's branch names. */
 function utcStamp(d: Date): string {
   return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** RFC 3339 to the second, as Neon's expires_at takes it. */
+function utcSeconds(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 function assertCompleted(manifest: Manifest, label: string): void {
@@ -210,16 +289,7 @@ function targetOf(config: Config, record: CollectionRecord): TargetCollection {
   };
 }
 
-async function writeAll(
-  config: Config,
-  io: Io,
-  pgClient: pg.Client,
-  target: MongoClient,
-  records: readonly CollectionRecord[],
-): Promise<CollectionOutcome[]> {
-  const outcomes = records.map(
-    (record): CollectionOutcome => ({ target: targetOf(config, record), record, documents: 0, bytes: 0, indexes: [], verified: false, problems: [] }),
-  );
+async function writeAll(config: Config, io: Io, pgClient: pg.Client, target: MongoClient, outcomes: CollectionOutcome[]): Promise<void> {
   const targets = outcomes.map((o) => o.target);
 
   if (config.dropTarget) {
@@ -267,7 +337,6 @@ async function writeAll(
       }
     });
   }
-  return outcomes;
 }
 
 async function verifyAll(config: Config, io: Io, target: MongoClient, outcomes: CollectionOutcome[]): Promise<void> {
