@@ -315,7 +315,8 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     });
 
     test('an expired branch is deleted by the sweep', async () => {
-      const soon = new Date(Date.now() + 2000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      // Whole seconds, as Neon takes them: at least 4 s ahead, so the branch outlives its creation.
+      const soon = new Date(Date.now() + 5000).toISOString().replace(/\.\d{3}Z$/, 'Z');
       const doomed = await neon.branches.create({ projectId, name: 'expires-soon', noCompute: true, expires_at: soon });
       await settle();
       const before = await control('POST', 'sweep');
@@ -324,6 +325,19 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       // The emulator's own background sweep may get there first; either way the branch is gone.
       await control('POST', 'sweep');
       expect((await api('GET', `/branches/${doomed.id}`)).status).toBe(404);
+    });
+
+    test('the background job deletes an expired branch without being asked', async () => {
+      const soon = new Date(Date.now() + 5000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      const doomed = await neon.branches.create({ projectId, name: 'expires-unattended', noCompute: true, expires_at: soon });
+      await new Promise((r) => setTimeout(r, Date.parse(soon) - Date.now() - 500));
+      expect((await api('GET', `/branches/${doomed.id}`)).status).toBe(200); // not before its time
+      let status = 200;
+      for (const deadline = Date.now() + 10_000; status === 200 && Date.now() < deadline;) {
+        await new Promise((r) => setTimeout(r, 250));
+        status = (await api('GET', `/branches/${doomed.id}`)).status;
+      }
+      expect(status).toBe(404);
     });
   });
 
