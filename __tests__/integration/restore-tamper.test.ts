@@ -1,0 +1,255 @@
+// Tampered backups must fail verification, naming the collection and the check: a row deleted; a
+// row changed in each stored column (_id, doc, bson, hash); a table dropped; the manifest removed;
+// a backup whose run died before its commit. Backup branches have no endpoint and are never
+// written, so each case is made as Neon would hold it: a writable copy of the standby is tampered
+// with, then frozen as a backup branch (annotated with the real run id) that restore then verifies.
+// No temporary branch may survive any of these runs.
+import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
+import type pg from 'pg';
+import { parseConfig } from '../../src/config.js';
+import type { Io, Logger } from '../../src/io.js';
+import { backup } from '../../src/modes/backup.js';
+import { restore } from '../../src/modes/restore.js';
+import { connectMongo } from '../../src/mongo.js';
+import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
+import { NeonApi, type BranchInfo } from '../../src/neon.js';
+import { connectPostgres } from '../../src/postgres.js';
+import { loadDataset, shopDataset } from '../../test/support/datasets.js';
+import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
+import { describeWithStack } from '../../test/support/stack.js';
+import type { MongoClient } from 'mongodb';
+
+const DB = `rt_shop_${process.pid}_${Date.now().toString(36)}`;
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+
+interface RecordingIo extends Io {
+  outputs: Record<string, string>;
+  lines: string[];
+}
+
+function recordingIo(): RecordingIo {
+  const lines: string[] = [];
+  const log: Logger = {
+    info: (m) => void lines.push(m),
+    warn: (m) => void lines.push(`warning: ${m}`),
+    error: (m) => void lines.push(`error: ${m}`),
+    debug: () => undefined,
+    group: (_n, fn) => fn(),
+  };
+  const io: RecordingIo = {
+    log,
+    outputs: {},
+    lines,
+    setOutput: (name, value) => void (io.outputs[name] = String(value)),
+    appendSummary: async () => undefined,
+    saveState: () => undefined,
+  };
+  return io;
+}
+
+describeWithStack('mode: restore on tampered backups', STACK, (env) => {
+  let release: (() => Promise<void>) | undefined;
+  let mongo: MongoClient;
+  let neon: NeonApi;
+  let standbyId: string;
+  let runId: string;
+  const made: string[] = []; // branches a test made, deleted newest first after it
+
+  const table = (collection: string) => `${quoteIdent(schemaNameFor(DB))}.${quoteIdent(tableNameFor(collection))}`;
+
+  beforeAll(async () => {
+    release = await lockEmulator('restore-tamper.test.ts');
+    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
+    neon = new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: recordingIo().log });
+    mongo = await connectMongo(env.MONGODB_SRV_URL);
+    await loadDataset(mongo, DB, shopDataset({ customers: 40, products: 15, orders: 60 }, 23));
+    const io = recordingIo();
+    if (!(await backup(parseConfig({ mode: 'backup', databases: DB, 'lock-wait-seconds': '60' }, process.env), io))) {
+      throw new Error(`the backup to tamper with failed:\n${io.lines.join('\n')}`);
+    }
+    const real = (await neon.toolBranches('backup'))[0];
+    standbyId = real.parentId!;
+    runId = real.annotations['run-id'];
+
+    // The untouched backup verifies: every failure below comes from the tampering alone.
+    const check = recordingIo();
+    if (!(await restore(parseConfig({ mode: 'restore', 'backup-branch': real.id }, process.env), check))) {
+      throw new Error(`the untouched backup does not verify:\n${check.lines.join('\n')}`);
+    }
+  }, 600_000);
+
+  afterEach(async () => {
+    for (const id of made.splice(0).reverse()) await neon.deleteBranch(id);
+  });
+
+  afterAll(async () => {
+    if (mongo) {
+      await mongo.db(DB).dropDatabase().catch(() => undefined);
+      await mongo.close();
+    }
+    await release?.();
+  });
+
+  /** A copy of the standby, changed by `tamper`, frozen as a backup branch of run `run`. */
+  async function tamperedBackup(label: string, tamper: (client: pg.Client) => Promise<void>, run = runId): Promise<BranchInfo> {
+    const copy = await createWritableCopy(`rt-copy-${label}`);
+    made.push(copy.id);
+    const client = await connectPostgres(env.NEON_DATABASE_URL, { host: copy.host });
+    try {
+      await tamper(client);
+    } finally {
+      await client.end();
+    }
+    const frozen = await neon.createBackupBranch({ name: `rt-backup-${label}`, parentId: copy.id, runId: run });
+    made.push(frozen.id);
+    return frozen;
+  }
+
+  /** A branch of the standby with an endpoint and no expiry (a child of it can still be made). */
+  async function createWritableCopy(name: string): Promise<{ id: string; host: string }> {
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const res = await fetch(`${env.NEON_API_HOST}/projects/${env.NEON_PROJECT_ID}/branches`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${env.NEON_API_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ branch: { name, parent_id: standbyId }, endpoints: [{ type: 'read_write' }] }),
+      });
+      if (res.status === 201) {
+        const body = (await res.json()) as { branch: { id: string }; endpoints: { host: string }[] };
+        await waitForOperations();
+        return { id: body.branch.id, host: body.endpoints[0].host };
+      }
+      if (res.status !== 423) throw new Error(`creating branch "${name}" failed: HTTP ${res.status} ${await res.text()}`);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    throw new Error(`creating branch "${name}": the project stayed locked (423)`);
+  }
+
+  async function waitForOperations(): Promise<void> {
+    for (let i = 0; i < 200; i++) {
+      const res = await fetch(`${env.NEON_API_HOST}/projects/${env.NEON_PROJECT_ID}/operations`, { headers: { authorization: `Bearer ${env.NEON_API_KEY}` } });
+      const { operations } = (await res.json()) as { operations: { status: string }[] };
+      if (operations.every((op) => op.status === 'finished' || op.status === 'failed')) return;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** Runs restore on `branch`; expects failure; returns the "Verification failed" lines. */
+  async function expectFailure(branch: BranchInfo, inputs: Record<string, string> = {}): Promise<string[]> {
+    const io = recordingIo();
+    const ok = await restore(parseConfig({ mode: 'restore', 'backup-branch': branch.name, ...inputs }, process.env), io);
+    expect(ok).toBe(false);
+    expect(io.outputs.verified).toBe('false');
+    expect(await neon.toolBranches('restore-test')).toEqual([]);
+    return io.lines.filter((l) => l.startsWith('error: Verification failed: '));
+  }
+
+  /** "error: Verification failed: <subject>: <check>: <detail>" -> [subject, check] */
+  const subjectAndCheck = (line: string): [string, string] => {
+    const [subject, check] = line.slice('error: Verification failed: '.length).split(': ');
+    return [subject, check];
+  };
+
+  const firstId = async (client: pg.Client, collection: string): Promise<string> =>
+    (await client.query(`SELECT min(_id) AS id FROM ${table(collection)}`)).rows[0].id as string;
+
+  test('a row deleted: the row count and the content hash fail for that collection', async () => {
+    const b = await tamperedBackup('deleted', async (c) => {
+      await c.query(`DELETE FROM ${table('orders')} WHERE _id = $1`, [await firstId(c, 'orders')]);
+    });
+    const failures = await expectFailure(b);
+    expect(failures).toEqual([
+      expect.stringMatching(new RegExp(`^error: Verification failed: ${DB}\\.orders: row count: 59 rows restored, manifest says 60; \\d+ BSON bytes, manifest says \\d+$`)),
+      expect.stringMatching(new RegExp(`^error: Verification failed: ${DB}\\.orders: content hash: recomputed [0-9a-f]{64}, manifest says [0-9a-f]{64}$`)),
+    ]);
+  });
+
+  test('a row whose _id column was changed fails the per-row check, naming the row', async () => {
+    const b = await tamperedBackup('id', async (c) => {
+      await c.query(`UPDATE ${table('customers')} SET _id = '{"$oid":"ffffffffffffffffffffffff"}' WHERE _id = $1`, [await firstId(c, 'customers')]);
+    });
+    const failures = await expectFailure(b);
+    expect(failures).toEqual([
+      `error: Verification failed: ${DB}.customers: documents rebuild (BSON, _id, hash): all 40 rows: 1 row(s) _id column differs from the document (e.g. _id {"$oid":"ffffffffffffffffffffffff"})`,
+    ]);
+  });
+
+  test('a row whose doc column was changed fails the jsonb agreement, also in sample mode covering it', async () => {
+    const b = await tamperedBackup('doc', async (c) => {
+      await c.query(`UPDATE ${table('products')} SET doc = jsonb_set(doc, '{category}', '"tampered"')`);
+    });
+    const failures = await expectFailure(b);
+    expect(failures).toEqual([expect.stringMatching(new RegExp(`^error: Verification failed: ${DB}\\.products: jsonb agrees with the document: all 15 rows: 15 row\\(s\\) doc differs from the rebuilt document`))]);
+    const sampled = await expectFailure(b, { verify: 'sample', 'sample-size': '3' });
+    expect(sampled).toEqual([expect.stringMatching(new RegExp(`^error: Verification failed: ${DB}\\.products: jsonb agrees with the document: random sample of 3 of 15 rows: 3 row\\(s\\)`))]);
+  });
+
+  test('a byte changed inside a row\'s bson fails the content hash, the hash column and the rebuild', async () => {
+    const b = await tamperedBackup('bson', async (c) => {
+      // Flip one letter inside the email string: still valid BSON, no longer the stored document.
+      const r = await c.query(
+        `UPDATE ${table('customers')} SET bson = overlay(bson PLACING 'X'::bytea FROM position('@example'::bytea IN bson) + 1 FOR 1)
+          WHERE _id = (SELECT min(_id) FROM ${table('customers')}) AND position('@example'::bytea IN bson) > 0`,
+      );
+      expect(r.rowCount).toBe(1);
+    });
+    const failures = await expectFailure(b);
+    expect(failures.map(subjectAndCheck)).toEqual(
+      ['content hash', 'hash column = sha256(bson)', 'documents rebuild (BSON, _id, hash)', 'jsonb agrees with the document'].map((check) => [`${DB}.customers`, check]),
+    );
+  });
+
+  test('a row whose hash column was changed fails, though the content hash (from the bytes) still agrees', async () => {
+    const b = await tamperedBackup('hash', async (c) => {
+      await c.query(`UPDATE ${table('orders')} SET hash = sha256('not the document'::bytea) WHERE _id = $1`, [await firstId(c, 'orders')]);
+    });
+    const failures = await expectFailure(b);
+    expect(failures.map(subjectAndCheck)).toEqual([
+      [`${DB}.orders`, 'hash column = sha256(bson)'],
+      [`${DB}.orders`, 'documents rebuild (BSON, _id, hash)'],
+    ]);
+    expect(failures[1]).toMatch(/1 row\(s\) sha256\(bson\) differs from hash/);
+  });
+
+  test('a table dropped fails for that collection, and the others still verify', async () => {
+    const b = await tamperedBackup('dropped', async (c) => {
+      await c.query(`DROP TABLE ${table('products')}`);
+    });
+    const failures = await expectFailure(b);
+    expect(failures).toEqual([`error: Verification failed: ${DB}.products: table and columns: ${table('products')}: table missing`]);
+  });
+
+  test('a table whose column type changed fails the table check', async () => {
+    const b = await tamperedBackup('column', async (c) => {
+      await c.query(`ALTER TABLE ${table('orders')} ALTER COLUMN doc TYPE json`);
+    });
+    const failures = await expectFailure(b);
+    expect(failures).toEqual([`error: Verification failed: ${DB}.orders: table and columns: ${table('orders')}: column doc is json, expected jsonb`]);
+  });
+
+  test('the manifest removed fails before anything else is checked', async () => {
+    const b = await tamperedBackup('manifest', async (c) => {
+      await c.query('DROP SCHEMA supaneon_sync CASCADE');
+    });
+    const failures = await expectFailure(b);
+    expect(failures).toEqual([expect.stringMatching(/^error: Verification failed: \(manifest\): manifest exists: no supaneon_sync manifest found/)]);
+  });
+
+  test("a backup whose run died before its commit fails, naming the run", async () => {
+    const deadRun = '00000000-dead-4000-8000-000000000000';
+    const b = await tamperedBackup(
+      'died',
+      async (c) => {
+        // What a run leaves when it dies mid-sync: its audit row, committed as running; nothing else.
+        await c.query(
+          `INSERT INTO supaneon_sync.backups (run_id, tool_version, status, started_at) VALUES ($1, 'test', 'running', now())`,
+          [deadRun],
+        );
+      },
+      deadRun,
+    );
+    const failures = await expectFailure(b);
+    expect(failures).toEqual([
+      expect.stringMatching(new RegExp(`^error: Verification failed: \\(manifest\\): backup completed: backup run ${deadRun} \\(started .*\\) has status "running": it never committed`)),
+    ]);
+  });
+});
