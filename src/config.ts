@@ -6,6 +6,7 @@
  * All problems are collected and reported together so one run shows everything to fix.
  */
 import { z } from 'zod';
+import { userInfoOf } from './secrets.js';
 import { validatePattern } from './selection.js';
 
 export type Mode = 'validate' | 'backup' | 'restore' | 'recover';
@@ -155,6 +156,23 @@ function parseUrl(value: string): URL | undefined {
   }
 }
 
+/**
+ * Drivers misparse a password with unescaped delimiters and then echo pieces of it in their
+ * errors ("Unable to parse ss:w"), so such passwords are refused before any driver sees them.
+ */
+function passwordProblem(value: string): string | undefined {
+  const userInfo = userInfoOf(value);
+  if (userInfo === undefined) return undefined;
+  const password = userInfo.slice(userInfo.indexOf(':') + 1);
+  if (userInfo.includes(':') && /[:/?#[\]@]/.test(password)) {
+    return 'has a password with unescaped special characters: percent-encode : / ? # [ ] @ in it (e.g. @ as %40, / as %2F)';
+  }
+  if (/%(?![0-9A-Fa-f]{2})/.test(userInfo)) {
+    return "has a user name or password with a '%' that does not start a %XX escape: write a literal % as %25";
+  }
+  return undefined;
+}
+
 /** MongoDB URIs may list several hosts, which WHATWG URL refuses; check the parts by hand. */
 function mongoUriProblem(value: string): string | undefined {
   const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(value);
@@ -162,6 +180,8 @@ function mongoUriProblem(value: string): string | undefined {
   if (scheme[1] !== 'mongodb' && scheme[1] !== 'mongodb+srv') {
     return `has scheme '${scheme[1]}': it must start with mongodb:// or mongodb+srv://`;
   }
+  const badPassword = passwordProblem(value);
+  if (badPassword) return badPassword;
   const rest = value.slice(scheme[0].length);
   const authority = rest.split(/[/?#]/, 1)[0] ?? '';
   const hosts = authority.slice(authority.lastIndexOf('@') + 1);
@@ -177,7 +197,10 @@ function mongoUriProblem(value: string): string | undefined {
 
 function neonDatabaseUrlProblem(value: string): string | undefined {
   // Without '://' whatever precedes the first ':' may be part of a pasted password: never echo it.
-  const url = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value) ? parseUrl(value) : undefined;
+  const hasScheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value);
+  const badPassword = hasScheme ? passwordProblem(value) : undefined;
+  if (badPassword) return badPassword;
+  const url = hasScheme ? parseUrl(value) : undefined;
   if (!url) return 'is not a valid URL: copy the connection string from the Neon console (postgresql://…)';
   const scheme = url.protocol.replace(/:$/, '');
   if (scheme !== 'postgres' && scheme !== 'postgresql') {

@@ -1,7 +1,32 @@
 /**
- * The action's post step (runs after the job, `post-if: always()`): cleans up only what the main
- * step recorded in its state. This version's modes record nothing that outlives the main step.
+ * The action's post step (runs after the job's steps, `post-if: always()`, even when the main step
+ * failed or was cancelled): deletes only what the main step recorded in its state, i.e. the
+ * temporary branch of a restore that could not clean up after itself.
  */
 import * as core from '@actions/core';
+import { parseConfig } from './config.js';
+import { actionIo, readInputs } from './main.js';
+import { cleanupRestoreState, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from './modes/restore.js';
+import { secureIo } from './run.js';
 
-core.info(`supaneon-sync post: nothing to clean up (mode ${core.getInput('mode') || 'unset'} recorded no temporary branches)`);
+const raw = readInputs();
+const mode = raw.mode?.trim() || 'unset';
+const state = { restoreBranchId: core.getState(STATE_RESTORE_BRANCH_ID), restoreBranchName: core.getState(STATE_RESTORE_BRANCH_NAME) };
+
+if (mode !== 'restore') {
+  core.info(`supaneon-sync post: nothing to clean up (mode ${mode} leaves no temporary branches)`);
+} else if (!state.restoreBranchId && !state.restoreBranchName) {
+  core.info('supaneon-sync post: no restore branch recorded, nothing to clean up');
+} else {
+  const io = secureIo(raw, process.env, actionIo(), (secret) => core.setSecret(secret));
+  try {
+    await cleanupRestoreState(state, parseConfig(raw, process.env), io);
+  } catch (error) {
+    // A warning, not a failure: the branch carries an expiry and the next backup or restore sweeps
+    // expired restore branches, so the job's own result should stand.
+    io.log.warn(
+      `supaneon-sync post: could not delete restore branch ${state.restoreBranchName || state.restoreBranchId}: ` +
+        `${error instanceof Error ? error.message : String(error)}; it expires on its own, and the next backup or restore removes it`,
+    );
+  }
+}

@@ -3,11 +3,11 @@
  * is written, wrap the Io so every message is redacted, parse the configuration, run the mode, and
  * turn any failure into the single line the edge reports.
  */
-import { ConfigError, effectiveInputs, parseConfig, type RawInputs } from './config.js';
+import { ConfigError, effectiveInputs, parseConfig, SECRET_INPUTS, type RawInputs } from './config.js';
 import type { Io } from './io.js';
 import { dispatch } from './modes/index.js';
 import { reportInvalidConfiguration } from './modes/validate.js';
-import { redact, registerSecretInputs, type MaskFn } from './secrets.js';
+import { redact, registerSecret, type MaskFn } from './secrets.js';
 
 export interface RunResult {
   ok: boolean;
@@ -31,9 +31,18 @@ export function redactingIo(io: Io): Io {
   };
 }
 
+/**
+ * Registers every secret input (after env fallbacks, valid or not: a malformed URL still holds a
+ * password) and returns the redacting Io. Call before writing anything.
+ */
+export function secureIo(raw: RawInputs, env: NodeJS.ProcessEnv, rawIo: Io, mask: MaskFn): Io {
+  const effective = effectiveInputs(raw, env);
+  for (const input of SECRET_INPUTS) registerSecret(effective[input], mask);
+  return redactingIo(rawIo);
+}
+
 export async function runFromInputs(raw: RawInputs, env: NodeJS.ProcessEnv, rawIo: Io, mask: MaskFn): Promise<RunResult> {
-  registerSecretInputs(effectiveInputs(raw, env), mask);
-  const io = redactingIo(rawIo);
+  const io = secureIo(raw, env, rawIo, mask);
   const modeName = raw.mode?.trim() || 'run';
   const failed = (reason: string): RunResult => ({ ok: false, failure: redact(`supaneon-sync ${modeName} failed: ${reason}`) });
 

@@ -7,8 +7,6 @@
  * Driver errors echo connection strings, so redact() also blanks the password of any
  * `scheme://user:password@` it finds, known or not.
  */
-import { SECRET_INPUTS, type RawInputs } from './config.js';
-
 export type MaskFn = (value: string) => void;
 
 const REDACTED = '***';
@@ -16,19 +14,16 @@ const known = new Set<string>();
 // Longest first, so a URL is replaced whole rather than leaving pieces around a replaced password.
 let ordered: string[] = [];
 
-/** The user-info part (`user:password`) of a URL-like string, or undefined. */
-function userInfoOf(value: string): string | undefined {
+/**
+ * The user-info part (`user:password`) of a URL-like string, or undefined. It ends at the last '@'
+ * before the query: a password with an unescaped '/' or '@' (which drivers then misparse and echo
+ * in pieces) is still taken whole.
+ */
+export function userInfoOf(value: string): string | undefined {
   const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(value);
   if (!scheme) return undefined;
-  const rest = value.slice(scheme[0].length);
-  const authorityEnd = rest.search(/[/?#]/);
-  const authority = authorityEnd === -1 ? rest : rest.slice(0, authorityEnd);
-  let at = authority.lastIndexOf('@');
-  if (at === -1) {
-    // A password with an unescaped '/' or '?' hides the '@' beyond the first delimiter.
-    const beforeQuery = rest.split('?', 1)[0] ?? '';
-    at = beforeQuery.lastIndexOf('@');
-  }
+  const rest = value.slice(scheme[0].length).split('?', 1)[0] ?? '';
+  const at = rest.lastIndexOf('@');
   return at === -1 ? undefined : rest.slice(0, at);
 }
 
@@ -84,11 +79,6 @@ export function registerSecret(value: string | undefined, mask: MaskFn): void {
     mask(form);
   }
   ordered = [...known].sort((a, b) => b.length - a.length);
-}
-
-/** Registers every secret input (after env fallbacks), whether or not the rest of the configuration is valid. */
-export function registerSecretInputs(raw: RawInputs, mask: MaskFn): void {
-  for (const input of SECRET_INPUTS) registerSecret(raw[input], mask);
 }
 
 // scheme://user:password@ — the password stops at '@' and never spans white space or a path.

@@ -81,6 +81,14 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
       'neon-api-key': stack.NEON_API_KEY,
       'target-mongodb-uri': target,
     },
+    // Unescaped '@' and '/' in the passwords: drivers would misparse these URLs and echo pieces.
+    'passwords not percent-encoded': {
+      ...base,
+      'mongodb-uri': `mongodb://${MONGO_USER}:${MONGO_PASSWORD}@${mongo.host}/`,
+      'neon-database-url': `postgresql://${pgUser}:${PG_PASSWORD}@${standby.host}/neondb?sslmode=require`,
+      'neon-api-key': API_KEY,
+      'target-mongodb-uri': `mongodb://${MONGO_USER}:${TARGET_PASSWORD}@127.0.0.1:1/`,
+    },
     'malformed secret inputs': {
       ...base,
       'mongodb-uri': `https://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@example.net/`,
@@ -91,6 +99,14 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
   };
   // No env fallbacks: only the inputs above carry credentials.
   const env = Object.fromEntries(STACK.map((k) => [k, undefined]));
+
+  /** Values registered with the runner (`::add-mask::` lines, command escaping undone). */
+  function maskedValues(run: BundleRun): string[] {
+    return run.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('::add-mask::'))
+      .map((l) => l.slice('::add-mask::'.length).replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%'));
+  }
 
   function expectNoLeak(run: BundleRun, label: string): void {
     expect({ label, leaks: findSecretLeaks(run, secrets) }).toEqual({ label, leaks: [] });
@@ -110,9 +126,22 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
       // Every scenario is built to fail, and must say so on the failure line.
       expect({ name, exitCode: main.exitCode }).toEqual({ name, exitCode: 1 });
       expect(main.stdout).toMatch(new RegExp(`^::error::supaneon-sync ${mode} failed: `, 'm'));
-      // The masks were registered: the runner would hide these even if a message slipped through.
-      const masks = main.stdout.split('\n').filter((l) => l.startsWith('::add-mask::'));
-      expect(masks.length).toBeGreaterThanOrEqual(4);
+      // Every form of every secret input was registered with the runner before anything else was
+      // written, so the runner hides them even if a message slipped through redaction.
+      const masked = maskedValues(main);
+      const firstOther = main.stdout.split('\n').findIndex((l) => l !== '' && !l.startsWith('::add-mask::'));
+      expect(main.stdout.split('\n').slice(firstOther).some((l) => l.startsWith('::add-mask::'))).toBe(false);
+      const inputs = scenarios[name];
+      const expected = [
+        MONGO_PASSWORD,
+        `${MONGO_USER}:${MONGO_PASSWORD}`,
+        TARGET_PASSWORD,
+        API_KEY === inputs['neon-api-key'] ? API_KEY : stack.NEON_API_KEY,
+        inputs['neon-database-url'].includes(encodeURIComponent(PG_PASSWORD)) || inputs['neon-database-url'].includes(PG_PASSWORD)
+          ? PG_PASSWORD
+          : realPgPassword,
+      ];
+      expect({ name, missing: expected.filter((form) => !masked.includes(form)) }).toEqual({ name, missing: [] });
     }
   });
 

@@ -135,6 +135,22 @@ describe('parseConfig', () => {
     expect(problemsOf({ ...VALID, 'mongodb-uri': uri })).toEqual([expect.stringMatching(new RegExp(`^input 'mongodb-uri' ${message.source}`))]);
   });
 
+  test('passwords with unescaped delimiters are refused before a driver misparses and echoes them', () => {
+    for (const [input, url] of [
+      ['mongodb-uri', `mongodb://app:p@ss:w/rd${PASSWORD}@host/`],
+      ['neon-database-url', `postgres://owner:a/b${PASSWORD}@host/db?sslmode=require`],
+      ['target-mongodb-uri', `mongodb://t:x#y${PASSWORD}@h/`],
+    ]) {
+      expect(problemsOf({ ...VALID, mode: 'recover', 'target-mongodb-uri': 'mongodb://t/', [input]: url })).toEqual([
+        expect.stringMatching(new RegExp(`^input '${input}' has a password with unescaped special characters: percent-encode`)),
+      ]);
+    }
+    expect(problemsOf({ ...VALID, 'mongodb-uri': `mongodb://app:100%${PASSWORD}@host/` })).toEqual([
+      expect.stringMatching(/^input 'mongodb-uri' has a user name or password with a '%' that does not start a %XX escape/),
+    ]);
+    expect(parseConfig({ ...VALID, 'mongodb-uri': `mongodb://app:${encodeURIComponent('p@ss:w/rd%')}@host/` }, {}).mongodbUri).toContain('%40');
+  });
+
   test('a multi-host mongodb:// URI is accepted', () => {
     expect(parseConfig({ ...VALID, 'mongodb-uri': `mongodb://app:${PASSWORD}@a:27017,b:27017/?replicaSet=rs0` }, {}).mongodbUri).toContain('a:27017,b:27017');
   });

@@ -1,4 +1,4 @@
-import { clearSecrets, deriveSecretForms, redact, registerSecret, registerSecretInputs } from '../../src/secrets.js';
+import { clearSecrets, deriveSecretForms, redact, registerSecret, userInfoOf } from '../../src/secrets.js';
 
 // A password with every URL-special character, URL-encoded in the connection string.
 const PASSWORD = 'p@ss:w/rd%zz?#&';
@@ -39,20 +39,21 @@ describe('registerSecret', () => {
     expect(new Set(masked).size).toBe(masked.length);
   });
 
-  test('registerSecretInputs covers the secret inputs only', () => {
+  test('empty values are ignored; a plain key is registered as it is', () => {
     const masked: string[] = [];
-    registerSecretInputs(
-      {
-        'mongodb-uri': URI,
-        'neon-api-key': 'napi_key_1',
-        'neon-database-url': 'postgresql://owner:pgpw@h/db?sslmode=require',
-        'target-mongodb-uri': 'mongodb://t:tgtpw@h2/',
-        'neon-project-id': 'late-frost-123',
-      },
-      (v) => masked.push(v),
-    );
-    expect(masked).toEqual(expect.arrayContaining([PASSWORD, 'napi_key_1', 'pgpw', 'tgtpw']));
-    expect(masked).not.toContain('late-frost-123');
+    registerSecret('', (v) => masked.push(v));
+    registerSecret('   ', (v) => masked.push(v));
+    expect(masked).toEqual([]);
+    registerSecret('napi_key_1', (v) => masked.push(v));
+    expect(masked).toEqual(['napi_key_1']);
+  });
+});
+
+describe('userInfoOf', () => {
+  test('takes everything up to the last @ before the query', () => {
+    expect(userInfoOf('mongodb://u:p@ss:w/rd@host:1/db?x=a@b')).toBe('u:p@ss:w/rd');
+    expect(userInfoOf('postgres://host/db')).toBeUndefined();
+    expect(userInfoOf('not a url u:p@h')).toBeUndefined();
   });
 });
 

@@ -47,6 +47,7 @@ interface CollectionEstimate {
 // whole mode stays well under 20 s even when every host is unreachable.
 const CONNECT_TIMEOUT_MS = 5_000;
 const GROUP_DEADLINE_MS = 15_000;
+const REPORT_COLLECTIONS_LIMIT = 1000;
 // Neon's free plan; used when the API does not report the plan's allowance.
 const FREE_PLAN_BRANCH_LIMIT = 10;
 
@@ -294,7 +295,9 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
   const others = branches.length - backups.length - restores.length;
   // A backup run holds the retained backups plus its new one; a restore test adds one more.
   const needed = others + config.retain + 2;
-  const usage = `${branches.length} of ${limit} branches used (${backups.length} backups of this tool, ${restores.length} restore tests, ${others} others)`;
+  const usage =
+    `${branches.length} of ${limit} branches used (${backups.length} backup${backups.length === 1 ? '' : 's'} of this tool, ` +
+    `${restores.length} restore test${restores.length === 1 ? '' : 's'}, ${others} other${others === 1 ? '' : 's'})`;
   if (others + 1 > limit) {
     checks.fail('branch usage', `${usage}: no room for a backup branch; delete unused branches or raise the plan's limit`);
   } else if (needed > limit) {
@@ -379,7 +382,10 @@ async function publish(report: ValidationReport, io: Io, seconds: number): Promi
   );
 
   io.setOutput('valid', report.valid);
-  io.setOutput('report', JSON.stringify(report));
+  // Step outputs share 1 MB per job: a deployment with thousands of collections keeps its first ones.
+  const listed = report.collections.slice(0, REPORT_COLLECTIONS_LIMIT);
+  const omitted = report.collections.length - listed.length;
+  io.setOutput('report', JSON.stringify({ ...report, collections: listed, ...(omitted > 0 ? { collectionsOmitted: omitted } : {}) }));
 
   let summary =
     `## supaneon-sync validate: ${report.valid ? 'ready to back up' : `${failed} check${failed === 1 ? '' : 's'} failed`}\n\n` +
