@@ -16,6 +16,7 @@ import copyStreams from 'pg-copy-streams';
 import type { Logger } from './io.js';
 import { COPY_COLUMNS, ContentHash, copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, encodeDocument } from './codec.js';
 import {
+  BACKUPS_TABLE,
   completeBackup,
   ensureManifestTables,
   insertBackup,
@@ -114,12 +115,13 @@ export async function syncStandby(client: pg.ClientBase, a: SyncArgs): Promise<S
   await client.query('BEGIN');
   try {
     const previous = await tablesOfLastBackup(client);
+    const refreshQueryForm = await toolVersionChanged(client, a.runId);
     const collections: CollectionSyncResult[] = [];
     for (const source of a.sources) {
       const { database, collection } = source.spec;
       const result = await a.log.group(`${database}.${collection}`, async () => {
         try {
-          return await syncCollection(client, source, a.log);
+          return await syncCollection(client, source, refreshQueryForm, a.log);
         } catch (err) {
           throw new Error(`backup of ${database}.${collection} failed: ${(err as Error).message}`, { cause: err });
         }
@@ -154,7 +156,12 @@ export async function syncStandby(client: pg.ClientBase, a: SyncArgs): Promise<S
   }
 }
 
-async function syncCollection(client: pg.ClientBase, source: CollectionSource, log: Logger): Promise<CollectionSyncResult> {
+async function syncCollection(
+  client: pg.ClientBase,
+  source: CollectionSource,
+  refreshQueryForm: boolean,
+  log: Logger,
+): Promise<CollectionSyncResult> {
   const { spec } = source;
   const schemaName = schemaNameFor(spec.database);
   const tableName = tableNameFor(spec.collection);
@@ -183,7 +190,7 @@ async function syncCollection(client: pg.ClientBase, source: CollectionSource, l
   await client.query(`ANALYZE ${STAGE} (_id, hash)`);
   const updated = await client.query(
     `UPDATE ${target} t SET doc = s.doc, bson = s.bson, hash = s.hash
-     FROM ${STAGE} s WHERE t._id = s._id AND t.hash <> s.hash`,
+     FROM ${STAGE} s WHERE t._id = s._id AND (t.hash <> s.hash${refreshQueryForm ? ' OR t.doc IS DISTINCT FROM s.doc' : ''})`,
   );
   const inserted = await client.query(
     `INSERT INTO ${target} (_id, doc, bson, hash)
@@ -254,6 +261,21 @@ async function ensureTable(client: pg.ClientBase, schemaName: string, tableName:
     `MongoDB collection ${mongoName}, kept by supaneon-sync`,
   ]);
   await client.query(comment.rows[0].sql);
+}
+
+/**
+ * Whether the previous completed backup was made by another tool version. The `doc` column is
+ * derived from the exact bytes, so within one version equal hashes mean equal rows; a new
+ * version may render the query form differently, and then rows are compared on `doc` as well.
+ */
+async function toolVersionChanged(client: pg.ClientBase, runId: string): Promise<boolean> {
+  const r = await client.query(
+    `SELECT (SELECT tool_version FROM ${BACKUPS_TABLE} WHERE run_id = $1) AS current,
+            (SELECT tool_version FROM ${BACKUPS_TABLE} WHERE status = 'completed'
+              ORDER BY finished_at DESC, started_at DESC LIMIT 1) AS previous`,
+    [runId],
+  );
+  return r.rows[0].previous !== null && r.rows[0].previous !== r.rows[0].current;
 }
 
 /**

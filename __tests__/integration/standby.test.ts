@@ -39,10 +39,10 @@ function withDatabase(url: string, db: string): string {
   return u.toString();
 }
 
-function runRecord(runId: string): BackupRecord {
+function runRecord(runId: string, toolVersion = 'test'): BackupRecord {
   return {
     runId,
-    toolVersion: 'test',
+    toolVersion,
     status: 'running',
     startedAt: new Date(),
     finishedAt: null,
@@ -79,9 +79,9 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_DATABASE_URL'], (env
     return specs.map((spec) => ({ spec, documents: () => rawDocuments(mongo, spec, { batchSize: 50 }) }));
   }
 
-  async function sync(specs: CollectionSpec[], lines: string[] = [], sources = sourcesFor(specs)) {
+  async function sync(specs: CollectionSpec[], lines: string[] = [], sources = sourcesFor(specs), toolVersion = 'test') {
     const runId = randomUUID();
-    await recordRunStart(standby, runRecord(runId));
+    await recordRunStart(standby, runRecord(runId, toolVersion));
     const result = await syncStandby(standby, {
       runId,
       sources,
@@ -198,6 +198,22 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_DATABASE_URL'], (env
     expect(after.find((r) => r._id === '{"$numberInt":"4"}')).toBeUndefined();
   });
 
+  test('after a tool upgrade, rows whose query form differs are rewritten even though their bytes did not change', async () => {
+    const specs = await shopSpecs();
+    const products = `${quoteIdent(schemaNameFor(SHOP))}.${quoteIdent(tableNameFor('products'))}`;
+    // Stands in for a query form an older version rendered differently.
+    await standby.query(`UPDATE ${products} SET doc = '{"old":"form"}' WHERE _id = '"SKU-00001"'`);
+    const same = await sync(specs);
+    expect(same.result.changed).toBe(0);
+    const upgraded = await sync(specs, [], sourcesFor(specs), 'test-next');
+    expect(upgraded.result.changed).toBe(1);
+    const r = await standby.query(`SELECT doc->>'_id' AS id FROM ${products} WHERE _id = '"SKU-00001"'`);
+    expect(r.rows).toEqual([{ id: 'SKU-00001' }]);
+    // Once recorded, the new version compares on hashes alone again.
+    expect((await sync(specs, [], sourcesFor(specs), 'test-next')).result.changed).toBe(0);
+    await sync(specs); // back to the version the following tests use
+  });
+
   test('a failure in the middle of a collection leaves the standby exactly as it was and names the collection', async () => {
     const specs = await shopSpecs();
     await mongo.db(SHOP).collection('products').updateMany({}, { $set: { price: 1 } });
@@ -228,7 +244,7 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_DATABASE_URL'], (env
     const statuses = await standby.query(`SELECT status, count(*)::int AS n FROM supaneon_sync.backups GROUP BY 1 ORDER BY 1`);
     expect(statuses.rows).toEqual([
       { status: 'abandoned', n: 1 },
-      { status: 'completed', n: 4 },
+      { status: 'completed', n: 8 },
     ]);
   });
 
