@@ -1,0 +1,68 @@
+/**
+ * What the benchmark's driver (run.ts) and its measuring child processes (child.ts) exchange.
+ * Every measurement runs in a fresh child, so its peak RSS is that of one operation alone and
+ * nothing (JIT state, caches, heap) carries over from one run to the next.
+ */
+
+export type TaskName =
+  | 'probe'
+  | 'idle'
+  | 'read'
+  | 'prepare-rows'
+  | 'write'
+  | 'full'
+  | 'incremental'
+  | 'storage'
+  | 'scan'
+  | 'verify'
+  | 'recover'
+  | 'naive'
+  | 'cleanup';
+
+export interface Task {
+  name: TaskName;
+  /** The MongoDB database measured; its Postgres schema on the standby is derived by the product's naming. */
+  database: string;
+  /** Documents per collection, as loaded (for the naive baseline's subset and the COPY files). */
+  collections: { name: string; stream: number; documents: number }[];
+  seed: number;
+  /** Scratch directory of this run (COPY files, profiles). */
+  workDir: string;
+  /** Where the child writes its TaskResult as JSON. */
+  resultFile: string;
+  /** verify: the backup branch (id) to restore; the run's own newest backup, not whatever is newest on the project. */
+  backupBranch?: string;
+  /** naive: share of each collection measured (0.1 = 10%). */
+  subset?: number;
+  /** cleanup: branches this run created, to delete. */
+  branchIds?: string[];
+  /** cleanup: leave the benchmark's data on the standby (for inspecting it). */
+  keepData?: boolean;
+}
+
+export interface GroupTiming {
+  name: string;
+  seconds: number;
+}
+
+export interface TaskResult {
+  /** Seconds of the measured operation alone (connections included, process start-up excluded). */
+  wallSeconds: number;
+  documents: number;
+  /** Bytes moved: BSON bytes for reads and the product's modes, COPY bytes for the limits. */
+  bytes: number;
+  /** process.resourceUsage().maxRSS of the child, in bytes (fallback when /usr/bin/time is missing). */
+  childMaxRssBytes: number;
+  /** Postgres WAL generated on the standby during the operation (pg_stat_wal.wal_bytes before/after). */
+  walBytes?: number;
+  /** pg_current_wal_lsn distance over the operation (includes segment switches, e.g. by a base backup for a branch). */
+  walLsnBytes?: number;
+  /** Time inside each Io log group the product opened (per collection, per verification). */
+  groups?: GroupTiming[];
+  /** Step outputs the product's mode set. */
+  outputs?: Record<string, string>;
+  /** Warnings and errors the product logged. */
+  problems?: string[];
+  /** Task-specific facts (versions, storage breakdown, etc.). */
+  extra?: Record<string, unknown>;
+}

@@ -1,0 +1,158 @@
+/** The shape of bench/results/*.json, and how repeated runs are summarised into it. */
+import type { MeasurementKey } from './options.js';
+import type { ProfileSummary } from './profile.js';
+import type { GroupTiming } from './protocol.js';
+import type { CpuSeconds } from './spawn.js';
+import { spread, type Spread } from './stats.js';
+import type { TableStorage } from './tasks/inspect.js';
+
+export interface RunRecord {
+  wallSeconds: number;
+  documents: number;
+  /** Source BSON bytes this run processed (the MB/s basis for every measurement). */
+  bsonBytes: number;
+  peakRssBytes: number;
+  cpu: CpuSeconds;
+  walBytes?: number;
+  walLsnBytes?: number;
+  /** restore: seconds inside the product's "Verifying …" groups (the checks, without branch creation). */
+  verificationSeconds?: number;
+  /** backup: seconds inside the product's per-collection groups (read, encode, COPY, apply), without the branch work. */
+  syncSeconds?: number;
+  /** write / scan: COPY bytes moved. */
+  copyBytes?: number;
+  changedRows?: number;
+  groups?: GroupTiming[];
+  problems?: string[];
+}
+
+export interface MeasurementResult {
+  key: MeasurementKey;
+  label: string;
+  what: string;
+  runs: RunRecord[];
+  wallSeconds: Spread;
+  docsPerSecond: Spread;
+  mbPerSecond: Spread;
+  peakRssBytes: Spread;
+  /** WAL generated (pg_stat_wal). */
+  walBytes?: Spread;
+  /** pg_current_wal_lsn distance. */
+  walLsnBytes?: Spread;
+  verificationSeconds?: Spread;
+  syncSeconds?: Spread;
+  /** Median CPU seconds per process during a run. */
+  cpu: { node: number | null; ferretdb: number | null; postgres: number | null };
+  /** Naive baseline: measured on a subset, scaled to the whole dataset. */
+  extrapolated?: { fromDocuments: number; toDocuments: number; wallSeconds: Spread };
+}
+
+export interface TargetResult {
+  id: string;
+  title: string;
+  /** The measured ratio (or value) the target is about; null when not measured this run. */
+  value: number | null;
+  /** How the value is written, e.g. "1.21×" or "212 MB". */
+  shown: string;
+  limit: string;
+  met: boolean | null;
+  detail: string;
+  profile?: ProfileSummary;
+  profileSkipped?: string;
+}
+
+export interface StorageResult {
+  tables: TableStorage[];
+  total: number;
+  heap: number;
+  toast: number;
+  indexes: number;
+  other: number;
+  docColumn: number;
+  bsonColumn: number;
+  idColumn: number;
+  hashColumn: number;
+  bsonBytes: number;
+}
+
+export interface RssScalingResult {
+  points: { documents: number; bsonBytes: number; peakRssBytes: number; wallSeconds: number; loadSeconds: number }[];
+  note?: string;
+}
+
+export interface BenchResults {
+  schema: 1;
+  startedAt: string;
+  finishedAt: string;
+  totalSeconds: number;
+  command: string;
+  machine: { cpus: number; cpuModel: string; memoryBytes: number; os: string; node: string };
+  servers: {
+    postgres: Record<string, string>;
+    lz4: boolean;
+    mongo: string;
+    ferretdb?: string;
+    note: string;
+  };
+  dataset: {
+    database: string;
+    documents: number;
+    bsonBytes: number;
+    seed: number;
+    collections: { name: string; documents: number }[];
+    loadSeconds: number;
+    reused: boolean;
+  };
+  runs: number;
+  idleRssBytes?: number;
+  rssSource: string;
+  measurements: Partial<Record<MeasurementKey, MeasurementResult>>;
+  storage?: StorageResult;
+  rssScaling?: RssScalingResult;
+  targets: TargetResult[];
+  notes: string[];
+}
+
+function medianOrNull(values: (number | null)[]): number | null {
+  const present = values.filter((v): v is number => v !== null);
+  return present.length === values.length && present.length > 0 ? spread(present).median : null;
+}
+
+export function summarise(
+  key: MeasurementKey,
+  label: string,
+  what: string,
+  runs: RunRecord[],
+  extrapolateTo?: number,
+): MeasurementResult {
+  const factor = extrapolateTo !== undefined && runs[0].documents > 0 ? extrapolateTo / runs[0].documents : undefined;
+  const result: MeasurementResult = {
+    key,
+    label,
+    what,
+    runs,
+    wallSeconds: spread(runs.map((r) => r.wallSeconds)),
+    docsPerSecond: spread(runs.map((r) => r.documents / r.wallSeconds)),
+    mbPerSecond: spread(runs.map((r) => r.bsonBytes / 1e6 / r.wallSeconds)),
+    peakRssBytes: spread(runs.map((r) => r.peakRssBytes)),
+    cpu: {
+      node: medianOrNull(runs.map((r) => r.cpu.node)),
+      ferretdb: medianOrNull(runs.map((r) => r.cpu.ferretdb)),
+      postgres: medianOrNull(runs.map((r) => r.cpu.postgres)),
+    },
+  };
+  if (runs.every((r) => r.walBytes !== undefined)) result.walBytes = spread(runs.map((r) => r.walBytes as number));
+  if (runs.every((r) => r.walLsnBytes !== undefined)) result.walLsnBytes = spread(runs.map((r) => r.walLsnBytes as number));
+  if (runs.every((r) => r.verificationSeconds !== undefined)) {
+    result.verificationSeconds = spread(runs.map((r) => r.verificationSeconds as number));
+  }
+  if (runs.every((r) => r.syncSeconds !== undefined)) result.syncSeconds = spread(runs.map((r) => r.syncSeconds as number));
+  if (factor !== undefined && extrapolateTo !== undefined) {
+    result.extrapolated = {
+      fromDocuments: runs[0].documents,
+      toDocuments: extrapolateTo,
+      wallSeconds: spread(runs.map((r) => r.wallSeconds * (extrapolateTo / r.documents))),
+    };
+  }
+  return result;
+}

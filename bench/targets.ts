@@ -1,0 +1,176 @@
+/**
+ * The targets the product is held to, each computed as a ratio from this run's medians and reported
+ * met or missed, every run. A missed target names the measurement whose CPU profile explains it.
+ */
+import { mb, percent, ratio, seconds } from './format.js';
+import type { MeasurementKey } from './options.js';
+import type { BenchResults, TargetResult } from './results.js';
+
+export const RSS_LIMIT_BYTES = 256 * 1024 * 1024;
+
+/** For a missed target: which measurement to re-run under --cpu-prof to show why. */
+export const PROFILE_FOR: Record<string, MeasurementKey | undefined> = {
+  'full-vs-limits': 'full',
+  'verify-vs-scan': 'verify',
+  naive: 'full',
+};
+
+function notMeasured(id: string, title: string, limit: string, why: string): TargetResult {
+  return { id, title, value: null, shown: '–', limit, met: null, detail: `not measured in this run: ${why}` };
+}
+
+export function evaluateTargets(r: BenchResults): TargetResult[] {
+  const m = r.measurements;
+  const targets: TargetResult[] = [];
+
+  // 1. Full backup against the physical limits.
+  {
+    const id = 'full-vs-limits';
+    const title = 'Full backup time vs max(read limit, write limit)';
+    if (m.full && m.read && m.write) {
+      const limit = Math.max(m.read.wallSeconds.median, m.write.wallSeconds.median);
+      const value = m.full.wallSeconds.median / limit;
+      targets.push({
+        id,
+        title,
+        value,
+        shown: ratio(value),
+        limit: '≤ 1.5×',
+        met: value <= 1.5,
+        detail:
+          `full backup ${seconds(m.full.wallSeconds.median)}` +
+          (m.full.syncSeconds ? ` (of which the per-collection sync ${seconds(m.full.syncSeconds.median)}, the rest connecting, committing and the snapshot branch)` : '') +
+          `; read limit ${seconds(m.read.wallSeconds.median)}, write limit ${seconds(m.write.wallSeconds.median)}`,
+      });
+    } else targets.push(notMeasured(id, title, '≤ 1.5×', 'needs read, write and full'));
+  }
+
+  // 2. Incremental WAL.
+  {
+    const id = 'incremental-wal';
+    const title = 'Incremental backup (1% changed) WAL vs full backup WAL';
+    if (m.full?.walBytes && m.incremental?.walBytes) {
+      const value = m.incremental.walBytes.median / m.full.walBytes.median;
+      const changed = m.incremental.runs.map((x) => x.changedRows ?? 0);
+      targets.push({
+        id,
+        title,
+        value,
+        shown: percent(value),
+        limit: '≤ 5%',
+        met: value <= 0.05,
+        detail:
+          `${mb(m.incremental.walBytes.median)} vs ${mb(m.full.walBytes.median)} of WAL generated (pg_stat_wal); rows written per incremental run: ${changed.join(', ')}` +
+          (m.full.walLsnBytes && m.incremental.walLsnBytes
+            ? `; pg_current_wal_lsn moved ${mb(m.incremental.walLsnBytes.median)} vs ${mb(m.full.walLsnBytes.median)}, which also counts the unused rest of WAL segments switched by the emulator's pg_basebackup when it creates the snapshot branch`
+            : ''),
+      });
+    } else targets.push(notMeasured(id, title, '≤ 5%', 'needs full and incremental'));
+  }
+
+  // 3. Peak RSS of the product's modes.
+  {
+    const id = 'rss-peak';
+    const title = "Peak RSS of the product's modes";
+    const modes = (['full', 'incremental', 'verify', 'recover'] as const).filter((k) => m[k]);
+    if (modes.length > 0) {
+      const worst = Math.max(...modes.map((k) => m[k]!.peakRssBytes.max));
+      targets.push({
+        id,
+        title,
+        value: worst,
+        shown: mb(worst),
+        limit: `≤ ${mb(RSS_LIMIT_BYTES)} (256 MiB)`,
+        met: worst <= RSS_LIMIT_BYTES,
+        detail:
+          modes.map((k) => `${k} ${mb(m[k]!.peakRssBytes.max)}`).join(', ') +
+          (r.idleRssBytes ? `; a measuring process that only loads the modules peaks at ${mb(r.idleRssBytes)}` : ''),
+      });
+    } else targets.push(notMeasured(id, title, '≤ 256 MiB', 'no product mode measured'));
+  }
+
+  // 4. RSS flat with the data size.
+  {
+    const id = 'rss-flat';
+    const title = 'Peak RSS of a full backup, small vs large dataset';
+    const points = r.rssScaling?.points ?? [];
+    if (points.length === 2) {
+      const [a, b] = points;
+      const value = Math.abs(b.peakRssBytes - a.peakRssBytes) / a.peakRssBytes;
+      targets.push({
+        id,
+        title,
+        value,
+        shown: percent(value),
+        limit: 'within 20%',
+        met: value <= 0.2,
+        detail: `${a.documents.toLocaleString('en-US')} documents: ${mb(a.peakRssBytes)}; ${b.documents.toLocaleString('en-US')} documents: ${mb(b.peakRssBytes)}`,
+      });
+    } else {
+      targets.push(notMeasured(id, title, 'within 20%', r.rssScaling?.note ?? 'run with --rss-scaling (a full backup at 50,000 and 400,000 documents)'));
+    }
+  }
+
+  // 5. Verification against a plain scan.
+  {
+    const id = 'verify-vs-scan';
+    const title = 'Restore verification (verify: full) vs plain scan of the same tables';
+    if (m.verify?.verificationSeconds && m.scan) {
+      const value = m.verify.verificationSeconds.median / m.scan.wallSeconds.median;
+      targets.push({
+        id,
+        title,
+        value,
+        shown: ratio(value),
+        limit: '≤ 2×',
+        met: value <= 2,
+        detail:
+          `verification ${seconds(m.verify.verificationSeconds.median)} vs COPY TO scan ${seconds(m.scan.wallSeconds.median)}; ` +
+          `the whole restore (temporary branch created, checked, deleted) took ${seconds(m.verify.wallSeconds.median)}`,
+      });
+    } else targets.push(notMeasured(id, title, '≤ 2×', 'needs scan and verify'));
+  }
+
+  // 6. Naive baseline.
+  {
+    const id = 'naive';
+    const title = 'Naive script (toArray + one INSERT per document) time vs full backup';
+    if (m.naive?.extrapolated && m.full) {
+      const value = m.naive.extrapolated.wallSeconds.median / m.full.wallSeconds.median;
+      targets.push({
+        id,
+        title,
+        value,
+        shown: ratio(value),
+        limit: '≥ 10× slower',
+        met: value >= 10,
+        detail:
+          `naive ${seconds(m.naive.wallSeconds.median)} for ${m.naive.extrapolated.fromDocuments.toLocaleString('en-US')} documents, ` +
+          `extrapolated to ${seconds(m.naive.extrapolated.wallSeconds.median)} for ${m.naive.extrapolated.toDocuments.toLocaleString('en-US')}; ` +
+          `full backup ${seconds(m.full.wallSeconds.median)}`,
+      });
+    } else targets.push(notMeasured(id, title, '≥ 10× slower', 'needs naive and full'));
+  }
+
+  // 7. Storage.
+  {
+    const id = 'storage';
+    const title = 'Storage in Postgres vs the BSON bytes';
+    const s = r.storage;
+    if (s && s.bsonBytes > 0) {
+      const value = s.total / s.bsonBytes;
+      targets.push({
+        id,
+        title,
+        value,
+        shown: ratio(value),
+        limit: '≤ 2.5×',
+        met: value <= 2.5,
+        detail:
+          `${mb(s.total)} for ${mb(s.bsonBytes)} of BSON: heap ${mb(s.heap)}, TOAST ${mb(s.toast)}, indexes ${mb(s.indexes)}, other forks ${mb(s.other)}; ` +
+          `by column (as stored): doc (jsonb) ${mb(s.docColumn)}, bson ${mb(s.bsonColumn)}, _id ${mb(s.idColumn)}, hash ${mb(s.hashColumn)}`,
+      });
+    } else targets.push(notMeasured(id, title, '≤ 2.5×', 'needs a full backup'));
+  }
+  return targets;
+}
