@@ -218,7 +218,8 @@ export class NeonApi {
         ? {
             endpoints: [
               // The smallest compute, suspended after a minute idle: verification needs minutes of
-              // compute, and non-default branches share a small monthly allowance.
+              // compute, and non-default branches share a small monthly allowance. (The free plan
+              // keeps its fixed 5 minutes: Neon ignores the setting there rather than refusing it.)
               { type: 'read_write' as const, autoscaling_limit_min_cu: 0.25, autoscaling_limit_max_cu: 0.25, suspend_timeout_seconds: 60 },
             ],
           }

@@ -153,7 +153,7 @@ async function verifyCollection(
     detail: totals.badHashRows === 0 ? `all ${totals.rows} rows` : `${totals.badHashRows} of ${totals.rows} rows differ (e.g. _id ${totals.badHashExample})`,
   });
 
-  const rows = await checkRows(client, relation, opts.mode === 'sample' ? opts.sampleSize : undefined);
+  const rows = await checkRows(client, relation, opts.mode === 'sample' ? opts.sampleSize : undefined, opts.batchSize);
   const scope = opts.mode === 'sample' ? `random sample of ${rows.checked} of ${totals.rows} rows` : `all ${rows.checked} rows`;
   const rowsOk = rows.badBson.count === 0 && rows.badId.count === 0 && rows.badHash.count === 0;
   add({
@@ -178,14 +178,14 @@ async function verifyCollection(
 
 /** Undefined when the table exists with the stored columns and types; else what is wrong. */
 async function tableProblem(client: pg.Client, relation: string): Promise<string | undefined> {
+  const exists = await client.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [relation]);
+  if (!exists.rows[0].present) return 'table missing';
   const r = await client.query<{ attname: string; type: string }>(
     `SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type
        FROM pg_attribute a
       WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`,
     [relation],
   );
-  const exists = await client.query<{ present: boolean }>('SELECT to_regclass($1) IS NOT NULL AS present', [relation]);
-  if (!exists.rows[0].present) return 'table missing';
   const actual = new Map(r.rows.map((row) => [row.attname, row.type]));
   const problems = Object.entries(EXPECTED_COLUMNS)
     .filter(([name, type]) => actual.get(name) !== type)
@@ -244,7 +244,7 @@ interface RowCheck {
  * Reads `_id, bson, hash` through a cursor (every row, or `sample` random rows) and checks each
  * row here; each slice's rebuilt query JSON goes back to Postgres to be compared as jsonb.
  */
-async function checkRows(client: pg.Client, relation: string, sample: number | undefined): Promise<RowCheck> {
+async function checkRows(client: pg.Client, relation: string, sample: number | undefined, batchSize: number): Promise<RowCheck> {
   const out: RowCheck = { checked: 0, badBson: bad(), badId: bad(), badHash: bad(), badDoc: bad() };
   const source =
     sample === undefined
@@ -254,7 +254,9 @@ async function checkRows(client: pg.Client, relation: string, sample: number | u
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
     await client.query(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR ${source}`);
-    let fetchRows = 100;
+    // Start small (documents may be up to 16 MiB each), then size slices by the bytes seen.
+    const maxRows = Math.max(1, Math.min(batchSize, 1000));
+    let fetchRows = Math.min(maxRows, 10);
     for (;;) {
       const result = await client.query<{ _id: string; bson: Buffer; hash: Buffer }>(`FETCH FORWARD ${fetchRows} FROM ${CURSOR}`);
       if (result.rows.length === 0) break;
@@ -287,7 +289,7 @@ async function checkRows(client: pg.Client, relation: string, sample: number | u
         for (const m of mismatched.rows) note(out.badDoc, m.id);
       }
       const average = Math.max(1, bytes / result.rows.length);
-      fetchRows = Math.max(1, Math.min(1000, Math.floor(FETCH_TARGET_BYTES / average)));
+      fetchRows = Math.max(1, Math.min(maxRows, Math.floor(FETCH_TARGET_BYTES / average)));
     }
   } finally {
     await client.query('ROLLBACK').catch(() => undefined);

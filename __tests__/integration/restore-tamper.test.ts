@@ -4,8 +4,15 @@
 // written, so each case is made as Neon would hold it: a writable copy of the standby is tampered
 // with, then frozen as a backup branch (annotated with the real run id) that restore then verifies.
 // No temporary branch may survive any of these runs.
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
 import type pg from 'pg';
+import { from as copyFrom } from 'pg-copy-streams';
+import { ContentHash, COPY_COLUMNS, copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, encodeDocument } from '../../src/codec.js';
+import { completeBackup, insertBackup, insertCollection, TOOL_VERSION } from '../../src/manifest.js';
+import { verifyBackup } from '../../src/verify.js';
+import { corpusValidCases, firstElementAsId, withInt32Id } from '../../test/support/bson-corpus.js';
 import { parseConfig } from '../../src/config.js';
 import type { Io, Logger } from '../../src/io.js';
 import { backup } from '../../src/modes/backup.js';
@@ -251,5 +258,59 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
     expect(failures).toEqual([
       expect.stringMatching(new RegExp(`^error: Verification failed: \\(manifest\\): backup completed: backup run ${deadRun} \\(started .*\\) has status "running": it never committed`)),
     ]);
+  });
+
+  test('no false alarms: every valid BSON corpus case, keyed by itself and by an int, verifies in full and by sample', async () => {
+    const cases = corpusValidCases();
+    const raws = [...cases.map((c, i) => withInt32Id(c.bson, i)), ...cases.map((c) => firstElementAsId(c.bson))];
+    const rows = new Map(raws.flatMap((raw) => {
+      try {
+        const row = encodeDocument(raw);
+        return [[row.id, row] as const];
+      } catch {
+        return []; // a value that cannot be an _id (e.g. an array) is not a document MongoDB could hold
+      }
+    }));
+    expect(rows.size).toBeGreaterThan(cases.length);
+    const copy = await createWritableCopy('rt-copy-corpus');
+    made.push(copy.id);
+    const client = await connectPostgres(env.NEON_DATABASE_URL, { host: copy.host });
+    try {
+      const run = '00000000-c0de-4000-8000-000000000000';
+      const schemaName = schemaNameFor(`${DB}_corpus`);
+      const relation = `${quoteIdent(schemaName)}.${quoteIdent('corpus')}`;
+      await client.query(`CREATE SCHEMA ${quoteIdent(schemaName)}`);
+      await client.query(`CREATE TABLE ${relation} (_id text PRIMARY KEY, doc jsonb NOT NULL, bson bytea NOT NULL, hash bytea NOT NULL)`);
+      const sink = client.query(copyFrom(`COPY ${relation} (${COPY_COLUMNS.map(quoteIdent).join(', ')}) FROM STDIN (FORMAT binary)`));
+      await pipeline(Readable.from((function* () {
+        yield copyBinaryHeader();
+        for (const row of rows.values()) yield copyBinaryTuple(row);
+        yield copyBinaryTrailer();
+      })()), sink);
+      const hash = new ContentHash();
+      for (const row of rows.values()) hash.add(row.hash, row.bson.length);
+      await insertBackup(client, {
+        runId: run, toolVersion: TOOL_VERSION, status: 'running', startedAt: new Date(), finishedAt: null, clusterTimeStart: null,
+        clusterTimeEnd: null, consistency: null, github: null, source: null,
+      });
+      await insertCollection(client, {
+        runId: run, database: `${DB}_corpus`, collection: 'corpus', schemaName, tableName: 'corpus', kind: 'collection',
+        documents: hash.documents, bsonBytes: hash.bytes, contentHash: hash.digest(), indexes: [], options: {},
+      });
+      await completeBackup(client, run, { finishedAt: new Date(), clusterTimeEnd: null, consistency: 'per-collection' });
+
+      for (const mode of ['full', 'sample'] as const) {
+        const io = recordingIo();
+        const report = await verifyBackup(client, { runId: run, mode, sampleSize: 50, batchSize: 13, log: io.log });
+        expect(report.checks.filter((c) => c.status !== 'pass')).toEqual([]);
+        expect(report.documents).toBe(rows.size);
+        expect(report.checks.map((c) => c.check)).toEqual([
+          'backup completed', 'table and columns', 'row count', 'content hash', 'hash column = sha256(bson)',
+          'documents rebuild (BSON, _id, hash)', 'jsonb agrees with the document',
+        ]);
+      }
+    } finally {
+      await client.end();
+    }
   });
 });
