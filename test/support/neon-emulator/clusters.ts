@@ -78,9 +78,19 @@ export class Clusters {
     }
   }
 
-  /** Starts the cluster of a branch on 127.0.0.N (idempotent: a running cluster is left alone). */
+  /** Starts the cluster of a branch on 127.0.0.N (a cluster already running is left running). */
   async start(branchId: string, hostNumber: number): Promise<void> {
-    if (await this.isRunning(branchId)) return;
+    if (!(await this.isRunning(branchId))) await this.#startStopped(branchId, hostNumber);
+    // The role's password follows EMULATOR_ROLE_PASSWORD even if it changed since the data was made.
+    await this.withAdmin(hostNumber, 'postgres', async (client) => {
+      const ddl = await client.query<{ sql: string }>(
+        "SELECT format('ALTER ROLE %I PASSWORD %L', rolname, $2::text) AS sql FROM pg_roles WHERE rolname = $1",
+        [this.#config.role, this.#config.rolePassword]);
+      if (ddl.rows.length === 1) await client.query(ddl.rows[0].sql);
+    });
+  }
+
+  async #startStopped(branchId: string, hostNumber: number): Promise<void> {
     const dataDir = this.dataDir(branchId);
     const socketDir = this.socketDir(hostNumber);
     await this.#ownedDir(socketDir, 0o700);
