@@ -81,6 +81,11 @@ export function parseArgs(args: readonly string[]): RawInputs {
   return raw;
 }
 
+/** `**bold**` -> `bold`; a lone `***` (a redacted secret) stays as it is. */
+function unbold(text: string): string {
+  return text.replace(/(?<!\*)\*\*(?![*\s])([^*]+?)(?<!\s)\*\*(?!\*)/g, '$1');
+}
+
 /** Job-summary Markdown as terminal text: tables aligned in columns, emphasis dropped. */
 export function markdownToText(markdown: string): string {
   const out: string[] = [];
@@ -100,7 +105,7 @@ export function markdownToText(markdown: string): string {
         .trim()
         .slice(1, -1)
         .split(/(?<!\\)\|/)
-        .map((c) => c.trim().replace(/\\\|/g, '|').replace(/\\\\/g, '\\').replace(/\*\*/g, ''));
+        .map((c) => unbold(c.trim().replace(/\\\|/g, '|').replace(/\\\\/g, '\\')));
       if (cells.every((c) => /^:?-+:?$/.test(c))) continue;
       table.push(cells);
       continue;
@@ -108,9 +113,9 @@ export function markdownToText(markdown: string): string {
     flush();
     const heading = /^#{1,6}\s+(.*)$/.exec(line);
     if (heading) {
-      out.push(heading[1].replace(/\*\*/g, ''), '='.repeat(heading[1].length));
+      out.push(unbold(heading[1]), '='.repeat(unbold(heading[1]).length));
     } else {
-      out.push(line.replace(/\*\*/g, ''));
+      out.push(unbold(line));
     }
   }
   flush();

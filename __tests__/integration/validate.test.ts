@@ -1,5 +1,6 @@
 // mode: validate through the built bundle, as GitHub runs it, against the local stack (FerretDB,
 // the Neon emulator, TLS PostgreSQL branches).
+import net from 'node:net';
 import { runAction, runCli, type BundleRun } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
 
@@ -109,9 +110,12 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
     expect(run.exitCode).toBe(1);
     expect(run.durationMs).toBeLessThan(20_000);
     const errors = errorLines(run);
-    expect(errors).toHaveLength(2 + 3); // the key check, its three dependent checks, the final line
+    expect(errors).toHaveLength(2); // the problem and the final line; dependent checks are 'not checked'
     expect(errors[0]).toMatch(/^::error::Neon API: API key valid, project exists: .*401.*neon-api-key/);
+    expect(run.stdout).toMatch(/^ {2}skip {2}standby branch: not checked: the project cannot be read$/m);
+    expect(run.stdout).toMatch(/^1 of 11 checks failed, 3 not checked\.$/m);
     const report = reportOf(run);
+    expect(report.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['API key valid, project exists', 'standby branch', 'branch usage', 'existing backups']);
     expect(report.checks.filter((c) => c.group === 'mongodb').every((c) => c.ok)).toBe(true);
     expect(report.checks.filter((c) => c.group === 'postgres').every((c) => c.ok)).toBe(true);
     expect(run.outputs.valid).toBe('false');
@@ -145,10 +149,45 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
     // 192.0.2.0/24 is reserved for documentation: packets go nowhere, so only timeouts end it.
     const url = new URL(stack.NEON_DATABASE_URL);
     url.hostname = '192.0.2.1';
-    const run = await validate({ 'mongodb-uri': 'mongodb://192.0.2.1:27017/', 'neon-database-url': url.toString() });
+    const run = await validate({
+      'mongodb-uri': 'mongodb://192.0.2.1:27017/',
+      'neon-database-url': url.toString(),
+      'neon-api-host': 'https://192.0.2.1/api/v2',
+    });
     expect(run.exitCode).toBe(1);
     expect(run.durationMs).toBeLessThan(20_000);
     expect(errorLines(run)).toContainEqual(expect.stringMatching(/^::error::MongoDB: /));
+    expect(errorLines(run)).toContainEqual(expect.stringMatching(/^::error::Neon API: /));
     expect(errorLines(run)).toContainEqual(expect.stringMatching(/^::error::Neon Postgres: /));
+  });
+
+  test('servers that accept connections and never answer: every check gives up in time', async () => {
+    // The worst case for timeouts: TCP connects, then silence (no TLS, no MongoDB hello, no HTTP reply).
+    const sockets = new Set<net.Socket>();
+    const silent = net.createServer((socket) => {
+      sockets.add(socket);
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const port = (silent.address() as net.AddressInfo).port;
+    try {
+      const url = new URL(stack.NEON_DATABASE_URL);
+      url.hostname = '127.0.0.1';
+      url.port = String(port);
+      const run = await validate({
+        'mongodb-uri': `mongodb://127.0.0.1:${port}/`,
+        'neon-database-url': url.toString(),
+        'neon-api-host': `http://127.0.0.1:${port}/api/v2`,
+      });
+      expect(run.exitCode).toBe(1);
+      expect(run.durationMs).toBeLessThan(20_000);
+      const errors = errorLines(run);
+      expect(errors).toContainEqual(expect.stringMatching(/^::error::MongoDB: /));
+      expect(errors).toContainEqual(expect.stringMatching(/^::error::Neon API: /));
+      expect(errors).toContainEqual(expect.stringMatching(/^::error::Neon Postgres: /));
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => silent.close(resolve));
+    }
   });
 });

@@ -52,6 +52,10 @@ describe('markdownToText', () => {
     const text = markdownToText('## Result\n\n| Name | Value |\n| --- | --- |\n| a\\|b | **FAIL** |\n| longer name | 1 |\n');
     expect(text.split('\n')).toEqual(['Result', '======', '', 'Name         Value', '-----------  -----', 'a|b          FAIL', 'longer name  1', '']);
   });
+
+  test('keeps a redacted *** as it is', () => {
+    expect(markdownToText('connect to postgresql://u:***@h failed, **twice**')).toBe('connect to postgresql://u:***@h failed, twice');
+  });
 });
 
 const bundleBuilt = existsSync(path.join(repoRoot, 'dist', 'cli', 'index.js'));

@@ -26,6 +26,8 @@ export interface CheckResult {
   group: CheckGroup;
   name: string;
   ok: boolean;
+  /** Not attempted because a check it depends on failed (ok is false: nothing was proven). */
+  skipped?: true;
   detail: string;
 }
 
@@ -69,7 +71,7 @@ class Checks {
   }
   /** Marks the checks that could not run because an earlier one failed. */
   skip(names: readonly string[], because: string): void {
-    for (const name of names) this.fail(name, `not checked: ${because}`);
+    for (const name of names) this.results.push({ group: this.group, name, ok: false, skipped: true, detail: `not checked: ${because}` });
   }
 }
 
@@ -368,17 +370,20 @@ async function publish(report: ValidationReport, io: Io, seconds: number): Promi
     if (results.length === 0) continue;
     io.log.info(`${GROUP_TITLES[group]}:`);
     for (const c of results) {
-      const line = `  ${c.ok ? 'pass' : 'FAIL'}  ${c.name}: ${c.detail}`;
-      if (c.ok) io.log.info(line);
-      // Configuration problems already name their input; other failures name their area and check.
-      else io.log.error(group === 'configuration' ? `Configuration: ${c.detail}` : `${GROUP_TITLES[group]}: ${c.name}: ${c.detail}`);
+      if (c.ok || c.skipped) {
+        io.log.info(`  ${c.ok ? 'pass' : 'skip'}  ${c.name}: ${c.detail}`);
+      } else {
+        // One error line per problem. Configuration problems already name their input.
+        io.log.error(group === 'configuration' ? `Configuration: ${c.detail}` : `${GROUP_TITLES[group]}: ${c.name}: ${c.detail}`);
+      }
     }
   }
-  const failed = report.checks.filter((c) => !c.ok).length;
+  const failed = report.checks.filter((c) => !c.ok && !c.skipped).length;
+  const skipped = report.checks.filter((c) => c.skipped).length;
   io.log.info(
     report.valid
       ? `All ${report.checks.length} checks passed in ${formatDuration(seconds)}.`
-      : `${failed} of ${report.checks.length} checks failed.`,
+      : `${failed} of ${report.checks.length} checks failed${skipped > 0 ? `, ${skipped} not checked` : ''}.`,
   );
 
   io.setOutput('valid', report.valid);
@@ -391,7 +396,7 @@ async function publish(report: ValidationReport, io: Io, seconds: number): Promi
     `## supaneon-sync validate: ${report.valid ? 'ready to back up' : `${failed} check${failed === 1 ? '' : 's'} failed`}\n\n` +
     markdownTable(
       ['Area', 'Check', 'Result', 'Details'],
-      report.checks.map((c) => [GROUP_TITLES[c.group], c.name, c.ok ? 'pass' : '**FAIL**', c.detail]),
+      report.checks.map((c) => [GROUP_TITLES[c.group], c.name, c.ok ? 'pass' : c.skipped ? 'not checked' : '**FAIL**', c.detail]),
     );
   if (report.collections.length > 0) {
     summary +=
