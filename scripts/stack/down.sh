@@ -40,6 +40,11 @@ if [ -n "$busy" ]; then
 fi
 
 if $purge; then
+  emulator_state="$(emulator_state_dir)"
+  case "$emulator_state" in
+    "$STACK_DIR"/*) ;;
+    *) rm -rf "$(dirname "$emulator_state")" ;;
+  esac
   rm -rf "$STACK_DIR"
   log "down: stopped and deleted $STACK_DIR"
 else

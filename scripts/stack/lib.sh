@@ -17,6 +17,19 @@ MONGO_PORT="${SUPANEON_STACK_MONGO_PORT:-54331}"
 # (Postgres refuses to run as root).
 PG_OS_USER="postgres"
 
+# Where the emulator keeps its state and the branch clusters' data directories. As root the
+# clusters run as $PG_OS_USER, which must be able to enter that directory: .stack/neon normally,
+# but when a parent of the repository is closed to other users (such as /root), a directory under
+# /var/lib named after the repository's path. `down --purge` deletes either.
+emulator_state_dir() {
+  if is_root && [ -d "$STACK_DIR" ] && id -u "$PG_OS_USER" >/dev/null 2>&1 \
+    && ! runuser -u "$PG_OS_USER" -- test -x "$STACK_DIR" 2>/dev/null; then
+    printf '/var/lib/supaneon-sync/stack-%s/neon\n' "$(printf '%s' "$REPO_ROOT" | sha256sum | cut -c1-16)"
+  else
+    printf '%s\n' "$STACK_DIR/neon"
+  fi
+}
+
 log() { printf 'stack: %s\n' "$*" >&2; }
 die() { printf 'stack: error: %s\n' "$*" >&2; exit 1; }
 

@@ -5,7 +5,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-EMULATOR_STATE="$STACK_DIR/neon"
+EMULATOR_STATE="$(emulator_state_dir)"
 [ -d "$EMULATOR_STATE" ] || exit 0
 
 run_as() { # user, command...

@@ -15,7 +15,6 @@ FERRETDB_LOG="$STACK_DIR/ferretdb.log"
 FERRETDB_DATA="$STACK_DIR/ferretdb"
 EMULATOR_PID="$STACK_DIR/emulator.pid"
 EMULATOR_LOG="$STACK_DIR/emulator.log"
-EMULATOR_STATE="$STACK_DIR/neon"
 TLS_DIR="$STACK_DIR/tls"
 
 # ---------------------------------------------------------------------------------------------
@@ -46,15 +45,12 @@ ensure_postgres() {
   [ -n "$PG_BINDIR" ] || die "no PostgreSQL server found in /usr/lib/postgresql/*/bin after installing 'postgresql'; install it by hand and retry"
 }
 
-# As root, the clusters run as $PG_OS_USER, which must exist and reach the state directory.
+# As root, the clusters run as $PG_OS_USER, which must exist.
 ensure_pg_os_user() {
   is_root || return 0
-  if ! id -u "$PG_OS_USER" >/dev/null 2>&1; then
-    log "creating the OS user '$PG_OS_USER' that runs the PostgreSQL clusters"
-    useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash "$PG_OS_USER"
-  fi
-  runuser -u "$PG_OS_USER" -- test -r "$TLS_DIR/server.key" \
-    || die "the OS user '$PG_OS_USER' cannot read $TLS_DIR/server.key: a parent directory of $REPO_ROOT is probably not searchable by other users (e.g. /root); clone the repository under a directory others can enter (chmod o+x on its parents) and retry"
+  id -u "$PG_OS_USER" >/dev/null 2>&1 && return 0
+  log "creating the OS user '$PG_OS_USER' that runs the PostgreSQL clusters"
+  useradd --system --user-group --home-dir /var/lib/postgresql --shell /bin/bash "$PG_OS_USER"
 }
 
 # Values generated once and kept, so a warm start finds the same project, key and password that
@@ -228,6 +224,10 @@ ensure_openssl
 ensure_postgres
 bash "$REPO_ROOT/scripts/stack/certs.sh"
 ensure_pg_os_user
+EMULATOR_STATE="$(emulator_state_dir)"
+if [ "$EMULATOR_STATE" != "$STACK_DIR/neon" ]; then
+  log "the '$PG_OS_USER' user cannot enter $STACK_DIR (a parent directory is closed to other users); branch clusters live in $EMULATOR_STATE"
+fi
 
 API_KEY="$(stored_value api-key random_hex 32)"
 ROLE_PASSWORD="$(stored_value role-password random_hex 24)"
