@@ -43,7 +43,10 @@ if $purge; then
   emulator_state="$(emulator_state_dir)"
   case "$emulator_state" in
     "$STACK_DIR"/*) ;;
-    *) rm -rf "$(dirname "$emulator_state")" ;;
+    *)
+      rm -rf "$(dirname "$emulator_state")"
+      rmdir --ignore-fail-on-non-empty "$(dirname "$(dirname "$emulator_state")")"
+      ;;
   esac
   rm -rf "$STACK_DIR"
   log "down: stopped and deleted $STACK_DIR"
