@@ -18,4 +18,8 @@ if [ ! -f dist/index.js ] || [ ! -f dist/post/index.js ]; then
   npm run --silent build
 fi
 
+# Node reads NODE_EXTRA_CA_CERTS only at start-up: the demo's own SQL queries on the standby need the
+# stack's CA from the beginning (the action runs get it passed explicitly).
+# shellcheck source=/dev/null
+. .stack/env
 exec node --import tsx scripts/demo.ts "$@"

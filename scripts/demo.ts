@@ -18,6 +18,7 @@ import { BSON, MongoClient, type Document } from 'mongodb';
 import { schemaNameFor, tableNameFor, quoteIdent } from '../src/naming.js';
 import { connectPostgres } from '../src/postgres.js';
 import { loadDataset, shopDataset } from '../test/support/datasets.js';
+import { lockEmulator, resetEmulator } from '../test/support/emulator-lock.js';
 import { loadStackEnv, repoRoot } from '../test/support/stack.js';
 
 const SHOP = 'shop';
@@ -297,12 +298,6 @@ async function queryStandby(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
-async function resetEmulator(): Promise<void> {
-  const base = stack.NEON_API_HOST.replace(/\/api\/v2\/?$/, '');
-  const response = await fetch(`${base}/__emulator/reset`, { method: 'POST', headers: { authorization: `Bearer ${stack.NEON_API_KEY}` } });
-  if (!response.ok) throw new DemoFailure(`could not reset the Neon emulator at ${base}: HTTP ${response.status}`);
-}
-
 function expectStep(step: StepResult, title: string, output?: [string, string]): void {
   if (!step.ok) throw new DemoFailure(`${title} failed (its log and job summary are above)`);
   if (output && step.outputs[output[0]] !== output[1]) {
@@ -322,12 +317,13 @@ async function main(): Promise<void> {
 
   heading('supaneon-sync demo on the local stack');
   console.log('  MongoDB-wire server, Neon API emulator and Postgres endpoints are local; the action runs from dist/.');
-  await resetEmulator();
-  console.log('  Neon emulator reset: only the default branch (the standby), with an empty database');
-
+  // The emulator is shared with any test run on this machine: wait for it rather than reset under a test.
+  const release = await lockEmulator('npm run demo');
   const mongo = new MongoClient(stack.MONGODB_SRV_URL);
-  await mongo.connect();
   try {
+    await resetEmulator(stack.NEON_API_HOST, stack.NEON_API_KEY);
+    console.log('  Neon emulator reset: only the default branch (the standby), with an empty database');
+    await mongo.connect();
     await loadShop(mongo);
 
     const validate = await actionStep('mode: validate', { mode: 'validate', ...source, ...neon });
@@ -364,6 +360,7 @@ async function main(): Promise<void> {
     await queryStandby();
   } finally {
     await mongo.close();
+    await release();
   }
   heading('done');
   console.log(
