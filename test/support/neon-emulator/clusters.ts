@@ -3,6 +3,7 @@
 // its own loopback address 127.0.0.N on the shared port, with TLS and scram-sha-256, exactly as a
 // client reaches a Neon endpoint: same role, password and database, only the host differs.
 import { execFile, execFileSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
@@ -10,6 +11,8 @@ import type { EmulatorConfig } from './config.js';
 
 /** The emulator's own superuser, reachable only over each cluster's unix socket. */
 const ADMIN_USER = 'emulator_admin';
+/** Endpoints live on 127.0.0.2..127.0.0.40, the addresses the stack certificate names. */
+export const LAST_HOST_NUMBER = 40;
 const SOCKET_PATH_LIMIT = 100; // sun_path is 108 bytes on Linux; keep a margin
 
 export class Clusters {
@@ -24,9 +27,24 @@ export class Clusters {
       throw new Error('neon emulator: running as root needs EMULATOR_PG_USER (PostgreSQL refuses to run as root)');
     }
     this.#owner = isRoot ? { uid: idOf(config.pgUser, '-u'), gid: idOf(config.pgUser, '-g') } : undefined;
-    const longest = path.join(this.socketDir(40), `.s.PGSQL.${config.pgPort}`);
+    const longest = path.join(this.socketDir(LAST_HOST_NUMBER), `.s.PGSQL.${config.pgPort}`);
     if (longest.length >= SOCKET_PATH_LIMIT) {
       throw new Error(`neon emulator: EMULATOR_STATE_DIR is too long for unix socket paths (${longest} is ${longest.length} chars, limit ${SOCKET_PATH_LIMIT}); use a shorter state directory`);
+    }
+  }
+
+  /** Fails fast, naming the files, when clients could not verify the endpoints' certificate. */
+  async checkCertificate(): Promise<void> {
+    const { tlsCert, caCert } = this.#config;
+    const cert = new X509Certificate(await fs.readFile(tlsCert));
+    const ca = new X509Certificate(await fs.readFile(caCert));
+    if (!cert.verify(ca.publicKey)) {
+      throw new Error(`neon emulator: ${tlsCert} is not signed by ${caCert}; regenerate the stack's certificates`);
+    }
+    for (const host of ['127.0.0.2', `127.0.0.${LAST_HOST_NUMBER}`]) {
+      if (cert.checkIP(host) === undefined) {
+        throw new Error(`neon emulator: ${tlsCert} does not name ${host} (it needs IP SANs 127.0.0.1..127.0.0.${LAST_HOST_NUMBER}); regenerate the stack's certificates`);
+      }
     }
   }
 

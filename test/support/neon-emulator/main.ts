@@ -49,6 +49,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 
   const started = Date.now();
+  await clusters.checkCertificate();
   project = await Project.open(config, clusters, log);
   server = createServer(project, config.apiKey, log);
   await new Promise<void>((resolve, reject) => {

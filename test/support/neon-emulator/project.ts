@@ -22,7 +22,7 @@ import type {
   UpdateProjectBranchData,
 } from '@neon/sdk';
 import type { EmulatorConfig } from './config.js';
-import { Clusters } from './clusters.js';
+import { Clusters, LAST_HOST_NUMBER } from './clusters.js';
 import { Operations } from './operations.js';
 import { neonId, StateStore, timestamp, type BranchRecord, type EmulatorState, type OperationRecord } from './state.js';
 
@@ -35,7 +35,6 @@ export class ApiError extends Error {
 export type Log = (message: string) => void;
 
 const DEFAULT_HOST_NUMBER = 2;
-const LAST_HOST_NUMBER = 40; // the stack certificate covers 127.0.0.1..127.0.0.40
 const MAX_EXPIRY_MS = 30 * 24 * 3600 * 1000;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
 const REGION = 'aws-local-1';
