@@ -116,6 +116,7 @@ export async function syncStandby(client: pg.ClientBase, a: SyncArgs): Promise<S
   try {
     const previous = await tablesOfLastBackup(client);
     const refreshQueryForm = await toolVersionChanged(client, a.runId);
+    await createStagingTable(client);
     const collections: CollectionSyncResult[] = [];
     for (const source of a.sources) {
       const { database, collection } = source.spec;
@@ -173,8 +174,7 @@ async function syncCollection(
   const target = `${quoteIdent(schemaName)}.${quoteIdent(tableName)}`;
   await ensureTable(client, schemaName, tableName, `${spec.database}.${spec.collection}`);
 
-  await client.query(`DROP TABLE IF EXISTS ${STAGE}`);
-  await client.query(`CREATE TEMP TABLE supaneon_stage (_id text, doc jsonb, bson bytea, hash bytea) ON COMMIT DROP`);
+  await client.query(`TRUNCATE ${STAGE}`);
   const progress = new Progress(`${spec.database}.${spec.collection}`, log, { total: source.estimatedDocuments });
   const copy = client.query(
     copyStreams.from(`COPY ${STAGE} (${COPY_COLUMNS.map(quoteIdent).join(', ')}) FROM STDIN (FORMAT binary)`),
@@ -182,9 +182,6 @@ async function syncCollection(
   await pipeline(Readable.from(copyData(source.documents(), hash, progress), { highWaterMark: 8 }), copy);
   progress.done();
 
-  // A unique index both speeds up the joins below and refuses a collection that (through a bug
-  // anywhere upstream) yielded the same _id twice, instead of silently keeping one of them.
-  await client.query(`CREATE UNIQUE INDEX ON ${STAGE} (_id)`);
   // Statistics only for the join keys: samples of the document columns would be copied into
   // pg_statistic (a WAL-logged catalog) for nothing.
   await client.query(`ANALYZE ${STAGE} (_id, hash)`);
@@ -200,7 +197,6 @@ async function syncCollection(
   const deleted = await client.query(
     `DELETE FROM ${target} t WHERE NOT EXISTS (SELECT 1 FROM ${STAGE} s WHERE s._id = t._id)`,
   );
-  await client.query(`DROP TABLE ${STAGE}`);
   const r = {
     spec,
     schemaName,
@@ -214,6 +210,18 @@ async function syncCollection(
   };
   log.info(`${r.documents} documents: ${r.inserted} inserted, ${r.updated} updated, ${r.deleted} deleted, unchanged rows not rewritten`);
   return r;
+}
+
+/**
+ * One temporary staging table for the whole run, emptied before each collection. Temporary tables
+ * write no WAL for their rows; creating one per collection would still log its catalog entries,
+ * while truncating a table made in the same transaction touches no catalog at all. The unique
+ * index speeds up the diff joins and refuses a collection that (through a bug anywhere upstream)
+ * yielded the same _id twice, instead of silently keeping one of them.
+ */
+async function createStagingTable(client: pg.ClientBase): Promise<void> {
+  await client.query(`CREATE TEMP TABLE supaneon_stage (_id text, doc jsonb, bson bytea, hash bytea) ON COMMIT DROP`);
+  await client.query(`CREATE UNIQUE INDEX ON ${STAGE} (_id)`);
 }
 
 /**
