@@ -25,21 +25,21 @@ ensure_node_modules() {
     || die "node_modules is missing or incomplete in $REPO_ROOT; run 'npm ci' first"
 }
 
-ensure_apt_package() { # command or file to look for, package
-  log "installing Debian package '$2' (needed by the stack)"
+ensure_apt_package() { # package
+  log "installing Debian package '$1' (needed by the stack)"
   as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null
 }
 
 ensure_openssl() {
-  command -v openssl >/dev/null 2>&1 || ensure_apt_package openssl openssl
+  command -v openssl >/dev/null 2>&1 || ensure_apt_package openssl
   command -v openssl >/dev/null 2>&1 || die "openssl is still missing after installing it; install it by hand and retry"
 }
 
 ensure_postgres() {
   PG_BINDIR="$(find_pg_bindir)"
   if [ -z "$PG_BINDIR" ]; then
-    ensure_apt_package postgres postgresql
+    ensure_apt_package postgresql
     PG_BINDIR="$(find_pg_bindir)"
   fi
   [ -n "$PG_BINDIR" ] || die "no PostgreSQL server found in /usr/lib/postgresql/*/bin after installing 'postgresql'; install it by hand and retry"
@@ -222,8 +222,8 @@ flock 8
 ensure_node_modules
 ensure_openssl
 ensure_postgres
-bash "$REPO_ROOT/scripts/stack/certs.sh"
 ensure_pg_os_user
+bash "$REPO_ROOT/scripts/stack/certs.sh"
 EMULATOR_STATE="$(emulator_state_dir)"
 if [ "$EMULATOR_STATE" != "$STACK_DIR/neon" ]; then
   log "the '$PG_OS_USER' user cannot enter $STACK_DIR (a parent directory is closed to other users); branch clusters live in $EMULATOR_STATE"
