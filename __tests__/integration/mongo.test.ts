@@ -1,8 +1,16 @@
 // The MongoDB reader against the MongoDB-wire test server: raw cursors yield each document's exact
 // bytes, the selection picks the right collections, indexes and options are recorded without
 // server noise, and an unreachable server fails fast with a message that names it.
-import { BSON, Int32, type Document, type MongoClient } from 'mongodb';
-import { connectMongo, describeMongoUri, listSelectedCollections, rawDocuments, type CollectionSpec } from '../../src/mongo.js';
+import { BSON, Decimal128, Int32, MaxKey, MinKey, type Document, type MongoClient } from 'mongodb';
+import {
+  connectMongo,
+  describeMongoUri,
+  describeSource,
+  listSelectedCollections,
+  rawDocuments,
+  snapshotTimeOf,
+  type CollectionSpec,
+} from '../../src/mongo.js';
 import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
 import { describeWithStack } from '../../test/support/stack.js';
 
@@ -21,8 +29,13 @@ describeWithStack('MongoDB reader', ['MONGODB_SRV_URL'], (env) => {
     await loadCollection(client, DB_A, 'random', randomDocuments(42, 600));
     await loadDataset(client, DB_B, shopDataset({ customers: 30, products: 10, orders: 40 }));
     await client.db(DB_B).createCollection('capped_log', { capped: true, size: 65536 });
-    // system.* collections are the server's, never user data.
-    await client.db(DB_B).collection('system.js').insertOne({ _id: 'fn', body: 'x' } as Document);
+    // system.* collections are the server's, never user data. (A server that refuses writes to
+    // system.js simply has none here to skip.)
+    await client
+      .db(DB_B)
+      .collection('system.js')
+      .insertOne({ _id: 'fn', body: 'x' } as Document)
+      .catch(() => undefined);
   });
 
   afterAll(async () => {
@@ -108,3 +121,72 @@ describeWithStack('MongoDB reader', ['MONGODB_SRV_URL'], (env) => {
     expect(describeMongoUri('mongodb+srv://u:p@cluster0.example.net/db?x=1')).toBe('cluster0.example.net');
   });
 });
+
+// Views, time series, validators and the BSON types FerretDB lacks exist only on a real MongoDB:
+// these run when MONGODB_TEST_URI names one (the local stack then serves it as MONGODB_SRV_URL).
+const realMongo = Boolean(process.env.MONGODB_TEST_URI && process.env.MONGODB_SRV_URL);
+(realMongo ? describe : describe.skip)(
+  `MongoDB reader against a real MongoDB${realMongo ? '' : ' (skipped: MONGODB_TEST_URI is not set)'}`,
+  () => {
+    const DB = `mongo_real_${suffix}`;
+    let client: MongoClient;
+
+    beforeAll(async () => {
+      client = await connectMongo(process.env.MONGODB_SRV_URL!);
+      const db = client.db(DB);
+      await db.createCollection('people', { validator: { $jsonSchema: { required: ['name'] } }, collation: { locale: 'fr' } });
+      await db.collection('people').insertOne({ name: 'Zoë' });
+      await db.createCollection('metrics', { timeseries: { timeField: 't', metaField: 'm' } });
+      await db.collection('metrics').insertOne({ t: new Date(1_700_000_000_000), m: 'cpu', v: 1 });
+      await db.createCollection('adults', { viewOn: 'people', pipeline: [{ $sort: { name: 1, _id: -1 } }] });
+    });
+
+    afterAll(async () => {
+      await client?.db(DB).dropDatabase().catch(() => undefined);
+      await client?.close();
+    });
+
+    test('views, time series and validated collections are listed with their kind and options', async () => {
+      const specs = await listSelectedCollections(client, { databases: [DB], include: [], exclude: [] });
+      expect(specs.map((s) => [s.collection, s.kind])).toEqual([
+        ['adults', 'view'],
+        ['metrics', 'timeseries'],
+        ['people', 'collection'],
+      ]);
+      const view = specs.find((s) => s.kind === 'view')!;
+      expect(view.options.viewOn).toBe('people');
+      expect(Object.keys(view.options.pipeline[0].$sort)).toEqual(['name', '_id']);
+      expect(view.indexes).toEqual([]);
+      expect(specs.find((s) => s.collection === 'people')!.options).toMatchObject({ validator: { $jsonSchema: { required: ['name'] } } });
+      expect(specs.find((s) => s.collection === 'metrics')!.options.timeseries).toMatchObject({ timeField: 't', metaField: 'm' });
+    });
+
+    test('types FerretDB refuses come back as their exact bytes', async () => {
+      const doc = { _id: new Int32(1), d: Decimal128.fromString('-1.50E-400'), lo: new MinKey(), hi: new MaxKey(), nested: [[1, [2]], []], nan: NaN, negZero: -0 };
+      await client.db(DB).collection('types').insertOne(doc as Document);
+      const spec: CollectionSpec = { database: DB, collection: 'types', kind: 'collection', options: {}, indexes: [] };
+      const got: Buffer[] = [];
+      for await (const raw of rawDocuments(client, spec, { batchSize: 10 })) got.push(raw);
+      expect(got).toHaveLength(1);
+      expect(got[0].toString('hex')).toBe(Buffer.from(BSON.serialize(doc)).toString('hex'));
+    });
+
+    test('a replica set serves one snapshot across collections and reports its time', async () => {
+      const source = await describeSource(client, process.env.MONGODB_SRV_URL!);
+      if (source.topology === 'standalone') {
+        // A standalone server has no snapshot reads: the backup then reports per-collection consistency.
+        expect(source.snapshotReads).toBe(false);
+        return;
+      }
+      expect(source.snapshotReads).toBe(true);
+      const session = client.startSession({ snapshot: true });
+      try {
+        const spec: CollectionSpec = { database: DB, collection: 'people', kind: 'collection', options: {}, indexes: [] };
+        for await (const raw of rawDocuments(client, spec, { batchSize: 10, session })) expect(raw.length).toBeGreaterThan(0);
+        expect(snapshotTimeOf(session)).toMatch(/^\{"\$timestamp":\{"t":\d+,"i":\d+\}\}$/);
+      } finally {
+        await session.endSession();
+      }
+    });
+  },
+);
