@@ -108,6 +108,14 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       const missing = await api('GET', '/branches', undefined, {});
       expect(missing.status).toBe(401);
 
+      // Control routes need the key too (health excepted: it is the readiness probe).
+      const control401 = await fetch(`${controlBase}/__emulator/faults`, {
+        method: 'POST', headers: { Authorization: 'Bearer not-the-key' }, body: JSON.stringify({ status: 500, count: 1 }),
+      });
+      expect(control401.status).toBe(401);
+      expect((await fetch(`${controlBase}/__emulator/health`)).status).toBe(200);
+      expect((await api('GET', '/branches')).status).toBe(200); // no fault was injected
+
       const bad = createNeonClient({ apiKey: 'not-the-key', baseUrl: apiHost });
       const { error } = await bad.projects.get({ projectId });
       expect(error?.kind).toBe('auth');
