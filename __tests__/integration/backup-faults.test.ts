@@ -171,7 +171,7 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
     );
     admin = await connectPostgres(env.NEON_DATABASE_URL, { applicationName: 'backup-faults test' });
     await expectSucceeds();
-  }, 600_000);
+  }, 2_400_000);
 
   afterEach(async () => {
     await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY);

@@ -103,7 +103,7 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
     await loadDataset(mongo, SHOP, shopDataset({ customers: 120, products: 30, orders: 400 }, 5));
     await loadCollection(mongo, MISC, 'random', randomDocuments(9, 300));
     await loadCollection(mongo, MISC, 'events', Array.from({ length: 250 }, (_, i) => ({ _id: new Int32(i), kind: 'click', at: new Date(1_700_000_000_000 + i * 1000) })));
-  }, 600_000);
+  }, 2_400_000);
 
   afterAll(async () => {
     if (mongo) {

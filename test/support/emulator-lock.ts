@@ -17,8 +17,12 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Waits for the lock (a directory: mkdir is atomic), then returns its release function. */
-export async function lockEmulator(label: string, timeoutMs = 600_000): Promise<() => Promise<void>> {
+/**
+ * Waits for the lock (a directory: mkdir is atomic), then returns its release function. Files
+ * queue behind each other, so the wait can be the sum of several files' run times: callers give
+ * their beforeAll a timeout above `timeoutMs`.
+ */
+export async function lockEmulator(label: string, timeoutMs = 1_800_000): Promise<() => Promise<void>> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
