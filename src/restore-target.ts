@@ -9,7 +9,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Db, Document, MongoClient } from 'mongodb';
-import { ContentHash, decodeExact } from './codec.js';
+import { ContentHash, decodeExact, idKey } from './codec.js';
 import type { CollectionSpec } from './mongo.js';
 import { rawDocuments } from './mongo.js';
 
@@ -222,7 +222,7 @@ export async function insertDocuments(
   try {
     for await (const raw of rows) {
       hash.add(createHash('sha256').update(raw).digest(), raw.length);
-      batch.push(decodeExact(raw));
+      batch.push(decodeForInsert(t, raw));
       batchSize += raw.length;
       if (batchSize >= batchBytes || batch.length >= batchDocuments) await flush();
     }
@@ -234,6 +234,23 @@ export async function insertDocuments(
     throw err;
   }
   return { documents: written.documents, bytes: written.bytes, contentHash: hash.digest() };
+}
+
+/** decodeExact, with the document named when it cannot be written back byte for byte. */
+function decodeForInsert(t: TargetCollection, raw: Buffer): Document {
+  try {
+    return decodeExact(raw);
+  } catch (err) {
+    let id = '(unreadable _id)';
+    try {
+      id = idKey(raw);
+    } catch {
+      // the message below still names the collection
+    }
+    throw new Error(`${describeTarget(t)}: document _id ${id}: ${errorMessage(err)}; its exact bytes remain in the backup's bson column`, {
+      cause: err,
+    });
+  }
 }
 
 export interface IndexOutcome {

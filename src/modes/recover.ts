@@ -328,6 +328,7 @@ async function writeAll(config: Config, io: Io, pgClient: pg.Client, target: Mon
         throw new Error(
           `recover stopped at ${name} after ${o.documents} of ${o.record.documents} documents: ${(err as Error).message}; ` +
             `the collections before it are complete; fix the cause and rerun with drop-target: true`,
+          { cause: err },
         );
       }
       progress.done();
