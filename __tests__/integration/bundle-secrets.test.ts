@@ -5,9 +5,11 @@
 //
 // The runs take the paths where leaks happen: driver errors that echo connection strings
 // (unreachable MongoDB, refused Postgres password, refused API key), configuration errors on
-// malformed secret inputs, and successful connections logging what they reached. Successful
-// backups, restores and recoveries are covered by each mode's own tests with findSecretLeaks.
+// malformed secret inputs, and a complete backup -> restore -> recover that logs everything it
+// reached along the way.
+import { MongoClient } from 'mongodb';
 import { MODES } from '../../src/config.js';
+import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { findSecretLeaks, runAction, runCli, runPost, type BundleRun } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
 
@@ -31,8 +33,10 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
   const realPgPassword = decodeURIComponent(standby.password);
   const mongo = new URL(stack.MONGODB_SRV_URL);
 
-  // FerretDB (SQLite backend) accepts any credentials, so these reach the real server.
-  const reachableMongo = `mongodb://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@${mongo.host}/`;
+  // FerretDB (SQLite backend) accepts any user and password over the PLAIN mechanism (it refuses
+  // SCRAM), so these credentials reach the real server.
+  const PLAIN = '?authMechanism=PLAIN&authSource=%24external';
+  const reachableMongo = `mongodb://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@${mongo.host}/${PLAIN}`;
   const unreachableMongo = `mongodb://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@127.0.0.1:1/`;
   const wrongPgPassword = new URL(stack.NEON_DATABASE_URL);
   wrongPgPassword.password = encodeURIComponent(PG_PASSWORD);
@@ -40,6 +44,7 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
 
   const secrets = [
     ...passwordForms(MONGO_USER, MONGO_PASSWORD),
+    `${MONGO_USER}:${encodeURIComponent(TARGET_PASSWORD)}@${mongo.host}`,
     ...passwordForms(pgUser, PG_PASSWORD),
     ...passwordForms(MONGO_USER, TARGET_PASSWORD),
     API_KEY,
@@ -152,5 +157,61 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
     expect(run.exitCode).toBe(1);
     expect(run.stderr).toMatch(/^supaneon-sync validate failed: /m);
     expectNoLeak(run, 'cli validate');
+  });
+
+  describe('a complete backup, restore and recover', () => {
+    const SOURCE_DB = `leak_src_${process.pid}`;
+    const PREFIX = 'leak_rec_';
+    let release: (() => Promise<void>) | undefined;
+    let mongoClient: MongoClient | undefined;
+
+    beforeAll(async () => {
+      // The emulator's branches and the standby are shared by every test file: hold them for this one.
+      release = await lockEmulator('bundle-secrets.test.ts');
+      await resetEmulator(stack.NEON_API_HOST, stack.NEON_API_KEY);
+      mongoClient = new MongoClient(stack.MONGODB_SRV_URL);
+      await mongoClient.connect();
+      await mongoClient.db(SOURCE_DB).collection('accounts').insertMany(
+        Array.from({ length: 50 }, (_, i) => ({ _id: i, owner: `user${i}`, note: 'not a secret' })),
+      );
+    }, 600_000);
+
+    afterAll(async () => {
+      for (const db of [SOURCE_DB, `${PREFIX}${SOURCE_DB}`]) await mongoClient?.db(db).dropDatabase().catch(() => undefined);
+      await mongoClient?.close();
+      await release?.();
+    });
+
+    test('nothing secret in any step, main or post', async () => {
+      const common = {
+        'neon-project-id': stack.NEON_PROJECT_ID,
+        'neon-api-host': stack.NEON_API_HOST,
+        'neon-api-key': stack.NEON_API_KEY,
+        'neon-database-url': stack.NEON_DATABASE_URL,
+        databases: SOURCE_DB,
+      };
+      const backup = await runAction({ ...common, mode: 'backup', 'mongodb-uri': reachableMongo }, { env, timeoutMs: 300_000 });
+      expectNoLeak(backup, 'backup');
+      expect(backup.exitCode).toBe(0);
+      const branchId = backup.outputs['branch-id'];
+      expect(branchId).toMatch(/^br-/);
+
+      const restoreInputs = { ...common, mode: 'restore', 'backup-branch': branchId, 'mongodb-uri': reachableMongo, 'compare-source': 'true' };
+      const restore = await runAction(restoreInputs, { env, timeoutMs: 300_000 });
+      expectNoLeak(restore, 'restore');
+      expect(restore.exitCode).toBe(0);
+      expect(restore.outputs.verified).toBe('true');
+      expectNoLeak(await runPost(restoreInputs, restore.state, { env, timeoutMs: 120_000 }), 'restore post');
+
+      const recoverTarget = `mongodb://${MONGO_USER}:${encodeURIComponent(TARGET_PASSWORD)}@${mongo.host}/${PLAIN}`;
+      const recover = await runAction(
+        { ...common, mode: 'recover', 'backup-branch': branchId, 'target-mongodb-uri': recoverTarget, 'target-database-prefix': PREFIX },
+        { env, timeoutMs: 300_000 },
+      );
+      expectNoLeak(recover, 'recover');
+      expect(recover.exitCode).toBe(0);
+      expect(recover.outputs.verified).toBe('true');
+      expect(recover.outputs.documents).toBe('50');
+    }, 900_000);
   });
 });

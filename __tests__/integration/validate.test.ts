@@ -1,7 +1,7 @@
 // mode: validate through the built bundle, as GitHub runs it, against the local stack (FerretDB,
 // the Neon emulator, TLS PostgreSQL branches).
 import net from 'node:net';
-import { runAction, runCli, type BundleRun } from '../../test/support/run-bundle.js';
+import { findSecretLeaks, runAction, runCli, type BundleRun } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
 
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'NEON_API_HOST'] as const;
@@ -121,8 +121,20 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
     expect(run.outputs.valid).toBe('false');
   });
 
-  // FerretDB on SQLite accepts any password, so a wrong password cannot fail here; a wrong
-  // port is the MongoDB failure this stack can produce.
+  // FerretDB (SQLite backend) cannot check a password: it accepts any over PLAIN and refuses every
+  // SCRAM login. A refused SCRAM login stands in for a wrong password; a wrong port for a wrong host.
+  test('MongoDB refuses the credentials: the check fails naming MongoDB, the rest still run', async () => {
+    const mongo = new URL(stack.MONGODB_SRV_URL);
+    const run = await validate({ 'mongodb-uri': `mongodb://app:WrongPassword1@${mongo.host}/` });
+    expect(run.exitCode).toBe(1);
+    expect(run.durationMs).toBeLessThan(20_000);
+    const errors = errorLines(run);
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toMatch(/^::error::MongoDB: reachable, credentials accepted: cannot reach MongoDB at 127\.0\.0\.1:\d+: .*authentication/i);
+    expect(findSecretLeaks(run, ['WrongPassword1'])).toEqual([]);
+    expect(reportOf(run).checks.filter((c) => c.group !== 'mongodb').every((c) => c.ok)).toBe(true);
+  });
+
   test('MongoDB unreachable (wrong port): fails within 20 s, naming MongoDB', async () => {
     const run = await validate({ 'mongodb-uri': 'mongodb://127.0.0.1:1/' });
     expect(run.exitCode).toBe(1);
