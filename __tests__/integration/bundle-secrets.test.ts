@@ -171,7 +171,7 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
       await resetEmulator(stack.NEON_API_HOST, stack.NEON_API_KEY);
       mongoClient = new MongoClient(stack.MONGODB_SRV_URL);
       await mongoClient.connect();
-      await mongoClient.db(SOURCE_DB).collection('accounts').insertMany(
+      await mongoClient.db(SOURCE_DB).collection<{ _id: number; owner: string; note: string }>('accounts').insertMany(
         Array.from({ length: 50 }, (_, i) => ({ _id: i, owner: `user${i}`, note: 'not a secret' })),
       );
     }, 600_000);
