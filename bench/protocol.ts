@@ -43,6 +43,22 @@ export interface Task {
 export interface GroupTiming {
   name: string;
   seconds: number;
+  /** Seconds after the mode started. */
+  startedAt?: number;
+}
+
+/** A backup split into its phases (seconds), from the times of its log groups and log lines. */
+export interface BackupPhases {
+  /** Connecting, describing the source, the Neon API checks, the lock, the run record, the count estimates. */
+  prepare: number;
+  /** The per-collection groups: read, encode, COPY into staging, apply the diff. */
+  sync: number;
+  /** From the last collection to the commit (manifest rows, commit). */
+  commit: number;
+  /** Creating the snapshot branch (on the emulator: a pg_basebackup copy of the standby's cluster). */
+  snapshot: number;
+  /** Retention, outputs, summary, closing connections. */
+  finish: number;
 }
 
 export interface TaskResult {
@@ -59,6 +75,7 @@ export interface TaskResult {
   walLsnBytes?: number;
   /** Time inside each Io log group the product opened (per collection, per verification). */
   groups?: GroupTiming[];
+  phases?: BackupPhases;
   /** Step outputs the product's mode set. */
   outputs?: Record<string, string>;
   /** Warnings and errors the product logged. */

@@ -6,8 +6,16 @@
 import type { Io } from '../src/io.js';
 import type { GroupTiming } from './protocol.js';
 
+export interface TimelineEvent {
+  /** Seconds since the Io was made. */
+  at: number;
+  text: string;
+}
+
 export interface RecordingIo extends Io {
   readonly groups: GroupTiming[];
+  /** Info lines with their time, to split a mode into its phases afterwards. */
+  readonly timeline: TimelineEvent[];
   readonly outputs: Record<string, string>;
   readonly problems: string[];
 }
@@ -16,21 +24,26 @@ export function quietIo(): RecordingIo {
   const groups: GroupTiming[] = [];
   const outputs: Record<string, string> = {};
   const problems: string[] = [];
+  const timeline: TimelineEvent[] = [];
+  const origin = performance.now();
+  const at = () => (performance.now() - origin) / 1000;
   return {
     groups,
+    timeline,
     outputs,
     problems,
     log: {
-      info: () => undefined,
+      // Bounded: progress lines of a long collection would otherwise pile up.
+      info: (message) => void (timeline.length < 500 && timeline.push({ at: at(), text: message })),
       debug: () => undefined,
       warn: (message) => problems.push(`warning: ${message}`),
       error: (message) => problems.push(`error: ${message}`),
       async group(name, fn) {
-        const started = performance.now();
+        const started = at();
         try {
           return await fn();
         } finally {
-          groups.push({ name, seconds: (performance.now() - started) / 1000 });
+          groups.push({ name, seconds: at() - started, startedAt: started });
         }
       },
     },

@@ -38,7 +38,12 @@ export function terminalReport(r: BenchResults): string {
         pad(`${cpu(m.cpu.node)}/${cpu(m.cpu.ferretdb)}/${cpu(m.cpu.postgres)}`, 24, true),
       ].join(' '),
     );
-    if (m.syncSeconds) {
+    if (m.phases) {
+      const p = m.phases;
+      lines.push(
+        `  phases (medians): prepare ${seconds(p.prepare)}, per-collection sync ${seconds(p.sync)}, commit ${seconds(p.commit)}, snapshot branch ${seconds(p.snapshot)}, finish ${seconds(p.finish)}`,
+      );
+    } else if (m.syncSeconds) {
       lines.push(`  ${pad('of which the per-collection sync', 42)} ${pad(seconds(m.syncSeconds.median), 10, true)} ${pad(`(${seconds(m.syncSeconds.min)}–${seconds(m.syncSeconds.max)})`, 18, true)}`);
     }
     if (m.verificationSeconds) {

@@ -1,7 +1,7 @@
 /** The shape of bench/results/*.json, and how repeated runs are summarised into it. */
 import type { MeasurementKey } from './options.js';
 import type { ProfileSummary } from './profile.js';
-import type { GroupTiming } from './protocol.js';
+import type { BackupPhases, GroupTiming } from './protocol.js';
 import type { CpuSeconds } from './spawn.js';
 import { spread, type Spread } from './stats.js';
 import type { TableStorage } from './tasks/inspect.js';
@@ -19,6 +19,10 @@ export interface RunRecord {
   verificationSeconds?: number;
   /** backup: seconds inside the product's per-collection groups (read, encode, COPY, apply), without the branch work. */
   syncSeconds?: number;
+  phases?: BackupPhases;
+  /** naive: seconds in find().toArray() and in the INSERTs. */
+  naiveReadSeconds?: number;
+  naiveInsertSeconds?: number;
   /** write / scan: COPY bytes moved. */
   copyBytes?: number;
   changedRows?: number;
@@ -41,6 +45,8 @@ export interface MeasurementResult {
   walLsnBytes?: Spread;
   verificationSeconds?: Spread;
   syncSeconds?: Spread;
+  /** backup: median seconds of each phase. */
+  phases?: BackupPhases;
   /** Median CPU seconds per process during a run. */
   cpu: { node: number | null; ferretdb: number | null; postgres: number | null };
   /** Naive baseline: measured on a subset, scaled to the whole dataset. */
@@ -147,6 +153,10 @@ export function summarise(
     result.verificationSeconds = spread(runs.map((r) => r.verificationSeconds as number));
   }
   if (runs.every((r) => r.syncSeconds !== undefined)) result.syncSeconds = spread(runs.map((r) => r.syncSeconds as number));
+  if (runs.every((r) => r.phases !== undefined)) {
+    const phase = (k: keyof BackupPhases) => spread(runs.map((r) => (r.phases as BackupPhases)[k])).median;
+    result.phases = { prepare: phase('prepare'), sync: phase('sync'), commit: phase('commit'), snapshot: phase('snapshot'), finish: phase('finish') };
+  }
   if (factor !== undefined && extrapolateTo !== undefined) {
     result.extrapolated = {
       fromDocuments: runs[0].documents,

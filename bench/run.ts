@@ -100,6 +100,9 @@ function record(key: MeasurementKey, run: ChildRun, dataset: DatasetInfo): RunRe
     walBytes: r.walBytes,
     walLsnBytes: r.walLsnBytes,
     verificationSeconds: typeof r.extra?.verificationSeconds === 'number' ? r.extra.verificationSeconds : undefined,
+    phases: r.phases,
+    naiveReadSeconds: typeof r.extra?.readSeconds === 'number' ? r.extra.readSeconds : undefined,
+    naiveInsertSeconds: typeof r.extra?.insertSeconds === 'number' ? r.extra.insertSeconds : undefined,
     syncSeconds: key === 'full' || key === 'incremental' ? (r.groups ?? []).reduce((n, g) => n + g.seconds, 0) : undefined,
     copyBytes: key === 'write' || key === 'scan' ? r.bytes : undefined,
     changedRows: r.outputs?.changed !== undefined ? Number(r.outputs.changed) : undefined,
@@ -234,10 +237,11 @@ async function main(): Promise<void> {
       publish(results, options, startedAt, true);
     }
 
-    if (options.rssScaling) await rssScaling(bench, options, results, log);
-
     results.targets = evaluateTargets(results);
     await profileMissed(bench, results, dataset, lastBackupBranch);
+    if (options.rssScaling) publish(results, options, startedAt, true);
+    // Last: its backups of other databases make the standby drop this dataset's tables.
+    if (options.rssScaling) await rssScaling(bench, options, results, log);
   } finally {
     log('cleaning up: backup branches made by this run' + (options.keepData ? '' : ", the benchmark's schemas on the standby, the recovered database"));
     await bench.run(bench.task('cleanup', dataset, { branchIds: bench.createdBranches, keepData: options.keepData })).catch((err: Error) => {

@@ -37,10 +37,12 @@ export async function walMark(client: pg.Client): Promise<WalMark> {
 }
 
 /**
- * WAL written since `before`. Backends publish their WAL statistics when they end, a moment after
- * the product closed its connection, hence the short wait (outside the measured time).
+ * WAL written since `before`. Backends publish their WAL statistics when they end (the product's
+ * connection) or when they go idle, at most once a second (this connection, asked to flush at its
+ * next idle moment): hence the short wait, outside the measured time.
  */
 export async function walSince(client: pg.Client, before: WalMark): Promise<WalWritten> {
+  await client.query('SELECT pg_stat_force_next_flush()');
   await new Promise((resolve) => setTimeout(resolve, 1500));
   const r = await client.query<{ distance: string; generated: string }>(
     `SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), $1::pg_lsn)::bigint::text AS distance,

@@ -113,12 +113,10 @@ export async function writeLimit(task: Task): Promise<Omit<TaskResult, 'childMax
 export async function plainScan(task: Task): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
   const started = performance.now();
   const client = await connectStandby();
-  let bytes = 0;
-  let tableCount = 0;
   try {
     const tables = await tablesOf(client, schemaNameFor(task.database));
-    tableCount = tables.length;
     if (tables.length === 0) throw new Error(`the standby has no tables in schema ${schemaNameFor(task.database)}: run a full backup first`);
+    let bytes = 0;
     for (const table of tables) {
       const out = client.query(copyStreams.to(`COPY ${table} TO STDOUT (FORMAT binary)`));
       await pipeline(
@@ -131,9 +129,9 @@ export async function plainScan(task: Task): Promise<Omit<TaskResult, 'childMaxR
         }),
       );
     }
+    const documents = task.collections.reduce((n, c) => n + c.documents, 0);
+    return { wallSeconds: (performance.now() - started) / 1000, documents, bytes, extra: { tables: tables.length } };
   } finally {
     await client.end();
   }
-  const documents = task.collections.reduce((n, c) => n + c.documents, 0);
-  return { wallSeconds: (performance.now() - started) / 1000, documents, bytes, extra: { tables: tableCount } };
 }

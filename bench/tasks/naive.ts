@@ -23,17 +23,23 @@ export async function naiveRun(task: Task): Promise<Omit<TaskResult, 'childMaxRs
     await mongo.connect();
     let documents = 0;
     let bytes = 0;
+    let readSeconds = 0;
+    let insertSeconds = 0;
     for (const c of task.collections) {
       const table = `${quoteIdent(NAIVE_SCHEMA)}.${quoteIdent(tableNameFor(c.name))}`;
       await sql.query(`CREATE TABLE ${table} (_id text PRIMARY KEY, doc jsonb NOT NULL)`);
+      const readStarted = performance.now();
       const docs = await mongo.db(task.database).collection(c.name).find({}).limit(Math.ceil(c.documents * subset)).toArray();
+      const insertStarted = performance.now();
+      readSeconds += (insertStarted - readStarted) / 1000;
       for (const doc of docs) {
         await sql.query(`INSERT INTO ${table} (_id, doc) VALUES ($1, $2)`, [String(doc._id), BSON.EJSON.stringify(doc, { relaxed: true })]);
         bytes += BSON.calculateObjectSize(doc);
       }
+      insertSeconds += (performance.now() - insertStarted) / 1000;
       documents += docs.length;
     }
-    return { wallSeconds: (performance.now() - started) / 1000, documents, bytes, extra: { subset } };
+    return { wallSeconds: (performance.now() - started) / 1000, documents, bytes, extra: { subset, readSeconds, insertSeconds } };
   } finally {
     await mongo.close();
     await sql.end();

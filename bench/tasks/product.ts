@@ -9,7 +9,7 @@ import { backup } from '../../src/modes/backup.js';
 import { recover } from '../../src/modes/recover.js';
 import { restore } from '../../src/modes/restore.js';
 import { schemaNameFor } from '../../src/naming.js';
-import type { Task, TaskResult } from '../protocol.js';
+import type { BackupPhases, Task, TaskResult } from '../protocol.js';
 import { quietIo, type RecordingIo } from '../quiet-io.js';
 import { connectStandby, dropSchema, walMark, walSince } from '../standby-sql.js';
 import { mongoUri } from './limits.js';
@@ -23,6 +23,26 @@ function configFor(mode: Mode, task: Task, extra: RawInputs = {}) {
 
 function describeFailure(mode: string, io: RecordingIo): Error {
   return new Error(`the product's ${mode} mode reported failure: ${io.problems.slice(-5).join(' | ') || '(no message)'}`);
+}
+
+/**
+ * Splits a backup's time at its log groups and at two of its log lines (the commit, the snapshot
+ * branch); undefined when the lines are not found, e.g. after their wording changed.
+ */
+function backupPhases(io: RecordingIo, total: number): BackupPhases | undefined {
+  const committed = io.timeline.find((e) => e.text.startsWith('standby committed'))?.at;
+  const snapshot = io.timeline.find((e) => e.text.startsWith('snapshot branch'))?.at;
+  const groups = io.groups.filter((g) => g.startedAt !== undefined);
+  if (committed === undefined || snapshot === undefined || groups.length === 0) return undefined;
+  const first = Math.min(...groups.map((g) => g.startedAt as number));
+  const last = Math.max(...groups.map((g) => (g.startedAt as number) + g.seconds));
+  return {
+    prepare: first,
+    sync: groups.reduce((n, g) => n + g.seconds, 0),
+    commit: committed - last,
+    snapshot: snapshot - committed,
+    finish: total - snapshot,
+  };
 }
 
 function documentsOf(io: RecordingIo): number {
@@ -48,6 +68,7 @@ export async function backupRun(task: Task, empty: boolean): Promise<Omit<TaskRe
       bytes: Number(io.outputs.bytes ?? 0),
       walBytes: wal.generated,
       walLsnBytes: wal.lsnDistance,
+      phases: backupPhases(io, wallSeconds),
       groups: io.groups,
       outputs: io.outputs,
       problems: io.problems,
