@@ -66394,7 +66394,8 @@ class NeonApi {
                 ? {
                     endpoints: [
                         // The smallest compute, suspended after a minute idle: verification needs minutes of
-                        // compute, and non-default branches share a small monthly allowance.
+                        // compute, and non-default branches share a small monthly allowance. (The free plan
+                        // keeps its fixed 5 minutes: Neon ignores the setting there rather than refusing it.)
                         { type: 'read_write', autoscaling_limit_min_cu: 0.25, autoscaling_limit_max_cu: 0.25, suspend_timeout_seconds: 60 },
                     ],
                 }
@@ -67675,12 +67676,14 @@ async function syncStandby(client, a) {
     await client.query('BEGIN');
     try {
         const previous = await tablesOfLastBackup(client);
+        const refreshQueryForm = await toolVersionChanged(client, a.runId);
+        await createStagingTable(client);
         const collections = [];
         for (const source of a.sources) {
             const { database, collection } = source.spec;
             const result = await a.log.group(`${database}.${collection}`, async () => {
                 try {
-                    return await syncCollection(client, source, a.log);
+                    return await syncCollection(client, source, refreshQueryForm, a.log);
                 }
                 catch (err) {
                     throw new Error(`backup of ${database}.${collection} failed: ${err.message}`, { cause: err });
@@ -67716,7 +67719,7 @@ async function syncStandby(client, a) {
         throw err;
     }
 }
-async function syncCollection(client, source, log) {
+async function syncCollection(client, source, refreshQueryForm, log) {
     const { spec } = source;
     const schemaName = schemaNameFor(spec.database);
     const tableName = tableNameFor(spec.collection);
@@ -67727,25 +67730,20 @@ async function syncCollection(client, source, log) {
     }
     const target = `${quoteIdent(schemaName)}.${quoteIdent(tableName)}`;
     await ensureTable(client, schemaName, tableName, `${spec.database}.${spec.collection}`);
-    await client.query(`DROP TABLE IF EXISTS ${STAGE}`);
-    await client.query(`CREATE TEMP TABLE supaneon_stage (_id text, doc jsonb, bson bytea, hash bytea) ON COMMIT DROP`);
+    await client.query(`TRUNCATE ${STAGE}`);
     const progress = new Progress(`${spec.database}.${spec.collection}`, log, { total: source.estimatedDocuments });
     const copy = client.query(pg_copy_streams.from(`COPY ${STAGE} (${COPY_COLUMNS.map(quoteIdent).join(', ')}) FROM STDIN (FORMAT binary)`));
     await (0,promises_namespaceObject.pipeline)(external_node_stream_namespaceObject.Readable.from(copyData(source.documents(), hash, progress), { highWaterMark: 8 }), copy);
     progress.done();
-    // A unique index both speeds up the joins below and refuses a collection that (through a bug
-    // anywhere upstream) yielded the same _id twice, instead of silently keeping one of them.
-    await client.query(`CREATE UNIQUE INDEX ON ${STAGE} (_id)`);
     // Statistics only for the join keys: samples of the document columns would be copied into
     // pg_statistic (a WAL-logged catalog) for nothing.
     await client.query(`ANALYZE ${STAGE} (_id, hash)`);
     const updated = await client.query(`UPDATE ${target} t SET doc = s.doc, bson = s.bson, hash = s.hash
-     FROM ${STAGE} s WHERE t._id = s._id AND t.hash <> s.hash`);
+     FROM ${STAGE} s WHERE t._id = s._id AND (t.hash <> s.hash${refreshQueryForm ? ' OR t.doc IS DISTINCT FROM s.doc' : ''})`);
     const inserted = await client.query(`INSERT INTO ${target} (_id, doc, bson, hash)
      SELECT s._id, s.doc, s.bson, s.hash FROM ${STAGE} s
      WHERE NOT EXISTS (SELECT 1 FROM ${target} t WHERE t._id = s._id)`);
     const deleted = await client.query(`DELETE FROM ${target} t WHERE NOT EXISTS (SELECT 1 FROM ${STAGE} s WHERE s._id = t._id)`);
-    await client.query(`DROP TABLE ${STAGE}`);
     const r = {
         spec,
         schemaName,
@@ -67759,6 +67757,17 @@ async function syncCollection(client, source, log) {
     };
     log.info(`${r.documents} documents: ${r.inserted} inserted, ${r.updated} updated, ${r.deleted} deleted, unchanged rows not rewritten`);
     return r;
+}
+/**
+ * One temporary staging table for the whole run, emptied before each collection. Temporary tables
+ * write no WAL for their rows; creating one per collection would still log its catalog entries,
+ * while truncating a table made in the same transaction touches no catalog at all. The unique
+ * index speeds up the diff joins and refuses a collection that (through a bug anywhere upstream)
+ * yielded the same _id twice, instead of silently keeping one of them.
+ */
+async function createStagingTable(client) {
+    await client.query(`CREATE TEMP TABLE supaneon_stage (_id text, doc jsonb, bson bytea, hash bytea) ON COMMIT DROP`);
+    await client.query(`CREATE UNIQUE INDEX ON ${STAGE} (_id)`);
 }
 /**
  * The binary COPY stream for a collection: pulls documents only as fast as Postgres takes them
@@ -67805,6 +67814,17 @@ async function ensureTable(client, schemaName, tableName, mongoName) {
         `MongoDB collection ${mongoName}, kept by supaneon-sync`,
     ]);
     await client.query(comment.rows[0].sql);
+}
+/**
+ * Whether the previous completed backup was made by another tool version. The `doc` column is
+ * derived from the exact bytes, so within one version equal hashes mean equal rows; a new
+ * version may render the query form differently, and then rows are compared on `doc` as well.
+ */
+async function toolVersionChanged(client, runId) {
+    const r = await client.query(`SELECT (SELECT tool_version FROM ${BACKUPS_TABLE} WHERE run_id = $1) AS current,
+            (SELECT tool_version FROM ${BACKUPS_TABLE} WHERE status = 'completed'
+              ORDER BY finished_at DESC, started_at DESC LIMIT 1) AS previous`, [runId]);
+    return r.rows[0].previous !== null && r.rows[0].previous !== r.rows[0].current;
 }
 /**
  * Drops the tables of collections the previous backup stored but this one did not read
@@ -68300,7 +68320,7 @@ async function insertDocuments(client, t, rows, opts = {}) {
     try {
         for await (const raw of rows) {
             hash.add((0,external_node_crypto_namespaceObject.createHash)('sha256').update(raw).digest(), raw.length);
-            batch.push(decodeExact(raw));
+            batch.push(decodeForInsert(t, raw));
             batchSize += raw.length;
             if (batchSize >= batchBytes || batch.length >= batchDocuments)
                 await flush();
@@ -68317,6 +68337,24 @@ async function insertDocuments(client, t, rows, opts = {}) {
         throw err;
     }
     return { documents: written.documents, bytes: written.bytes, contentHash: hash.digest() };
+}
+/** decodeExact, with the document named when it cannot be written back byte for byte. */
+function decodeForInsert(t, raw) {
+    try {
+        return decodeExact(raw);
+    }
+    catch (err) {
+        let id = '(unreadable _id)';
+        try {
+            id = idKey(raw);
+        }
+        catch {
+            // the message below still names the collection
+        }
+        throw new Error(`${describeTarget(t)}: document _id ${id}: ${errorMessage(err)}; its exact bytes remain in the backup's bson column`, {
+            cause: err,
+        });
+    }
 }
 /**
  * Builds the recorded indexes (after the data: one sort per index instead of maintaining each on every
@@ -68521,7 +68559,7 @@ async function verifyCollection(client, c, opts, add, report) {
         status: totals.badHashRows === 0 ? 'pass' : 'fail',
         detail: totals.badHashRows === 0 ? `all ${totals.rows} rows` : `${totals.badHashRows} of ${totals.rows} rows differ (e.g. _id ${totals.badHashExample})`,
     });
-    const rows = await checkRows(client, relation, opts.mode === 'sample' ? opts.sampleSize : undefined);
+    const rows = await checkRows(client, relation, opts.mode === 'sample' ? opts.sampleSize : undefined, opts.batchSize);
     const scope = opts.mode === 'sample' ? `random sample of ${rows.checked} of ${totals.rows} rows` : `all ${rows.checked} rows`;
     const rowsOk = rows.badBson.count === 0 && rows.badId.count === 0 && rows.badHash.count === 0;
     add({
@@ -68545,12 +68583,12 @@ async function verifyCollection(client, c, opts, add, report) {
 }
 /** Undefined when the table exists with the stored columns and types; else what is wrong. */
 async function tableProblem(client, relation) {
-    const r = await client.query(`SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type
-       FROM pg_attribute a
-      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, [relation]);
     const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS present', [relation]);
     if (!exists.rows[0].present)
         return 'table missing';
+    const r = await client.query(`SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type
+       FROM pg_attribute a
+      WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped`, [relation]);
     const actual = new Map(r.rows.map((row) => [row.attname, row.type]));
     const problems = Object.entries(EXPECTED_COLUMNS)
         .filter(([name, type]) => actual.get(name) !== type)
@@ -68585,7 +68623,7 @@ async function tableTotals(client, relation) {
  * Reads `_id, bson, hash` through a cursor (every row, or `sample` random rows) and checks each
  * row here; each slice's rebuilt query JSON goes back to Postgres to be compared as jsonb.
  */
-async function checkRows(client, relation, sample) {
+async function checkRows(client, relation, sample, batchSize) {
     const out = { checked: 0, badBson: bad(), badId: bad(), badHash: bad(), badDoc: bad() };
     const source = sample === undefined
         ? `SELECT _id, bson, hash FROM ${relation}`
@@ -68594,7 +68632,9 @@ async function checkRows(client, relation, sample) {
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     try {
         await client.query(`DECLARE ${verify_CURSOR} NO SCROLL CURSOR FOR ${source}`);
-        let fetchRows = 100;
+        // Start small (documents may be up to 16 MiB each), then size slices by the bytes seen.
+        const maxRows = Math.max(1, Math.min(batchSize, 1000));
+        let fetchRows = Math.min(maxRows, 10);
         for (;;) {
             const result = await client.query(`FETCH FORWARD ${fetchRows} FROM ${verify_CURSOR}`);
             if (result.rows.length === 0)
@@ -68629,7 +68669,7 @@ async function checkRows(client, relation, sample) {
                     note(out.badDoc, m.id);
             }
             const average = Math.max(1, bytes / result.rows.length);
-            fetchRows = Math.max(1, Math.min(1000, Math.floor(verify_FETCH_TARGET_BYTES / average)));
+            fetchRows = Math.max(1, Math.min(maxRows, Math.floor(verify_FETCH_TARGET_BYTES / average)));
         }
     }
     finally {
@@ -69238,7 +69278,7 @@ async function writeAll(config, io, pgClient, target, outcomes) {
             }
             catch (err) {
                 throw new Error(`recover stopped at ${name} after ${o.documents} of ${o.record.documents} documents: ${err.message}; ` +
-                    `the collections before it are complete; fix the cause and rerun with drop-target: true`);
+                    `the collections before it are complete; fix the cause and rerun with drop-target: true`, { cause: err });
             }
             progress.done();
             o.indexes = await createRecordedIndexes(target, o.target);
@@ -69342,7 +69382,7 @@ class Checks {
     /** Marks the checks that could not run because an earlier one failed. */
     skip(names, because) {
         for (const name of names)
-            this.fail(name, `not checked: ${because}`);
+            this.results.push({ group: this.group, name, ok: false, skipped: true, detail: `not checked: ${because}` });
     }
 }
 function messageOf(error) {
@@ -69617,25 +69657,27 @@ async function publish(report, io, seconds) {
             continue;
         io.log.info(`${GROUP_TITLES[group]}:`);
         for (const c of results) {
-            const line = `  ${c.ok ? 'pass' : 'FAIL'}  ${c.name}: ${c.detail}`;
-            if (c.ok)
-                io.log.info(line);
-            // Configuration problems already name their input; other failures name their area and check.
-            else
+            if (c.ok || c.skipped) {
+                io.log.info(`  ${c.ok ? 'pass' : 'skip'}  ${c.name}: ${c.detail}`);
+            }
+            else {
+                // One error line per problem. Configuration problems already name their input.
                 io.log.error(group === 'configuration' ? `Configuration: ${c.detail}` : `${GROUP_TITLES[group]}: ${c.name}: ${c.detail}`);
+            }
         }
     }
-    const failed = report.checks.filter((c) => !c.ok).length;
+    const failed = report.checks.filter((c) => !c.ok && !c.skipped).length;
+    const skipped = report.checks.filter((c) => c.skipped).length;
     io.log.info(report.valid
         ? `All ${report.checks.length} checks passed in ${formatDuration(seconds)}.`
-        : `${failed} of ${report.checks.length} checks failed.`);
+        : `${failed} of ${report.checks.length} checks failed${skipped > 0 ? `, ${skipped} not checked` : ''}.`);
     io.setOutput('valid', report.valid);
     // Step outputs share 1 MB per job: a deployment with thousands of collections keeps its first ones.
     const listed = report.collections.slice(0, REPORT_COLLECTIONS_LIMIT);
     const omitted = report.collections.length - listed.length;
     io.setOutput('report', JSON.stringify({ ...report, collections: listed, ...(omitted > 0 ? { collectionsOmitted: omitted } : {}) }));
     let summary = `## supaneon-sync validate: ${report.valid ? 'ready to back up' : `${failed} check${failed === 1 ? '' : 's'} failed`}\n\n` +
-        markdownTable(['Area', 'Check', 'Result', 'Details'], report.checks.map((c) => [GROUP_TITLES[c.group], c.name, c.ok ? 'pass' : '**FAIL**', c.detail]));
+        markdownTable(['Area', 'Check', 'Result', 'Details'], report.checks.map((c) => [GROUP_TITLES[c.group], c.name, c.ok ? 'pass' : c.skipped ? 'not checked' : '**FAIL**', c.detail]));
     if (report.collections.length > 0) {
         summary +=
             '\n### Selected collections\n\n' +
@@ -69816,6 +69858,10 @@ function parseArgs(args) {
     }
     return raw;
 }
+/** `**bold**` -> `bold`; a lone `***` (a redacted secret) stays as it is. */
+function unbold(text) {
+    return text.replace(/(?<!\*)\*\*(?![*\s])([^*]+?)(?<!\s)\*\*(?!\*)/g, '$1');
+}
 /** Job-summary Markdown as terminal text: tables aligned in columns, emphasis dropped. */
 function markdownToText(markdown) {
     const out = [];
@@ -69837,7 +69883,7 @@ function markdownToText(markdown) {
                 .trim()
                 .slice(1, -1)
                 .split(/(?<!\\)\|/)
-                .map((c) => c.trim().replace(/\\\|/g, '|').replace(/\\\\/g, '\\').replace(/\*\*/g, ''));
+                .map((c) => unbold(c.trim().replace(/\\\|/g, '|').replace(/\\\\/g, '\\')));
             if (cells.every((c) => /^:?-+:?$/.test(c)))
                 continue;
             table.push(cells);
@@ -69846,10 +69892,10 @@ function markdownToText(markdown) {
         flush();
         const heading = /^#{1,6}\s+(.*)$/.exec(line);
         if (heading) {
-            out.push(heading[1].replace(/\*\*/g, ''), '='.repeat(heading[1].length));
+            out.push(unbold(heading[1]), '='.repeat(unbold(heading[1]).length));
         }
         else {
-            out.push(line.replace(/\*\*/g, ''));
+            out.push(unbold(line));
         }
     }
     flush();
