@@ -9,6 +9,7 @@ import { NeonApi } from '../../src/neon.js';
 import { recover } from '../../src/modes/recover.js';
 import { loadCollection, randomDocuments } from '../../test/support/datasets.js';
 import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
+import { findSecretLeaks, runAction, runPost, startBundle } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
 
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
@@ -147,6 +148,21 @@ function withHostPort(uri: string, host: string, port: number): string {
 describeWithStack('mode: recover on the local stack', STACK, (env) => {
   let mongo: MongoClient;
   let release: (() => Promise<void>) | undefined;
+  let backupBranchId: string;
+  const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
+  const neon = () => new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: quiet });
+  /** Inputs of a recover step in a workflow, every one given explicitly as a user would. */
+  const actionInputs = (prefix: string): Record<string, string> => ({
+    mode: 'recover',
+    'backup-branch': backupBranchId,
+    'target-mongodb-uri': env.MONGODB_SRV_URL,
+    'target-database-prefix': prefix,
+    databases: SOURCE_DB,
+    'neon-api-key': env.NEON_API_KEY,
+    'neon-project-id': env.NEON_PROJECT_ID,
+    'neon-database-url': env.NEON_DATABASE_URL,
+    'neon-api-host': env.NEON_API_HOST,
+  });
 
   beforeAll(async () => {
     // The emulator's branches and the standby's database are shared by every test file: hold them for this file.
@@ -168,12 +184,13 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     const io = recordingIo();
     const ok = await backup(config({ mode: 'backup' }), io);
     if (!ok) throw new Error(`the backup this test recovers from failed:\n${io.lines.join('\n')}`);
-    expect(io.outputs['branch-id']).toMatch(/\S/);
+    backupBranchId = io.outputs['branch-id'];
+    expect(backupBranchId).toMatch(/\S/);
   }, 600_000);
 
   afterAll(async () => {
     if (mongo) {
-      for (const name of [SOURCE_DB, `${PREFIX}${SOURCE_DB}`, `cut_${SOURCE_DB}`, `sb_${SOURCE_DB}`]) await mongo.db(name).dropDatabase().catch(() => undefined);
+      for (const name of [SOURCE_DB, `${PREFIX}${SOURCE_DB}`, `cut_${SOURCE_DB}`, `sb_${SOURCE_DB}`, `bnd_${SOURCE_DB}`, `kill_${SOURCE_DB}`]) await mongo.db(name).dropDatabase().catch(() => undefined);
       await mongo.close();
     }
     await release?.();
@@ -285,10 +302,48 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     expect(target.size).toBe(300);
   });
 
+  test('through the bundle as GitHub runs it: verified, byte-identical, no secret in anything it wrote', async () => {
+    const run = await runAction(actionInputs('bnd_'), { timeoutMs: 300_000 });
+    expect({ exit: run.exitCode, stderr: run.stderr }).toEqual({ exit: 0, stderr: '' });
+    expect(run.outputs).toMatchObject({ verified: 'true', collections: '3', documents: '4800', 'backup-branch-id': backupBranchId });
+    expect(run.summary).toContain('supaneon-sync recover: verified');
+    for (const collection of ['customers', 'events', 'random']) {
+      const source = await rawById(mongo, SOURCE_DB, collection);
+      const target = await rawById(mongo, `bnd_${SOURCE_DB}`, collection);
+      expect(target.size).toBe(source.size);
+      for (const [id, bytes] of source) {
+        if (!target.get(id)?.equals(bytes)) throw new Error(`${collection} ${id}: recovered bytes differ from the source`);
+      }
+    }
+    const password = decodeURIComponent(new URL(env.NEON_DATABASE_URL).password);
+    expect(findSecretLeaks(run, [env.NEON_API_KEY, env.NEON_DATABASE_URL, password])).toEqual([]);
+  });
+
   test('leaves no temporary branch behind, whether a run succeeded or failed', async () => {
-    const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
-    const neon = new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: quiet });
-    expect(await neon.toolBranches('restore-test')).toEqual([]);
-    expect((await neon.toolBranches('backup')).length).toBe(1);
+    expect(await neon().toolBranches('restore-test')).toEqual([]);
+    expect((await neon().toolBranches('backup')).length).toBe(1);
+  });
+  test('a killed run leaves its temporary branch on record, and the post step deletes it', async () => {
+    const inputs = actionInputs('kill_');
+    const running = startBundle('main', { inputs, timeoutMs: 300_000 });
+    const api = neon();
+    const deadline = Date.now() + 60_000;
+    while ((await api.toolBranches('restore-test')).length === 0) {
+      if (Date.now() > deadline) throw new Error('the recover run never created its temporary branch');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    running.child.kill('SIGKILL');
+    const killed = await running.result;
+    expect(killed.signal).toBe('SIGKILL');
+    expect(killed.state['restore-branch-name']).toMatch(/^restore-test-/);
+
+    try {
+      const post = await runPost(inputs, killed.state, { timeoutMs: 120_000 });
+      expect(post.exitCode).toBe(0);
+      expect(await api.toolBranches('restore-test')).toEqual([]);
+    } finally {
+      // Whatever the post step did, leave the project as this file found it.
+      for (const b of await api.toolBranches('restore-test')) await api.deleteBranch(b.id);
+    }
   });
 });
