@@ -16,7 +16,7 @@ import { applyRound, ensureDataset, type DatasetInfo } from './dataset.js';
 import { renderMarkdown } from './doc.js';
 import { mb, seconds } from './format.js';
 import { BENCH_DATABASE, ROUNDS_PER_DATASET } from './generate.js';
-import { parseOptions, type BenchOptions, type MeasurementKey } from './options.js';
+import { MEASUREMENTS, parseOptions, type BenchOptions, type MeasurementKey } from './options.js';
 import { findFerretDb } from './proc.js';
 import { summariseProfile } from './profile.js';
 import type { Task, TaskName, TaskResult } from './protocol.js';
@@ -39,6 +39,15 @@ const LABELS: Record<MeasurementKey, { label: string; what: string; task: TaskNa
 
 function log(line: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+/** The command that reproduces the measurements (output paths and the settings file left out). */
+function measuringCommand(o: BenchOptions): string {
+  const args = [`--docs ${o.docs}`, `--runs ${o.runs}`];
+  if (o.only.length < MEASUREMENTS.length) args.push(`--only ${o.only.join(',')}`);
+  if (o.rssScaling) args.push(`--rss-scaling --rss-docs ${o.rssDocs.join(',')}`);
+  if (o.naiveSubset !== 0.1) args.push(`--naive-subset ${o.naiveSubset}`);
+  return `npm run bench -- ${args.join(' ')}`;
 }
 
 async function resolveStackEnv(options: BenchOptions): Promise<void> {
@@ -152,6 +161,12 @@ async function main(): Promise<void> {
   const probe = await bench.run(bench.task('probe', dataset));
   const facts = probe.result.extra ?? {};
   pids.postmaster = typeof facts.postmasterPid === 'number' ? facts.postmasterPid : undefined;
+  if (options.stackEnv) {
+    notes.push(
+      'measured on a dedicated instance of the local stack (scripts/stack/up.sh with its own ports, settings passed with --stack-env), ' +
+        'so test runs on the shared stack did not write into the measured Postgres cluster or FerretDB (they still shared the CPU)',
+    );
+  }
   if (pids.ferretdb === undefined) notes.push('FerretDB CPU was not measured: no local FerretDB process serves MONGODB_SRV_URL');
   if (pids.postmaster === undefined) notes.push("Postgres CPU was not measured: the standby's postmaster is not a local process");
   const idle = await bench.run(bench.task('idle', dataset));
@@ -161,7 +176,7 @@ async function main(): Promise<void> {
     startedAt: startedAt.toISOString(),
     finishedAt: '',
     totalSeconds: 0,
-    command: `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(),
+    command: measuringCommand(options),
     machine: {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
