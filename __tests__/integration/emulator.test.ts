@@ -4,9 +4,21 @@
 // ends from a reset project (only the default branch, with an empty database).
 import fs from 'node:fs';
 import pg from 'pg';
-import { createNeonClient, type Branch, type Endpoint, type NeonApiError } from '@neon/sdk';
+import { createNeonClient, type AnnotationData, type Branch, type Endpoint, type NeonApiError, type Operation } from '@neon/sdk';
 import { lockEmulator } from '../../test/support/emulator-lock.js';
 import { describeWithStack } from '../../test/support/stack.js';
+
+/** Whichever of these fields a route answers with (error bodies carry code and message). */
+interface ApiBody {
+  code: string;
+  message: string;
+  branch: Branch;
+  branches: Branch[];
+  annotation: AnnotationData;
+  annotations: Record<string, AnnotationData>;
+  operation: Operation;
+  operations: Operation[];
+}
 
 const STACK_SETTINGS = ['NEON_API_HOST', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'SUPANEON_STACK_CA'] as const;
 
@@ -30,12 +42,12 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     return res;
   }
 
-  async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = auth): Promise<{ status: number; json: any; headers: Headers }> {
+  async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = auth): Promise<{ status: number; json: ApiBody; headers: Headers }> {
     const res = await fetch(`${projectUrl}${path}`, {
       method, headers: { ...headers, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
-    return { status: res.status, json: text === '' ? undefined : JSON.parse(text), headers: res.headers };
+    return { status: res.status, json: (text === '' ? {} : JSON.parse(text)) as ApiBody, headers: res.headers };
   }
 
   /** A pg client on one endpoint host, TLS verified against the stack's CA. */
@@ -49,7 +61,7 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     return client;
   }
 
-  async function sql<T extends pg.QueryResultRow = any>(host: string, text: string, params: unknown[] = []): Promise<T[]> {
+  async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(host: string, text: string, params: unknown[] = []): Promise<T[]> {
     const client = await connect(host);
     try {
       return (await client.query<T>(text, params)).rows;

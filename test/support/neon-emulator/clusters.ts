@@ -121,7 +121,7 @@ export class Clusters {
       await this.#run('pg_ctl', ['start', '-D', dataDir, '-w', '-t', '60', '-s', '-l', log]);
     } catch (error) {
       const tail = await fs.readFile(log, 'utf8').then((t) => t.split('\n').slice(-15).join('\n'), () => '');
-      throw new Error(`starting the cluster of branch ${branchId} on 127.0.0.${hostNumber}:${this.#config.pgPort} failed: ${(error as Error).message}\n${tail}`);
+      throw new Error(`starting the cluster of branch ${branchId} on 127.0.0.${hostNumber}:${this.#config.pgPort} failed: ${(error as Error).message}\n${tail}`, { cause: error });
     }
   }
 

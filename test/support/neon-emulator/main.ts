@@ -20,23 +20,27 @@ async function main(): Promise<void> {
   fs.mkdirSync(config.stateDir, { recursive: true });
   fs.chmodSync(config.stateDir, 0o755); // the cluster user must be able to reach its directories
   const pidFile = path.join(config.stateDir, 'emulator.pid');
+  const other = runningEmulator(pidFile);
+  if (other !== undefined) {
+    // Two emulators on one state directory would fight over the same clusters.
+    throw new StartRefused(`another Neon emulator (pid ${other}) already serves ${config.stateDir}; stop it first (kill -TERM ${other})`);
+  }
   fs.writeFileSync(pidFile, `${process.pid}\n`);
 
   const clusters = new Clusters(config);
-  let server: http.Server | undefined;
-  let sweeper: NodeJS.Timeout | undefined;
-  let project: Project | undefined;
+  // Filled in as start-up proceeds; a signal can arrive at any point of it.
+  const running: { server?: http.Server; sweeper?: NodeJS.Timeout; project?: Project } = {};
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
     stopping = true;
     log(`${signal}: stopping every cluster`);
-    clearInterval(sweeper);
-    server?.close();
-    server?.closeAllConnections(); // includes calls left hanging by fault injection
+    clearInterval(running.sweeper);
+    running.server?.close();
+    running.server?.closeAllConnections(); // includes calls left hanging by fault injection
     let code = 0;
     try {
-      if (project) await project.stopAll();
+      if (running.project) await running.project.stopAll();
       else await clusters.stopEverything();
     } catch (error) {
       log(`stopping clusters failed: ${(error as Error).message}`);
@@ -50,23 +54,43 @@ async function main(): Promise<void> {
 
   const started = Date.now();
   await clusters.checkCertificate();
-  project = await Project.open(config, clusters, log);
-  server = createServer(project, config.apiKey, log);
+  const project = await Project.open(config, clusters, log);
+  running.project = project;
+  const server = createServer(project, config.apiKey, log);
+  running.server = server;
   await new Promise<void>((resolve, reject) => {
-    server!.once('error', reject);
-    server!.listen(config.port, '127.0.0.1', resolve);
+    server.once('error', reject);
+    server.listen(config.port, '127.0.0.1', resolve);
   });
-  const ready = project;
-  sweeper = setInterval(() => {
-    ready.sweepExpired().catch((error: unknown) => log(`expiry sweep failed: ${(error as Error).message}`));
+  running.sweeper = setInterval(() => {
+    project.sweepExpired().catch((error: unknown) => log(`expiry sweep failed: ${(error as Error).message}`));
   }, SWEEP_INTERVAL_MS);
   const { defaultBranchId, defaultHost } = project.health();
   log(`ready in ${Date.now() - started} ms: API http://127.0.0.1:${config.port}/api/v2, project ${config.projectId}, default branch ${defaultBranchId} at ${defaultHost}:${config.pgPort}`);
 }
 
+/** The pid in the pid file, if that process is alive and is a Neon emulator. */
+function runningEmulator(pidFile: string): number | undefined {
+  let pid: number;
+  try {
+    pid = Number(fs.readFileSync(pidFile, 'utf8').trim());
+  } catch {
+    return undefined; // no pid file: nothing runs
+  }
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return undefined;
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('neon-emulator') ? pid : undefined;
+  } catch {
+    return undefined; // that process is gone
+  }
+}
+
+/** A refusal to start that must leave the running emulator's clusters alone. */
+class StartRefused extends Error {}
+
 main().catch(async (error: unknown) => {
   log(`failed to start: ${(error as Error).message}`);
-  process.exitCode = 1;
+  if (error instanceof StartRefused) process.exit(1);
   // Do not leave clusters running that nothing will stop.
   try {
     const config = readConfig(process.env);
