@@ -40,3 +40,24 @@ test('every output a mode sets is declared in action.yml', () => {
   expect(set.size).toBeGreaterThan(0);
   expect([...set].filter((name) => !(name in action.outputs))).toEqual([]);
 });
+
+test('action.yml: node24 entry points that exist, branding, a description and a default for every optional input', () => {
+  const full = parse(actionText) as {
+    name: string;
+    description: string;
+    branding: { icon: string; color: string };
+    runs: { using: string; main: string; post: string };
+    inputs: Record<string, { description?: string; required?: boolean; default?: string }>;
+    outputs: Record<string, { description?: string }>;
+  };
+  expect(full.runs).toEqual({ using: 'node24', main: 'dist/index.js', post: 'dist/post/index.js' });
+  expect(full.branding).toEqual({ icon: 'database', color: 'green' });
+  expect(full.description.length).toBeLessThanOrEqual(125); // the Marketplace's limit
+  for (const [name, spec] of Object.entries(full.inputs)) {
+    expect({ name, described: Boolean(spec.description) }).toEqual({ name, described: true });
+    if (!spec.required) expect({ name, hasDefault: typeof spec.default }).toEqual({ name, hasDefault: 'string' });
+  }
+  // getBooleanInput-style inputs need a real default: the toolkit refuses an empty boolean.
+  for (const name of ['compare-source', 'keep-restore-branch', 'drop-target']) expect(full.inputs[name].default).toBe('false');
+  for (const [name, spec] of Object.entries(full.outputs)) expect({ name, described: Boolean(spec.description) }).toEqual({ name, described: true });
+});
