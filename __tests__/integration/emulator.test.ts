@@ -402,6 +402,12 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
 
       const one = await api('GET', `/branches/${id}`);
       expect(one.json.annotation.value).toEqual({ 'supaneon-sync': 'backup', 'run-id': 'r1' });
+
+      // Names are unique in a project, as on Neon.
+      const again = await api('POST', '/branches', { branch: { name: 'backup-20250101T000000Z' } });
+      expect(again.status).toBe(409);
+      expect(again.json.message).toMatch(/branch already exists/);
+      expect(again.json.message).toContain(id);
     });
   });
 

@@ -500,7 +500,7 @@ export class Project {
   #checkNameFree(name: string): void {
     const same = this.#state.branches.find((b) => b.name === name);
     if (same !== undefined) {
-      throw new ApiError(409, 'BRANCH_ALREADY_EXISTS', `a branch named ${name} already exists in project ${this.#config.projectId} (${same.id})`);
+      throw new ApiError(409, 'BRANCH_ALREADY_EXISTS', `branch already exists: ${same.id} in project ${this.#config.projectId} is named ${JSON.stringify(name)}`);
     }
   }
 
