@@ -1,9 +1,10 @@
 // mode: restore on the local stack: a real backup (mode backup) restored into a temporary branch and
 // verified from the restored rows; sample mode, user checks, source drift as a notice; the
 // temporary branch always removed (or kept on request, then removed by the post step's cleanup),
-// expired leftovers swept; and a run killed mid-verification cleaned up by the post step.
+// expired leftovers swept; and, through the action entry as the runner starts it, a verified run
+// and runs killed mid-way (while verifying, while creating the branch) cleaned up by the post step.
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
@@ -15,8 +16,9 @@ import { cleanupRestoreState, restore, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BR
 import { connectMongo } from '../../src/mongo.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
 import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
-import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
-import { parseCommandFile, runPost } from '../../test/support/run-bundle.js';
+import { clearFaults, injectFault, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
+import { actionEntry } from '../../test/support/action-process.js';
+import { parseCommandFile } from '../../test/support/run-bundle.js';
 import { describeWithStack, repoRoot } from '../../test/support/stack.js';
 
 const DB = `rs_shop_${process.pid}_${Date.now().toString(36)}`;
@@ -203,90 +205,144 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     expect((await neon.listBranches()).some((b) => b.id === backupBranch.id)).toBe(true);
   });
 
-  test("expired restore branches left by earlier runs are swept before the new one is made", async () => {
-    const expiresAt = new Date(Date.now() + 2000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const leftover = await neon.createRestoreBranch({ name: 'restore-test-leftover', parentId: backupBranch.id, expiresAt });
-    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(expiresAt) - Date.now()) + 500));
-    const io = recordingIo();
-    expect(await restore(config(), io)).toBe(true);
-    expect(io.lines.some((l) => l.startsWith(`Retention: deleted "restore-test-leftover" (${leftover.branch.id}`))).toBe(true);
-    expect(await restoreBranches()).toEqual([]);
+  test('expired restore branches left by earlier runs are swept before the new one is made', async () => {
+    // The emulator, like Neon, also deletes expired branches on its own every few seconds; when its
+    // job gets there first the sweep had nothing to do, so the scenario is tried again.
+    let swept = false;
+    for (let attempt = 0; attempt < 5 && !swept; attempt++) {
+      const expiresAt = new Date(Date.now() + 2000).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      const leftover = await neon.createRestoreBranch({ name: `restore-test-leftover-${attempt}`, parentId: backupBranch.id, expiresAt });
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(expiresAt) - Date.now()) + 20));
+      const io = recordingIo();
+      expect(await restore(config(), io)).toBe(true);
+      swept = io.lines.some((l) => l.startsWith(`Retention: deleted "${leftover.branch.name}" (${leftover.branch.id}`) && l.includes('expired at'));
+      expect(await restoreBranches()).toEqual([]);
+    }
+    expect(swept).toBe(true);
   });
 
-  test('a run killed while verifying leaves its branch; the post step, with the saved state, removes it', async () => {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'supaneon-restore-kill-'));
-    const stateFile = path.join(dir, 'state');
-    writeFileSync(stateFile, '');
-    // A user check that sleeps keeps the run inside verification long enough to be killed there.
-    const inputs: Record<string, string> = { mode: 'restore', databases: DB, checks: 'SELECT true FROM pg_sleep(60)' };
-    const child = startRestoreProcess(inputs, stateFile);
-    let state: Record<string, string> = {};
-    try {
-      const deadline = Date.now() + 90_000;
-      while (!state[STATE_RESTORE_BRANCH_ID] && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        state = parseCommandFile(readFileSync(stateFile, 'utf8'));
-      }
-      expect(state[STATE_RESTORE_BRANCH_ID]).toMatch(/^br-/);
-      // Wait until the data checks are done and the sleeping user check runs, then kill without warning.
-      await waitFor(() => child.output().includes(`PASS ${DB}.random: jsonb agrees with the document`), 60_000);
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      child.process.kill('SIGKILL');
-      await child.exited;
-    } finally {
-      child.process.kill('SIGKILL');
+  test('through the action as GitHub runs it: verified, outputs and summary written, the post step finds nothing left', async () => {
+    const inputs = { mode: 'restore', databases: DB, verify: 'sample', 'sample-size': '5' };
+    const main = startActionStep('main', inputs);
+    await main.exited;
+    const result = main.result();
+    if (result.exitCode !== 0) throw new Error(`the action failed (exit ${result.exitCode}, ${main.label}):\n${result.log}`);
+    expect(result.outputs).toMatchObject({ verified: 'true', 'backup-branch-id': backupBranch.id, collections: '4', documents: String(TOTAL) });
+    expect(result.summary).toContain('| Collection | Check | Result | Details |');
+    const password = decodeURIComponent(new URL(env.NEON_DATABASE_URL).password);
+    const logged = result.log.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n');
+    for (const secret of [password, env.NEON_API_KEY]) {
+      expect(logged).not.toContain(secret);
+      expect(result.summary).not.toContain(secret);
     }
+    expect(await restoreBranches()).toEqual([]);
+
+    const post = startActionStep('post', inputs, result.state);
+    await post.exited;
+    expect(post.result().exitCode).toBe(0);
+    expect(post.result().log).toContain('supaneon-sync post: no restore branch recorded, nothing to clean up');
+  }, 240_000);
+
+  test('a run killed while verifying leaves its branch; the post step, with the saved state, removes it', async () => {
+    // A user check that sleeps keeps the run inside verification long enough to be killed there.
+    const inputs = { mode: 'restore', databases: DB, checks: 'SELECT true FROM pg_sleep(60)' };
+    const main = startActionStep('main', inputs);
+    try {
+      // Wait until the data checks are done and the sleeping user check runs, then kill without warning.
+      await waitFor(() => main.result().log.includes(`PASS ${DB}.random: jsonb agrees with the document`), 90_000);
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    } finally {
+      main.child.kill('SIGKILL');
+      await main.exited;
+    }
+    const state = main.result().state;
+    expect(main.result().signal).toBe('SIGKILL');
+    expect(state[STATE_RESTORE_BRANCH_NAME]).toMatch(/^restore-test-\d{8}T\d{6}Z$/);
+    expect(state[STATE_RESTORE_BRANCH_ID]).toMatch(/^br-/);
     expect((await restoreBranches()).map((b) => b.id)).toEqual([state[STATE_RESTORE_BRANCH_ID]]);
 
-    const postInputs = { ...inputs, 'neon-api-key': env.NEON_API_KEY, 'neon-project-id': env.NEON_PROJECT_ID, 'neon-api-host': env.NEON_API_HOST, 'neon-database-url': env.NEON_DATABASE_URL };
-    if (existsSync(path.join(repoRoot, 'dist', 'post', 'index.js')) && postBundleCleansRestore()) {
-      const post = await runPost(postInputs, state);
-      expect(post.exitCode).toBe(0);
-    } else {
-      // The post bundle is not built with restore cleanup: call what it runs.
-      await cleanupRestoreState(
-        { restoreBranchId: state[STATE_RESTORE_BRANCH_ID], restoreBranchName: state[STATE_RESTORE_BRANCH_NAME] },
-        config(),
-        recordingIo(),
-      );
+    const post = startActionStep('post', inputs, state);
+    await post.exited;
+    expect(post.result().exitCode).toBe(0);
+    expect(post.result().log).toContain(
+      `supaneon-sync post: deleted restore branch "${state[STATE_RESTORE_BRANCH_NAME]}" (${state[STATE_RESTORE_BRANCH_ID]}) left by the main step`,
+    );
+    expect(await restoreBranches()).toEqual([]);
+  }, 240_000);
+
+  test('a run killed while its branch is being created: the post step finds it by the recorded name', async () => {
+    // The first poll of the create's operations never answers: the branch exists, its id is not yet saved.
+    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 'hang', count: 1, method: 'GET', path: '/operations/' });
+    const inputs = { mode: 'restore', databases: DB };
+    const main = startActionStep('main', inputs);
+    try {
+      await waitFor(() => readFileSync(main.stateFile, 'utf8').includes(STATE_RESTORE_BRANCH_NAME), 90_000);
+      const deadline = Date.now() + 60_000;
+      while ((await restoreBranches()).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
+    } finally {
+      main.child.kill('SIGKILL');
+      await main.exited;
+      await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY);
     }
+    const state = main.result().state;
+    expect(state[STATE_RESTORE_BRANCH_ID]).toBeUndefined();
+    const left = await restoreBranches();
+    expect(left.map((b) => b.name)).toEqual([state[STATE_RESTORE_BRANCH_NAME]]);
+
+    const post = startActionStep('post', inputs, state);
+    await post.exited;
+    expect(post.result().exitCode).toBe(0);
+    expect(post.result().log).toContain(`supaneon-sync post: deleted restore branch "${left[0].name}" (${left[0].id}) left by the main step`);
     expect(await restoreBranches()).toEqual([]);
   }, 240_000);
 });
 
-/** Whether the built post step knows about restore branches (it is built from src/post.ts). */
-function postBundleCleansRestore(): boolean {
-  return readFileSync(path.join(repoRoot, 'dist', 'post', 'index.js'), 'utf8').includes(STATE_RESTORE_BRANCH_ID);
-}
-
 /**
- * The restore mode in its own process, with an Io that writes the action state the way the runner's
- * GITHUB_STATE file holds it, so the test can read it back after killing the process.
+ * One step of the action in its own node process, as the runner starts it: INPUT_* variables,
+ * GITHUB_OUTPUT / GITHUB_STATE / GITHUB_STEP_SUMMARY files, STATE_* for the post step. The bundle
+ * when it is at least as new as the sources, else the same entry from source.
  */
-function startRestoreProcess(inputs: Record<string, string>, stateFile: string) {
-  const script = `
-    import { appendFileSync } from 'node:fs';
-    import { parseConfig } from './src/config.ts';
-    import { restore } from './src/modes/restore.ts';
-    const say = (m) => process.stdout.write(m + '\\n');
-    const io = {
-      log: { info: say, warn: say, error: say, debug: () => {}, group: (_n, fn) => fn() },
-      setOutput: () => {},
-      appendSummary: async () => {},
-      saveState: (name, value) => appendFileSync(process.env.STATE_FILE, name + '=' + value + '\\n'),
-    };
-    await restore(parseConfig(JSON.parse(process.env.INPUTS), process.env), io);
-  `;
-  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
-    cwd: repoRoot,
-    env: { ...process.env, INPUTS: JSON.stringify(inputs), STATE_FILE: stateFile },
-    stdio: ['ignore', 'pipe', 'pipe'],
+function startActionStep(step: 'main' | 'post', inputs: Record<string, string>, state: Record<string, string> = {}) {
+  const main = actionEntry();
+  const fromBundle = main.label === 'dist/index.js';
+  const argv =
+    step === 'main'
+      ? main.argv
+      : fromBundle
+        ? [path.join(repoRoot, 'dist', 'post', 'index.js')]
+        : ['--import', 'tsx', path.join(repoRoot, 'src', 'post.ts')];
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'supaneon-restore-step-'));
+  const files = { output: path.join(dir, 'output'), state: path.join(dir, 'state'), summary: path.join(dir, 'summary') };
+  for (const f of Object.values(files)) writeFileSync(f, '');
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(INPUT_|GITHUB_|STATE_)/.test(k)) env[k] = v;
+  Object.assign(env, { GITHUB_OUTPUT: files.output, GITHUB_STATE: files.state, GITHUB_STEP_SUMMARY: files.summary });
+  for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
+  for (const [name, value] of Object.entries(state)) env[`STATE_${name}`] = value;
+  const child = spawn(process.execPath, argv, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => (log += d));
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => (log += d));
+  let exitCode: number | null = null;
+  let signal: NodeJS.Signals | null = null;
+  const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
+  const exited = new Promise<void>((resolve) =>
+    child.on('close', (code, sig) => {
+      clearTimeout(timer);
+      exitCode = code;
+      signal = sig;
+      resolve();
+    }),
+  );
+  const result = () => ({
+    exitCode,
+    signal,
+    log,
+    outputs: parseCommandFile(readFileSync(files.output, 'utf8')),
+    state: parseCommandFile(readFileSync(files.state, 'utf8')),
+    summary: readFileSync(files.summary, 'utf8'),
   });
-  let out = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
-  return { process: child, exited, output: () => out };
+  return { child, exited, result, stateFile: files.state, label: step === 'main' ? main.label : argv.join(' ') };
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
