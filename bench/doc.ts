@@ -20,10 +20,12 @@ function range(s: { median: number; min: number; max: number }, f: (x: number) =
 function cpuStory(m: MeasurementResult, cores: number): string | undefined {
   const { node, ferretdb, postgres } = m.cpu;
   if (node === null && ferretdb === null && postgres === null) return undefined;
+  // The Node figure includes about a second of process start-up: meaningless for short runs.
+  if (m.wallSeconds.median < 10) return undefined;
   const wall = m.wallSeconds.median;
   const parts: string[] = [];
   if (ferretdb !== null) parts.push(`FerretDB ${ferretdb.toFixed(0)} s`);
-  if (node !== null) parts.push(`the Node process ${node.toFixed(0)} s`);
+  if (node !== null) parts.push(`the Node process ${node.toFixed(0)} s (start-up included)`);
   if (postgres !== null) parts.push(`Postgres ${postgres.toFixed(0)} s`);
   const used = (node ?? 0) + (ferretdb ?? 0) + (postgres ?? 0);
   return (
@@ -101,9 +103,13 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
   const missed = r.targets.filter((t) => t.met === false);
   if (missed.length > 0) {
     out.push('', '### Missed targets and why', '');
+    const shown = new Map<string, string>();
     for (const t of missed) {
       out.push(`**${t.title}** — ${t.shown} against ${t.limit}. ${t.detail}.`, '');
-      if (t.profile) {
+      const earlier = t.profile ? shown.get(t.profile.file) : undefined;
+      if (t.profile && earlier) out.push(`CPU profile: the same run as for "${earlier}" above.`, '');
+      else if (t.profile) {
+        shown.set(t.profile.file, t.title);
         out.push(
           `CPU profile of one more run (\`node --cpu-prof\`): ${(t.profile.idleShare * 100).toFixed(0)}% of the process's time idle, ` +
             `waiting on the servers; ${(t.profile.gcShare * 100).toFixed(0)}% garbage collection. Top functions by self time:`,
@@ -118,7 +124,7 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
     }
   }
 
-  out.push('## Where the time goes', '');
+  out.push('## Where the time goes', '', 'CPU seconds per process during each measurement of at least 10 s (medians), against the core-seconds the machine offered:', '');
   for (const x of measurementRows(r)) {
     const story = cpuStory(x, r.machine.cpus);
     if (story) out.push(`- ${story}`);

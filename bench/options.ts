@@ -22,6 +22,8 @@ export interface BenchOptions {
   resultsDir: string;
   chartFile: string;
   reportFile: string;
+  /** Only re-render the chart and the report from this results file; measure nothing. */
+  render: string | undefined;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -38,7 +40,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --budget-minutes M  time budget; profiles that would overrun it are skipped and say so (default 30)
   --results DIR       where the JSON results go (default bench/results)
   --chart FILE        the SVG chart (default docs/performance.svg)
-  --report FILE       the Markdown report (default docs/PERFORMANCE.md)`;
+  --report FILE       the Markdown report (default docs/PERFORMANCE.md)
+  --render FILE       measure nothing: re-render the chart and the report from a results JSON file`;
 
 function positiveInt(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -65,6 +68,7 @@ export function parseOptions(argv: string[], repoRoot: string): BenchOptions {
       results: { type: 'string' },
       chart: { type: 'string' },
       report: { type: 'string' },
+      render: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -96,5 +100,6 @@ export function parseOptions(argv: string[], repoRoot: string): BenchOptions {
     resultsDir: path.resolve(repoRoot, values.results ?? 'bench/results'),
     chartFile: path.resolve(repoRoot, values.chart ?? 'docs/performance.svg'),
     reportFile: path.resolve(repoRoot, values.report ?? 'docs/PERFORMANCE.md'),
+    render: values.render ? path.resolve(values.render) : undefined,
   };
 }

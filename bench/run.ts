@@ -137,8 +137,22 @@ function storageTotals(tables: TableStorage[]): StorageResult {
   };
 }
 
+function writeChartAndReport(results: BenchResults, options: BenchOptions): void {
+  mkdirSync(path.dirname(options.chartFile), { recursive: true });
+  writeFileSync(options.chartFile, renderChart(results));
+  mkdirSync(path.dirname(options.reportFile), { recursive: true });
+  writeFileSync(options.reportFile, renderMarkdown(results, path.relative(path.dirname(options.reportFile), options.chartFile)));
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2), repoRoot);
+  if (options.render) {
+    const results = JSON.parse(readFileSync(options.render, 'utf8')) as BenchResults;
+    writeChartAndReport(results, options);
+    process.stdout.write(terminalReport(results));
+    log(`rendered ${path.relative(repoRoot, options.chartFile)} and ${path.relative(repoRoot, options.reportFile)} from ${options.render}`);
+    return;
+  }
   await resolveStackEnv(options);
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'supaneon-bench-'));
   const startedAt = new Date();
@@ -290,10 +304,7 @@ function publish(results: BenchResults, options: BenchOptions, startedAt: Date, 
   const file = path.join(options.resultsDir, `${out.startedAt.slice(0, 10)}-${options.docs}.json`);
   writeFileSync(file, json);
   writeFileSync(path.join(options.resultsDir, 'latest.json'), json);
-  mkdirSync(path.dirname(options.chartFile), { recursive: true });
-  writeFileSync(options.chartFile, renderChart(out));
-  mkdirSync(path.dirname(options.reportFile), { recursive: true });
-  writeFileSync(options.reportFile, renderMarkdown(out, path.relative(path.dirname(options.reportFile), options.chartFile)));
+  writeChartAndReport(out, options);
   if (!partial) {
     process.stdout.write(terminalReport(out));
     log(`wrote ${path.relative(repoRoot, file)}, ${path.relative(repoRoot, options.chartFile)}, ${path.relative(repoRoot, options.reportFile)} in ${(out.totalSeconds / 60).toFixed(1)} min`);
