@@ -306,7 +306,7 @@ async function writeAll(config: Config, io: Io, pgClient: pg.Client, target: Mon
     }
   }
 
-  // Collections before views: a view reads from collections, and creating it first would not fail but would show nothing.
+  // Views last, once the collections they read from exist and hold their data.
   const ordered = [...outcomes.filter((o) => o.record.kind !== 'view'), ...outcomes.filter((o) => o.record.kind === 'view')];
   for (const o of ordered) {
     const name = describeTarget(o.target);
