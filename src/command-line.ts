@@ -6,7 +6,7 @@
 import { BOOLEAN_INPUTS, INPUT_NAMES, MODES, type RawInputs } from './config.js';
 import type { Io } from './io.js';
 import { redact } from './secrets.js';
-import { runFromInputs } from './run.js';
+import { guardCrashes, runFromInputs } from './run.js';
 
 export const HELP = `Usage: supaneon-sync <mode> [--input-name value ...]
 
@@ -161,6 +161,7 @@ export async function main(args: readonly string[]): Promise<number> {
     process.stderr.write(`supaneon-sync: ${redact(error.message)}\nRun 'supaneon-sync --help' for usage.\n`);
     return 2;
   }
+  guardCrashes((line) => process.stderr.write(`${line}\n`));
   const outputs: Array<[string, string]> = [];
   // Nothing to mask in a terminal (no runner scans it); redact() still covers every message.
   const result = await runFromInputs(raw, process.env, terminalIo(outputs), () => undefined);

@@ -5,7 +5,7 @@
 import * as core from '@actions/core';
 import { INPUT_NAMES, type RawInputs } from './config.js';
 import type { Io } from './io.js';
-import { runFromInputs } from './run.js';
+import { guardCrashes, runFromInputs } from './run.js';
 
 /** The Io of a GitHub Actions step: log commands, GITHUB_OUTPUT, GITHUB_STEP_SUMMARY, GITHUB_STATE. */
 export function actionIo(): Io {
@@ -35,6 +35,7 @@ export function readInputs(): RawInputs {
 }
 
 export async function run(): Promise<void> {
+  guardCrashes((line) => core.setFailed(line));
   const result = await runFromInputs(readInputs(), process.env, actionIo(), (secret) => core.setSecret(secret));
   if (!result.ok) core.setFailed(result.failure ?? 'supaneon-sync failed');
 }

@@ -7,8 +7,9 @@ import * as core from '@actions/core';
 import { parseConfig } from './config.js';
 import { actionIo, readInputs } from './main.js';
 import { cleanupRestoreState, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from './modes/restore.js';
-import { secureIo } from './run.js';
+import { guardCrashes, secureIo } from './run.js';
 
+guardCrashes((line) => core.setFailed(line));
 const raw = readInputs();
 const mode = raw.mode?.trim() || 'unset';
 const state = { restoreBranchId: core.getState(STATE_RESTORE_BRANCH_ID), restoreBranchName: core.getState(STATE_RESTORE_BRANCH_NAME) };

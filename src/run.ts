@@ -67,6 +67,19 @@ export async function runFromInputs(raw: RawInputs, env: NodeJS.ProcessEnv, rawI
   }
 }
 
+/**
+ * Node prints an uncaught error's message and stack to stderr as they are, where a driver's
+ * error could carry a connection string. Report such a crash redacted instead, and exit 1.
+ */
+export function guardCrashes(report: (line: string) => void): void {
+  const crash = (error: unknown) => {
+    report(redact(`supaneon-sync failed unexpectedly: ${messageOf(error)}`));
+    process.exit(1);
+  };
+  process.on('uncaughtException', crash);
+  process.on('unhandledRejection', crash);
+}
+
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
