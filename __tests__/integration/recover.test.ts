@@ -176,6 +176,9 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     await db.collection('customers').createIndex({ email: 1 }, { unique: true, name: 'email_unique' });
     await db.collection('customers').createIndex({ 'address.city': 1, int32: -1 }, { name: 'city_int32' });
     await loadCollection(mongo, SOURCE_DB, 'random', randomDocuments(7, 500));
+    // Options the test server implements (capped, size, max) must come back on the target.
+    await db.createCollection('log', { capped: true, size: 1_048_576, max: 1000 });
+    await loadCollection(mongo, SOURCE_DB, 'log', Array.from({ length: 50 }, (_, i) => ({ _id: new Int32(i), line: `entry ${i}` })));
     // Enough bytes that the insert of this collection spans the point where the proxy cuts.
     await db.collection<AnyIdDocument>('events').insertMany(
       Array.from({ length: 4000 }, (_, i) => ({ _id: new Int32(i), kind: 'view', payload: 'x'.repeat(700), at: new Date(1_700_000_000_000 + i) })),
@@ -205,15 +208,15 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     expect(io.lines.join('\n')).not.toContain('error:');
     expect(ok).toBe(true);
     expect(io.outputs.verified).toBe('true');
-    expect(io.outputs.collections).toBe('3');
-    expect(io.outputs.documents).toBe('4800');
+    expect(io.outputs.collections).toBe('4');
+    expect(io.outputs.documents).toBe('4850');
     expect(io.outputs['backup-branch-id']).toMatch(/\S/);
     expect(Number(io.outputs['duration-seconds'])).toBeGreaterThanOrEqual(0);
     expect(io.summary).toContain(`${PREFIX}${SOURCE_DB}.customers`);
-    expect(io.summary.split('\n').filter((line) => line.endsWith('| pass |'))).toHaveLength(3);
+    expect(io.summary.split('\n').filter((line) => line.endsWith('| pass |'))).toHaveLength(4);
     expect(io.lines.some((l) => l.startsWith(`${PREFIX}${SOURCE_DB}.customers: verified (300 documents`))).toBe(true);
 
-    for (const collection of ['customers', 'events', 'random']) {
+    for (const collection of ['customers', 'events', 'log', 'random']) {
       const source = await rawById(mongo, SOURCE_DB, collection);
       const target = await rawById(mongo, `${PREFIX}${SOURCE_DB}`, collection);
       expect(target.size).toBe(source.size);
@@ -222,6 +225,9 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
         if (!copy || !copy.equals(bytes)) throw new Error(`${collection} ${id}: recovered bytes differ from the source`);
       }
     }
+
+    const [log] = await mongo.db(`${PREFIX}${SOURCE_DB}`).listCollections({ name: 'log' }).toArray();
+    expect((log as Document).options).toMatchObject({ capped: true, size: 1_048_576, max: 1000 });
 
     const indexes = await mongo.db(`${PREFIX}${SOURCE_DB}`).collection('customers').listIndexes().toArray();
     const byName = new Map(indexes.map((ix) => [ix.name as string, ix]));
@@ -248,7 +254,7 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
       io,
     );
     expect(ok).toBe(true);
-    expect(io.outputs.documents).toBe('4800');
+    expect(io.outputs.documents).toBe('4850');
     expect(await mongo.db(`${PREFIX}${SOURCE_DB}`).collection<AnyIdDocument>('events').countDocuments({ _id: 'stray' } as Document)).toBe(0);
   });
 
@@ -258,7 +264,7 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     await proxy.listen();
     const throughProxy = withHostPort(env.MONGODB_SRV_URL, '127.0.0.1', proxy.port);
     try {
-      // `customers` (about 150 KB) goes through whole; the cut falls inside `events` (about 3 MB), before `random`.
+      // `customers` (about 150 KB) goes through whole; the cut falls inside `events` (about 3 MB), before `log` and `random`.
       proxy.cutAfterBytes(1_000_000);
       const failed = recover(
         config({ mode: 'recover', 'target-mongodb-uri': throughProxy, 'target-database-prefix': 'cut_' }),
@@ -305,9 +311,9 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
   test('through the bundle as GitHub runs it: verified, byte-identical, no secret in anything it wrote', async () => {
     const run = await runAction(actionInputs('bnd_'), { timeoutMs: 300_000 });
     expect({ exit: run.exitCode, stderr: run.stderr }).toEqual({ exit: 0, stderr: '' });
-    expect(run.outputs).toMatchObject({ verified: 'true', collections: '3', documents: '4800', 'backup-branch-id': backupBranchId });
+    expect(run.outputs).toMatchObject({ verified: 'true', collections: '4', documents: '4850', 'backup-branch-id': backupBranchId });
     expect(run.summary).toContain('supaneon-sync recover: verified');
-    for (const collection of ['customers', 'events', 'random']) {
+    for (const collection of ['customers', 'events', 'log', 'random']) {
       const source = await rawById(mongo, SOURCE_DB, collection);
       const target = await rawById(mongo, `bnd_${SOURCE_DB}`, collection);
       expect(target.size).toBe(source.size);
