@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import pg from 'pg';
 import { createNeonClient, type AnnotationData, type Branch, type Endpoint, type NeonApiError, type Operation } from '@neon/sdk';
 import { lockEmulator } from '../../test/support/emulator-lock.js';
+import { emulatorSourceHash } from '../../test/support/neon-emulator/server.js';
 import { describeWithStack } from '../../test/support/stack.js';
 
 /** Whichever of these fields a route answers with (error bodies carry code and message). */
@@ -108,6 +109,12 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     } finally {
       await release?.();
     }
+  });
+
+  test('the running emulator runs the code of this checkout', async () => {
+    const health = (await (await fetch(`${controlBase}/__emulator/health`)).json()) as { sourceHash: string };
+    // A stale emulator would test old behaviour: restart it with `npm run stack:down && npm run stack:up`.
+    expect({ runningEmulator: health.sourceHash }).toEqual({ runningEmulator: emulatorSourceHash() });
   });
 
   describe('authentication and errors', () => {

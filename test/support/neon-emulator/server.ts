@@ -1,7 +1,10 @@
 // HTTP edge of the emulator: Bearer auth, Neon's error bodies, fault injection, and the routes of
 // Neon API v2 the product calls (under /api/v2), plus test-only control routes (under /__emulator).
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type {
   GeneralError,
   GetProjectOperationResponse,
@@ -44,7 +47,21 @@ interface Reply {
 
 type Handler = (params: string[], url: URL, body: unknown) => Reply | Promise<Reply>;
 
+/**
+ * sha256 (hex) of this directory's .ts files concatenated in byte order of their names, as
+ * `cat $(ls test/support/neon-emulator/*.ts | LC_ALL=C sort) | sha256sum` computes it: lets a
+ * start script tell that a running emulator is older than the code and should be restarted.
+ */
+export function emulatorSourceHash(): string {
+  const dir = path.dirname(fileURLToPath(import.meta.url));
+  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.ts')).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const hash = crypto.createHash('sha256');
+  for (const f of files) hash.update(fs.readFileSync(path.join(dir, f)));
+  return hash.digest('hex');
+}
+
 export function createServer(project: Project, apiKey: string, log: Log): http.Server {
+  const sourceHash = emulatorSourceHash();
   const faults: Fault[] = [];
 
   const api: Array<[method: string, pattern: RegExp, handler: Handler]> = [
@@ -87,7 +104,7 @@ export function createServer(project: Project, apiKey: string, log: Log): http.S
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://emulator');
     const method = req.method ?? 'GET';
-    if (method === 'GET' && url.pathname === '/__emulator/health') return send(res, ok(project.health()));
+    if (method === 'GET' && url.pathname === '/__emulator/health') return send(res, ok({ ...project.health(), sourceHash }));
     if (!authorized(req.headers.authorization, apiKey)) {
       return send(res, error(401, 'UNAUTHORIZED', 'authentication failed: the Authorization header must be "Bearer <API key>" with a valid key'));
     }
