@@ -100714,7 +100714,7 @@ async function writeAll(config, io, pgClient, target, outcomes) {
                 `set drop-target: true to replace them, or recover side by side with target-database-prefix`);
         }
     }
-    // Collections before views: a view reads from collections, and creating it first would not fail but would show nothing.
+    // Views last, once the collections they read from exist and hold their data.
     const ordered = [...outcomes.filter((o) => o.record.kind !== 'view'), ...outcomes.filter((o) => o.record.kind === 'view')];
     for (const o of ordered) {
         const name = describeTarget(o.target);
@@ -101227,6 +101227,18 @@ async function runFromInputs(raw, env, rawIo, mask) {
         return failed(run_messageOf(error));
     }
 }
+/**
+ * Node prints an uncaught error's message and stack to stderr as they are, where a driver's
+ * error could carry a connection string. Report such a crash redacted instead, and exit 1.
+ */
+function guardCrashes(report) {
+    const crash = (error) => {
+        report(redact(`supaneon-sync failed unexpectedly: ${run_messageOf(error)}`));
+        process.exit(1);
+    };
+    process.on('uncaughtException', crash);
+    process.on('unhandledRejection', crash);
+}
 function run_messageOf(error) {
     return error instanceof Error ? error.message : String(error);
 }
@@ -101265,6 +101277,7 @@ function readInputs() {
     return Object.fromEntries(INPUT_NAMES.map((name) => [name, getInput(name)]));
 }
 async function run() {
+    guardCrashes((line) => setFailed(line));
     const result = await runFromInputs(readInputs(), process.env, actionIo(), (secret) => core_setSecret(secret));
     if (!result.ok)
         setFailed(result.failure ?? 'supaneon-sync failed');

@@ -69255,7 +69255,7 @@ async function writeAll(config, io, pgClient, target, outcomes) {
                 `set drop-target: true to replace them, or recover side by side with target-database-prefix`);
         }
     }
-    // Collections before views: a view reads from collections, and creating it first would not fail but would show nothing.
+    // Views last, once the collections they read from exist and hold their data.
     const ordered = [...outcomes.filter((o) => o.record.kind !== 'view'), ...outcomes.filter((o) => o.record.kind === 'view')];
     for (const o of ordered) {
         const name = describeTarget(o.target);
@@ -69768,6 +69768,18 @@ async function runFromInputs(raw, env, rawIo, mask) {
         return failed(run_messageOf(error));
     }
 }
+/**
+ * Node prints an uncaught error's message and stack to stderr as they are, where a driver's
+ * error could carry a connection string. Report such a crash redacted instead, and exit 1.
+ */
+function guardCrashes(report) {
+    const crash = (error) => {
+        report(redact(`supaneon-sync failed unexpectedly: ${run_messageOf(error)}`));
+        process.exit(1);
+    };
+    process.on('uncaughtException', crash);
+    process.on('unhandledRejection', crash);
+}
 function run_messageOf(error) {
     return error instanceof Error ? error.message : String(error);
 }
@@ -69942,6 +69954,7 @@ async function main(args) {
         process.stderr.write(`supaneon-sync: ${redact(error.message)}\nRun 'supaneon-sync --help' for usage.\n`);
         return 2;
     }
+    guardCrashes((line) => process.stderr.write(`${line}\n`));
     const outputs = [];
     // Nothing to mask in a terminal (no runner scans it); redact() still covers every message.
     const result = await runFromInputs(raw, process.env, terminalIo(outputs), () => undefined);

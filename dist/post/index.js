@@ -84658,6 +84658,7 @@ function readInputs() {
     return Object.fromEntries(_config_js__WEBPACK_IMPORTED_MODULE_1__/* .INPUT_NAMES */ .Qh.map((name) => [name, _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getInput */ .V4(name)]));
 }
 async function run() {
+    guardCrashes((line) => core.setFailed(line));
     const result = await runFromInputs(readInputs(), process.env, actionIo(), (secret) => core.setSecret(secret));
     if (!result.ok)
         core.setFailed(result.failure ?? 'supaneon-sync failed');
@@ -96348,6 +96349,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 
 
 
+(0,_run_js__WEBPACK_IMPORTED_MODULE_4__/* .guardCrashes */ .fF)((line) => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setFailed */ .C1(line));
 const raw = (0,_main_js__WEBPACK_IMPORTED_MODULE_2__/* .readInputs */ .Ko)();
 const mode = raw.mode?.trim() || 'unset';
 const state = { restoreBranchId: _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_modes_restore_js__WEBPACK_IMPORTED_MODULE_3__/* .STATE_RESTORE_BRANCH_ID */ .AJ), restoreBranchName: _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_modes_restore_js__WEBPACK_IMPORTED_MODULE_3__/* .STATE_RESTORE_BRANCH_NAME */ .aL) };
@@ -96777,6 +96779,7 @@ async function ensureRoomForBranches(neon, req, io) {
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
+  fF: () => (/* binding */ guardCrashes),
   gT: () => (/* binding */ secureIo)
 });
 
@@ -97884,7 +97887,7 @@ async function writeAll(config, io, pgClient, target, outcomes) {
                 `set drop-target: true to replace them, or recover side by side with target-database-prefix`);
         }
     }
-    // Collections before views: a view reads from collections, and creating it first would not fail but would show nothing.
+    // Views last, once the collections they read from exist and hold their data.
     const ordered = [...outcomes.filter((o) => o.record.kind !== 'view'), ...outcomes.filter((o) => o.record.kind === 'view')];
     for (const o of ordered) {
         const name = describeTarget(o.target);
@@ -98399,6 +98402,18 @@ async function runFromInputs(raw, env, rawIo, mask) {
         return failed(run_messageOf(error));
     }
 }
+/**
+ * Node prints an uncaught error's message and stack to stderr as they are, where a driver's
+ * error could carry a connection string. Report such a crash redacted instead, and exit 1.
+ */
+function guardCrashes(report) {
+    const crash = (error) => {
+        report((0,secrets/* redact */.E$)(`supaneon-sync failed unexpectedly: ${run_messageOf(error)}`));
+        process.exit(1);
+    };
+    process.on('uncaughtException', crash);
+    process.on('unhandledRejection', crash);
+}
 function run_messageOf(error) {
     return error instanceof Error ? error.message : String(error);
 }
@@ -98606,13 +98621,14 @@ __nccwpck_require__.d(__webpack_exports__, {
   Os: () => (/* binding */ group),
   pq: () => (/* binding */ info),
   LZ: () => (/* binding */ saveState),
+  C1: () => (/* binding */ setFailed),
   uH: () => (/* binding */ setOutput),
   Pq: () => (/* binding */ core_setSecret),
   z: () => (/* reexport */ summary),
   $e: () => (/* binding */ warning)
 });
 
-// UNUSED EXPORTS: ExitCode, addPath, endGroup, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, notice, platform, setCommandEcho, setFailed, startGroup, toPlatformPath, toPosixPath, toWin32Path
+// UNUSED EXPORTS: ExitCode, addPath, endGroup, exportVariable, getBooleanInput, getIDToken, getMultilineInput, isDebug, markdownSummary, notice, platform, setCommandEcho, startGroup, toPlatformPath, toPosixPath, toWin32Path
 
 // EXTERNAL MODULE: external "os"
 var external_os_ = __nccwpck_require__(857);
