@@ -39,7 +39,7 @@ function bars(r: BenchResults): Bar[] {
     if (m.verificationSeconds) {
       const docs = m.runs[0].documents;
       const v = m.verificationSeconds;
-      out.push({ label: '  verification alone (inside restore)', kind: 'product', docsPerSecond: { median: docs / v.median, min: docs / v.max, max: docs / v.min } });
+      out.push({ label: '↳ verification alone (inside restore)', kind: 'product', docsPerSecond: { median: docs / v.median, min: docs / v.max, max: docs / v.min } });
     }
   }
   return out;
@@ -51,20 +51,22 @@ export function renderChart(r: BenchResults): string {
   const labelWidth = 330;
   const valueWidth = 150;
   const plotWidth = width - labelWidth - valueWidth - 20;
-  const top = 110;
+  const top = 130;
   const rowHeight = 30;
-  const maxRate = Math.max(...rows.map((b) => b.docsPerSecond.max), 1);
-  const x = (v: number) => labelWidth + (v / maxRate) * plotWidth;
+  // Log scale: the limits run at tens of thousands of documents/s, the modes at hundreds to thousands.
+  const lo = Math.pow(10, Math.floor(Math.log10(Math.max(1, Math.min(...rows.map((b) => b.docsPerSecond.min))))));
+  const hi = Math.pow(10, Math.ceil(Math.log10(Math.max(10, ...rows.map((b) => b.docsPerSecond.max)))));
+  const x = (v: number) => labelWidth + ((Math.log10(Math.max(v, lo)) - Math.log10(lo)) / (Math.log10(hi) - Math.log10(lo))) * plotWidth;
   const targetsTop = top + rows.length * rowHeight + 50;
   const height = targetsTop + 24 + r.targets.length * 20 + 20;
   const d = r.dataset;
-  const pg = r.servers.postgres.server_version ?? '?';
+  const pg = (r.servers.postgres.server_version ?? '?').split(' ')[0];
   const source = r.servers.ferretdb ? `FerretDB ${r.servers.ferretdb} (SQLite backend)` : `MongoDB ${r.servers.mongo}`;
   const out: string[] = [];
   out.push(
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="-apple-system, 'Segoe UI', Helvetica, Arial, sans-serif" font-size="13">`,
     `<rect width="100%" height="100%" fill="#ffffff"/>`,
-    `<text x="20" y="30" font-size="18" font-weight="600" fill="#1f2328">supaneon-sync: documents per second (median of ${r.runs} runs, whisker min–max)</text>`,
+    `<text x="20" y="30" font-size="18" font-weight="600" fill="#1f2328">supaneon-sync: documents per second (log scale; median of ${r.runs} runs, whisker min–max)</text>`,
     `<text x="20" y="52" fill="#57606a">${esc(`${d.documents.toLocaleString('en-US')} documents, ${mb(d.bsonBytes)} of BSON, 4 collections, 200 B – 64 KB each; measured ${r.startedAt.slice(0, 10)}`)}</text>`,
     `<text x="20" y="70" fill="#57606a">${esc(`Machine: ${r.machine.cpus} cores (${r.machine.cpuModel}), ${(r.machine.memoryBytes / 2 ** 30).toFixed(0)} GiB RAM, Node ${r.machine.node}`)}</text>`,
     `<text x="20" y="88" fill="#57606a">${esc(`Source: ${source} on the same machine; target: PostgreSQL ${pg}, local (not Neon)`)}</text>`,
@@ -76,9 +78,18 @@ export function renderChart(r: BenchResults): string {
     ['naive script', COLOR.baseline],
   ];
   legend.forEach(([name, color], i) => {
-    const lx = width - 420 + i * 140;
-    out.push(`<rect x="${lx}" y="${top - 22}" width="12" height="12" fill="${color}"/>`, `<text x="${lx + 18}" y="${top - 12}" fill="#1f2328">${esc(name)}</text>`);
+    const lx = labelWidth + i * 140;
+    out.push(`<rect x="${lx}" y="${top - 24}" width="12" height="12" fill="${color}"/>`, `<text x="${lx + 18}" y="${top - 14}" fill="#1f2328">${esc(name)}</text>`);
   });
+  const axisY = top + rows.length * rowHeight + 4;
+  out.push(`<line x1="${labelWidth}" x2="${labelWidth + plotWidth}" y1="${axisY}" y2="${axisY}" stroke="#d0d7de"/>`);
+  for (let v = lo; v <= hi; v *= 10) {
+    out.push(
+      `<line x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="${top}" y2="${axisY}" stroke="#eaeef2"/>`,
+      `<line x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="${axisY}" y2="${axisY + 5}" stroke="#8c959f"/>`,
+      `<text x="${x(v).toFixed(1)}" y="${axisY + 18}" text-anchor="middle" fill="#57606a" font-size="11">${esc(rate(v))}/s</text>`,
+    );
+  }
   rows.forEach((b, i) => {
     const y = top + i * rowHeight;
     const mid = y + rowHeight / 2;
@@ -92,15 +103,6 @@ export function renderChart(r: BenchResults): string {
       `<text x="${(x(b.docsPerSecond.max) + 8).toFixed(1)}" y="${mid + 4}" fill="#1f2328">${esc(`${rate(b.docsPerSecond.median)}/s${b.note ? ` (${b.note})` : ''}`)}</text>`,
     );
   });
-  const axisY = top + rows.length * rowHeight + 4;
-  out.push(`<line x1="${labelWidth}" x2="${labelWidth + plotWidth}" y1="${axisY}" y2="${axisY}" stroke="#d0d7de"/>`);
-  for (let t = 0; t <= 4; t++) {
-    const v = (maxRate * t) / 4;
-    out.push(
-      `<line x1="${x(v).toFixed(1)}" x2="${x(v).toFixed(1)}" y1="${axisY}" y2="${axisY + 5}" stroke="#8c959f"/>`,
-      `<text x="${x(v).toFixed(1)}" y="${axisY + 18}" text-anchor="middle" fill="#57606a" font-size="11">${esc(rate(v))}</text>`,
-    );
-  }
   out.push(`<text x="20" y="${targetsTop + 10}" font-size="15" font-weight="600" fill="#1f2328">Targets</text>`);
   r.targets.forEach((t, i) => {
     const y = targetsTop + 32 + i * 20;
