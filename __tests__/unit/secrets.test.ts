@@ -1,3 +1,5 @@
+import { spawnSync } from 'node:child_process';
+import { repoRoot } from '../../test/support/stack.js';
 import { clearSecrets, deriveSecretForms, redact, registerSecret, userInfoOf } from '../../src/secrets.js';
 
 // A password with every URL-special character, URL-encoded in the connection string.
@@ -80,5 +82,19 @@ describe('redact', () => {
     registerSecret('napi_key_1', () => undefined);
     const text = 'MongoDB 8.0.1 at cluster0.example.net:27017, 3 collections | http://localhost:8080/api/v2';
     expect(redact(text)).toBe(text);
+  });
+});
+
+describe('guardCrashes', () => {
+  test('an uncaught error is reported redacted, never as Node prints it, and exits 1', () => {
+    const script = `
+      import { guardCrashes } from './src/run.ts';
+      guardCrashes((line) => process.stderr.write('reported: ' + line + '\\n'));
+      setTimeout(() => { throw new Error('driver said postgresql://owner:CrashPw1@h/db'); }, 0);
+    `;
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8' });
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('reported: supaneon-sync failed unexpectedly: driver said postgresql://owner:***@h/db');
+    expect(result.stderr).not.toContain('CrashPw1');
   });
 });
