@@ -74,7 +74,12 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
     );
 
     // 3. The temporary branch. Its name is on record before it exists, its id as soon as it does.
-    const name = `${config.restorePrefix}${utcStamp(new Date())}`;
+    let name = `${config.restorePrefix}${utcStamp(new Date())}`;
+    // Two runs within one second (a retried job, a matrix) would otherwise ask for the same name.
+    while ((await neon.findBranchesByName(name)).length > 0) {
+      await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+      name = `${config.restorePrefix}${utcStamp(new Date())}`;
+    }
     const expiresAt = rfc3339Seconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
     io.saveState(STATE_RESTORE_BRANCH_NAME, name);
     let host: string;
