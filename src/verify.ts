@@ -108,7 +108,14 @@ export async function verifyBackup(client: pg.Client, opts: VerifyOptions): Prom
       add({ subject: label(c), check: 'view recorded', status: 'pass', detail: 'views are recorded in the manifest, not stored as tables' });
       continue;
     }
-    await opts.log.group(`Verifying ${label(c)}`, () => verifyCollection(client, c, opts, add, report));
+    await opts.log.group(`Verifying ${label(c)}`, async () => {
+      try {
+        await verifyCollection(client, c, opts, add, report);
+      } catch (e) {
+        // A check that cannot run is a failed check of this collection, not an anonymous crash.
+        add({ subject: label(c), check: 'checks could run', status: 'fail', detail: `verification stopped: ${(e as Error).message}` });
+      }
+    });
   }
   return report;
 }

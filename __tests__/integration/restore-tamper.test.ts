@@ -233,6 +233,16 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
     expect(failures).toEqual([`error: Verification failed: ${DB}.orders: table and columns: ${table('orders')}: column doc is json, expected jsonb`]);
   });
 
+  test('a table that cannot be read is a failed check of that collection, and the others still run', async () => {
+    const b = await tamperedBackup('unreadable', async (c) => {
+      await c.query(`REVOKE SELECT ON ${table('orders')} FROM CURRENT_USER`);
+    });
+    const failures = await expectFailure(b);
+    expect(failures).toEqual([
+      expect.stringMatching(new RegExp(`^error: Verification failed: ${DB}\\.orders: checks could run: verification stopped: permission denied for table orders`)),
+    ]);
+  });
+
   test('the manifest removed fails before anything else is checked', async () => {
     const b = await tamperedBackup('manifest', async (c) => {
       await c.query('DROP SCHEMA supaneon_sync CASCADE');
