@@ -42,8 +42,6 @@ export interface NeonApiOptions {
   retryDeadlineMs?: number;
   /** How long to wait for a mutation's operations to finish (default 10 min). */
   operationTimeoutMs?: number;
-  /** The HTTP client (default: global fetch); tests wrap it to lose responses on the way back. */
-  fetch?: typeof fetch;
 }
 
 /** An API call that failed for good: names the call, the branch, Neon's answer and a fix. */
@@ -100,12 +98,7 @@ export class NeonApi {
     this.retryDeadlineMs = opts.retryDeadlineMs ?? 180_000;
     this.operationTimeoutMs = opts.operationTimeoutMs ?? 600_000;
     // retries: 0 because every call below goes through `call`, which owns the retry policy.
-    this.neon = createNeonClient({
-      apiKey: opts.apiKey,
-      baseUrl: opts.baseUrl.replace(/\/+$/, ''),
-      retries: 0,
-      ...(opts.fetch ? { fetch: opts.fetch } : {}),
-    });
+    this.neon = createNeonClient({ apiKey: opts.apiKey, baseUrl: opts.baseUrl.replace(/\/+$/, ''), retries: 0 });
   }
 
   async getProject(): Promise<{ id: string; name: string; branchLimit?: number }> {
@@ -237,6 +230,12 @@ export class NeonApi {
         const host = result.endpoints?.find((e: Endpoint) => e.type === 'read_write')?.host;
         return { branch: toBranchInfo(result.branch, a.annotations), host };
       } catch (e) {
+        // A create that was only slow may finish after it was given up on: its retry then meets
+        // the name taken (409). That branch is ours if its annotations say so.
+        if (e instanceof NeonCallError && e.status === 409 && n > 1) {
+          const existing = await this.adoptCreatedBranch(a.name, a.parentId, a.annotations, what);
+          if (existing) return { branch: existing };
+        }
         if (!(e instanceof AmbiguousPostError)) throw e;
         const waitMs = backoffMs(n, undefined);
         if (Date.now() + waitMs - started > this.retryDeadlineMs) throw this.callError({ what, method: 'POST' }, e.failure, n, true);

@@ -47,6 +47,15 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
     defaultBranchId = main.id;
   });
 
+  async function postFault(fault: Record<string, unknown>): Promise<void> {
+    const res = await fetch(`${env.NEON_API_HOST.replace(/\/api\/v2\/?$/, '')}/__emulator/faults`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${env.NEON_API_KEY}`, 'content-type': 'application/json' },
+      body: JSON.stringify(fault),
+    });
+    if (!res.ok) throw new Error(`injecting a fault failed: HTTP ${res.status} ${await res.text()}`);
+  }
+
   // Each test leaves the project as it found it, even when it fails half-way.
   afterEach(async () => {
     await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY);
@@ -164,43 +173,28 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
     await neon.deleteBranch(b.id);
   });
 
-  test('a create whose answer is lost on the way back is adopted, never made twice', async () => {
-    const log = recordingLog();
-    let dropped = 0;
-    // The request reaches the emulator and is carried out; only its response never arrives.
-    const losingFetch: typeof fetch = async (input, init) => {
-      const response = await fetch(input, init);
-      const method = (input instanceof Request ? input.method : init?.method) ?? 'GET';
-      const url = input instanceof Request ? input.url : String(input);
-      if (method === 'POST' && /\/branches$/.test(url) && dropped === 0) {
-        dropped++;
-        throw new TypeError('fetch failed: socket hang up (response lost)');
-      }
-      return response;
-    };
-    const neon = api({ log, fetch: losingFetch });
-    const b = await neon.createBackupBranch({ name: 'nt-lost', parentId: defaultBranchId, runId: 'run-lost' });
-    expect(dropped).toBe(1);
-    expect(log.lines.some((l) => /was created despite the error; using it/.test(l))).toBe(true);
-    expect(b.annotations['run-id']).toBe('run-lost');
-    expect((await api().listBranches()).filter((x) => x.name === 'nt-lost').map((x) => x.id)).toEqual([b.id]);
-    await api().deleteBranch(b.id);
+  test('a create whose answer is lost after Neon carried it out is adopted, never made twice', async () => {
+    for (const status of [500, 'hang'] as const) {
+      const log = recordingLog();
+      const neon = api({ log, requestTimeoutMs: 2000 });
+      const name = `nt-lost-${status}`;
+      // The emulator creates the branch, then answers 500 (or never answers) instead of 201.
+      await postFault({ status, count: 1, method: 'POST', path: '/branches', after: true });
+      const b = await neon.createBackupBranch({ name, parentId: defaultBranchId, runId: `run-lost-${status}` });
+      // After a 500 the branch is there at once; after a hang it may appear only later, when the
+      // create is retried or answered 409: either way exactly one branch, this run's.
+      if (status === 500) expect(log.lines.some((l) => /was created despite the error; using it/.test(l))).toBe(true);
+      expect(b.annotations['run-id']).toBe(`run-lost-${status}`);
+      expect((await api().listBranches()).filter((x) => x.name === name).map((x) => x.id)).toEqual([b.id]);
+    }
   });
 
   test('a branch of the same name made by someone else is never adopted', async () => {
-    const neon = api({
-      fetch: async (input, init) => {
-        const method = (input instanceof Request ? input.method : init?.method) ?? 'GET';
-        const url = input instanceof Request ? input.url : String(input);
-        if (method === 'POST' && /\/branches$/.test(url)) throw new TypeError('fetch failed: connection reset');
-        return fetch(input, init);
-      },
-    });
     const userBranch = await createPlainBranch(env.NEON_API_HOST, env.NEON_API_KEY, env.NEON_PROJECT_ID, 'nt-taken');
-    await expect(neon.createBackupBranch({ name: 'nt-taken', parentId: defaultBranchId, runId: 'run-x' })).rejects.toThrow(
-      /already exists .* but was not made by this run/,
+    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 500, count: 1, method: 'POST', path: '/branches' });
+    await expect(api().createBackupBranch({ name: 'nt-taken', parentId: defaultBranchId, runId: 'run-x' })).rejects.toThrow(
+      new RegExp(`a branch with this name and parent already exists \\(${userBranch}\\) but was not made by this run`),
     );
-    await api().deleteBranch(userBranch);
   });
 
   test('a hanging GET times out and is retried; a hanging POST is checked before any retry', async () => {
