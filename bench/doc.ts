@@ -223,7 +223,8 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
       `Full backup at ${a.documents.toLocaleString('en-US')} documents: peak RSS ${mb(a.peakRssBytes)} (${seconds(a.wallSeconds)}); at ` +
         `${b.documents.toLocaleString('en-US')} documents: ${mb(b.peakRssBytes)} (${seconds(b.wallSeconds)}), ${percent(apart)} apart` +
         (apart <= 0.2 ? ': documents are streamed, memory does not grow with the data.' : '.') +
-        (b.documents < 400_000 ? ` The goal compares 50,000 with 400,000 documents; ${b.documents.toLocaleString('en-US')} was the largest size that fit this run's time.` : ''),
+        (b.documents < 400_000 ? ` The goal compares 50,000 with 400,000 documents; ${b.documents.toLocaleString('en-US')} was the largest size that fit the time available.` : '') +
+        (r.rssScaling.note ? ` (${r.rssScaling.note}.)` : ''),
     );
   } else {
     out.push('', `Flatness with data size: ${r.rssScaling?.note ?? 'not measured in this run; `npm run bench -- --rss-scaling` runs a full backup at 50,000 and 400,000 documents and compares their peak RSS'}.`);

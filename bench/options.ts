@@ -24,6 +24,8 @@ export interface BenchOptions {
   reportFile: string;
   /** Only re-render the chart and the report from this results file; measure nothing. */
   render: string | undefined;
+  /** With --render: take the RSS scaling measurement from this other results file (named in the report). */
+  rssFrom: string | undefined;
 }
 
 export const USAGE = `usage: npm run bench -- [options]
@@ -41,7 +43,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --results DIR       where the JSON results go (default bench/results)
   --chart FILE        the SVG chart (default docs/performance.svg)
   --report FILE       the Markdown report (default docs/PERFORMANCE.md)
-  --render FILE       measure nothing: re-render the chart and the report from a results JSON file`;
+  --render FILE       measure nothing: re-render the chart and the report from a results JSON file
+  --rss-from FILE     with --render: add the RSS scaling measured by another run (its file is named in the report)`;
 
 function positiveInt(name: string, value: string | undefined, fallback: number, min = 1): number {
   if (value === undefined) return fallback;
@@ -69,6 +72,7 @@ export function parseOptions(argv: string[], repoRoot: string): BenchOptions {
       chart: { type: 'string' },
       report: { type: 'string' },
       render: { type: 'string' },
+      'rss-from': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -101,5 +105,6 @@ export function parseOptions(argv: string[], repoRoot: string): BenchOptions {
     chartFile: path.resolve(repoRoot, values.chart ?? 'docs/performance.svg'),
     reportFile: path.resolve(repoRoot, values.report ?? 'docs/PERFORMANCE.md'),
     render: values.render ? path.resolve(values.render) : undefined,
+    rssFrom: values['rss-from'] ? path.resolve(values['rss-from']) : undefined,
   };
 }

@@ -148,6 +148,15 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2), repoRoot);
   if (options.render) {
     const results = JSON.parse(readFileSync(options.render, 'utf8')) as BenchResults;
+    if (options.rssFrom) {
+      const other = JSON.parse(readFileSync(options.rssFrom, 'utf8')) as BenchResults;
+      if (!other.rssScaling) throw new Error(`${options.rssFrom} holds no RSS scaling measurement (it was not run with --rss-scaling)`);
+      results.rssScaling = {
+        ...other.rssScaling,
+        note: `measured by the run of ${other.startedAt.slice(0, 16).replace('T', ' ')} UTC (${path.relative(repoRoot, options.rssFrom)}), on the same machine and stack`,
+      };
+      results.targets = evaluateTargets(results).map((t) => results.targets.find((r) => r.id === t.id && (r.profile || r.profileSkipped)) ?? t);
+    }
     writeChartAndReport(results, options);
     process.stdout.write(terminalReport(results));
     log(`rendered ${path.relative(repoRoot, options.chartFile)} and ${path.relative(repoRoot, options.reportFile)} from ${options.render}`);

@@ -108,7 +108,9 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
         shown: percent(value),
         limit: 'within 20%',
         met: value <= 0.2,
-        detail: `${a.documents.toLocaleString('en-US')} documents: ${mb(a.peakRssBytes)}; ${b.documents.toLocaleString('en-US')} documents: ${mb(b.peakRssBytes)}`,
+        detail:
+          `${a.documents.toLocaleString('en-US')} documents: ${mb(a.peakRssBytes)}; ${b.documents.toLocaleString('en-US')} documents: ${mb(b.peakRssBytes)}` +
+          (r.rssScaling?.note ? `; ${r.rssScaling.note}` : ''),
       });
     } else {
       targets.push(notMeasured(id, title, 'within 20%', r.rssScaling?.note ?? 'run with --rss-scaling (a full backup at 50,000 and 400,000 documents)'));
