@@ -84939,7 +84939,15 @@ async function verifyBackup(client, opts) {
             add({ subject: label(c), check: 'view recorded', status: 'pass', detail: 'views are recorded in the manifest, not stored as tables' });
             continue;
         }
-        await opts.log.group(`Verifying ${label(c)}`, () => verifyCollection(client, c, opts, add, report));
+        await opts.log.group(`Verifying ${label(c)}`, async () => {
+            try {
+                await verifyCollection(client, c, opts, add, report);
+            }
+            catch (e) {
+                // A check that cannot run is a failed check of this collection, not an anonymous crash.
+                add({ subject: label(c), check: 'checks could run', status: 'fail', detail: `verification stopped: ${e.message}` });
+            }
+        });
     }
     return report;
 }
@@ -85215,7 +85223,12 @@ async function restore(config, io) {
             kinds: ['restore-test'],
         }, io);
         // 3. The temporary branch. Its name is on record before it exists, its id as soon as it does.
-        const name = `${config.restorePrefix}${utcStamp(new Date())}`;
+        let name = `${config.restorePrefix}${utcStamp(new Date())}`;
+        // Two runs within one second (a retried job, a matrix) would otherwise ask for the same name.
+        while ((await neon.findBranchesByName(name)).length > 0) {
+            await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+            name = `${config.restorePrefix}${utcStamp(new Date())}`;
+        }
         const expiresAt = rfc3339Seconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
         io.saveState(STATE_RESTORE_BRANCH_NAME, name);
         let host;
@@ -96023,12 +96036,7 @@ class NeonApi {
         this.retryDeadlineMs = opts.retryDeadlineMs ?? 180_000;
         this.operationTimeoutMs = opts.operationTimeoutMs ?? 600_000;
         // retries: 0 because every call below goes through `call`, which owns the retry policy.
-        this.neon = createNeonClient({
-            apiKey: opts.apiKey,
-            baseUrl: opts.baseUrl.replace(/\/+$/, ''),
-            retries: 0,
-            ...(opts.fetch ? { fetch: opts.fetch } : {}),
-        });
+        this.neon = createNeonClient({ apiKey: opts.apiKey, baseUrl: opts.baseUrl.replace(/\/+$/, ''), retries: 0 });
     }
     async getProject() {
         const data = await this.call({ what: `get project "${this.projectId}"`, method: 'GET', projectScoped: true }, (signal) => raw_exports.getProject({ client: this.neon.client, path: { project_id: this.projectId }, throwOnError: false, signal }));
@@ -96137,6 +96145,13 @@ class NeonApi {
                 return { branch: toBranchInfo(result.branch, a.annotations), host };
             }
             catch (e) {
+                // A create that was only slow may finish after it was given up on: its retry then meets
+                // the name taken (409). That branch is ours if its annotations say so.
+                if (e instanceof NeonCallError && e.status === 409 && n > 1) {
+                    const existing = await this.adoptCreatedBranch(a.name, a.parentId, a.annotations, what);
+                    if (existing)
+                        return { branch: existing };
+                }
                 if (!(e instanceof AmbiguousPostError))
                     throw e;
                 const waitMs = neon_backoffMs(n, undefined);
