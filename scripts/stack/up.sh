@@ -131,10 +131,20 @@ ensure_ferretdb() {
 
 emulator_health() { node "$PROBE" http "http://127.0.0.1:$API_PORT/__emulator/health"; }
 
+# The hash the emulator reports of its own sources (server.ts emulatorSourceHash: the .ts files of
+# its folder in byte order, concatenated), so a running emulator older than the checkout is restarted.
+emulator_source_hash() {
+  (cd "$REPO_ROOT/test/support/neon-emulator" && LC_ALL=C ls -- *.ts | LC_ALL=C sort | xargs cat | sha256sum | cut -d' ' -f1)
+}
+
 ensure_emulator() {
-  if pid_alive "$EMULATOR_PID" "$EMULATOR_MARK" && emulator_health >/dev/null 2>&1; then
-    log "Neon emulator already running on 127.0.0.1:$API_PORT"
-    return 0
+  local health
+  if pid_alive "$EMULATOR_PID" "$EMULATOR_MARK" && health="$(emulator_health 2>/dev/null)"; then
+    if [[ "$health" == *"\"sourceHash\":\"$(emulator_source_hash)\""* ]]; then
+      log "Neon emulator already running on 127.0.0.1:$API_PORT"
+      return 0
+    fi
+    log "the running Neon emulator is older than test/support/neon-emulator: restarting it"
   fi
   stop_pid_file "$EMULATOR_PID" "$EMULATOR_MARK" "Neon emulator"
   # Clusters left running by an emulator that died would hold the endpoint addresses.
