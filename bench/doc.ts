@@ -132,7 +132,7 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
   if (m.read && m.full) {
     out.push(
       '',
-      `The read limit is what the source can serve with nothing else running: ${rate(m.read.docsPerSecond.median)} documents/s. ` +
+      `The read limit is what the source can serve when nothing else of ours runs: ${rate(m.read.docsPerSecond.median)} documents/s. ` +
         `A backup reads the same documents and, on the same ${r.machine.cpus} cores, also encodes them (Node) and writes them (Postgres), ` +
         `so it competes with the source for the CPU; the full backup ran at ${rate(m.full.docsPerSecond.median)} documents/s overall, ` +
         `${percent(m.full.docsPerSecond.median / m.read.docsPerSecond.median)} of the read limit.`,
@@ -212,7 +212,8 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
   if (modes.length > 0) {
     out.push(
       `Peak RSS per mode (maximum over the runs): ${modes.map((k) => `${m[k]!.label.toLowerCase()} ${mb(m[k]!.peakRssBytes.max)}`).join(', ')}. ` +
-        (r.idleRssBytes ? `A measuring process that only loads the modules (Node, the TypeScript loader, the drivers) peaks at ${mb(r.idleRssBytes)}; the bundled action carries no TypeScript loader.` : ''),
+        (r.idleRssBytes ? `A measuring process that only loads the modules (Node, the TypeScript loader, the drivers) peaks at ${mb(r.idleRssBytes)}; the bundled action carries no TypeScript loader. ` : '') +
+        'A CPU profile does not show memory; the per-mode peaks above say which modes hold more than the limit.',
     );
   }
   if (r.rssScaling?.points.length === 2) {
@@ -257,7 +258,8 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
     '- Full backup: before each run the `bench` schema is dropped from the standby, so every run writes into an empty standby. ' +
       'Incremental backup: before each run 1% of every collection is changed in MongoDB (three shards updated, one deleted, as many ' +
       'documents inserted); only the backup is timed.',
-    '- WAL: `pg_wal_lsn_diff(pg_current_wal_lsn(), <before>)` on the standby around the backup.',
+    '- WAL: on the standby around each backup, the WAL generated (`pg_stat_wal.wal_bytes`, which the targets use) and the distance ' +
+      'the WAL position moved (`pg_wal_lsn_diff(pg_current_wal_lsn(), <before>)`).',
     '- Restore verification: the `restore` mode with `verify: full` of the run\'s newest backup branch; "the checks alone" is the time ' +
       'inside its per-collection verification groups, which the target compares with a plain `COPY … TO STDOUT` scan of the same tables.',
     '- Recover reads the standby (`backup-branch: standby`) and writes `recovered_bench` in the same FerretDB, dropped before each run.',
