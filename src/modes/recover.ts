@@ -15,7 +15,7 @@ import type { Config } from '../config.js';
 import type { Io } from '../io.js';
 import { readManifest, type CollectionRecord, type Manifest } from '../manifest.js';
 import { connectMongo } from '../mongo.js';
-import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
+import { NeonApi } from '../neon.js';
 import { connectPostgres } from '../postgres.js';
 import { formatBytes, formatDuration, markdownTable, Progress } from '../report.js';
 import {
@@ -30,13 +30,9 @@ import {
   type IndexOutcome,
   type TargetCollection,
 } from '../restore-target.js';
-import { FREE_PLAN_BRANCH_LIMIT, ensureRoomForBranches } from '../retention.js';
 import { isSelected } from '../selection.js';
 import { storedDocuments } from '../stored-documents.js';
-import { STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from './restore.js';
-
-/** A fresh endpoint may refuse connections for a moment after its operations finish. */
-const CONNECT_DEADLINE_MS = 60_000;
+import { chooseBackupBranch, withTemporaryBranch } from '../temporary-branch.js';
 
 interface CollectionOutcome {
   target: TargetCollection;
@@ -56,7 +52,8 @@ interface CollectionOutcome {
 export async function recover(config: Config, io: Io): Promise<boolean> {
   const started = Date.now();
   const { log } = io;
-  if (!config.targetMongodbUri) {
+  const targetUri = config.targetMongodbUri;
+  if (!targetUri) {
     throw new Error('target-mongodb-uri is required: recover never writes to an implicit target');
   }
   const neon = new NeonApi({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log });
@@ -71,8 +68,7 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
   };
 
   try {
-    const source = await openSource(config, io, neon);
-    try {
+    return await withSource(config, io, neon, async (source) => {
       io.setOutput('backup-branch-id', source.branchId);
       const manifest = await readManifest(source.client, source.runId);
       assertCompleted(manifest, source.label);
@@ -98,7 +94,7 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
         problems: [],
       }));
 
-      const target = await connectMongo(config.targetMongodbUri);
+      const target = await connectMongo(targetUri);
       try {
         await writeAll(config, io, source.client, target, outcomes);
         await verifyAll(config, io, target, outcomes);
@@ -115,9 +111,7 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
         for (const o of outcomes.filter((x) => !x.verified)) log.error(`${describeTarget(o.target)}: ${o.problems.join('; ')}`);
       }
       return ok;
-    } finally {
-      await source.close();
-    }
+    });
   } catch (err) {
     finish(false);
     await io.appendSummary(`## supaneon-sync recover: FAILED\n\n${(err as Error).message}\n`);
@@ -131,140 +125,28 @@ interface Source {
   runId: string | undefined;
   branchId: string;
   label: string;
-  close(): Promise<void>;
 }
 
-async function openSource(config: Config, io: Io, neon: NeonApi): Promise<Source> {
+/** Runs `use` with the backup open: the standby's own database, or a backup branch through a temporary branch. */
+async function withSource<T>(config: Config, io: Io, neon: NeonApi, use: (source: Source) => Promise<T>): Promise<T> {
   if (config.backupBranch === 'standby') {
     const client = await connectPostgres(config.neonDatabaseUrl, { applicationName: 'supaneon-sync recover' });
-    const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch((err: Error) => {
-      io.log.warn(`could not identify the standby branch through the Neon API (${err.message}); continuing with its database`);
-      return undefined;
-    });
-    return {
-      client,
-      runId: undefined,
-      branchId: standby?.id ?? '',
-      label: `the standby${standby ? ` (branch ${standby.name})` : ''}`,
-      close: () => client.end().catch(() => undefined),
-    };
-  }
-  return openBackupBranch(config, io, neon);
-}
-
-/**
- * A backup branch has no compute endpoint (it costs storage only), so it is read through a temporary
- * child branch with one, as restore does: named with the restore prefix, annotated as a restore test,
- * expiring after restore-ttl-minutes should every cleanup fail, and deleted on close. Its name is in
- * the action state before it exists and its id as soon as it does (the same state restore records),
- * so the post step deletes it after a killed run.
- */
-async function openBackupBranch(config: Config, io: Io, neon: NeonApi): Promise<Source> {
-  const backup = await findBackupBranch(config, neon);
-  const standbyId = backup.annotations['standby-branch-id'] ?? backup.parentId ?? '';
-  const project = await neon.getProject();
-  await ensureRoomForBranches(
-    neon,
-    {
-      needed: 1,
-      limit: project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT,
-      standbyId,
-      retain: config.retain,
-      restoreTtlMinutes: config.restoreTtlMinutes,
-      kinds: ['restore-test'],
-    },
-    io,
-  );
-
-  const name = `${config.restorePrefix}${utcStamp(new Date())}`;
-  const expiresAt = utcSeconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
-  io.saveState(STATE_RESTORE_BRANCH_NAME, name);
-  io.log.info(`reading backup branch "${backup.name}" (${backup.id}) through temporary branch "${name}", expiring ${expiresAt}`);
-  let temporary: BranchInfo | undefined;
-  const removeTemporary = async (): Promise<void> => {
     try {
-      // Without an id the create failed, but Neon may have made the branch anyway: look it up by name.
-      const targets = temporary
-        ? [temporary]
-        : (await neon.findBranchesByName(name)).filter((b) => b.annotations[TOOL_ANNOTATION] === 'restore-test');
-      for (const b of targets) {
-        await neon.deleteBranch(b.id);
-        io.log.info(`temporary branch "${b.name}" (${b.id}) deleted`);
-      }
-      io.saveState(STATE_RESTORE_BRANCH_ID, '');
-      io.saveState(STATE_RESTORE_BRANCH_NAME, '');
-    } catch (err) {
-      io.log.warn(
-        `could not delete temporary branch "${name}": ${(err as Error).message}; the action's post step tries again, and it expires at ${expiresAt}`,
-      );
-    }
-  };
-
-  let client: pg.Client;
-  try {
-    const created = await neon.createRestoreBranch({ name, parentId: backup.id, expiresAt });
-    temporary = created.branch;
-    io.saveState(STATE_RESTORE_BRANCH_ID, temporary.id);
-    client = await connectWithPatience(config.neonDatabaseUrl, created.host);
-  } catch (err) {
-    await removeTemporary();
-    throw err;
-  }
-  return {
-    client,
-    runId: backup.annotations['run-id'],
-    branchId: backup.id,
-    label: `backup branch "${backup.name}"`,
-    close: async () => {
+      const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch((err: Error) => {
+        io.log.warn(`could not identify the standby branch through the Neon API (${err.message}); continuing with its database`);
+        return undefined;
+      });
+      return await use({ client, runId: undefined, branchId: standby?.id ?? '', label: `the standby${standby ? ` (branch ${standby.name})` : ''}` });
+    } finally {
       await client.end().catch(() => undefined);
-      await removeTemporary();
-    },
-  };
-}
-
-async function findBackupBranch(config: Config, neon: NeonApi): Promise<BranchInfo> {
-  if (config.backupBranch) {
-    const found = await neon.findBranch(config.backupBranch);
-    if (!found) {
-      throw new Error(
-        `backup-branch "${config.backupBranch}" matches no branch (by id or exact name) of Neon project "${config.neonProjectId}"; ` +
-          "pass the backup job's branch-id output, leave it empty for the newest backup, or use standby",
-      );
-    }
-    if (found.expiresAt) {
-      throw new Error(
-        `backup-branch "${found.name}" (${found.id}) has an expiry, and Neon cannot branch from an expiring branch; choose a backup branch made by mode backup, or standby`,
-      );
-    }
-    return found;
-  }
-  const [newest] = await neon.toolBranches('backup');
-  if (!newest) {
-    throw new Error(`Neon project "${config.neonProjectId}" has no backup branch made by supaneon-sync; run mode: backup first, or pass backup-branch: standby`);
-  }
-  return newest;
-}
-
-async function connectWithPatience(url: string, host: string): Promise<pg.Client> {
-  const deadline = Date.now() + CONNECT_DEADLINE_MS;
-  for (let delay = 500; ; delay = Math.min(5000, delay * 2)) {
-    try {
-      return await connectPostgres(url, { host, applicationName: 'supaneon-sync recover' });
-    } catch (err) {
-      if (Date.now() + delay > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, delay));
     }
   }
-}
-
-/** 2026-05-01T10:00:00.123Z -> 20260501T100000Z, the form of the tool's branch names. */
-function utcStamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-}
-
-/** RFC 3339 to the second, as Neon's expires_at takes it. */
-function utcSeconds(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  // Named apart from restore's branches (a restore and a recover may start in the same second), and
+  // annotated as a restore test like them, so the post step and the sweeps remove it the same way.
+  const backup = await chooseBackupBranch(neon, config, io, { alternative: 'backup-branch: standby to read the standby itself' });
+  return withTemporaryBranch(neon, config, io, { backup, purpose: 'recover', keep: false }, ({ client }) =>
+    use({ client, runId: backup.annotations['run-id'], branchId: backup.id, label: `backup branch "${backup.name}"` }),
+  );
 }
 
 function assertCompleted(manifest: Manifest, label: string): void {

@@ -1,0 +1,221 @@
+/**
+ * The temporary read-write branch through which restore and recover read a backup. A backup branch
+ * has no compute endpoint (it costs storage only), so a child with a small endpoint is made from it:
+ * annotated as this tool's restore test, expiring after restore-ttl-minutes should every cleanup
+ * fail, and deleted when the work is done. Its name is in the action state before it exists and its
+ * id as soon as it does, so the post step can delete it after a killed run.
+ */
+import type pg from 'pg';
+import type { Config } from './config.js';
+import type { Io } from './io.js';
+import { TOOL_ANNOTATION, type BranchInfo, type NeonApi } from './neon.js';
+import { connectPostgres } from './postgres.js';
+import { FREE_PLAN_BRANCH_LIMIT, applyRetention, ensureRoomForBranches, planRetention } from './retention.js';
+
+/** Names of the values saved for the post step (`STATE_<name>` there). */
+export const STATE_RESTORE_BRANCH_NAME = 'restore-branch-name';
+export const STATE_RESTORE_BRANCH_ID = 'restore-branch-id';
+
+/** A fresh endpoint may refuse connections for a moment after its operations finish. */
+const CONNECT_DEADLINE_MS = 60_000;
+
+/** What the work inside the temporary branch is given. */
+export interface TemporaryBranch {
+  branch: BranchInfo;
+  host: string;
+  expiresAt: string;
+  /** Connected with the standby's role and database at the branch's endpoint, TLS verified; closed afterwards. */
+  client: pg.Client;
+}
+
+export interface TemporaryBranchRequest {
+  backup: BranchInfo;
+  /** Names the branch apart: restore `<prefix><stamp>`, recover `<prefix>recover-<stamp>`. */
+  purpose: 'restore' | 'recover';
+  /** Leave the branch for inspection (keep-restore-branch) instead of deleting it. */
+  keep: boolean;
+  /** Called as soon as the branch exists, before the connection is tried. */
+  onCreated?: (branch: BranchInfo) => void;
+}
+
+/**
+ * The backup to read: input backup-branch (a branch id or exact name), else the newest backup this
+ * tool made from this standby (from any standby when the standby cannot be identified).
+ * `alternative` names one more choice the caller accepts, added to every error's advice.
+ */
+export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, opts: { alternative?: string } = {}): Promise<BranchInfo> {
+  const orElse = opts.alternative ? `, or ${opts.alternative}` : '';
+  const wanted = config.backupBranch;
+  if (wanted) {
+    const branch = await neon.findBranch(wanted);
+    if (!branch) {
+      throw new Error(
+        `backup-branch "${wanted}" matches no branch (by id or exact name) of Neon project "${config.neonProjectId}"; ` +
+          `pass the backup job's branch-id or branch-name output, or leave backup-branch empty for the newest backup${orElse}`,
+      );
+    }
+    if (branch.expiresAt) {
+      throw new Error(
+        `backup-branch "${wanted}" (${branch.id}) has an expiry (${branch.expiresAt}), and Neon cannot branch from an expiring branch; ` +
+          `choose a backup branch made by mode backup${orElse}`,
+      );
+    }
+    if (branch.annotations[TOOL_ANNOTATION] !== 'backup') {
+      io.log.warn(`backup-branch "${branch.name}" (${branch.id}) was not made by supaneon-sync backup; reading the newest completed backup recorded on it`);
+    }
+    io.log.info(`backup: "${branch.name}" (${branch.id}), created ${branch.createdAt}`);
+    return branch;
+  }
+  const backups = await neon.toolBranches('backup');
+  // Prefer this standby's backups when several standbys share the project.
+  const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch(() => undefined);
+  const mine = standby ? backups.filter((b) => b.annotations['standby-branch-id'] === standby.id) : backups;
+  const newest = mine[0];
+  if (!newest) {
+    throw new Error(
+      `Neon project "${config.neonProjectId}" has no backup branch made by supaneon-sync` +
+        (standby ? ` from the standby "${standby.name}" (${standby.id})` : '') +
+        `; run mode backup first, or set backup-branch${orElse}`,
+    );
+  }
+  io.log.info(`backup: the newest, "${newest.name}" (${newest.id}), created ${newest.createdAt}`);
+  return newest;
+}
+
+/**
+ * Makes the temporary branch from `req.backup`, connects to it, runs `use`, and then deletes the
+ * branch (or keeps it, as asked) whatever happened, including a create that failed after Neon may
+ * already have made the branch.
+ */
+export async function withTemporaryBranch<T>(
+  neon: NeonApi,
+  config: Config,
+  io: Io,
+  req: TemporaryBranchRequest,
+  use: (t: TemporaryBranch) => Promise<T>,
+): Promise<T> {
+  await makeRoom(neon, config, io, req.backup.annotations['standby-branch-id'] ?? req.backup.parentId ?? '');
+
+  const prefix = `${config.restorePrefix}${req.purpose === 'restore' ? '' : `${req.purpose}-`}`;
+  const name = await unusedName(neon, prefix);
+  const expiresAt = rfc3339Seconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
+  io.saveState(STATE_RESTORE_BRANCH_NAME, name);
+  let branch: BranchInfo | undefined;
+  try {
+    const created = await neon.createRestoreBranch({ name, parentId: req.backup.id, expiresAt });
+    branch = created.branch;
+    io.saveState(STATE_RESTORE_BRANCH_ID, branch.id);
+    req.onCreated?.(branch);
+    io.log.info(`temporary branch "${name}" (${branch.id}) created from "${req.backup.name}" at ${created.host}, expires ${expiresAt}`);
+    const client = await connectWithPatience(config.neonDatabaseUrl, created.host, `supaneon-sync ${req.purpose}`);
+    try {
+      return await use({ branch, host: created.host, expiresAt, client });
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+  } finally {
+    await removeOrKeep(neon, { name, branch, expiresAt }, req.keep, config, io);
+  }
+}
+
+/** 2026-06-15T12:03:04.567Z -> 20260615T120304Z, the UTC stamp in this tool's branch names. */
+export function branchTimestamp(d: Date): string {
+  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+
+/** Expired restore-test branches of earlier runs go first (they count against the branch limit), then one more must fit. */
+async function makeRoom(neon: NeonApi, config: Config, io: Io, standbyId: string): Promise<void> {
+  const sweep = planRetention({
+    branches: await neon.listBranches(),
+    standbyId,
+    retain: config.retain,
+    restoreTtlMinutes: config.restoreTtlMinutes,
+    now: new Date(),
+    kinds: ['restore-test'],
+  });
+  if (sweep.delete.length > 0 || sweep.skipped.length > 0) await applyRetention(neon, sweep, io);
+  const project = await neon.getProject();
+  await ensureRoomForBranches(
+    neon,
+    {
+      needed: 1,
+      limit: project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT,
+      standbyId,
+      retain: config.retain,
+      restoreTtlMinutes: config.restoreTtlMinutes,
+      kinds: ['restore-test'],
+    },
+    io,
+  );
+}
+
+/** Neon refuses duplicate names: two runs within one second (a retried job, a matrix) wait for the next second. */
+async function unusedName(neon: NeonApi, prefix: string): Promise<string> {
+  let name = `${prefix}${branchTimestamp(new Date())}`;
+  while ((await neon.findBranchesByName(name)).length > 0) {
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+    name = `${prefix}${branchTimestamp(new Date())}`;
+  }
+  return name;
+}
+
+async function connectWithPatience(url: string, host: string, applicationName: string): Promise<pg.Client> {
+  const deadline = Date.now() + CONNECT_DEADLINE_MS;
+  for (let delay = 500; ; delay = Math.min(5000, delay * 2)) {
+    try {
+      return await connectPostgres(url, { host, applicationName });
+    } catch (e) {
+      if (Date.now() + delay > deadline) throw e;
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+async function removeOrKeep(
+  neon: NeonApi,
+  made: { name: string; branch: BranchInfo | undefined; expiresAt: string },
+  keep: boolean,
+  config: Config,
+  io: Io,
+): Promise<void> {
+  try {
+    // No branch: the create failed, but Neon may have made it anyway; only this tool's restore test is touched.
+    const targets = made.branch
+      ? [made.branch]
+      : (await neon.findBranchesByName(made.name)).filter((b) => b.annotations[TOOL_ANNOTATION] === 'restore-test');
+    if (targets.length === 0) return;
+    if (keep) {
+      for (const b of targets) io.log.info(connectHint(b, config));
+    } else {
+      for (const b of targets) {
+        await neon.deleteBranch(b.id);
+        io.log.info(`temporary branch "${b.name}" (${b.id}) deleted`);
+      }
+    }
+    // Nothing left for the post step to do.
+    io.saveState(STATE_RESTORE_BRANCH_ID, '');
+    io.saveState(STATE_RESTORE_BRANCH_NAME, '');
+  } catch (e) {
+    io.log.warn(
+      `could not delete temporary branch "${made.name}"${made.branch ? ` (${made.branch.id})` : ''}: ${(e as Error).message}. ` +
+        `The action's post step tries again, and the branch expires on its own at ${made.expiresAt}.`,
+    );
+  }
+}
+
+function connectHint(b: BranchInfo, config: Config): string {
+  const u = new URL(config.neonDatabaseUrl);
+  const role = decodeURIComponent(u.username);
+  const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+  return (
+    `keeping restore branch "${b.name}" (${b.id}) as asked (keep-restore-branch: true)` +
+    `${b.expiresAt ? `; it expires at ${b.expiresAt}` : ''}. Connect with the standby's credentials: ` +
+    `psql "postgresql://${role}@<endpoint host of branch ${b.id}>/${database}?sslmode=require" (password: the standby's), ` +
+    'or copy its connection string from the Neon console. Delete it there when done.'
+  );
+}
+
+/** RFC 3339 to the second, as Neon wants expires_at. */
+function rfc3339Seconds(d: Date): string {
+  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
