@@ -14146,7 +14146,7 @@ const profiling_level_1 = __nccwpck_require__(1970);
 const remove_user_1 = __nccwpck_require__(4699);
 const rename_1 = __nccwpck_require__(3799);
 const run_command_1 = __nccwpck_require__(5714);
-const set_profiling_level_1 = __nccwpck_require__(3457);
+const set_profiling_level_1 = __nccwpck_require__(5838);
 const stats_1 = __nccwpck_require__(3486);
 const read_concern_1 = __nccwpck_require__(3235);
 const read_preference_1 = __nccwpck_require__(2922);
@@ -17168,7 +17168,7 @@ Object.defineProperty(exports, "MongoLoggableComponent", ({ enumerable: true, ge
 Object.defineProperty(exports, "SeverityLevel", ({ enumerable: true, get: function () { return mongo_logger_1.SeverityLevel; } }));
 var find_and_modify_1 = __nccwpck_require__(773);
 Object.defineProperty(exports, "ReturnDocument", ({ enumerable: true, get: function () { return find_and_modify_1.ReturnDocument; } }));
-var set_profiling_level_1 = __nccwpck_require__(3457);
+var set_profiling_level_1 = __nccwpck_require__(5838);
 Object.defineProperty(exports, "ProfilingLevel", ({ enumerable: true, get: function () { return set_profiling_level_1.ProfilingLevel; } }));
 var read_concern_1 = __nccwpck_require__(3235);
 Object.defineProperty(exports, "ReadConcernLevel", ({ enumerable: true, get: function () { return read_concern_1.ReadConcernLevel; } }));
@@ -21602,7 +21602,7 @@ exports.UpdateSearchIndexOperation = UpdateSearchIndexOperation;
 
 /***/ }),
 
-/***/ 3457:
+/***/ 5838:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
 
@@ -73987,7 +73987,7 @@ exports.setInternalBufferSize = setInternalBufferSize;
 /***/ ((__webpack_module__, __unused_webpack___webpack_exports__, __nccwpck_require__) => {
 
 __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependencies__, __webpack_async_result__) => { try {
-/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(2623);
+/* harmony import */ var _main_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(3457);
 
 await (0,_main_js__WEBPACK_IMPORTED_MODULE_0__/* .run */ .eF)();
 
@@ -73996,7 +73996,7 @@ __webpack_async_result__();
 
 /***/ }),
 
-/***/ 2623:
+/***/ 3457:
 /***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
 
 
@@ -99910,6 +99910,380 @@ async function* storedDocuments(client, table, opts) {
     }
 }
 
+;// CONCATENATED MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/temporary-branch.js
+
+
+
+/** Names of the values saved for the post step (`STATE_<name>` there). */
+const STATE_RESTORE_BRANCH_NAME = 'restore-branch-name';
+const STATE_RESTORE_BRANCH_ID = 'restore-branch-id';
+/** A fresh endpoint may refuse connections for a moment after its operations finish. */
+const CONNECT_DEADLINE_MS = 60_000;
+/**
+ * The backup to read: input backup-branch (a branch id or exact name), else the newest backup this
+ * tool made from this standby (from any standby when the standby cannot be identified).
+ * `alternative` names one more choice the caller accepts, added to every error's advice.
+ */
+async function chooseBackupBranch(neon, config, io, opts = {}) {
+    const orElse = opts.alternative ? `, or ${opts.alternative}` : '';
+    const wanted = config.backupBranch;
+    if (wanted) {
+        const branch = await neon.findBranch(wanted);
+        if (!branch) {
+            throw new Error(`backup-branch "${wanted}" matches no branch (by id or exact name) of Neon project "${config.neonProjectId}"; ` +
+                `pass the backup job's branch-id or branch-name output, or leave backup-branch empty for the newest backup${orElse}`);
+        }
+        if (branch.expiresAt) {
+            throw new Error(`backup-branch "${wanted}" (${branch.id}) has an expiry (${branch.expiresAt}), and Neon cannot branch from an expiring branch; ` +
+                `choose a backup branch made by mode backup${orElse}`);
+        }
+        if (branch.annotations[neon_TOOL_ANNOTATION] !== 'backup') {
+            io.log.warn(`backup-branch "${branch.name}" (${branch.id}) was not made by supaneon-sync backup; reading the newest completed backup recorded on it`);
+        }
+        io.log.info(`backup: "${branch.name}" (${branch.id}), created ${branch.createdAt}`);
+        return branch;
+    }
+    const backups = await neon.toolBranches('backup');
+    // Prefer this standby's backups when several standbys share the project.
+    const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch(() => undefined);
+    const mine = standby ? backups.filter((b) => b.annotations['standby-branch-id'] === standby.id) : backups;
+    const newest = mine[0];
+    if (!newest) {
+        throw new Error(`Neon project "${config.neonProjectId}" has no backup branch made by supaneon-sync` +
+            (standby ? ` from the standby "${standby.name}" (${standby.id})` : '') +
+            `; run mode backup first, or set backup-branch${orElse}`);
+    }
+    io.log.info(`backup: the newest, "${newest.name}" (${newest.id}), created ${newest.createdAt}`);
+    return newest;
+}
+/**
+ * Makes the temporary branch from `req.backup`, connects to it, runs `use`, and then deletes the
+ * branch (or keeps it, as asked) whatever happened, including a create that failed after Neon may
+ * already have made the branch.
+ */
+async function withTemporaryBranch(neon, config, io, req, use) {
+    await makeRoom(neon, config, io, req.backup.annotations['standby-branch-id'] ?? req.backup.parentId ?? '');
+    const prefix = `${config.restorePrefix}${req.purpose === 'restore' ? '' : `${req.purpose}-`}`;
+    const name = await unusedName(neon, prefix);
+    const expiresAt = rfc3339Seconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
+    io.saveState(STATE_RESTORE_BRANCH_NAME, name);
+    let branch;
+    try {
+        const created = await neon.createRestoreBranch({ name, parentId: req.backup.id, expiresAt });
+        branch = created.branch;
+        io.saveState(STATE_RESTORE_BRANCH_ID, branch.id);
+        req.onCreated?.(branch);
+        io.log.info(`temporary branch "${name}" (${branch.id}) created from "${req.backup.name}" at ${created.host}, expires ${expiresAt}`);
+        const client = await connectWithPatience(config.neonDatabaseUrl, created.host, `supaneon-sync ${req.purpose}`);
+        try {
+            return await use({ branch, host: created.host, expiresAt, client });
+        }
+        finally {
+            await client.end().catch(() => undefined);
+        }
+    }
+    finally {
+        await removeOrKeep(neon, { name, branch, expiresAt }, req.keep, config, io);
+    }
+}
+/** 2026-06-15T12:03:04.567Z -> 20260615T120304Z, the UTC stamp in this tool's branch names. */
+function branchTimestamp(d) {
+    return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+/** Expired restore-test branches of earlier runs go first (they count against the branch limit), then one more must fit. */
+async function makeRoom(neon, config, io, standbyId) {
+    const sweep = planRetention({
+        branches: await neon.listBranches(),
+        standbyId,
+        retain: config.retain,
+        restoreTtlMinutes: config.restoreTtlMinutes,
+        now: new Date(),
+        kinds: ['restore-test'],
+    });
+    if (sweep.delete.length > 0 || sweep.skipped.length > 0)
+        await applyRetention(neon, sweep, io);
+    const project = await neon.getProject();
+    await ensureRoomForBranches(neon, {
+        needed: 1,
+        limit: project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT,
+        standbyId,
+        retain: config.retain,
+        restoreTtlMinutes: config.restoreTtlMinutes,
+        kinds: ['restore-test'],
+    }, io);
+}
+/** Neon refuses duplicate names: two runs within one second (a retried job, a matrix) wait for the next second. */
+async function unusedName(neon, prefix) {
+    let name = `${prefix}${branchTimestamp(new Date())}`;
+    while ((await neon.findBranchesByName(name)).length > 0) {
+        await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+        name = `${prefix}${branchTimestamp(new Date())}`;
+    }
+    return name;
+}
+async function connectWithPatience(url, host, applicationName) {
+    const deadline = Date.now() + CONNECT_DEADLINE_MS;
+    for (let delay = 500;; delay = Math.min(5000, delay * 2)) {
+        try {
+            return await connectPostgres(url, { host, applicationName });
+        }
+        catch (e) {
+            if (Date.now() + delay > deadline)
+                throw e;
+            await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+    }
+}
+async function removeOrKeep(neon, made, keep, config, io) {
+    try {
+        // No branch: the create failed, but Neon may have made it anyway; only this tool's restore test is touched.
+        const targets = made.branch
+            ? [made.branch]
+            : (await neon.findBranchesByName(made.name)).filter((b) => b.annotations[neon_TOOL_ANNOTATION] === 'restore-test');
+        if (targets.length === 0)
+            return;
+        if (keep) {
+            for (const b of targets)
+                io.log.info(connectHint(b, config));
+        }
+        else {
+            for (const b of targets) {
+                await neon.deleteBranch(b.id);
+                io.log.info(`temporary branch "${b.name}" (${b.id}) deleted`);
+            }
+        }
+        // Nothing left for the post step to do.
+        io.saveState(STATE_RESTORE_BRANCH_ID, '');
+        io.saveState(STATE_RESTORE_BRANCH_NAME, '');
+    }
+    catch (e) {
+        io.log.warn(`could not delete temporary branch "${made.name}"${made.branch ? ` (${made.branch.id})` : ''}: ${e.message}. ` +
+            `The action's post step tries again, and the branch expires on its own at ${made.expiresAt}.`);
+    }
+}
+function connectHint(b, config) {
+    const u = new URL(config.neonDatabaseUrl);
+    const role = decodeURIComponent(u.username);
+    const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+    return (`keeping restore branch "${b.name}" (${b.id}) as asked (keep-restore-branch: true)` +
+        `${b.expiresAt ? `; it expires at ${b.expiresAt}` : ''}. Connect with the standby's credentials: ` +
+        `psql "postgresql://${role}@<endpoint host of branch ${b.id}>/${database}?sslmode=require" (password: the standby's), ` +
+        'or copy its connection string from the Neon console. Delete it there when done.');
+}
+/** RFC 3339 to the second, as Neon wants expires_at. */
+function rfc3339Seconds(d) {
+    return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+;// CONCATENATED MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/modes/recover.js
+
+
+
+
+
+
+
+
+
+async function recover(config, io) {
+    const started = Date.now();
+    const { log } = io;
+    const targetUri = config.targetMongodbUri;
+    if (!targetUri) {
+        throw new Error('target-mongodb-uri is required: recover never writes to an implicit target');
+    }
+    const neon = new NeonApi({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log });
+    let outcomes = [];
+    const finish = (verified) => {
+        const seconds = (Date.now() - started) / 1000;
+        io.setOutput('collections', outcomes.length);
+        io.setOutput('documents', outcomes.reduce((n, o) => n + o.documents, 0));
+        io.setOutput('verified', verified);
+        io.setOutput('duration-seconds', Math.round(seconds));
+        return seconds;
+    };
+    try {
+        return await withSource(config, io, neon, async (source) => {
+            io.setOutput('backup-branch-id', source.branchId);
+            const manifest = await readManifest(source.client, source.runId);
+            assertCompleted(manifest, source.label);
+            const records = manifest.collections.filter((c) => isSelected(c.database, c.collection, { databases: config.databases, include: config.include, exclude: config.exclude }));
+            if (records.length === 0) {
+                throw new Error(`no collection of ${source.label} (backup run ${manifest.backup.runId}) matches databases/include/exclude; ` +
+                    `it holds ${manifest.collections.map((c) => `${c.database}.${c.collection}`).join(', ') || 'no collections'}`);
+            }
+            log.info(`recovering ${records.length} collection(s) of backup run ${manifest.backup.runId} (finished ${manifest.backup.finishedAt?.toISOString() ?? 'unknown'}) from ${source.label}`);
+            outcomes = records.map((record) => ({
+                target: targetOf(config, record),
+                record,
+                documents: 0,
+                bytes: 0,
+                indexes: [],
+                verified: false,
+                problems: [],
+            }));
+            const target = await connectMongo(targetUri);
+            try {
+                await writeAll(config, io, source.client, target, outcomes);
+                await verifyAll(config, io, target, outcomes);
+            }
+            finally {
+                await target.close().catch(() => undefined);
+            }
+            const ok = outcomes.every((o) => o.verified);
+            const seconds = finish(ok);
+            await io.appendSummary(recover_summary(source.label, manifest, outcomes, ok, seconds));
+            if (ok) {
+                const documents = outcomes.reduce((n, o) => n + o.documents, 0);
+                log.info(`recover verified: ${outcomes.length} collection(s), ${documents} document(s) in ${formatDuration(seconds)}`);
+            }
+            else {
+                for (const o of outcomes.filter((x) => !x.verified))
+                    log.error(`${describeTarget(o.target)}: ${o.problems.join('; ')}`);
+            }
+            return ok;
+        });
+    }
+    catch (err) {
+        finish(false);
+        await io.appendSummary(`## supaneon-sync recover: FAILED\n\n${err.message}\n`);
+        throw err;
+    }
+}
+/** Runs `use` with the backup open: the standby's own database, or a backup branch through a temporary branch. */
+async function withSource(config, io, neon, use) {
+    if (config.backupBranch === 'standby') {
+        const client = await connectPostgres(config.neonDatabaseUrl, { applicationName: 'supaneon-sync recover' });
+        try {
+            const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch((err) => {
+                io.log.warn(`could not identify the standby branch through the Neon API (${err.message}); continuing with its database`);
+                return undefined;
+            });
+            return await use({ client, runId: undefined, branchId: standby?.id ?? '', label: `the standby${standby ? ` (branch ${standby.name})` : ''}` });
+        }
+        finally {
+            await client.end().catch(() => undefined);
+        }
+    }
+    // Named apart from restore's branches (a restore and a recover may start in the same second), and
+    // annotated as a restore test like them, so the post step and the sweeps remove it the same way.
+    const backup = await chooseBackupBranch(neon, config, io, { alternative: 'backup-branch: standby to read the standby itself' });
+    return withTemporaryBranch(neon, config, io, { backup, purpose: 'recover', keep: false }, ({ client }) => use({ client, runId: backup.annotations['run-id'], branchId: backup.id, label: `backup branch "${backup.name}"` }));
+}
+function assertCompleted(manifest, label) {
+    if (manifest.backup.status !== 'completed') {
+        throw new Error(`backup run ${manifest.backup.runId} in ${label} is marked ${manifest.backup.status}, not completed: its data is not a whole backup; choose another backup-branch`);
+    }
+}
+function targetOf(config, record) {
+    return {
+        source: {
+            database: record.database,
+            collection: record.collection,
+            kind: record.kind,
+            options: record.options,
+            indexes: record.indexes,
+        },
+        database: `${config.targetDatabasePrefix}${record.database}`,
+        collection: record.collection,
+    };
+}
+async function writeAll(config, io, pgClient, target, outcomes) {
+    const targets = outcomes.map((o) => o.target);
+    if (config.dropTarget) {
+        for (const t of targets) {
+            if (await dropTarget(target, t))
+                io.log.info(`${describeTarget(t)}: dropped (drop-target: true)`);
+        }
+    }
+    else {
+        const occupied = await occupiedTargets(target, targets);
+        if (occupied.length > 0) {
+            throw new Error(`refusing to write into target collections that already hold data: ${occupied.join(', ')}; ` +
+                `set drop-target: true to replace them, or recover side by side with target-database-prefix`);
+        }
+    }
+    // Views last, once the collections they read from exist and hold their data.
+    const ordered = [...outcomes.filter((o) => o.record.kind !== 'view'), ...outcomes.filter((o) => o.record.kind === 'view')];
+    for (const o of ordered) {
+        const name = describeTarget(o.target);
+        await io.log.group(`recover ${o.record.database}.${o.record.collection} → ${name}`, async () => {
+            for (const w of await createTargetCollection(target, o.target))
+                io.log.warn(w);
+            if (o.record.kind === 'view')
+                return;
+            const progress = new Progress(name, io.log, { total: o.record.documents });
+            const rows = storedDocuments(pgClient, { schemaName: o.record.schemaName, tableName: o.record.tableName, label: name }, { batchSize: config.batchSize });
+            try {
+                const totals = await insertDocuments(target, o.target, rows, {
+                    onProgress: (p) => {
+                        progress.add(p.documents - o.documents, p.bytes - o.bytes);
+                        o.documents = p.documents;
+                        o.bytes = p.bytes;
+                    },
+                });
+                o.sourceHash = totals.contentHash;
+            }
+            catch (err) {
+                throw new Error(`recover stopped at ${name} after ${o.documents} of ${o.record.documents} documents: ${err.message}; ` +
+                    `the collections before it are complete; fix the cause and rerun with drop-target: true`, { cause: err });
+            }
+            progress.done();
+            o.indexes = await createRecordedIndexes(target, o.target);
+            for (const ix of o.indexes.filter((i) => !i.created)) {
+                io.log.warn(`${name}: index ${ix.name} not created, the target server refused it: ${ix.reason}`);
+            }
+        });
+    }
+}
+async function verifyAll(config, io, target, outcomes) {
+    await io.log.group('verify the target against the manifest', async () => {
+        for (const o of outcomes) {
+            const name = describeTarget(o.target);
+            if (o.record.kind === 'view') {
+                const matches = await viewMatches(target, o.target);
+                if (!matches)
+                    o.problems.push('view missing or its definition differs from the backup');
+                o.verified = matches;
+                continue;
+            }
+            if (o.documents !== o.record.documents || o.sourceHash !== o.record.contentHash) {
+                o.problems.push(`the backup's rows (${o.documents} documents, hash ${o.sourceHash}) differ from its manifest (${o.record.documents}, ${o.record.contentHash})`);
+            }
+            const back = await readBack(target, o.target, { batchSize: config.batchSize });
+            o.targetDocuments = back.documents;
+            o.targetHash = back.contentHash;
+            if (back.documents !== o.record.documents) {
+                o.problems.push(`target holds ${back.documents} documents, the manifest ${o.record.documents}`);
+            }
+            if (back.contentHash !== o.record.contentHash) {
+                o.problems.push(`content hash read back from the target ${back.contentHash} differs from the manifest's ${o.record.contentHash}`);
+            }
+            o.verified = o.problems.length === 0;
+            io.log.info(`${name}: ${o.verified ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`);
+        }
+    });
+}
+function recover_summary(label, manifest, outcomes, ok, seconds) {
+    const rows = outcomes.map((o) => {
+        const refused = o.indexes.filter((i) => !i.created).map((i) => i.name);
+        const created = o.indexes.filter((i) => i.created).length;
+        return [
+            `${o.record.database}.${o.record.collection}`,
+            describeTarget(o.target),
+            o.record.kind,
+            o.record.kind === 'view' ? '-' : `${o.targetDocuments ?? 0} / ${o.record.documents}`,
+            o.record.kind === 'view' ? '-' : formatBytes(o.bytes),
+            o.record.kind === 'view' ? '-' : `${created}${refused.length ? ` (refused: ${refused.join(', ')})` : ''}`,
+            o.record.kind === 'view' ? '-' : `${o.record.contentHash.slice(0, 12)}…`,
+            o.verified ? 'pass' : `FAIL: ${o.problems.join('; ')}`,
+        ];
+    });
+    return (`## supaneon-sync recover: ${ok ? 'verified' : 'FAILED'}\n\n` +
+        `Backup run \`${manifest.backup.runId}\` from ${label}, ${outcomes.length} collection(s) in ${formatDuration(seconds)}.\n\n` +
+        markdownTable(['source', 'target', 'kind', 'documents (target / backup)', 'size', 'indexes', 'content hash', 'verified'], rows));
+}
+
 ;// CONCATENATED MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/verify.js
 /**
  * Checks on a restored branch: does it hold, exactly, what its manifest says the backup stored?
@@ -100222,12 +100596,8 @@ async function compareSourceCounts(mongo, collections, restored) {
 
 
 
+// The post step reads the state the temporary branch records under these names.
 
-/** Names of the values saved for the post step (`STATE_<name>` there). */
-const STATE_RESTORE_BRANCH_NAME = 'restore-branch-name';
-const STATE_RESTORE_BRANCH_ID = 'restore-branch-id';
-/** A fresh endpoint may refuse connections for a moment after its operations finish. */
-const CONNECT_DEADLINE_MS = 60_000;
 async function restore(config, io) {
     const started = Date.now();
     const neon = newNeonApi(config, io);
@@ -100240,89 +100610,43 @@ async function restore(config, io) {
     let restoreBranch;
     let backup;
     let report;
+    let partial; // what a run that fails after the data checks still reports
     const extraChecks = [];
     try {
         // 1. Which backup.
-        backup = await chooseBackup(neon, config, io);
+        backup = await chooseBackupBranch(neon, config, io);
         io.setOutput('backup-branch-id', backup.id);
         io.setOutput('backup-branch-name', backup.name);
-        // 2. Leftovers of earlier runs first: they count against the branch limit.
-        const now = new Date();
-        const standbyId = backup.annotations['standby-branch-id'] ?? backup.parentId ?? '';
-        const sweep = planRetention({
-            branches: await neon.listBranches(),
-            standbyId,
-            retain: config.retain,
-            restoreTtlMinutes: config.restoreTtlMinutes,
-            now,
-            kinds: ['restore-test'],
-        });
-        if (sweep.delete.length > 0 || sweep.skipped.length > 0)
-            await applyRetention(neon, sweep, io);
-        const project = await neon.getProject();
-        await ensureRoomForBranches(neon, {
-            needed: 1,
-            limit: project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT,
-            standbyId,
-            retain: config.retain,
-            restoreTtlMinutes: config.restoreTtlMinutes,
-            kinds: ['restore-test'],
-        }, io);
-        // 3. The temporary branch. Its name is on record before it exists, its id as soon as it does.
-        let name = `${config.restorePrefix}${utcStamp(new Date())}`;
-        // Two runs within one second (a retried job, a matrix) would otherwise ask for the same name.
-        while ((await neon.findBranchesByName(name)).length > 0) {
-            await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
-            name = `${config.restorePrefix}${utcStamp(new Date())}`;
-        }
-        const expiresAt = rfc3339Seconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
-        io.saveState(STATE_RESTORE_BRANCH_NAME, name);
-        let host;
-        try {
-            const created = await neon.createRestoreBranch({ name, parentId: backup.id, expiresAt });
-            restoreBranch = created.branch;
-            host = created.host;
-        }
-        catch (e) {
-            // The create may have happened even though it failed: the finally below looks it up by name.
-            restoreBranch = { id: '', name, createdAt: now.toISOString(), isDefault: false, annotations: {} };
-            throw e;
-        }
-        io.saveState(STATE_RESTORE_BRANCH_ID, restoreBranch.id);
-        io.setOutput('restore-branch-id', restoreBranch.id);
-        io.log.info(`restore branch "${name}" (${restoreBranch.id}) created from "${backup.name}" at ${host}, expires ${expiresAt}`);
-        // 4. The checks.
-        const client = await connectWithPatience(config.neonDatabaseUrl, host);
-        try {
-            report = await verifyBackup(client, {
+        // 2, 3 and 5: the temporary branch, made room for, recorded, and removed (or kept) afterwards.
+        const onCreated = (b) => {
+            restoreBranch = b;
+            io.setOutput('restore-branch-id', b.id);
+        };
+        report = await withTemporaryBranch(neon, config, io, { backup, purpose: 'restore', keep: config.keepRestoreBranch, onCreated }, async ({ client }) => {
+            // 4. The checks.
+            const r = await verifyBackup(client, {
                 runId: backup.annotations['run-id'],
                 mode: config.verify,
                 sampleSize: config.sampleSize,
                 batchSize: config.batchSize,
                 log: io.log,
             });
-            if (report.manifest?.backup.status === 'completed') {
+            partial = r;
+            if (r.manifest?.backup.status === 'completed') {
                 for (const [i, sql] of config.checks.entries()) {
                     const result = await runUserCheck(client, sql, i);
                     logCheck(io.log, result);
                     extraChecks.push(result);
                 }
                 if (config.compareSource)
-                    extraChecks.push(...(await sourceComparison(config, report, io)));
+                    extraChecks.push(...(await sourceComparison(config, r, io)));
             }
-        }
-        finally {
-            await client.end().catch(() => undefined);
-        }
+            return r;
+        });
     }
     catch (e) {
-        finish(false, report?.collections ?? 0, report?.documents ?? 0);
+        finish(false, partial?.collections ?? 0, partial?.documents ?? 0);
         throw e;
-    }
-    finally {
-        // 5. Cleanup, whatever happened above.
-        if (restoreBranch)
-            await removeOrKeep(neon, restoreBranch, config, io);
     }
     const checks = [...report.checks, ...extraChecks];
     const failures = checks.filter((c) => c.status === 'fail');
@@ -100372,50 +100696,6 @@ async function cleanupRestoreState(state, config, io) {
 function newNeonApi(config, io) {
     return new NeonApi({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log: io.log });
 }
-async function chooseBackup(neon, config, io) {
-    const wanted = config.backupBranch;
-    if (wanted) {
-        const branch = await neon.findBranch(wanted);
-        if (!branch) {
-            throw new Error(`backup-branch "${wanted}" matches no branch (by id or exact name) of Neon project "${config.neonProjectId}"; ` +
-                "pass the backup job's branch-id or branch-name output, or leave backup-branch empty for the newest backup");
-        }
-        if (branch.expiresAt) {
-            throw new Error(`backup-branch "${wanted}" (${branch.id}) has an expiry (${branch.expiresAt}), and Neon cannot branch from an expiring branch; ` +
-                'choose a backup branch made by mode backup');
-        }
-        if (branch.annotations[neon_TOOL_ANNOTATION] !== 'backup') {
-            io.log.warn(`backup-branch "${branch.name}" (${branch.id}) was not made by supaneon-sync backup; verifying the newest completed backup recorded on it`);
-        }
-        io.log.info(`backup: "${branch.name}" (${branch.id}), created ${branch.createdAt}`);
-        return branch;
-    }
-    const backups = await neon.toolBranches('backup');
-    // Prefer this standby's backups when several standbys share the project.
-    const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch(() => undefined);
-    const mine = standby ? backups.filter((b) => b.annotations['standby-branch-id'] === standby.id) : backups;
-    const newest = mine[0];
-    if (!newest) {
-        throw new Error(`Neon project "${config.neonProjectId}" has no backup branch made by supaneon-sync` +
-            (standby ? ` from the standby "${standby.name}" (${standby.id})` : '') +
-            '; run mode backup first, or set backup-branch');
-    }
-    io.log.info(`backup: the newest, "${newest.name}" (${newest.id}), created ${newest.createdAt}`);
-    return newest;
-}
-async function connectWithPatience(url, host) {
-    const deadline = Date.now() + CONNECT_DEADLINE_MS;
-    for (let delay = 500;; delay = Math.min(5000, delay * 2)) {
-        try {
-            return await connectPostgres(url, { host, applicationName: 'supaneon-sync restore' });
-        }
-        catch (e) {
-            if (Date.now() + delay > deadline)
-                throw e;
-            await new Promise((resolve) => setTimeout(resolve, delay));
-        }
-    }
-}
 async function sourceComparison(config, report, io) {
     if (!config.mongodbUri) {
         const r = { subject: '(source)', check: 'source count', status: 'notice', detail: 'compare-source needs mongodb-uri (or MONGODB_SRV_URL)' };
@@ -100438,42 +100718,6 @@ async function sourceComparison(config, report, io) {
         await mongo?.close().catch(() => undefined);
     }
 }
-async function removeOrKeep(neon, branch, config, io) {
-    try {
-        // No id: the create failed, but Neon may have made the branch anyway.
-        const targets = branch.id
-            ? [branch]
-            : (await neon.findBranchesByName(branch.name)).filter((b) => b.annotations[neon_TOOL_ANNOTATION] === 'restore-test');
-        if (targets.length === 0)
-            return;
-        if (config.keepRestoreBranch) {
-            for (const b of targets)
-                io.log.info(connectHint(b, config));
-        }
-        else {
-            for (const b of targets) {
-                await neon.deleteBranch(b.id);
-                io.log.info(`restore branch "${b.name}" (${b.id}) deleted`);
-            }
-        }
-        // Nothing left for the post step to do.
-        io.saveState(STATE_RESTORE_BRANCH_ID, '');
-        io.saveState(STATE_RESTORE_BRANCH_NAME, '');
-    }
-    catch (e) {
-        io.log.warn(`could not delete restore branch "${branch.name}"${branch.id ? ` (${branch.id})` : ''}: ${e.message}. ` +
-            "The action's post step tries again, and the branch expires on its own.");
-    }
-}
-function connectHint(b, config) {
-    const u = new URL(config.neonDatabaseUrl);
-    const role = decodeURIComponent(u.username);
-    const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-    return (`keeping restore branch "${b.name}" (${b.id}) as asked (keep-restore-branch: true)` +
-        `${b.expiresAt ? `; it expires at ${b.expiresAt}` : ''}. Connect with the standby's credentials: ` +
-        `psql "postgresql://${role}@<endpoint host of branch ${b.id}>/${database}?sslmode=require" (password: the standby's), ` +
-        'or copy its connection string from the Neon console. Delete it there when done.');
-}
 function restore_summary(backup, restoreBranch, checks, verified, report, seconds) {
     const verdict = verified ? '**verified**' : `**FAILED** (${checks.filter((c) => c.status === 'fail').length} check(s))`;
     const run = report.manifest?.backup;
@@ -100486,328 +100730,6 @@ function restore_summary(backup, restoreBranch, checks, verified, report, second
         '',
         markdownTable(['Collection', 'Check', 'Result', 'Details'], checks.map((c) => [c.subject, c.check, c.status === 'pass' ? 'pass' : c.status === 'fail' ? '**FAIL**' : 'notice', c.detail])),
     ].join('\n');
-}
-/** 2026-06-15T12:03:04.567Z -> 20260615T120304Z */
-function utcStamp(d) {
-    return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-}
-/** RFC 3339 to the second, as Neon wants expires_at. */
-function rfc3339Seconds(d) {
-    return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-
-;// CONCATENATED MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/modes/recover.js
-
-
-
-
-
-
-
-
-
-
-/** A fresh endpoint may refuse connections for a moment after its operations finish. */
-const recover_CONNECT_DEADLINE_MS = 60_000;
-async function recover(config, io) {
-    const started = Date.now();
-    const { log } = io;
-    if (!config.targetMongodbUri) {
-        throw new Error('target-mongodb-uri is required: recover never writes to an implicit target');
-    }
-    const neon = new NeonApi({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log });
-    let outcomes = [];
-    const finish = (verified) => {
-        const seconds = (Date.now() - started) / 1000;
-        io.setOutput('collections', outcomes.length);
-        io.setOutput('documents', outcomes.reduce((n, o) => n + o.documents, 0));
-        io.setOutput('verified', verified);
-        io.setOutput('duration-seconds', Math.round(seconds));
-        return seconds;
-    };
-    try {
-        const source = await openSource(config, io, neon);
-        try {
-            io.setOutput('backup-branch-id', source.branchId);
-            const manifest = await readManifest(source.client, source.runId);
-            assertCompleted(manifest, source.label);
-            const records = manifest.collections.filter((c) => isSelected(c.database, c.collection, { databases: config.databases, include: config.include, exclude: config.exclude }));
-            if (records.length === 0) {
-                throw new Error(`no collection of ${source.label} (backup run ${manifest.backup.runId}) matches databases/include/exclude; ` +
-                    `it holds ${manifest.collections.map((c) => `${c.database}.${c.collection}`).join(', ') || 'no collections'}`);
-            }
-            log.info(`recovering ${records.length} collection(s) of backup run ${manifest.backup.runId} (finished ${manifest.backup.finishedAt?.toISOString() ?? 'unknown'}) from ${source.label}`);
-            outcomes = records.map((record) => ({
-                target: targetOf(config, record),
-                record,
-                documents: 0,
-                bytes: 0,
-                indexes: [],
-                verified: false,
-                problems: [],
-            }));
-            const target = await connectMongo(config.targetMongodbUri);
-            try {
-                await writeAll(config, io, source.client, target, outcomes);
-                await verifyAll(config, io, target, outcomes);
-            }
-            finally {
-                await target.close().catch(() => undefined);
-            }
-            const ok = outcomes.every((o) => o.verified);
-            const seconds = finish(ok);
-            await io.appendSummary(recover_summary(source.label, manifest, outcomes, ok, seconds));
-            if (ok) {
-                const documents = outcomes.reduce((n, o) => n + o.documents, 0);
-                log.info(`recover verified: ${outcomes.length} collection(s), ${documents} document(s) in ${formatDuration(seconds)}`);
-            }
-            else {
-                for (const o of outcomes.filter((x) => !x.verified))
-                    log.error(`${describeTarget(o.target)}: ${o.problems.join('; ')}`);
-            }
-            return ok;
-        }
-        finally {
-            await source.close();
-        }
-    }
-    catch (err) {
-        finish(false);
-        await io.appendSummary(`## supaneon-sync recover: FAILED\n\n${err.message}\n`);
-        throw err;
-    }
-}
-async function openSource(config, io, neon) {
-    if (config.backupBranch === 'standby') {
-        const client = await connectPostgres(config.neonDatabaseUrl, { applicationName: 'supaneon-sync recover' });
-        const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch((err) => {
-            io.log.warn(`could not identify the standby branch through the Neon API (${err.message}); continuing with its database`);
-            return undefined;
-        });
-        return {
-            client,
-            runId: undefined,
-            branchId: standby?.id ?? '',
-            label: `the standby${standby ? ` (branch ${standby.name})` : ''}`,
-            close: () => client.end().catch(() => undefined),
-        };
-    }
-    return openBackupBranch(config, io, neon);
-}
-/**
- * A backup branch has no compute endpoint (it costs storage only), so it is read through a temporary
- * child branch with one, as restore does: named with the restore prefix, annotated as a restore test,
- * expiring after restore-ttl-minutes should every cleanup fail, and deleted on close. Its name is in
- * the action state before it exists and its id as soon as it does (the same state restore records),
- * so the post step deletes it after a killed run.
- */
-async function openBackupBranch(config, io, neon) {
-    const backup = await findBackupBranch(config, neon);
-    const standbyId = backup.annotations['standby-branch-id'] ?? backup.parentId ?? '';
-    const project = await neon.getProject();
-    await ensureRoomForBranches(neon, {
-        needed: 1,
-        limit: project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT,
-        standbyId,
-        retain: config.retain,
-        restoreTtlMinutes: config.restoreTtlMinutes,
-        kinds: ['restore-test'],
-    }, io);
-    const name = `${config.restorePrefix}${recover_utcStamp(new Date())}`;
-    const expiresAt = utcSeconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
-    io.saveState(STATE_RESTORE_BRANCH_NAME, name);
-    io.log.info(`reading backup branch "${backup.name}" (${backup.id}) through temporary branch "${name}", expiring ${expiresAt}`);
-    let temporary;
-    const removeTemporary = async () => {
-        try {
-            // Without an id the create failed, but Neon may have made the branch anyway: look it up by name.
-            const targets = temporary
-                ? [temporary]
-                : (await neon.findBranchesByName(name)).filter((b) => b.annotations[neon_TOOL_ANNOTATION] === 'restore-test');
-            for (const b of targets) {
-                await neon.deleteBranch(b.id);
-                io.log.info(`temporary branch "${b.name}" (${b.id}) deleted`);
-            }
-            io.saveState(STATE_RESTORE_BRANCH_ID, '');
-            io.saveState(STATE_RESTORE_BRANCH_NAME, '');
-        }
-        catch (err) {
-            io.log.warn(`could not delete temporary branch "${name}": ${err.message}; the action's post step tries again, and it expires at ${expiresAt}`);
-        }
-    };
-    let client;
-    try {
-        const created = await neon.createRestoreBranch({ name, parentId: backup.id, expiresAt });
-        temporary = created.branch;
-        io.saveState(STATE_RESTORE_BRANCH_ID, temporary.id);
-        client = await recover_connectWithPatience(config.neonDatabaseUrl, created.host);
-    }
-    catch (err) {
-        await removeTemporary();
-        throw err;
-    }
-    return {
-        client,
-        runId: backup.annotations['run-id'],
-        branchId: backup.id,
-        label: `backup branch "${backup.name}"`,
-        close: async () => {
-            await client.end().catch(() => undefined);
-            await removeTemporary();
-        },
-    };
-}
-async function findBackupBranch(config, neon) {
-    if (config.backupBranch) {
-        const found = await neon.findBranch(config.backupBranch);
-        if (!found) {
-            throw new Error(`backup-branch "${config.backupBranch}" matches no branch (by id or exact name) of Neon project "${config.neonProjectId}"; ` +
-                "pass the backup job's branch-id output, leave it empty for the newest backup, or use standby");
-        }
-        if (found.expiresAt) {
-            throw new Error(`backup-branch "${found.name}" (${found.id}) has an expiry, and Neon cannot branch from an expiring branch; choose a backup branch made by mode backup, or standby`);
-        }
-        return found;
-    }
-    const [newest] = await neon.toolBranches('backup');
-    if (!newest) {
-        throw new Error(`Neon project "${config.neonProjectId}" has no backup branch made by supaneon-sync; run mode: backup first, or pass backup-branch: standby`);
-    }
-    return newest;
-}
-async function recover_connectWithPatience(url, host) {
-    const deadline = Date.now() + recover_CONNECT_DEADLINE_MS;
-    for (let delay = 500;; delay = Math.min(5000, delay * 2)) {
-        try {
-            return await connectPostgres(url, { host, applicationName: 'supaneon-sync recover' });
-        }
-        catch (err) {
-            if (Date.now() + delay > deadline)
-                throw err;
-            await new Promise((resolve) => setTimeout(resolve, delay));
-        }
-    }
-}
-/** 2026-05-01T10:00:00.123Z -> 20260501T100000Z, the form of the tool's branch names. */
-function recover_utcStamp(d) {
-    return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-}
-/** RFC 3339 to the second, as Neon's expires_at takes it. */
-function utcSeconds(d) {
-    return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
-}
-function assertCompleted(manifest, label) {
-    if (manifest.backup.status !== 'completed') {
-        throw new Error(`backup run ${manifest.backup.runId} in ${label} is marked ${manifest.backup.status}, not completed: its data is not a whole backup; choose another backup-branch`);
-    }
-}
-function targetOf(config, record) {
-    return {
-        source: {
-            database: record.database,
-            collection: record.collection,
-            kind: record.kind,
-            options: record.options,
-            indexes: record.indexes,
-        },
-        database: `${config.targetDatabasePrefix}${record.database}`,
-        collection: record.collection,
-    };
-}
-async function writeAll(config, io, pgClient, target, outcomes) {
-    const targets = outcomes.map((o) => o.target);
-    if (config.dropTarget) {
-        for (const t of targets) {
-            if (await dropTarget(target, t))
-                io.log.info(`${describeTarget(t)}: dropped (drop-target: true)`);
-        }
-    }
-    else {
-        const occupied = await occupiedTargets(target, targets);
-        if (occupied.length > 0) {
-            throw new Error(`refusing to write into target collections that already hold data: ${occupied.join(', ')}; ` +
-                `set drop-target: true to replace them, or recover side by side with target-database-prefix`);
-        }
-    }
-    // Views last, once the collections they read from exist and hold their data.
-    const ordered = [...outcomes.filter((o) => o.record.kind !== 'view'), ...outcomes.filter((o) => o.record.kind === 'view')];
-    for (const o of ordered) {
-        const name = describeTarget(o.target);
-        await io.log.group(`recover ${o.record.database}.${o.record.collection} → ${name}`, async () => {
-            for (const w of await createTargetCollection(target, o.target))
-                io.log.warn(w);
-            if (o.record.kind === 'view')
-                return;
-            const progress = new Progress(name, io.log, { total: o.record.documents });
-            const rows = storedDocuments(pgClient, { schemaName: o.record.schemaName, tableName: o.record.tableName, label: name }, { batchSize: config.batchSize });
-            try {
-                const totals = await insertDocuments(target, o.target, rows, {
-                    onProgress: (p) => {
-                        progress.add(p.documents - o.documents, p.bytes - o.bytes);
-                        o.documents = p.documents;
-                        o.bytes = p.bytes;
-                    },
-                });
-                o.sourceHash = totals.contentHash;
-            }
-            catch (err) {
-                throw new Error(`recover stopped at ${name} after ${o.documents} of ${o.record.documents} documents: ${err.message}; ` +
-                    `the collections before it are complete; fix the cause and rerun with drop-target: true`, { cause: err });
-            }
-            progress.done();
-            o.indexes = await createRecordedIndexes(target, o.target);
-            for (const ix of o.indexes.filter((i) => !i.created)) {
-                io.log.warn(`${name}: index ${ix.name} not created, the target server refused it: ${ix.reason}`);
-            }
-        });
-    }
-}
-async function verifyAll(config, io, target, outcomes) {
-    await io.log.group('verify the target against the manifest', async () => {
-        for (const o of outcomes) {
-            const name = describeTarget(o.target);
-            if (o.record.kind === 'view') {
-                const matches = await viewMatches(target, o.target);
-                if (!matches)
-                    o.problems.push('view missing or its definition differs from the backup');
-                o.verified = matches;
-                continue;
-            }
-            if (o.documents !== o.record.documents || o.sourceHash !== o.record.contentHash) {
-                o.problems.push(`the backup's rows (${o.documents} documents, hash ${o.sourceHash}) differ from its manifest (${o.record.documents}, ${o.record.contentHash})`);
-            }
-            const back = await readBack(target, o.target, { batchSize: config.batchSize });
-            o.targetDocuments = back.documents;
-            o.targetHash = back.contentHash;
-            if (back.documents !== o.record.documents) {
-                o.problems.push(`target holds ${back.documents} documents, the manifest ${o.record.documents}`);
-            }
-            if (back.contentHash !== o.record.contentHash) {
-                o.problems.push(`content hash read back from the target ${back.contentHash} differs from the manifest's ${o.record.contentHash}`);
-            }
-            o.verified = o.problems.length === 0;
-            io.log.info(`${name}: ${o.verified ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`);
-        }
-    });
-}
-function recover_summary(label, manifest, outcomes, ok, seconds) {
-    const rows = outcomes.map((o) => {
-        const refused = o.indexes.filter((i) => !i.created).map((i) => i.name);
-        const created = o.indexes.filter((i) => i.created).length;
-        return [
-            `${o.record.database}.${o.record.collection}`,
-            describeTarget(o.target),
-            o.record.kind,
-            o.record.kind === 'view' ? '-' : `${o.targetDocuments ?? 0} / ${o.record.documents}`,
-            o.record.kind === 'view' ? '-' : formatBytes(o.bytes),
-            o.record.kind === 'view' ? '-' : `${created}${refused.length ? ` (refused: ${refused.join(', ')})` : ''}`,
-            o.record.kind === 'view' ? '-' : `${o.record.contentHash.slice(0, 12)}…`,
-            o.verified ? 'pass' : `FAIL: ${o.problems.join('; ')}`,
-        ];
-    });
-    return (`## supaneon-sync recover: ${ok ? 'verified' : 'FAILED'}\n\n` +
-        `Backup run \`${manifest.backup.runId}\` from ${label}, ${outcomes.length} collection(s) in ${formatDuration(seconds)}.\n\n` +
-        markdownTable(['source', 'target', 'kind', 'documents (target / backup)', 'size', 'indexes', 'content hash', 'verified'], rows));
 }
 
 ;// CONCATENATED MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/modes/validate.js

@@ -84838,8 +84838,8 @@ async function tablesOfLastBackup(client) {
 
 // EXPORTS
 __nccwpck_require__.d(__webpack_exports__, {
-  AJ: () => (/* binding */ STATE_RESTORE_BRANCH_ID),
-  aL: () => (/* binding */ STATE_RESTORE_BRANCH_NAME),
+  AJ: () => (/* reexport */ temporary_branch/* STATE_RESTORE_BRANCH_ID */.AJ),
+  aL: () => (/* reexport */ temporary_branch/* STATE_RESTORE_BRANCH_NAME */.aL),
   AB: () => (/* binding */ cleanupRestoreState),
   PF: () => (/* binding */ restore)
 });
@@ -84848,12 +84848,10 @@ __nccwpck_require__.d(__webpack_exports__, {
 var supaneon_sync_build_mongo = __nccwpck_require__(4524);
 // EXTERNAL MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/neon.js + 45 modules
 var supaneon_sync_build_neon = __nccwpck_require__(6332);
-// EXTERNAL MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/postgres.js + 1 modules
-var postgres = __nccwpck_require__(2286);
 // EXTERNAL MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/report.js
 var supaneon_sync_build_report = __nccwpck_require__(4224);
-// EXTERNAL MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/retention.js
-var retention = __nccwpck_require__(5586);
+// EXTERNAL MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/temporary-branch.js
+var temporary_branch = __nccwpck_require__(664);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
 // EXTERNAL MODULE: ../../work/main/node_modules/mongodb/lib/index.js
@@ -85176,12 +85174,8 @@ async function compareSourceCounts(mongo, collections, restored) {
 
 
 
+// The post step reads the state the temporary branch records under these names.
 
-/** Names of the values saved for the post step (`STATE_<name>` there). */
-const STATE_RESTORE_BRANCH_NAME = 'restore-branch-name';
-const STATE_RESTORE_BRANCH_ID = 'restore-branch-id';
-/** A fresh endpoint may refuse connections for a moment after its operations finish. */
-const CONNECT_DEADLINE_MS = 60_000;
 async function restore(config, io) {
     const started = Date.now();
     const neon = newNeonApi(config, io);
@@ -85194,89 +85188,43 @@ async function restore(config, io) {
     let restoreBranch;
     let backup;
     let report;
+    let partial; // what a run that fails after the data checks still reports
     const extraChecks = [];
     try {
         // 1. Which backup.
-        backup = await chooseBackup(neon, config, io);
+        backup = await (0,temporary_branch/* chooseBackupBranch */.qh)(neon, config, io);
         io.setOutput('backup-branch-id', backup.id);
         io.setOutput('backup-branch-name', backup.name);
-        // 2. Leftovers of earlier runs first: they count against the branch limit.
-        const now = new Date();
-        const standbyId = backup.annotations['standby-branch-id'] ?? backup.parentId ?? '';
-        const sweep = (0,retention/* planRetention */.SA)({
-            branches: await neon.listBranches(),
-            standbyId,
-            retain: config.retain,
-            restoreTtlMinutes: config.restoreTtlMinutes,
-            now,
-            kinds: ['restore-test'],
-        });
-        if (sweep.delete.length > 0 || sweep.skipped.length > 0)
-            await (0,retention/* applyRetention */.dX)(neon, sweep, io);
-        const project = await neon.getProject();
-        await (0,retention/* ensureRoomForBranches */.Nf)(neon, {
-            needed: 1,
-            limit: project.branchLimit ?? retention/* FREE_PLAN_BRANCH_LIMIT */.Qh,
-            standbyId,
-            retain: config.retain,
-            restoreTtlMinutes: config.restoreTtlMinutes,
-            kinds: ['restore-test'],
-        }, io);
-        // 3. The temporary branch. Its name is on record before it exists, its id as soon as it does.
-        let name = `${config.restorePrefix}${utcStamp(new Date())}`;
-        // Two runs within one second (a retried job, a matrix) would otherwise ask for the same name.
-        while ((await neon.findBranchesByName(name)).length > 0) {
-            await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
-            name = `${config.restorePrefix}${utcStamp(new Date())}`;
-        }
-        const expiresAt = rfc3339Seconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
-        io.saveState(STATE_RESTORE_BRANCH_NAME, name);
-        let host;
-        try {
-            const created = await neon.createRestoreBranch({ name, parentId: backup.id, expiresAt });
-            restoreBranch = created.branch;
-            host = created.host;
-        }
-        catch (e) {
-            // The create may have happened even though it failed: the finally below looks it up by name.
-            restoreBranch = { id: '', name, createdAt: now.toISOString(), isDefault: false, annotations: {} };
-            throw e;
-        }
-        io.saveState(STATE_RESTORE_BRANCH_ID, restoreBranch.id);
-        io.setOutput('restore-branch-id', restoreBranch.id);
-        io.log.info(`restore branch "${name}" (${restoreBranch.id}) created from "${backup.name}" at ${host}, expires ${expiresAt}`);
-        // 4. The checks.
-        const client = await connectWithPatience(config.neonDatabaseUrl, host);
-        try {
-            report = await verifyBackup(client, {
+        // 2, 3 and 5: the temporary branch, made room for, recorded, and removed (or kept) afterwards.
+        const onCreated = (b) => {
+            restoreBranch = b;
+            io.setOutput('restore-branch-id', b.id);
+        };
+        report = await (0,temporary_branch/* withTemporaryBranch */.KE)(neon, config, io, { backup, purpose: 'restore', keep: config.keepRestoreBranch, onCreated }, async ({ client }) => {
+            // 4. The checks.
+            const r = await verifyBackup(client, {
                 runId: backup.annotations['run-id'],
                 mode: config.verify,
                 sampleSize: config.sampleSize,
                 batchSize: config.batchSize,
                 log: io.log,
             });
-            if (report.manifest?.backup.status === 'completed') {
+            partial = r;
+            if (r.manifest?.backup.status === 'completed') {
                 for (const [i, sql] of config.checks.entries()) {
                     const result = await runUserCheck(client, sql, i);
                     logCheck(io.log, result);
                     extraChecks.push(result);
                 }
                 if (config.compareSource)
-                    extraChecks.push(...(await sourceComparison(config, report, io)));
+                    extraChecks.push(...(await sourceComparison(config, r, io)));
             }
-        }
-        finally {
-            await client.end().catch(() => undefined);
-        }
+            return r;
+        });
     }
     catch (e) {
-        finish(false, report?.collections ?? 0, report?.documents ?? 0);
+        finish(false, partial?.collections ?? 0, partial?.documents ?? 0);
         throw e;
-    }
-    finally {
-        // 5. Cleanup, whatever happened above.
-        if (restoreBranch)
-            await removeOrKeep(neon, restoreBranch, config, io);
     }
     const checks = [...report.checks, ...extraChecks];
     const failures = checks.filter((c) => c.status === 'fail');
@@ -85326,50 +85274,6 @@ async function cleanupRestoreState(state, config, io) {
 function newNeonApi(config, io) {
     return new supaneon_sync_build_neon/* NeonApi */.dR({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log: io.log });
 }
-async function chooseBackup(neon, config, io) {
-    const wanted = config.backupBranch;
-    if (wanted) {
-        const branch = await neon.findBranch(wanted);
-        if (!branch) {
-            throw new Error(`backup-branch "${wanted}" matches no branch (by id or exact name) of Neon project "${config.neonProjectId}"; ` +
-                "pass the backup job's branch-id or branch-name output, or leave backup-branch empty for the newest backup");
-        }
-        if (branch.expiresAt) {
-            throw new Error(`backup-branch "${wanted}" (${branch.id}) has an expiry (${branch.expiresAt}), and Neon cannot branch from an expiring branch; ` +
-                'choose a backup branch made by mode backup');
-        }
-        if (branch.annotations[supaneon_sync_build_neon/* TOOL_ANNOTATION */.Tp] !== 'backup') {
-            io.log.warn(`backup-branch "${branch.name}" (${branch.id}) was not made by supaneon-sync backup; verifying the newest completed backup recorded on it`);
-        }
-        io.log.info(`backup: "${branch.name}" (${branch.id}), created ${branch.createdAt}`);
-        return branch;
-    }
-    const backups = await neon.toolBranches('backup');
-    // Prefer this standby's backups when several standbys share the project.
-    const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch(() => undefined);
-    const mine = standby ? backups.filter((b) => b.annotations['standby-branch-id'] === standby.id) : backups;
-    const newest = mine[0];
-    if (!newest) {
-        throw new Error(`Neon project "${config.neonProjectId}" has no backup branch made by supaneon-sync` +
-            (standby ? ` from the standby "${standby.name}" (${standby.id})` : '') +
-            '; run mode backup first, or set backup-branch');
-    }
-    io.log.info(`backup: the newest, "${newest.name}" (${newest.id}), created ${newest.createdAt}`);
-    return newest;
-}
-async function connectWithPatience(url, host) {
-    const deadline = Date.now() + CONNECT_DEADLINE_MS;
-    for (let delay = 500;; delay = Math.min(5000, delay * 2)) {
-        try {
-            return await (0,postgres/* connectPostgres */.M)(url, { host, applicationName: 'supaneon-sync restore' });
-        }
-        catch (e) {
-            if (Date.now() + delay > deadline)
-                throw e;
-            await new Promise((resolve) => setTimeout(resolve, delay));
-        }
-    }
-}
 async function sourceComparison(config, report, io) {
     if (!config.mongodbUri) {
         const r = { subject: '(source)', check: 'source count', status: 'notice', detail: 'compare-source needs mongodb-uri (or MONGODB_SRV_URL)' };
@@ -85392,42 +85296,6 @@ async function sourceComparison(config, report, io) {
         await mongo?.close().catch(() => undefined);
     }
 }
-async function removeOrKeep(neon, branch, config, io) {
-    try {
-        // No id: the create failed, but Neon may have made the branch anyway.
-        const targets = branch.id
-            ? [branch]
-            : (await neon.findBranchesByName(branch.name)).filter((b) => b.annotations[supaneon_sync_build_neon/* TOOL_ANNOTATION */.Tp] === 'restore-test');
-        if (targets.length === 0)
-            return;
-        if (config.keepRestoreBranch) {
-            for (const b of targets)
-                io.log.info(connectHint(b, config));
-        }
-        else {
-            for (const b of targets) {
-                await neon.deleteBranch(b.id);
-                io.log.info(`restore branch "${b.name}" (${b.id}) deleted`);
-            }
-        }
-        // Nothing left for the post step to do.
-        io.saveState(STATE_RESTORE_BRANCH_ID, '');
-        io.saveState(STATE_RESTORE_BRANCH_NAME, '');
-    }
-    catch (e) {
-        io.log.warn(`could not delete restore branch "${branch.name}"${branch.id ? ` (${branch.id})` : ''}: ${e.message}. ` +
-            "The action's post step tries again, and the branch expires on its own.");
-    }
-}
-function connectHint(b, config) {
-    const u = new URL(config.neonDatabaseUrl);
-    const role = decodeURIComponent(u.username);
-    const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
-    return (`keeping restore branch "${b.name}" (${b.id}) as asked (keep-restore-branch: true)` +
-        `${b.expiresAt ? `; it expires at ${b.expiresAt}` : ''}. Connect with the standby's credentials: ` +
-        `psql "postgresql://${role}@<endpoint host of branch ${b.id}>/${database}?sslmode=require" (password: the standby's), ` +
-        'or copy its connection string from the Neon console. Delete it there when done.');
-}
 function summary(backup, restoreBranch, checks, verified, report, seconds) {
     const verdict = verified ? '**verified**' : `**FAILED** (${checks.filter((c) => c.status === 'fail').length} check(s))`;
     const run = report.manifest?.backup;
@@ -85440,14 +85308,6 @@ function summary(backup, restoreBranch, checks, verified, report, seconds) {
         '',
         (0,supaneon_sync_build_report/* markdownTable */.Qj)(['Collection', 'Check', 'Result', 'Details'], checks.map((c) => [c.subject, c.check, c.status === 'pass' ? 'pass' : c.status === 'fail' ? '**FAIL**' : 'notice', c.detail])),
     ].join('\n');
-}
-/** 2026-06-15T12:03:04.567Z -> 20260615T120304Z */
-function utcStamp(d) {
-    return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-}
-/** RFC 3339 to the second, as Neon wants expires_at. */
-function rfc3339Seconds(d) {
-    return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 
@@ -97667,8 +97527,8 @@ async function* storedDocuments(client, table, opts) {
     }
 }
 
-// EXTERNAL MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/modes/restore.js + 1 modules
-var restore = __nccwpck_require__(2079);
+// EXTERNAL MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/temporary-branch.js
+var temporary_branch = __nccwpck_require__(664);
 ;// CONCATENATED MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/modes/recover.js
 
 
@@ -97679,13 +97539,11 @@ var restore = __nccwpck_require__(2079);
 
 
 
-
-/** A fresh endpoint may refuse connections for a moment after its operations finish. */
-const CONNECT_DEADLINE_MS = 60_000;
 async function recover(config, io) {
     const started = Date.now();
     const { log } = io;
-    if (!config.targetMongodbUri) {
+    const targetUri = config.targetMongodbUri;
+    if (!targetUri) {
         throw new Error('target-mongodb-uri is required: recover never writes to an implicit target');
     }
     const neon = new supaneon_sync_build_neon/* NeonApi */.dR({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log });
@@ -97699,8 +97557,7 @@ async function recover(config, io) {
         return seconds;
     };
     try {
-        const source = await openSource(config, io, neon);
-        try {
+        return await withSource(config, io, neon, async (source) => {
             io.setOutput('backup-branch-id', source.branchId);
             const manifest = await (0,supaneon_sync_build_manifest/* readManifest */.WI)(source.client, source.runId);
             assertCompleted(manifest, source.label);
@@ -97719,7 +97576,7 @@ async function recover(config, io) {
                 verified: false,
                 problems: [],
             }));
-            const target = await (0,supaneon_sync_build_mongo/* connectMongo */.N3)(config.targetMongodbUri);
+            const target = await (0,supaneon_sync_build_mongo/* connectMongo */.N3)(targetUri);
             try {
                 await writeAll(config, io, source.client, target, outcomes);
                 await verifyAll(config, io, target, outcomes);
@@ -97739,10 +97596,7 @@ async function recover(config, io) {
                     log.error(`${describeTarget(o.target)}: ${o.problems.join('; ')}`);
             }
             return ok;
-        }
-        finally {
-            await source.close();
-        }
+        });
     }
     catch (err) {
         finish(false);
@@ -97750,124 +97604,25 @@ async function recover(config, io) {
         throw err;
     }
 }
-async function openSource(config, io, neon) {
+/** Runs `use` with the backup open: the standby's own database, or a backup branch through a temporary branch. */
+async function withSource(config, io, neon, use) {
     if (config.backupBranch === 'standby') {
         const client = await (0,postgres/* connectPostgres */.M)(config.neonDatabaseUrl, { applicationName: 'supaneon-sync recover' });
-        const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch((err) => {
-            io.log.warn(`could not identify the standby branch through the Neon API (${err.message}); continuing with its database`);
-            return undefined;
-        });
-        return {
-            client,
-            runId: undefined,
-            branchId: standby?.id ?? '',
-            label: `the standby${standby ? ` (branch ${standby.name})` : ''}`,
-            close: () => client.end().catch(() => undefined),
-        };
-    }
-    return openBackupBranch(config, io, neon);
-}
-/**
- * A backup branch has no compute endpoint (it costs storage only), so it is read through a temporary
- * child branch with one, as restore does: named with the restore prefix, annotated as a restore test,
- * expiring after restore-ttl-minutes should every cleanup fail, and deleted on close. Its name is in
- * the action state before it exists and its id as soon as it does (the same state restore records),
- * so the post step deletes it after a killed run.
- */
-async function openBackupBranch(config, io, neon) {
-    const backup = await findBackupBranch(config, neon);
-    const standbyId = backup.annotations['standby-branch-id'] ?? backup.parentId ?? '';
-    const project = await neon.getProject();
-    await (0,retention/* ensureRoomForBranches */.Nf)(neon, {
-        needed: 1,
-        limit: project.branchLimit ?? retention/* FREE_PLAN_BRANCH_LIMIT */.Qh,
-        standbyId,
-        retain: config.retain,
-        restoreTtlMinutes: config.restoreTtlMinutes,
-        kinds: ['restore-test'],
-    }, io);
-    const name = `${config.restorePrefix}${utcStamp(new Date())}`;
-    const expiresAt = utcSeconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
-    io.saveState(restore/* STATE_RESTORE_BRANCH_NAME */.aL, name);
-    io.log.info(`reading backup branch "${backup.name}" (${backup.id}) through temporary branch "${name}", expiring ${expiresAt}`);
-    let temporary;
-    const removeTemporary = async () => {
         try {
-            // Without an id the create failed, but Neon may have made the branch anyway: look it up by name.
-            const targets = temporary
-                ? [temporary]
-                : (await neon.findBranchesByName(name)).filter((b) => b.annotations[supaneon_sync_build_neon/* TOOL_ANNOTATION */.Tp] === 'restore-test');
-            for (const b of targets) {
-                await neon.deleteBranch(b.id);
-                io.log.info(`temporary branch "${b.name}" (${b.id}) deleted`);
-            }
-            io.saveState(restore/* STATE_RESTORE_BRANCH_ID */.AJ, '');
-            io.saveState(restore/* STATE_RESTORE_BRANCH_NAME */.aL, '');
+            const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch((err) => {
+                io.log.warn(`could not identify the standby branch through the Neon API (${err.message}); continuing with its database`);
+                return undefined;
+            });
+            return await use({ client, runId: undefined, branchId: standby?.id ?? '', label: `the standby${standby ? ` (branch ${standby.name})` : ''}` });
         }
-        catch (err) {
-            io.log.warn(`could not delete temporary branch "${name}": ${err.message}; the action's post step tries again, and it expires at ${expiresAt}`);
-        }
-    };
-    let client;
-    try {
-        const created = await neon.createRestoreBranch({ name, parentId: backup.id, expiresAt });
-        temporary = created.branch;
-        io.saveState(restore/* STATE_RESTORE_BRANCH_ID */.AJ, temporary.id);
-        client = await connectWithPatience(config.neonDatabaseUrl, created.host);
-    }
-    catch (err) {
-        await removeTemporary();
-        throw err;
-    }
-    return {
-        client,
-        runId: backup.annotations['run-id'],
-        branchId: backup.id,
-        label: `backup branch "${backup.name}"`,
-        close: async () => {
+        finally {
             await client.end().catch(() => undefined);
-            await removeTemporary();
-        },
-    };
-}
-async function findBackupBranch(config, neon) {
-    if (config.backupBranch) {
-        const found = await neon.findBranch(config.backupBranch);
-        if (!found) {
-            throw new Error(`backup-branch "${config.backupBranch}" matches no branch (by id or exact name) of Neon project "${config.neonProjectId}"; ` +
-                "pass the backup job's branch-id output, leave it empty for the newest backup, or use standby");
-        }
-        if (found.expiresAt) {
-            throw new Error(`backup-branch "${found.name}" (${found.id}) has an expiry, and Neon cannot branch from an expiring branch; choose a backup branch made by mode backup, or standby`);
-        }
-        return found;
-    }
-    const [newest] = await neon.toolBranches('backup');
-    if (!newest) {
-        throw new Error(`Neon project "${config.neonProjectId}" has no backup branch made by supaneon-sync; run mode: backup first, or pass backup-branch: standby`);
-    }
-    return newest;
-}
-async function connectWithPatience(url, host) {
-    const deadline = Date.now() + CONNECT_DEADLINE_MS;
-    for (let delay = 500;; delay = Math.min(5000, delay * 2)) {
-        try {
-            return await (0,postgres/* connectPostgres */.M)(url, { host, applicationName: 'supaneon-sync recover' });
-        }
-        catch (err) {
-            if (Date.now() + delay > deadline)
-                throw err;
-            await new Promise((resolve) => setTimeout(resolve, delay));
         }
     }
-}
-/** 2026-05-01T10:00:00.123Z -> 20260501T100000Z, the form of the tool's branch names. */
-function utcStamp(d) {
-    return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-}
-/** RFC 3339 to the second, as Neon's expires_at takes it. */
-function utcSeconds(d) {
-    return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+    // Named apart from restore's branches (a restore and a recover may start in the same second), and
+    // annotated as a restore test like them, so the post step and the sweeps remove it the same way.
+    const backup = await (0,temporary_branch/* chooseBackupBranch */.qh)(neon, config, io, { alternative: 'backup-branch: standby to read the standby itself' });
+    return (0,temporary_branch/* withTemporaryBranch */.KE)(neon, config, io, { backup, purpose: 'recover', keep: false }, ({ client }) => use({ client, runId: backup.annotations['run-id'], branchId: backup.id, label: `backup branch "${backup.name}"` }));
 }
 function assertCompleted(manifest, label) {
     if (manifest.backup.status !== 'completed') {
@@ -97983,6 +97738,8 @@ function recover_summary(label, manifest, outcomes, ok, seconds) {
         (0,supaneon_sync_build_report/* markdownTable */.Qj)(['source', 'target', 'kind', 'documents (target / backup)', 'size', 'indexes', 'content hash', 'verified'], rows));
 }
 
+// EXTERNAL MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/modes/restore.js + 1 modules
+var restore = __nccwpck_require__(2079);
 ;// CONCATENATED MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/modes/validate.js
 /**
  * mode: validate — checks everything a backup needs, without changing anything:
@@ -98618,6 +98375,186 @@ function isSelected(db, collection, s) {
     if (s.include.length > 0 && !s.include.some((p) => matchesPattern(p, db, collection)))
         return false;
     return !s.exclude.some((p) => matchesPattern(p, db, collection));
+}
+
+
+/***/ }),
+
+/***/ 664:
+/***/ ((__unused_webpack___webpack_module__, __webpack_exports__, __nccwpck_require__) => {
+
+/* harmony export */ __nccwpck_require__.d(__webpack_exports__, {
+/* harmony export */   AJ: () => (/* binding */ STATE_RESTORE_BRANCH_ID),
+/* harmony export */   KE: () => (/* binding */ withTemporaryBranch),
+/* harmony export */   aL: () => (/* binding */ STATE_RESTORE_BRANCH_NAME),
+/* harmony export */   qh: () => (/* binding */ chooseBackupBranch)
+/* harmony export */ });
+/* unused harmony export branchTimestamp */
+/* harmony import */ var _neon_js__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(6332);
+/* harmony import */ var _postgres_js__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(2286);
+/* harmony import */ var _retention_js__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(5586);
+
+
+
+/** Names of the values saved for the post step (`STATE_<name>` there). */
+const STATE_RESTORE_BRANCH_NAME = 'restore-branch-name';
+const STATE_RESTORE_BRANCH_ID = 'restore-branch-id';
+/** A fresh endpoint may refuse connections for a moment after its operations finish. */
+const CONNECT_DEADLINE_MS = 60_000;
+/**
+ * The backup to read: input backup-branch (a branch id or exact name), else the newest backup this
+ * tool made from this standby (from any standby when the standby cannot be identified).
+ * `alternative` names one more choice the caller accepts, added to every error's advice.
+ */
+async function chooseBackupBranch(neon, config, io, opts = {}) {
+    const orElse = opts.alternative ? `, or ${opts.alternative}` : '';
+    const wanted = config.backupBranch;
+    if (wanted) {
+        const branch = await neon.findBranch(wanted);
+        if (!branch) {
+            throw new Error(`backup-branch "${wanted}" matches no branch (by id or exact name) of Neon project "${config.neonProjectId}"; ` +
+                `pass the backup job's branch-id or branch-name output, or leave backup-branch empty for the newest backup${orElse}`);
+        }
+        if (branch.expiresAt) {
+            throw new Error(`backup-branch "${wanted}" (${branch.id}) has an expiry (${branch.expiresAt}), and Neon cannot branch from an expiring branch; ` +
+                `choose a backup branch made by mode backup${orElse}`);
+        }
+        if (branch.annotations[_neon_js__WEBPACK_IMPORTED_MODULE_0__/* .TOOL_ANNOTATION */ .Tp] !== 'backup') {
+            io.log.warn(`backup-branch "${branch.name}" (${branch.id}) was not made by supaneon-sync backup; reading the newest completed backup recorded on it`);
+        }
+        io.log.info(`backup: "${branch.name}" (${branch.id}), created ${branch.createdAt}`);
+        return branch;
+    }
+    const backups = await neon.toolBranches('backup');
+    // Prefer this standby's backups when several standbys share the project.
+    const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch(() => undefined);
+    const mine = standby ? backups.filter((b) => b.annotations['standby-branch-id'] === standby.id) : backups;
+    const newest = mine[0];
+    if (!newest) {
+        throw new Error(`Neon project "${config.neonProjectId}" has no backup branch made by supaneon-sync` +
+            (standby ? ` from the standby "${standby.name}" (${standby.id})` : '') +
+            `; run mode backup first, or set backup-branch${orElse}`);
+    }
+    io.log.info(`backup: the newest, "${newest.name}" (${newest.id}), created ${newest.createdAt}`);
+    return newest;
+}
+/**
+ * Makes the temporary branch from `req.backup`, connects to it, runs `use`, and then deletes the
+ * branch (or keeps it, as asked) whatever happened, including a create that failed after Neon may
+ * already have made the branch.
+ */
+async function withTemporaryBranch(neon, config, io, req, use) {
+    await makeRoom(neon, config, io, req.backup.annotations['standby-branch-id'] ?? req.backup.parentId ?? '');
+    const prefix = `${config.restorePrefix}${req.purpose === 'restore' ? '' : `${req.purpose}-`}`;
+    const name = await unusedName(neon, prefix);
+    const expiresAt = rfc3339Seconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
+    io.saveState(STATE_RESTORE_BRANCH_NAME, name);
+    let branch;
+    try {
+        const created = await neon.createRestoreBranch({ name, parentId: req.backup.id, expiresAt });
+        branch = created.branch;
+        io.saveState(STATE_RESTORE_BRANCH_ID, branch.id);
+        req.onCreated?.(branch);
+        io.log.info(`temporary branch "${name}" (${branch.id}) created from "${req.backup.name}" at ${created.host}, expires ${expiresAt}`);
+        const client = await connectWithPatience(config.neonDatabaseUrl, created.host, `supaneon-sync ${req.purpose}`);
+        try {
+            return await use({ branch, host: created.host, expiresAt, client });
+        }
+        finally {
+            await client.end().catch(() => undefined);
+        }
+    }
+    finally {
+        await removeOrKeep(neon, { name, branch, expiresAt }, req.keep, config, io);
+    }
+}
+/** 2026-06-15T12:03:04.567Z -> 20260615T120304Z, the UTC stamp in this tool's branch names. */
+function branchTimestamp(d) {
+    return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
+}
+/** Expired restore-test branches of earlier runs go first (they count against the branch limit), then one more must fit. */
+async function makeRoom(neon, config, io, standbyId) {
+    const sweep = (0,_retention_js__WEBPACK_IMPORTED_MODULE_2__/* .planRetention */ .SA)({
+        branches: await neon.listBranches(),
+        standbyId,
+        retain: config.retain,
+        restoreTtlMinutes: config.restoreTtlMinutes,
+        now: new Date(),
+        kinds: ['restore-test'],
+    });
+    if (sweep.delete.length > 0 || sweep.skipped.length > 0)
+        await (0,_retention_js__WEBPACK_IMPORTED_MODULE_2__/* .applyRetention */ .dX)(neon, sweep, io);
+    const project = await neon.getProject();
+    await (0,_retention_js__WEBPACK_IMPORTED_MODULE_2__/* .ensureRoomForBranches */ .Nf)(neon, {
+        needed: 1,
+        limit: project.branchLimit ?? _retention_js__WEBPACK_IMPORTED_MODULE_2__/* .FREE_PLAN_BRANCH_LIMIT */ .Qh,
+        standbyId,
+        retain: config.retain,
+        restoreTtlMinutes: config.restoreTtlMinutes,
+        kinds: ['restore-test'],
+    }, io);
+}
+/** Neon refuses duplicate names: two runs within one second (a retried job, a matrix) wait for the next second. */
+async function unusedName(neon, prefix) {
+    let name = `${prefix}${branchTimestamp(new Date())}`;
+    while ((await neon.findBranchesByName(name)).length > 0) {
+        await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+        name = `${prefix}${branchTimestamp(new Date())}`;
+    }
+    return name;
+}
+async function connectWithPatience(url, host, applicationName) {
+    const deadline = Date.now() + CONNECT_DEADLINE_MS;
+    for (let delay = 500;; delay = Math.min(5000, delay * 2)) {
+        try {
+            return await (0,_postgres_js__WEBPACK_IMPORTED_MODULE_1__/* .connectPostgres */ .M)(url, { host, applicationName });
+        }
+        catch (e) {
+            if (Date.now() + delay > deadline)
+                throw e;
+            await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+    }
+}
+async function removeOrKeep(neon, made, keep, config, io) {
+    try {
+        // No branch: the create failed, but Neon may have made it anyway; only this tool's restore test is touched.
+        const targets = made.branch
+            ? [made.branch]
+            : (await neon.findBranchesByName(made.name)).filter((b) => b.annotations[_neon_js__WEBPACK_IMPORTED_MODULE_0__/* .TOOL_ANNOTATION */ .Tp] === 'restore-test');
+        if (targets.length === 0)
+            return;
+        if (keep) {
+            for (const b of targets)
+                io.log.info(connectHint(b, config));
+        }
+        else {
+            for (const b of targets) {
+                await neon.deleteBranch(b.id);
+                io.log.info(`temporary branch "${b.name}" (${b.id}) deleted`);
+            }
+        }
+        // Nothing left for the post step to do.
+        io.saveState(STATE_RESTORE_BRANCH_ID, '');
+        io.saveState(STATE_RESTORE_BRANCH_NAME, '');
+    }
+    catch (e) {
+        io.log.warn(`could not delete temporary branch "${made.name}"${made.branch ? ` (${made.branch.id})` : ''}: ${e.message}. ` +
+            `The action's post step tries again, and the branch expires on its own at ${made.expiresAt}.`);
+    }
+}
+function connectHint(b, config) {
+    const u = new URL(config.neonDatabaseUrl);
+    const role = decodeURIComponent(u.username);
+    const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
+    return (`keeping restore branch "${b.name}" (${b.id}) as asked (keep-restore-branch: true)` +
+        `${b.expiresAt ? `; it expires at ${b.expiresAt}` : ''}. Connect with the standby's credentials: ` +
+        `psql "postgresql://${role}@<endpoint host of branch ${b.id}>/${database}?sslmode=require" (password: the standby's), ` +
+        'or copy its connection string from the Neon console. Delete it there when done.');
+}
+/** RFC 3339 to the second, as Neon wants expires_at. */
+function rfc3339Seconds(d) {
+    return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
 
