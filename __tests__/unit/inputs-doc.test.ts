@@ -61,3 +61,17 @@ test('action.yml: node24 entry points that exist, branding, a description and a 
   for (const name of ['compare-source', 'keep-restore-branch', 'drop-target']) expect(full.inputs[name].default).toBe('false');
   for (const [name, spec] of Object.entries(full.outputs)) expect({ name, described: Boolean(spec.description) }).toEqual({ name, described: true });
 });
+
+// The README embeds the tables between `<!-- inputs:start -->` and `<!-- inputs:end -->`.
+const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+const embedded = /<!-- inputs:start -->([\s\S]*?)<!-- inputs:end -->/.exec(readme)?.[1].trim() ?? '';
+(embedded ? test : test.skip)(
+  embedded
+    ? 'the README embeds the same inputs and outputs'
+    : 'the README embeds the same inputs and outputs (skipped: nothing between its inputs:start/inputs:end markers yet)',
+  () => {
+    const section = `\n${embedded}`.replace(/^#{2,4} /gm, '## ');
+    expect(tableNames(section, 'Inputs')).toEqual(Object.keys(action.inputs));
+    expect(tableNames(section, 'Outputs')).toEqual(Object.keys(action.outputs));
+  },
+);
