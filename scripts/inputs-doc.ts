@@ -1,6 +1,7 @@
-// Writes docs/INPUTS.md (the inputs and outputs tables the README embeds) from action.yml, with
-// which modes require each input taken from the configuration's own rules. A unit test fails when
-// the committed file differs from what this writes: run `npm run docs:inputs` after changing either.
+// Writes docs/INPUTS.md (the inputs and outputs tables) from action.yml, with which modes require
+// each input taken from the configuration's own rules, and puts the same tables into README.md
+// between its `<!-- inputs:start -->` and `<!-- inputs:end -->` markers. Unit tests fail when either
+// differs from action.yml: run `npm run docs:inputs` after changing it.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -49,7 +50,21 @@ export function renderInputsDoc(actionYmlText: string): string {
   );
 }
 
+/** The README with the tables (one heading level down, under its own section) between the markers. */
+export function embedInReadme(readme: string, doc: string): string {
+  const tables = doc.replace(/^<!--.*-->\n\n/, '').replace(/^## /gm, '### ');
+  return readme.replace(/(<!-- inputs:start -->)[\s\S]*?(<!-- inputs:end -->)/, (_m, start: string, end: string) => `${start}\n${tables}${end}`);
+}
+
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  writeFileSync(INPUTS_DOC, renderInputsDoc(readFileSync(path.join(root, 'action.yml'), 'utf8')));
+  const doc = renderInputsDoc(readFileSync(path.join(root, 'action.yml'), 'utf8'));
+  writeFileSync(INPUTS_DOC, doc);
   process.stdout.write(`wrote ${path.relative(root, INPUTS_DOC)}\n`);
+  const readmeFile = path.join(root, 'README.md');
+  const readme = readFileSync(readmeFile, 'utf8');
+  const updated = embedInReadme(readme, doc);
+  if (updated !== readme) {
+    writeFileSync(readmeFile, updated);
+    process.stdout.write('updated the inputs and outputs tables in README.md\n');
+  }
 }

@@ -3,7 +3,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { renderInputsDoc } from '../../scripts/inputs-doc.js';
+import { embedInReadme, renderInputsDoc } from '../../scripts/inputs-doc.js';
 import { repoRoot } from '../../test/support/stack.js';
 
 const actionText = readFileSync(path.join(repoRoot, 'action.yml'), 'utf8');
@@ -75,3 +75,12 @@ const embedded = /<!-- inputs:start -->([\s\S]*?)<!-- inputs:end -->/.exec(readm
     expect(tableNames(section, 'Outputs')).toEqual(Object.keys(action.outputs));
   },
 );
+
+test('embedInReadme replaces only what lies between the markers, one heading level down', () => {
+  const out = embedInReadme('# T\n\n<!-- inputs:start -->\nold\n<!-- inputs:end -->\n\n## After\n', doc);
+  expect(out.startsWith('# T\n\n<!-- inputs:start -->\n### Inputs\n')).toBe(true);
+  expect(out.endsWith('<!-- inputs:end -->\n\n## After\n')).toBe(true);
+  expect(out).not.toContain('old');
+  const section = /<!-- inputs:start -->([\s\S]*?)<!-- inputs:end -->/.exec(out)?.[1] ?? '';
+  expect(tableNames(section.replace(/^### /gm, '## '), 'Inputs')).toEqual(Object.keys(action.inputs));
+});
