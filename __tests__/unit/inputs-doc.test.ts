@@ -77,10 +77,10 @@ const embedded = /<!-- inputs:start -->([\s\S]*?)<!-- inputs:end -->/.exec(readm
 );
 
 test('embedInReadme replaces only what lies between the markers, one heading level down', () => {
-  const out = embedInReadme('# T\n\n<!-- inputs:start -->\nold\n<!-- inputs:end -->\n\n## After\n', doc);
+  const out = embedInReadme('# T\n\n<!-- inputs:start -->\nSTALE_TABLES\n<!-- inputs:end -->\n\n## After\n', doc);
   expect(out.startsWith('# T\n\n<!-- inputs:start -->\n### Inputs\n')).toBe(true);
   expect(out.endsWith('<!-- inputs:end -->\n\n## After\n')).toBe(true);
-  expect(out).not.toContain('old');
+  expect(out).not.toContain('STALE_TABLES');
   const section = /<!-- inputs:start -->([\s\S]*?)<!-- inputs:end -->/.exec(out)?.[1] ?? '';
   expect(tableNames(section.replace(/^### /gm, '## '), 'Inputs')).toEqual(Object.keys(action.inputs));
 });
