@@ -113,6 +113,47 @@ export async function listSelectedCollections(client: MongoClient, s: Selection)
   return specs;
 }
 
+/** How long a count estimate may take: it only feeds a progress ETA or a report, never worth delaying a backup. */
+export const ESTIMATE_TIMEOUT_MS = 2_000;
+
+/**
+ * The server's quick estimate of a collection's document count, or undefined when it cannot answer
+ * within `timeoutMs`. `$collStats` is asked first: MongoDB and FerretDB both answer it from metadata,
+ * whereas FerretDB answers `count` (what estimatedDocumentCount sends) by reading the whole collection.
+ * A server without `$collStats` gets estimatedDocumentCount, bounded the same way. The time bound is
+ * sent as maxTimeMS and also kept on this side, so a server that ignores maxTimeMS cannot hold us up.
+ */
+export async function estimateDocumentCount(
+  client: MongoClient,
+  database: string,
+  collection: string,
+  opts: { timeoutMs?: number } = {},
+): Promise<number | undefined> {
+  const timeoutMs = opts.timeoutMs ?? ESTIMATE_TIMEOUT_MS;
+  const coll = client.db(database).collection(collection);
+  const maxTimeMS = Math.max(1, timeoutMs); // 0 would mean "no limit" to the server
+  const ask = async (): Promise<number | undefined> => {
+    try {
+      // A sharded collection answers one document per shard.
+      const perShard = await coll.aggregate([{ $collStats: { count: {} } }], { maxTimeMS }).toArray();
+      const counts = perShard.map((d) => Number(d.count));
+      if (counts.length > 0 && counts.every((n) => Number.isFinite(n) && n >= 0)) return counts.reduce((a, b) => a + b, 0);
+    } catch {
+      // no $collStats here (or no privilege for it): the plain estimate below
+    }
+    return await coll.estimatedDocumentCount({ maxTimeMS });
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => {
+    timer = setTimeout(() => resolve(undefined), timeoutMs);
+  });
+  try {
+    return await Promise.race([ask().catch(() => undefined), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /**
  * Every document of a collection, each as its own Buffer of exact BSON bytes, in natural order
  * (no sort: a sort makes FerretDB and MongoDB buffer the whole collection). `batchSize` bounds

@@ -6,6 +6,7 @@ import {
   connectMongo,
   describeMongoUri,
   describeSource,
+  estimateDocumentCount,
   listSelectedCollections,
   rawDocuments,
   snapshotTimeOf,
@@ -110,6 +111,15 @@ describeWithStack('MongoDB reader', ['MONGODB_SRV_URL'], (env) => {
       seen.push(idKey(raw));
     }
     expect(seen.sort()).toEqual(['{"$numberInt":"1"}', '{"$numberInt":"2"}', '{"$numberInt":"3"}']);
+  });
+
+  test('count estimates: the collection\'s size when the server answers in time, nothing when it cannot', async () => {
+    expect(await estimateDocumentCount(client, DB_A, 'random')).toBe(600);
+    expect(await estimateDocumentCount(client, DB_B, 'orders')).toBe(40);
+    // An estimate that cannot arrive in time is no estimate (the caller shows no ETA), never an error or a wait.
+    const started = Date.now();
+    expect(await estimateDocumentCount(client, DB_A, 'random', { timeoutMs: 0 })).toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 
   test('an unreachable server fails within seconds, naming the host but not the credentials', async () => {

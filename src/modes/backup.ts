@@ -21,6 +21,7 @@ import {
   clusterTime,
   connectMongo,
   describeSource,
+  estimateDocumentCount,
   listSelectedCollections,
   rawDocuments,
   snapshotTimeOf,
@@ -52,6 +53,7 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
 
   let mongo: MongoClient | undefined;
   let standbyClient: pg.Client | undefined;
+  let estimates: CountEstimates | undefined;
   try {
     // 1. The source and what it holds.
     mongo = await connectMongo(mongodbUri);
@@ -109,8 +111,9 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     });
     io.log.info(`backup run ${runId} started`);
 
-    // 4. The sync, in one transaction.
-    const sync = await syncWithBestConsistency(standbyClient, mongo, source, specs, runId, config, io);
+    // 4. The sync, in one transaction. Count estimates (for progress ETAs only) arrive on the side.
+    estimates = new CountEstimates(mongo, specs);
+    const sync = await syncWithBestConsistency(standbyClient, mongo, source, specs, runId, config, io, estimates);
     io.log.info(`standby committed: ${sync.result.changed} row(s) written, consistency ${sync.consistency}`);
 
     // 5. The immutable snapshot.
@@ -151,6 +154,7 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     );
     return true;
   } finally {
+    estimates?.stop();
     // Ending the session also releases the backup lock.
     await standbyClient?.end().catch(() => undefined);
     await mongo?.close().catch(() => undefined);
@@ -170,11 +174,12 @@ async function syncWithBestConsistency(
   runId: string,
   config: Config,
   io: Io,
+  estimates: CountEstimates,
 ): Promise<{ result: SyncResult; consistency: Consistency }> {
   if (source.snapshotReads) {
     const session = mongo.startSession({ snapshot: true });
     try {
-      const result = await syncOnce(client, mongo, specs, runId, config, io, session);
+      const result = await syncOnce(client, mongo, specs, runId, config, io, session, estimates);
       return { result, consistency: 'snapshot' };
     } catch (err) {
       if (!isSnapshotTooOld(err)) throw err;
@@ -186,7 +191,7 @@ async function syncWithBestConsistency(
       await session.endSession().catch(() => undefined);
     }
   }
-  return { result: await syncOnce(client, mongo, specs, runId, config, io, undefined), consistency: 'per-collection' };
+  return { result: await syncOnce(client, mongo, specs, runId, config, io, undefined, estimates), consistency: 'per-collection' };
 }
 
 async function syncOnce(
@@ -197,13 +202,16 @@ async function syncOnce(
   config: Config,
   io: Io,
   session: ClientSession | undefined,
+  estimates: CountEstimates,
 ): Promise<SyncResult> {
-  const sources: CollectionSource[] = [];
-  for (const spec of specs) {
-    const estimatedDocuments =
-      spec.kind === 'view' ? undefined : await mongo.db(spec.database).collection(spec.collection).estimatedDocumentCount().catch(() => undefined);
-    sources.push({ spec, estimatedDocuments, documents: () => rawDocuments(mongo, spec, { batchSize: config.batchSize, session }) });
-  }
+  const sources: CollectionSource[] = specs.map((spec) => ({
+    spec,
+    documents: () => rawDocuments(mongo, spec, { batchSize: config.batchSize, session }),
+    // Read when the collection's copy starts: whatever estimate has arrived by then, else no ETA.
+    get estimatedDocuments() {
+      return estimates.get(spec);
+    },
+  }));
   return syncStandby(client, {
     runId,
     sources,
@@ -215,6 +223,35 @@ async function syncOnce(
       consistency: session ? 'snapshot' : 'per-collection',
     }),
   });
+}
+
+/**
+ * Document-count estimates asked one collection at a time in the background, ahead of the sync,
+ * each bounded in time: a slow or missing estimate only means a progress line without an ETA,
+ * never a slower backup. One at a time so the estimates never crowd the sync's own reads.
+ */
+class CountEstimates {
+  private readonly known = new Map<CollectionSpec, number>();
+  private stopped = false;
+
+  constructor(mongo: MongoClient, specs: readonly CollectionSpec[]) {
+    void (async () => {
+      for (const spec of specs) {
+        if (this.stopped) return;
+        if (spec.kind === 'view') continue;
+        const n = await estimateDocumentCount(mongo, spec.database, spec.collection);
+        if (n !== undefined) this.known.set(spec, n);
+      }
+    })().catch(() => undefined);
+  }
+
+  get(spec: CollectionSpec): number | undefined {
+    return this.known.get(spec);
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
 }
 
 function isSnapshotTooOld(err: unknown): boolean {

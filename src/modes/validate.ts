@@ -2,7 +2,7 @@
  * mode: validate — checks everything a backup needs, without changing anything:
  *   1. configuration,
  *   2. MongoDB: reachable, credentials, version and topology, databases listed, each selected
- *      collection readable (estimated counts and sizes),
+ *      collection readable (estimated counts and sizes, each bounded in time),
  *   3. Neon API: key and project, the standby branch behind neon-database-url, branch usage
  *      against the plan's limit, this tool's existing backups,
  *   4. Neon Postgres: TLS with the certificate verified, and the role can create schemas and
@@ -15,7 +15,14 @@ import type { MongoClient } from 'mongodb';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Io, Logger } from '../io.js';
-import { connectMongo, describeMongoUri, describeSource, listSelectedCollections } from '../mongo.js';
+import {
+  ESTIMATE_TIMEOUT_MS,
+  connectMongo,
+  describeMongoUri,
+  describeSource,
+  estimateDocumentCount,
+  listSelectedCollections,
+} from '../mongo.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { formatBytes, formatDuration, markdownTable } from '../report.js';
@@ -201,7 +208,7 @@ async function checkMongo(config: Config, collections: CollectionEstimate[]): Pr
         const coll = client.db(spec.database).collection(spec.collection);
         try {
           await coll.findOne({}, { projection: { _id: 1 } });
-          estimate.documents = await coll.estimatedDocumentCount();
+          estimate.documents = await estimateDocumentCount(client, spec.database, spec.collection);
         } catch (error) {
           unreadable.push(`${spec.database}.${spec.collection} (${messageOf(error)})`);
           continue;
@@ -240,7 +247,7 @@ async function checkMongo(config: Config, collections: CollectionEstimate[]): Pr
 /** Uncompressed data size as the server reports it; undefined when the server does not say. */
 async function collectionBytes(client: MongoClient, database: string, collection: string): Promise<number | undefined> {
   try {
-    const stats = await client.db(database).command({ collStats: collection });
+    const stats = await client.db(database).command({ collStats: collection, maxTimeMS: ESTIMATE_TIMEOUT_MS });
     return typeof stats.size === 'number' ? stats.size : Number(stats.size ?? NaN) || undefined;
   } catch {
     return undefined; // an estimate only: its absence must not fail the check
