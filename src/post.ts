@@ -1,7 +1,7 @@
 /**
  * The action's post step (runs after the job's steps, `post-if: always()`, even when the main step
  * failed or was cancelled): deletes only what the main step recorded in its state, i.e. the
- * temporary branch of a restore that could not clean up after itself.
+ * temporary branch of a restore or recover that could not clean up after itself.
  */
 import * as core from '@actions/core';
 import { parseConfig } from './config.js';
@@ -14,10 +14,9 @@ const raw = readInputs();
 const mode = raw.mode?.trim() || 'unset';
 const state = { restoreBranchId: core.getState(STATE_RESTORE_BRANCH_ID), restoreBranchName: core.getState(STATE_RESTORE_BRANCH_NAME) };
 
-if (mode !== 'restore') {
-  core.info(`supaneon-sync post: nothing to clean up (mode ${mode} leaves no temporary branches)`);
-} else if (!state.restoreBranchId && !state.restoreBranchName) {
-  core.info('supaneon-sync post: no restore branch recorded, nothing to clean up');
+// Restore and recover record the temporary branch they read a backup through; other modes record nothing.
+if (!state.restoreBranchId && !state.restoreBranchName) {
+  core.info(`supaneon-sync post: nothing to clean up (mode ${mode} left no temporary branch on record)`);
 } else {
   const io = secureIo(raw, process.env, actionIo(), (secret) => core.setSecret(secret));
   try {
@@ -26,7 +25,7 @@ if (mode !== 'restore') {
     // A warning, not a failure: the branch carries an expiry and the next backup or restore sweeps
     // expired restore branches, so the job's own result should stand.
     io.log.warn(
-      `supaneon-sync post: could not delete restore branch ${state.restoreBranchName || state.restoreBranchId}: ` +
+      `supaneon-sync post: could not delete temporary branch ${state.restoreBranchName || state.restoreBranchId}: ` +
         `${error instanceof Error ? error.message : String(error)}; it expires on its own, and the next backup or restore removes it`,
     );
   }
