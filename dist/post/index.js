@@ -85320,9 +85320,11 @@ function summary(backup, restoreBranch, checks, verified, report, seconds) {
 /* harmony export */   B6: () => (/* binding */ describeSource),
 /* harmony export */   I7: () => (/* binding */ clusterTime),
 /* harmony export */   N3: () => (/* binding */ connectMongo),
+/* harmony export */   QH: () => (/* binding */ ESTIMATE_TIMEOUT_MS),
 /* harmony export */   TN: () => (/* binding */ snapshotTimeOf),
 /* harmony export */   VK: () => (/* binding */ listSelectedCollections),
 /* harmony export */   lK: () => (/* binding */ rawDocuments),
+/* harmony export */   nT: () => (/* binding */ estimateDocumentCount),
 /* harmony export */   y9: () => (/* binding */ describeMongoUri)
 /* harmony export */ });
 /* unused harmony export timestampJson */
@@ -85417,6 +85419,43 @@ async function listSelectedCollections(client, s) {
         }
     }
     return specs;
+}
+/** How long a count estimate may take: it only feeds a progress ETA or a report, never worth delaying a backup. */
+const ESTIMATE_TIMEOUT_MS = 2_000;
+/**
+ * The server's quick estimate of a collection's document count, or undefined when it cannot answer
+ * within `timeoutMs`. `$collStats` is asked first: MongoDB and FerretDB both answer it from metadata,
+ * whereas FerretDB answers `count` (what estimatedDocumentCount sends) by reading the whole collection.
+ * A server without `$collStats` gets estimatedDocumentCount, bounded the same way. The time bound is
+ * sent as maxTimeMS and also kept on this side, so a server that ignores maxTimeMS cannot hold us up.
+ */
+async function estimateDocumentCount(client, database, collection, opts = {}) {
+    const timeoutMs = opts.timeoutMs ?? ESTIMATE_TIMEOUT_MS;
+    const coll = client.db(database).collection(collection);
+    const maxTimeMS = Math.max(1, timeoutMs); // 0 would mean "no limit" to the server
+    const ask = async () => {
+        try {
+            // A sharded collection answers one document per shard.
+            const perShard = await coll.aggregate([{ $collStats: { count: {} } }], { maxTimeMS }).toArray();
+            const counts = perShard.map((d) => Number(d.count));
+            if (counts.length > 0 && counts.every((n) => Number.isFinite(n) && n >= 0))
+                return counts.reduce((a, b) => a + b, 0);
+        }
+        catch {
+            // no $collStats here (or no privilege for it): the plain estimate below
+        }
+        return await coll.estimatedDocumentCount({ maxTimeMS });
+    };
+    let timer;
+    const late = new Promise((resolve) => {
+        timer = setTimeout(() => resolve(undefined), timeoutMs);
+    });
+    try {
+        return await Promise.race([ask().catch(() => undefined), late]);
+    }
+    finally {
+        clearTimeout(timer);
+    }
 }
 /**
  * Every document of a collection, each as its own Buffer of exact BSON bytes, in natural order
@@ -96217,7 +96256,7 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 /**
  * The action's post step (runs after the job's steps, `post-if: always()`, even when the main step
  * failed or was cancelled): deletes only what the main step recorded in its state, i.e. the
- * temporary branch of a restore that could not clean up after itself.
+ * temporary branch of a restore or recover that could not clean up after itself.
  */
 
 
@@ -96228,11 +96267,9 @@ __nccwpck_require__.a(__webpack_module__, async (__webpack_handle_async_dependen
 const raw = (0,_main_js__WEBPACK_IMPORTED_MODULE_2__/* .readInputs */ .Ko)();
 const mode = raw.mode?.trim() || 'unset';
 const state = { restoreBranchId: _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_modes_restore_js__WEBPACK_IMPORTED_MODULE_3__/* .STATE_RESTORE_BRANCH_ID */ .AJ), restoreBranchName: _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .getState */ .Gu(_modes_restore_js__WEBPACK_IMPORTED_MODULE_3__/* .STATE_RESTORE_BRANCH_NAME */ .aL) };
-if (mode !== 'restore') {
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`supaneon-sync post: nothing to clean up (mode ${mode} leaves no temporary branches)`);
-}
-else if (!state.restoreBranchId && !state.restoreBranchName) {
-    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq('supaneon-sync post: no restore branch recorded, nothing to clean up');
+// Restore and recover record the temporary branch they read a backup through; other modes record nothing.
+if (!state.restoreBranchId && !state.restoreBranchName) {
+    _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .info */ .pq(`supaneon-sync post: nothing to clean up (mode ${mode} left no temporary branch on record)`);
 }
 else {
     const io = (0,_run_js__WEBPACK_IMPORTED_MODULE_4__/* .secureIo */ .gT)(raw, process.env, (0,_main_js__WEBPACK_IMPORTED_MODULE_2__/* .actionIo */ .P6)(), (secret) => _actions_core__WEBPACK_IMPORTED_MODULE_0__/* .setSecret */ .Pq(secret));
@@ -96242,7 +96279,7 @@ else {
     catch (error) {
         // A warning, not a failure: the branch carries an expiry and the next backup or restore sweeps
         // expired restore branches, so the job's own result should stand.
-        io.log.warn(`supaneon-sync post: could not delete restore branch ${state.restoreBranchName || state.restoreBranchId}: ` +
+        io.log.warn(`supaneon-sync post: could not delete temporary branch ${state.restoreBranchName || state.restoreBranchId}: ` +
             `${error instanceof Error ? error.message : String(error)}; it expires on its own, and the next backup or restore removes it`);
     }
 }
@@ -96979,6 +97016,7 @@ async function backup(config, io) {
     const selection = { databases: config.databases, include: config.include, exclude: config.exclude };
     let mongo;
     let standbyClient;
+    let estimates;
     try {
         // 1. The source and what it holds.
         mongo = await (0,supaneon_sync_build_mongo/* connectMongo */.N3)(mongodbUri);
@@ -97025,8 +97063,9 @@ async function backup(config, io) {
             source: { hosts: source.hosts, serverVersion: source.serverVersion, topology: source.topology },
         });
         io.log.info(`backup run ${runId} started`);
-        // 4. The sync, in one transaction.
-        const sync = await syncWithBestConsistency(standbyClient, mongo, source, specs, runId, config, io);
+        // 4. The sync, in one transaction. Count estimates (for progress ETAs only) arrive on the side.
+        estimates = new CountEstimates(mongo, specs);
+        const sync = await syncWithBestConsistency(standbyClient, mongo, source, specs, runId, config, io, estimates);
         io.log.info(`standby committed: ${sync.result.changed} row(s) written, consistency ${sync.consistency}`);
         // 5. The immutable snapshot.
         const branch = await createSnapshotBranch(neon, config.branchPrefix, standby.id, runId, io);
@@ -97060,6 +97099,7 @@ async function backup(config, io) {
         return true;
     }
     finally {
+        estimates?.stop();
         // Ending the session also releases the backup lock.
         await standbyClient?.end().catch(() => undefined);
         await mongo?.close().catch(() => undefined);
@@ -97070,11 +97110,11 @@ async function backup(config, io) {
  * the server's snapshot window (MongoDB keeps 5 minutes by default), the rolled-back sync is run
  * again with per-collection consistency instead of failing the backup.
  */
-async function syncWithBestConsistency(client, mongo, source, specs, runId, config, io) {
+async function syncWithBestConsistency(client, mongo, source, specs, runId, config, io, estimates) {
     if (source.snapshotReads) {
         const session = mongo.startSession({ snapshot: true });
         try {
-            const result = await syncOnce(client, mongo, specs, runId, config, io, session);
+            const result = await syncOnce(client, mongo, specs, runId, config, io, session, estimates);
             return { result, consistency: 'snapshot' };
         }
         catch (err) {
@@ -97087,14 +97127,17 @@ async function syncWithBestConsistency(client, mongo, source, specs, runId, conf
             await session.endSession().catch(() => undefined);
         }
     }
-    return { result: await syncOnce(client, mongo, specs, runId, config, io, undefined), consistency: 'per-collection' };
+    return { result: await syncOnce(client, mongo, specs, runId, config, io, undefined, estimates), consistency: 'per-collection' };
 }
-async function syncOnce(client, mongo, specs, runId, config, io, session) {
-    const sources = [];
-    for (const spec of specs) {
-        const estimatedDocuments = spec.kind === 'view' ? undefined : await mongo.db(spec.database).collection(spec.collection).estimatedDocumentCount().catch(() => undefined);
-        sources.push({ spec, estimatedDocuments, documents: () => (0,supaneon_sync_build_mongo/* rawDocuments */.lK)(mongo, spec, { batchSize: config.batchSize, session }) });
-    }
+async function syncOnce(client, mongo, specs, runId, config, io, session, estimates) {
+    const sources = specs.map((spec) => ({
+        spec,
+        documents: () => (0,supaneon_sync_build_mongo/* rawDocuments */.lK)(mongo, spec, { batchSize: config.batchSize, session }),
+        // Read when the collection's copy starts: whatever estimate has arrived by then, else no ETA.
+        get estimatedDocuments() {
+            return estimates.get(spec);
+        },
+    }));
     return syncStandby(client, {
         runId,
         sources,
@@ -97106,6 +97149,34 @@ async function syncOnce(client, mongo, specs, runId, config, io, session) {
             consistency: session ? 'snapshot' : 'per-collection',
         }),
     });
+}
+/**
+ * Document-count estimates asked one collection at a time in the background, ahead of the sync,
+ * each bounded in time: a slow or missing estimate only means a progress line without an ETA,
+ * never a slower backup. One at a time so the estimates never crowd the sync's own reads.
+ */
+class CountEstimates {
+    known = new Map();
+    stopped = false;
+    constructor(mongo, specs) {
+        void (async () => {
+            for (const spec of specs) {
+                if (this.stopped)
+                    return;
+                if (spec.kind === 'view')
+                    continue;
+                const n = await (0,supaneon_sync_build_mongo/* estimateDocumentCount */.nT)(mongo, spec.database, spec.collection);
+                if (n !== undefined)
+                    this.known.set(spec, n);
+            }
+        })().catch(() => undefined);
+    }
+    get(spec) {
+        return this.known.get(spec);
+    }
+    stop() {
+        this.stopped = true;
+    }
 }
 function isSnapshotTooOld(err) {
     for (let e = err; e instanceof Error; e = e.cause) {
@@ -97745,7 +97816,7 @@ var restore = __nccwpck_require__(2079);
  * mode: validate — checks everything a backup needs, without changing anything:
  *   1. configuration,
  *   2. MongoDB: reachable, credentials, version and topology, databases listed, each selected
- *      collection readable (estimated counts and sizes),
+ *      collection readable (estimated counts and sizes, each bounded in time),
  *   3. Neon API: key and project, the standby branch behind neon-database-url, branch usage
  *      against the plan's limit, this tool's existing backups,
  *   4. Neon Postgres: TLS with the certificate verified, and the role can create schemas and
@@ -97904,7 +97975,7 @@ async function checkMongo(config, collections) {
                 const coll = client.db(spec.database).collection(spec.collection);
                 try {
                     await coll.findOne({}, { projection: { _id: 1 } });
-                    estimate.documents = await coll.estimatedDocumentCount();
+                    estimate.documents = await (0,supaneon_sync_build_mongo/* estimateDocumentCount */.nT)(client, spec.database, spec.collection);
                 }
                 catch (error) {
                     unreadable.push(`${spec.database}.${spec.collection} (${messageOf(error)})`);
@@ -97939,7 +98010,7 @@ async function checkMongo(config, collections) {
 /** Uncompressed data size as the server reports it; undefined when the server does not say. */
 async function collectionBytes(client, database, collection) {
     try {
-        const stats = await client.db(database).command({ collStats: collection });
+        const stats = await client.db(database).command({ collStats: collection, maxTimeMS: supaneon_sync_build_mongo/* ESTIMATE_TIMEOUT_MS */.QH });
         return typeof stats.size === 'number' ? stats.size : Number(stats.size ?? NaN) || undefined;
     }
     catch {
