@@ -9,13 +9,17 @@
  *   manifest's; every row's `hash` equals sha256(`bson`) (all rows, in the same scan);
  * - per row (all rows for `verify: full`, a random sample for `sample`), in this process: the
  *   bytes parse as BSON, the `_id` column is the document's `_id`, and the `doc` column equals the
- *   query form rebuilt from the bytes (compared by Postgres as jsonb, so numbers compare exactly).
- * Rows are read through a server-side cursor in slices bounded by bytes: memory stays flat.
+ *   query form rebuilt from the bytes (compared by Postgres as jsonb, so numbers compare exactly),
+ *   and (full) every row of the table was read and compared.
+ * Rows stream through COPY in both directions with backpressure: memory stays flat.
  */
 import { createHash } from 'node:crypto';
-import type pg from 'pg';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pg from 'pg';
+import copyStreams from 'pg-copy-streams';
 import { BSON, type MongoClient } from 'mongodb';
-import { idKey, queryJson } from './codec.js';
+import { copyBinaryHeader, copyBinaryRows, copyBinaryTextJsonb, copyBinaryTrailer, idKey, queryJson } from './codec.js';
 import { readManifest, type CollectionRecord, type Manifest } from './manifest.js';
 import { quoteIdent } from './naming.js';
 import type { Logger } from './io.js';
@@ -52,9 +56,11 @@ export interface VerifyReport {
 }
 
 const EXPECTED_COLUMNS: Record<string, string> = { _id: 'text', doc: 'jsonb', bson: 'bytea', hash: 'bytea' };
-const FETCH_TARGET_BYTES = 8 * 1024 * 1024;
 const EXAMPLES = 3;
-const CURSOR = 'supaneon_verify_rows';
+/** The temporary table of rebuilt query forms (one per session, emptied per collection). */
+const REBUILT = 'supaneon_verify_rebuilt';
+/** Bytes of COPY tuples per write to the temporary table. */
+const CHUNK_BYTES = 256 * 1024;
 
 /** One log line per check: failures as errors, notices as warnings. */
 export function logCheck(log: Logger, r: CheckResult): void {
@@ -103,25 +109,31 @@ export async function verifyBackup(client: pg.Client, opts: VerifyOptions): Prom
     detail: `run ${run.runId}, finished ${run.finishedAt?.toISOString() ?? '?'}, ${stored.length} collection(s), consistency ${run.consistency ?? 'unknown'}`,
   });
 
-  for (const c of manifest.collections) {
-    if (c.kind === 'view') {
-      add({ subject: label(c), check: 'view recorded', status: 'pass', detail: 'views are recorded in the manifest, not stored as tables' });
-      continue;
-    }
-    await opts.log.group(`Verifying ${label(c)}`, async () => {
-      try {
-        await verifyCollection(client, c, opts, add, report);
-      } catch (e) {
-        // A check that cannot run is a failed check of this collection, not an anonymous crash.
-        add({ subject: label(c), check: 'checks could run', status: 'fail', detail: `verification stopped: ${(e as Error).message}` });
+  const rebuilt = new RebuiltRows(client);
+  try {
+    for (const c of manifest.collections) {
+      if (c.kind === 'view') {
+        add({ subject: label(c), check: 'view recorded', status: 'pass', detail: 'views are recorded in the manifest, not stored as tables' });
+        continue;
       }
-    });
+      await opts.log.group(`Verifying ${label(c)}`, async () => {
+        try {
+          await verifyCollection(client, rebuilt, c, opts, add, report);
+        } catch (e) {
+          // A check that cannot run is a failed check of this collection, not an anonymous crash.
+          add({ subject: label(c), check: 'checks could run', status: 'fail', detail: `verification stopped: ${(e as Error).message}` });
+        }
+      });
+    }
+  } finally {
+    await rebuilt.reset();
   }
   return report;
 }
 
 async function verifyCollection(
   client: pg.Client,
+  rebuilt: RebuiltRows,
   c: CollectionRecord,
   opts: VerifyOptions,
   add: (r: CheckResult) => void,
@@ -160,7 +172,13 @@ async function verifyCollection(
     detail: totals.badHashRows === 0 ? `all ${totals.rows} rows` : `${totals.badHashRows} of ${totals.rows} rows differ (e.g. _id ${totals.badHashExample})`,
   });
 
-  const rows = await checkRows(client, relation, opts.mode === 'sample' ? opts.sampleSize : undefined, opts.batchSize);
+  let rows: RowCheck;
+  try {
+    rows = await checkRows(client, rebuilt, relation, opts.mode === 'sample' ? opts.sampleSize : undefined);
+  } catch (e) {
+    await rebuilt.reset();
+    throw e;
+  }
   const scope = opts.mode === 'sample' ? `random sample of ${rows.checked} of ${totals.rows} rows` : `all ${rows.checked} rows`;
   const rowsOk = rows.badBson.count === 0 && rows.badId.count === 0 && rows.badHash.count === 0;
   add({
@@ -178,8 +196,15 @@ async function verifyCollection(
   add({
     subject,
     check: 'jsonb agrees with the document',
-    status: rows.badDoc.count === 0 ? 'pass' : 'fail',
-    detail: rows.badDoc.count === 0 ? scope : `${scope}: ${describeBad([['doc differs from the rebuilt document', rows.badDoc]])}`,
+    status: rows.badDoc.count + rows.missing.count + rows.extra.count === 0 ? 'pass' : 'fail',
+    detail:
+      rows.badDoc.count + rows.missing.count + rows.extra.count === 0
+        ? scope
+        : `${scope}: ${describeBad([
+            ['doc differs from the rebuilt document', rows.badDoc],
+            ['read but then not found in the table', rows.missing],
+            ['in the table but not read by the check', rows.extra],
+          ])}`,
   });
 }
 
@@ -245,63 +270,153 @@ interface RowCheck {
   badId: Bad;
   badHash: Bad;
   badDoc: Bad;
+  /** Rows read by the pass that the comparison did not find in the table. */
+  missing: Bad;
+  /** Rows of the table the pass did not read (full mode only). */
+  extra: Bad;
 }
 
 /**
- * Reads `_id, bson, hash` through a cursor (every row, or `sample` random rows) and checks each
- * row here; each slice's rebuilt query JSON goes back to Postgres to be compared as jsonb.
+ * The per-row pass as one streaming pipeline per collection: the rows (`_id, bson, hash`; every row,
+ * or `sample` random rows) arrive by COPY TO on the branch's connection and are checked here as they
+ * come; each row's `_id` column and the query form rebuilt from its bytes stream by COPY FROM into a
+ * temporary table on a second connection to the same branch; then one SQL statement compares them
+ * with the stored `doc` as jsonb (numbers compare exactly). Backpressure runs end to end, so memory
+ * holds a few chunks, not the collection.
  */
-async function checkRows(client: pg.Client, relation: string, sample: number | undefined, batchSize: number): Promise<RowCheck> {
-  const out: RowCheck = { checked: 0, badBson: bad(), badId: bad(), badHash: bad(), badDoc: bad() };
+async function checkRows(client: pg.Client, rebuilt: RebuiltRows, relation: string, sample: number | undefined): Promise<RowCheck> {
+  const out: RowCheck = { checked: 0, badBson: bad(), badId: bad(), badHash: bad(), badDoc: bad(), missing: bad(), extra: bad() };
   const source =
     sample === undefined
       ? `SELECT _id, bson, hash FROM ${relation}`
       : // Only the ids are sorted at random (small), then the sampled rows are read.
         `SELECT _id, bson, hash FROM ${relation} WHERE _id IN (SELECT _id FROM ${relation} ORDER BY random() LIMIT ${Math.max(1, Math.floor(sample))})`;
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+  const writer = await rebuilt.open();
+  await writer.query(`TRUNCATE ${REBUILT}`);
+  const reading = client.query(copyStreams.to(`COPY (${source}) TO STDOUT (FORMAT binary)`));
+  // Iterated by hand, not with for-await: a pipeline that fails early must not destroy the COPY
+  // stream mid-way, which would leave the branch's connection unusable for the next collection.
+  const chunks = reading[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   try {
-    await client.query(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR ${source}`);
-    // Start small (documents may be up to 16 MiB each), then size slices by the bytes seen.
-    const maxRows = Math.max(1, Math.min(batchSize, 1000));
-    let fetchRows = Math.min(maxRows, 10);
-    for (;;) {
-      const result = await client.query<{ _id: string; bson: Buffer; hash: Buffer }>(`FETCH FORWARD ${fetchRows} FROM ${CURSOR}`);
-      if (result.rows.length === 0) break;
-      const ids: string[] = [];
-      const docs: string[] = [];
-      let bytes = 0;
-      for (const row of result.rows) {
-        out.checked++;
-        bytes += row.bson.length;
-        if (!createHash('sha256').update(row.bson).digest().equals(row.hash)) note(out.badHash, row._id);
-        let rebuilt: string;
-        try {
-          BSON.deserialize(row.bson);
-          if (idKey(row.bson) !== row._id) note(out.badId, row._id);
-          rebuilt = queryJson(row.bson);
-        } catch {
-          note(out.badBson, row._id);
-          continue;
-        }
-        ids.push(row._id);
-        docs.push(rebuilt);
-      }
-      if (ids.length > 0) {
-        const mismatched = await client.query<{ id: string }>(
-          `SELECT v.id FROM unnest($1::text[], $2::text[]) AS v(id, q)
-             JOIN ${relation} t ON t._id = v.id
-            WHERE t.doc IS DISTINCT FROM v.q::jsonb`,
-          [ids, docs],
-        );
-        for (const m of mismatched.rows) note(out.badDoc, m.id);
-      }
-      const average = Math.max(1, bytes / result.rows.length);
-      fetchRows = Math.max(1, Math.min(maxRows, Math.floor(FETCH_TARGET_BYTES / average)));
-    }
+    await pipeline(
+      Readable.from(rebuiltTuples(copyBinaryRows(chunks), out)),
+      writer.query(copyStreams.from(`COPY ${REBUILT} (id, q) FROM STDIN (FORMAT binary)`)),
+    );
   } finally {
-    await client.query('ROLLBACK').catch(() => undefined);
+    if (!reading.readableEnded) {
+      try {
+        while (!(await chunks.next()).done);
+      } catch {
+        // the read itself failed: its error is the one being reported
+      }
+    }
+  }
+  await writer.query(`ANALYZE ${REBUILT} (id)`);
+
+  // A full pass read every row, so a row only one side has is a finding; a sample only looks one way.
+  const join = sample === undefined ? 'FULL JOIN' : 'LEFT JOIN';
+  const conditions: [Bad, string][] = [
+    [out.badDoc, 'v.q IS NOT NULL AND t._id IS NOT NULL AND t.doc IS DISTINCT FROM v.q'],
+    [out.missing, 't._id IS NULL'],
+    ...(sample === undefined ? ([[out.extra, 'v.id IS NULL']] as [Bad, string][]) : []),
+  ];
+  const from = `${REBUILT} v ${join} ${relation} t ON t._id = v.id`;
+  const counts = await writer.query<Record<string, string>>(
+    `SELECT ${conditions.map(([, where], i) => `count(*) FILTER (WHERE ${where})::text AS c${i}`).join(', ')} FROM ${from}`,
+  );
+  for (const [i, [b, where]] of conditions.entries()) {
+    b.count = Number(counts.rows[0][`c${i}`]);
+    if (b.count === 0) continue;
+    const examples = await writer.query<{ id: string }>(`SELECT coalesce(v.id, t._id) AS id FROM ${from} WHERE ${where} ORDER BY 1 LIMIT ${EXAMPLES}`);
+    b.examples = examples.rows.map((r) => r.id);
   }
   return out;
+}
+
+/**
+ * Checks each row as it arrives and turns it into a COPY tuple of the temporary table: its `_id`
+ * column and its rebuilt query form (NULL when the bytes are not a document). Tuples leave in
+ * chunks of about CHUNK_BYTES, so the COPY is not a write per row.
+ */
+async function* rebuiltTuples(rows: AsyncIterable<(Buffer | null)[]>, out: RowCheck): AsyncGenerator<Buffer> {
+  let pending: Buffer[] = [copyBinaryHeader()];
+  let pendingBytes = pending[0].length;
+  for await (const [idField, bson, hash] of rows) {
+    out.checked++;
+    if (idField === null) {
+      note(out.badId, '(NULL)');
+      continue;
+    }
+    const id = idField.toString('utf8');
+    if (bson === null || hash === null || !createHash('sha256').update(bson).digest().equals(hash)) note(out.badHash, id);
+    let rebuilt: string | null = null;
+    try {
+      if (bson === null) throw new Error('no bytes');
+      BSON.deserialize(bson);
+      if (idKey(bson) !== id) note(out.badId, id);
+      rebuilt = queryJson(bson);
+    } catch {
+      note(out.badBson, id);
+    }
+    const tuple = copyBinaryTextJsonb(id, rebuilt);
+    pending.push(tuple);
+    pendingBytes += tuple.length;
+    if (pendingBytes >= CHUNK_BYTES) {
+      yield Buffer.concat(pending, pendingBytes);
+      pending = [];
+      pendingBytes = 0;
+    }
+  }
+  pending.push(copyBinaryTrailer());
+  yield Buffer.concat(pending);
+}
+
+/**
+ * The second connection the per-row pass writes into, opened on first use with the branch
+ * connection's own settings (same endpoint, role and verified TLS), and reused for every
+ * collection. After a failure it is closed, so the next collection starts on a fresh one.
+ */
+class RebuiltRows {
+  private writer: pg.Client | undefined;
+
+  constructor(private readonly client: pg.Client) {}
+
+  async open(): Promise<pg.Client> {
+    if (this.writer) return this.writer;
+    const c = this.client;
+    const ssl = c.ssl as unknown;
+    // Never a weaker connection than the one it copies: refuse rather than connect without verified TLS.
+    if (typeof ssl !== 'object' || ssl === null || (ssl as { rejectUnauthorized?: unknown }).rejectUnauthorized !== true) {
+      throw new Error('the branch connection does not verify TLS, so no second connection is opened for the per-row check');
+    }
+    const writer = new pg.Client({
+      host: c.host,
+      port: c.port,
+      user: c.user,
+      password: c.password,
+      database: c.database,
+      ssl: ssl as pg.ClientConfig['ssl'],
+      application_name: 'supaneon-sync verify',
+      statement_timeout: 0,
+      keepAlive: true,
+    });
+    writer.on('error', () => undefined); // a dropped connection fails the query that was running
+    try {
+      await writer.connect();
+      await writer.query(`CREATE TEMP TABLE ${REBUILT} (id text NOT NULL, q jsonb)`);
+    } catch (e) {
+      await writer.end().catch(() => undefined);
+      throw new Error(`cannot open a second connection to the branch for the per-row check: ${(e as Error).message}`, { cause: e });
+    }
+    this.writer = writer;
+    return writer;
+  }
+
+  async reset(): Promise<void> {
+    const w = this.writer;
+    this.writer = undefined;
+    await w?.end().catch(() => undefined);
+  }
 }
 
 function bad(): Bad {

@@ -4,7 +4,7 @@ import {
 } from 'mongodb';
 import {
   CodecError, ContentHash, COPY_COLUMNS, OrderedDocument, OutOfRangeDate, assertReencodes, canonicalJson,
-  copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, decodeExact, encodeDocument, idKey, queryJson,
+  copyBinaryHeader, copyBinaryRows, copyBinaryTextJsonb, copyBinaryTrailer, copyBinaryTuple, decodeExact, encodeDocument, idKey, queryJson,
 } from '../../src/codec.js';
 
 const oid = new ObjectId('650000000000000000000001');
@@ -260,5 +260,38 @@ describe('COPY binary format', () => {
     expect(fields[1].subarray(1).toString('utf8')).toBe(row.doc);
     expect(fields[2].equals(row.bson)).toBe(true);
     expect(fields[3].equals(row.hash)).toBe(true);
+  });
+});
+
+describe('COPY binary rows', () => {
+  async function* inChunks(data: Buffer, size: number): AsyncGenerator<Buffer> {
+    for (let i = 0; i < data.length; i += size) yield data.subarray(i, i + size);
+  }
+  const parse = async (data: Buffer, size: number): Promise<(string | null)[][]> => {
+    const rows: (string | null)[][] = [];
+    for await (const fields of copyBinaryRows(inChunks(data, size)[Symbol.asyncIterator]())) rows.push(fields.map((f) => (f === null ? null : f.toString('hex'))));
+    return rows;
+  };
+
+  it('reads back every field of every row whatever the chunk boundaries (stored rows, NULLs, a header extension)', async () => {
+    const rows = [encodeDocument(ser({ _id: 1, s: 'x'.repeat(300) })), encodeDocument(ser({ _id: 'two', a: [1, 2] }))];
+    const withExtension = Buffer.concat([copyBinaryHeader().subarray(0, 15), Buffer.from([0, 0, 0, 3, 9, 9, 9])]);
+    const data = Buffer.concat([withExtension, ...rows.map(copyBinaryTuple), copyBinaryTextJsonb('k', null), copyBinaryTrailer()]);
+    const expected = [
+      ...rows.map((r) => [Buffer.from(r.id).toString('hex'), Buffer.concat([Buffer.from([1]), Buffer.from(r.doc)]).toString('hex'), r.bson.toString('hex'), r.hash.toString('hex')]),
+      [Buffer.from('k').toString('hex'), null],
+    ];
+    for (const size of [1, 2, 3, 7, 64, data.length]) expect(await parse(data, size)).toEqual(expected);
+  });
+
+  it('writes a (text, jsonb) tuple: two fields, jsonb with its version byte', () => {
+    expect(copyBinaryTextJsonb('é', '{"a":1}').toString('hex')).toBe('0002' + '00000002' + 'c3a9' + '00000008' + '01' + Buffer.from('{"a":1}').toString('hex'));
+    expect(copyBinaryTextJsonb('a', null).toString('hex')).toBe('0002' + '00000001' + '61' + 'ffffffff');
+  });
+
+  it('refuses data that is not binary COPY or ends inside a row', async () => {
+    await expect(parse(Buffer.from('not a copy stream at all'), 4)).rejects.toThrow(CodecError);
+    const cut = Buffer.concat([copyBinaryHeader(), copyBinaryTextJsonb('abc', '{}')]);
+    await expect(parse(cut.subarray(0, cut.length - 2), 5)).rejects.toThrow(/ended inside a row/);
   });
 });
