@@ -33,10 +33,14 @@ const CREATE_OPTION_KEYS = [
 /** Index fields the server reports but does not take back: the index version and the namespace. */
 const INDEX_FIELDS_NOT_RECREATED = new Set(['v', 'ns']);
 
-/** Bytes of BSON per insert batch: large enough to amortize round trips, small enough to stay well below 48 MB messages. */
-export const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
-/** A count bound too, so many tiny documents still make batches of a sane size for progress reporting. */
-export const DEFAULT_BATCH_DOCUMENTS = 10_000;
+/**
+ * Bytes of BSON per insert batch. Decoded for the driver a document takes several times its BSON
+ * size in memory, and two batches are held at once (one being written, the next being read), so
+ * the batch is small: a few MiB still amortize the round trips.
+ */
+export const DEFAULT_BATCH_BYTES = 2 * 1024 * 1024;
+/** A count bound too: many tiny documents decode into many objects, each with its own overhead. */
+export const DEFAULT_BATCH_DOCUMENTS = 2_000;
 
 export interface TargetCollection {
   /** The collection as recorded in the backup. */

@@ -40,7 +40,8 @@ export interface VerifyOptions {
   runId?: string;
   mode: 'full' | 'sample';
   sampleSize: number;
-  batchSize: number;
+  /** Not used: rows stream through COPY with backpressure, so no slice size is needed. Accepted until callers stop passing it. */
+  batchSize?: number;
   log: Logger;
 }
 
@@ -404,6 +405,8 @@ class RebuiltRows {
     try {
       await writer.connect();
       await writer.query(`CREATE TEMP TABLE ${REBUILT} (id text NOT NULL, q jsonb)`);
+      // Rows live for one comparison: compressing large documents on the way in would cost more than it saves.
+      await writer.query(`ALTER TABLE ${REBUILT} ALTER COLUMN q SET STORAGE EXTERNAL`);
     } catch (e) {
       await writer.end().catch(() => undefined);
       throw new Error(`cannot open a second connection to the branch for the per-row check: ${(e as Error).message}`, { cause: e });
