@@ -1,18 +1,18 @@
 /**
- * Streams the stored BSON of one backed-up collection out of Postgres, for recover: a server-side
- * cursor inside one read-only transaction (one consistent view of the table), fetched in slices sized
- * by bytes, so memory stays flat whatever the collection's size.
+ * Streams the stored BSON of one backed-up collection out of Postgres, for recover: one
+ * `COPY … TO STDOUT (FORMAT binary)` (a single statement: one consistent view of the table), parsed
+ * row by row as it arrives and pulled only as fast as the consumer writes, so memory stays flat
+ * whatever the collection's size. Binary COPY hands over the bytes as they are stored; bytea in
+ * ordinary query results would arrive as hex text twice their size, then be decoded.
  *
  * Every row's bytes are checked against its stored `hash` before they are handed on: a recovery
  * must never write a document whose bytes differ from what the backup recorded.
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import copyStreams from 'pg-copy-streams';
+import { copyBinaryRows } from './codec.js';
 import { quoteIdent } from './naming.js';
-
-/** Bytes aimed for per FETCH: the row count adapts to the collection's document sizes. */
-const FETCH_TARGET_BYTES = 8 * 1024 * 1024;
-const CURSOR = 'supaneon_stored_documents';
 
 export interface StoredTable {
   schemaName: string;
@@ -21,33 +21,30 @@ export interface StoredTable {
   label: string;
 }
 
-export async function* storedDocuments(client: pg.Client, table: StoredTable, opts: { batchSize: number }): AsyncIterable<Buffer> {
+/** `batchSize` is accepted for callers' sake; COPY streams with backpressure, so no slice size is needed. */
+export async function* storedDocuments(client: pg.Client, table: StoredTable, _opts: { batchSize?: number } = {}): AsyncIterable<Buffer> {
   const relation = `${quoteIdent(table.schemaName)}.${quoteIdent(table.tableName)}`;
-  await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-  let open = true;
+  const reading = client.query(copyStreams.to(`COPY (SELECT _id, bson, hash FROM ${relation}) TO STDOUT (FORMAT binary)`));
+  // Iterated by hand, not with for-await: a consumer that stops early must not destroy the COPY
+  // stream mid-way, which would leave the connection unusable.
+  const chunks = reading[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   try {
-    await client.query(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR SELECT _id, bson, hash FROM ${relation}`);
-    let fetchRows = Math.min(opts.batchSize, 100);
-    for (;;) {
-      const result = await client.query<{ _id: string; bson: Buffer; hash: Buffer }>(`FETCH FORWARD ${fetchRows} FROM ${CURSOR}`);
-      if (result.rows.length === 0) break;
-      let bytes = 0;
-      for (const row of result.rows) {
-        if (!createHash('sha256').update(row.bson).digest().equals(row.hash)) {
-          throw new Error(
-            `${table.label}: the stored document _id ${row._id} does not match its recorded hash (table ${relation}); the backup is damaged, recover from another backup-branch`,
-          );
-        }
-        bytes += row.bson.length;
-        yield row.bson;
+    for await (const [id, bson, hash] of copyBinaryRows(chunks)) {
+      if (bson === null || hash === null || !createHash('sha256').update(bson).digest().equals(hash)) {
+        throw new Error(
+          `${table.label}: the stored document _id ${id?.toString('utf8') ?? '(NULL)'} does not match its recorded hash (table ${relation}); the backup is damaged, recover from another backup-branch`,
+        );
       }
-      const average = Math.max(1, bytes / result.rows.length);
-      fetchRows = Math.max(1, Math.min(opts.batchSize, Math.floor(FETCH_TARGET_BYTES / average)));
+      // A copy: the row's bytes are a view into a COPY chunk that would otherwise stay alive with it.
+      yield Buffer.from(bson);
     }
-    await client.query('COMMIT');
-    open = false;
   } finally {
-    // A consumer that stops early (or a failure) leaves the transaction open; end it so the connection can be reused.
-    if (open) await client.query('ROLLBACK').catch(() => undefined);
+    if (!reading.readableEnded) {
+      try {
+        while (!(await chunks.next()).done);
+      } catch {
+        // the read itself failed: its error is the one being reported
+      }
+    }
   }
 }
