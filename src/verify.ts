@@ -5,8 +5,9 @@
  * trusted except as the expectation to compare against:
  * - manifest: the run exists on the branch and completed;
  * - per collection: the table exists with the stored columns and types; its row count, byte total
- *   and content hash (the sum of sha256(bson), computed by Postgres from the bytes) equal the
- *   manifest's; every row's `hash` equals sha256(`bson`) (all rows, in the same scan);
+ *   and content hash (the sum of sha256(bson), computed from the bytes: here during the full pass,
+ *   by Postgres for a sample) equal the manifest's; every row's `hash` equals sha256(`bson`) (all
+ *   rows, in the same scan);
  * - per row (all rows for `verify: full`, a random sample for `sample`), in this process: the
  *   bytes parse as BSON, the `_id` column is the document's `_id`, and the `doc` column equals the
  *   query form rebuilt from the bytes (compared by Postgres as jsonb, so numbers compare exactly),
@@ -19,7 +20,7 @@ import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
 import { BSON, type MongoClient } from 'mongodb';
-import { copyBinaryHeader, copyBinaryRows, copyBinaryTextJsonb, copyBinaryTrailer, idKey, queryJson } from './codec.js';
+import { ContentHash, copyBinaryHeader, copyBinaryRows, copyBinaryTextJsonb, copyBinaryTrailer, idKey, queryJson } from './codec.js';
 import { readManifest, type CollectionRecord, type Manifest } from './manifest.js';
 import { quoteIdent } from './naming.js';
 import type { Logger } from './io.js';
@@ -151,7 +152,28 @@ async function verifyCollection(
   add({ subject, check: 'table and columns', status: 'pass', detail: `${relation} (_id text, doc jsonb, bson bytea, hash bytea)` });
   report.collections++;
 
-  const totals = await tableTotals(client, relation);
+  // A full pass reads every row anyway, so it also yields the totals; a sample needs Postgres to scan.
+  const sample = opts.mode === 'sample' ? opts.sampleSize : undefined;
+  let rows: RowCheck;
+  let totals: Totals;
+  try {
+    if (sample === undefined) {
+      rows = await checkRows(client, rebuilt, relation, undefined);
+      totals = {
+        rows: rows.checked,
+        bytes: rows.content.bytes,
+        contentHash: rows.content.digest(),
+        badHashRows: rows.badHash.count,
+        ...(rows.badHash.examples.length > 0 ? { badHashExample: rows.badHash.examples[0] } : {}),
+      };
+    } else {
+      totals = await tableTotals(client, relation);
+      rows = await checkRows(client, rebuilt, relation, sample);
+    }
+  } catch (e) {
+    await rebuilt.reset();
+    throw e;
+  }
   report.documents += totals.rows;
   report.counts.set(subject, totals.rows);
   add({
@@ -173,13 +195,6 @@ async function verifyCollection(
     detail: totals.badHashRows === 0 ? `all ${totals.rows} rows` : `${totals.badHashRows} of ${totals.rows} rows differ (e.g. _id ${totals.badHashExample})`,
   });
 
-  let rows: RowCheck;
-  try {
-    rows = await checkRows(client, rebuilt, relation, opts.mode === 'sample' ? opts.sampleSize : undefined);
-  } catch (e) {
-    await rebuilt.reset();
-    throw e;
-  }
   const scope = opts.mode === 'sample' ? `random sample of ${rows.checked} of ${totals.rows} rows` : `all ${rows.checked} rows`;
   const rowsOk = rows.badBson.count === 0 && rows.badId.count === 0 && rows.badHash.count === 0;
   add({
@@ -267,6 +282,8 @@ interface Bad {
 
 interface RowCheck {
   checked: number;
+  /** Rows, bytes and content hash of the rows read, from sha256 of their bytes computed here. */
+  content: ContentHash;
   badBson: Bad;
   badId: Bad;
   badHash: Bad;
@@ -286,7 +303,7 @@ interface RowCheck {
  * holds a few chunks, not the collection.
  */
 async function checkRows(client: pg.Client, rebuilt: RebuiltRows, relation: string, sample: number | undefined): Promise<RowCheck> {
-  const out: RowCheck = { checked: 0, badBson: bad(), badId: bad(), badHash: bad(), badDoc: bad(), missing: bad(), extra: bad() };
+  const out: RowCheck = { checked: 0, content: new ContentHash(), badBson: bad(), badId: bad(), badHash: bad(), badDoc: bad(), missing: bad(), extra: bad() };
   const source =
     sample === undefined
       ? `SELECT _id, bson, hash FROM ${relation}`
@@ -344,12 +361,14 @@ async function* rebuiltTuples(rows: AsyncIterable<(Buffer | null)[]>, out: RowCh
   let pendingBytes = pending[0].length;
   for await (const [idField, bson, hash] of rows) {
     out.checked++;
+    const digest = bson === null ? undefined : createHash('sha256').update(bson).digest();
+    if (bson !== null && digest) out.content.add(digest, bson.length);
     if (idField === null) {
       note(out.badId, '(NULL)');
       continue;
     }
     const id = idField.toString('utf8');
-    if (bson === null || hash === null || !createHash('sha256').update(bson).digest().equals(hash)) note(out.badHash, id);
+    if (!digest || hash === null || !digest.equals(hash)) note(out.badHash, id);
     let rebuilt: string | null = null;
     try {
       if (bson === null) throw new Error('no bytes');
