@@ -236,7 +236,14 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
   if (r.notes.some((n) => n.startsWith('partial results'))) {
     out.push(`Partial results: the run had taken ${minutes.toFixed(1)} minutes when these were written.`);
   } else if (d.documents >= 200_000) {
-    out.push(`This run took ${minutes.toFixed(1)} minutes for ${d.documents.toLocaleString('en-US')} documents (goal: under 30 minutes for 200,000): ${minutes < 30 ? '**met**' : '**missed**'}.`);
+    const measured = r.measuredSeconds !== undefined ? r.measuredSeconds / 60 : minutes;
+    out.push(
+      `The measurements of this run (dataset load included) took ${measured.toFixed(1)} minutes for ${d.documents.toLocaleString('en-US')} documents ` +
+        `(goal: under 30 minutes for 200,000): ${measured < 30 ? '**met**' : '**missed**'}.` +
+        (r.measuredSeconds !== undefined && minutes - measured > 0.1
+          ? ` With the profiled re-runs of missed targets and the clean-up, the whole run took ${minutes.toFixed(1)} minutes.`
+          : ''),
+    );
   } else {
     const projected = minutes * (200_000 / d.documents);
     out.push(

@@ -91,6 +91,8 @@ export interface BenchResults {
   startedAt: string;
   finishedAt: string;
   totalSeconds: number;
+  /** Seconds until the last measurement ended: the total without the profiled re-runs of missed targets and the clean-up. */
+  measuredSeconds?: number;
   command: string;
   machine: { cpus: number; cpuModel: string; memoryBytes: number; os: string; node: string };
   servers: {

@@ -275,6 +275,7 @@ async function main(): Promise<void> {
       publish(results, options, startedAt, true);
     }
 
+    results.measuredSeconds = (Date.now() - startedAt.getTime()) / 1000;
     results.targets = evaluateTargets(results);
     await profileMissed(bench, results, dataset, lastBackupBranch);
     if (options.rssScaling) publish(results, options, startedAt, true);
