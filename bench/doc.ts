@@ -45,7 +45,9 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
     `How fast supaneon-sync backs up, verifies and recovers, measured against what this machine can do at best ` +
       `(reading MongoDB, writing Postgres, scanning Postgres) and against the script people write by hand. ` +
       `Every number below comes from one run of \`${r.command}\` (${r.startedAt.slice(0, 16).replace('T', ' ')} UTC, ` +
-      `${(r.totalSeconds / 60).toFixed(1)} minutes in all); the raw results are in \`bench/results/\`.`,
+      `${(r.totalSeconds / 60).toFixed(1)} minutes in all)` +
+      (r.code ? ` on commit \`${r.code.commit.slice(0, 12)}\`${r.code.srcModified ? ' with uncommitted changes in `src/`' : ''}` : '') +
+      '; the raw results are in `bench/results/`.',
     '',
     `![Documents per second of every measurement](${chartPath})`,
     '',

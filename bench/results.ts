@@ -94,6 +94,8 @@ export interface BenchResults {
   /** Seconds until the last measurement ended: the total without the profiled re-runs of missed targets and the clean-up. */
   measuredSeconds?: number;
   command: string;
+  /** The product code measured: git commit of the checkout, and whether src/ had uncommitted changes. */
+  code?: { commit: string; srcModified: boolean };
   machine: { cpus: number; cpuModel: string; memoryBytes: number; os: string; node: string };
   servers: {
     postgres: Record<string, string>;

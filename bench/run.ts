@@ -6,6 +6,7 @@
  *
  * Every measurement runs in a fresh child process (bench/child.ts) so its peak RSS is its own.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -39,6 +40,17 @@ const LABELS: Record<MeasurementKey, { label: string; what: string; task: TaskNa
 
 function log(line: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
+}
+
+/** The checkout's commit, so results say which product code they measured; undefined outside a git checkout. */
+function measuredCode(): BenchResults['code'] {
+  try {
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const status = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    return { commit, srcModified: status.trim() !== '' };
+  } catch {
+    return undefined;
+  }
 }
 
 /** The command that reproduces the measurements (output paths and the settings file left out). */
@@ -200,6 +212,7 @@ async function main(): Promise<void> {
     finishedAt: '',
     totalSeconds: 0,
     command: measuringCommand(options),
+    code: measuredCode(),
     machine: {
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
