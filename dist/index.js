@@ -99107,6 +99107,85 @@ function copyBinaryTrailer() {
     trailer.writeInt16BE(-1, 0);
     return trailer;
 }
+/**
+ * One row of the two columns (text, jsonb) in COPY binary format: a text key and a JSON text sent
+ * as jsonb, or NULL when there is no JSON. Lets a check stream rebuilt documents into a temporary
+ * table for Postgres to compare as jsonb.
+ */
+function copyBinaryTextJsonb(text, json) {
+    const textBytes = Buffer.byteLength(text, 'utf8');
+    const jsonBytes = json === null ? 0 : Buffer.byteLength(json, 'utf8');
+    const out = Buffer.allocUnsafe(2 + 4 + textBytes + 4 + (json === null ? 0 : 1 + jsonBytes));
+    let p = out.writeInt16BE(2, 0);
+    p = out.writeInt32BE(textBytes, p);
+    p += out.write(text, p, 'utf8');
+    if (json === null) {
+        out.writeInt32BE(-1, p);
+        return out;
+    }
+    p = out.writeInt32BE(jsonBytes + 1, p);
+    out[p++] = JSONB_VERSION;
+    out.write(json, p, 'utf8');
+    return out;
+}
+/**
+ * The rows of a `COPY … TO STDOUT (FORMAT binary)` stream, each as its fields' raw bytes (null for
+ * NULL), parsed as the chunks arrive: only the current row and the chunk it sits in are held, so
+ * memory does not grow with the table. The field buffers may share memory with the chunks; use
+ * them before asking for the next row.
+ */
+async function* copyBinaryRows(chunks) {
+    let buf = Buffer.alloc(0);
+    let pos = 0;
+    /** Makes `n` bytes from `pos` available, joining chunks only when a value spans them. */
+    const fill = async (n) => {
+        const parts = [buf.subarray(pos)];
+        let have = parts[0].length;
+        while (have < n) {
+            const next = await chunks.next();
+            if (next.done)
+                throw new CodecError(`COPY binary data ended inside a row (${have} of ${n} bytes)`);
+            parts.push(next.value);
+            have += next.value.length;
+        }
+        buf = parts.length === 1 ? parts[0] : Buffer.concat(parts, have);
+        pos = 0;
+    };
+    const headerFixed = COPY_SIGNATURE.length + 8;
+    if (buf.length - pos < headerFixed)
+        await fill(headerFixed);
+    if (!buf.subarray(pos, pos + COPY_SIGNATURE.length).equals(COPY_SIGNATURE))
+        throw new CodecError('COPY data is not in binary format (no PGCOPY signature)');
+    const extension = buf.readInt32BE(pos + COPY_SIGNATURE.length + 4);
+    pos += headerFixed;
+    if (buf.length - pos < extension)
+        await fill(extension);
+    pos += extension;
+    for (;;) {
+        if (buf.length - pos < 2)
+            await fill(2);
+        const count = buf.readInt16BE(pos);
+        pos += 2;
+        if (count === -1)
+            return;
+        const fields = new Array(count);
+        for (let i = 0; i < count; i++) {
+            if (buf.length - pos < 4)
+                await fill(4);
+            const length = buf.readInt32BE(pos);
+            pos += 4;
+            if (length === -1) {
+                fields[i] = null;
+                continue;
+            }
+            if (buf.length - pos < length)
+                await fill(length);
+            fields[i] = buf.subarray(pos, pos + length);
+            pos += length;
+        }
+        yield fields;
+    }
+}
 
 ;// CONCATENATED MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/standby.js
 /**
@@ -99694,10 +99773,14 @@ const CREATE_OPTION_KEYS = [
 ];
 /** Index fields the server reports but does not take back: the index version and the namespace. */
 const INDEX_FIELDS_NOT_RECREATED = new Set(['v', 'ns']);
-/** Bytes of BSON per insert batch: large enough to amortize round trips, small enough to stay well below 48 MB messages. */
-const DEFAULT_BATCH_BYTES = 8 * 1024 * 1024;
-/** A count bound too, so many tiny documents still make batches of a sane size for progress reporting. */
-const DEFAULT_BATCH_DOCUMENTS = 10_000;
+/**
+ * Bytes of BSON per insert batch. Decoded for the driver a document takes several times its BSON
+ * size in memory, and two batches are held at once (one being written, the next being read), so
+ * the batch is small: a few MiB still amortize the round trips.
+ */
+const DEFAULT_BATCH_BYTES = 2 * 1024 * 1024;
+/** A count bound too: many tiny documents decode into many objects, each with its own overhead. */
+const DEFAULT_BATCH_DOCUMENTS = 2_000;
 function describeTarget(t) {
     return `${t.database}.${t.collection}`;
 }
@@ -99937,47 +100020,45 @@ async function viewMatches(client, t) {
 
 ;// CONCATENATED MODULE: ../../work/main/node_modules/.cache/supaneon-sync-build/stored-documents.js
 /**
- * Streams the stored BSON of one backed-up collection out of Postgres, for recover: a server-side
- * cursor inside one read-only transaction (one consistent view of the table), fetched in slices sized
- * by bytes, so memory stays flat whatever the collection's size.
+ * Streams the stored BSON of one backed-up collection out of Postgres, for recover: one
+ * `COPY … TO STDOUT (FORMAT binary)` (a single statement: one consistent view of the table), parsed
+ * row by row as it arrives and pulled only as fast as the consumer writes, so memory stays flat
+ * whatever the collection's size. Binary COPY hands over the bytes as they are stored; bytea in
+ * ordinary query results would arrive as hex text twice their size, then be decoded.
  *
  * Every row's bytes are checked against its stored `hash` before they are handed on: a recovery
  * must never write a document whose bytes differ from what the backup recorded.
  */
 
 
-/** Bytes aimed for per FETCH: the row count adapts to the collection's document sizes. */
-const FETCH_TARGET_BYTES = 8 * 1024 * 1024;
-const CURSOR = 'supaneon_stored_documents';
-async function* storedDocuments(client, table, opts) {
+
+
+/** `batchSize` is accepted for callers' sake; COPY streams with backpressure, so no slice size is needed. */
+async function* storedDocuments(client, table, _opts = {}) {
     const relation = `${quoteIdent(table.schemaName)}.${quoteIdent(table.tableName)}`;
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
-    let open = true;
+    const reading = client.query(pg_copy_streams.to(`COPY (SELECT _id, bson, hash FROM ${relation}) TO STDOUT (FORMAT binary)`));
+    // Iterated by hand, not with for-await: a consumer that stops early must not destroy the COPY
+    // stream mid-way, which would leave the connection unusable.
+    const chunks = reading[Symbol.asyncIterator]();
     try {
-        await client.query(`DECLARE ${CURSOR} NO SCROLL CURSOR FOR SELECT _id, bson, hash FROM ${relation}`);
-        let fetchRows = Math.min(opts.batchSize, 100);
-        for (;;) {
-            const result = await client.query(`FETCH FORWARD ${fetchRows} FROM ${CURSOR}`);
-            if (result.rows.length === 0)
-                break;
-            let bytes = 0;
-            for (const row of result.rows) {
-                if (!(0,external_node_crypto_.createHash)('sha256').update(row.bson).digest().equals(row.hash)) {
-                    throw new Error(`${table.label}: the stored document _id ${row._id} does not match its recorded hash (table ${relation}); the backup is damaged, recover from another backup-branch`);
-                }
-                bytes += row.bson.length;
-                yield row.bson;
+        for await (const [id, bson, hash] of copyBinaryRows(chunks)) {
+            if (bson === null || hash === null || !(0,external_node_crypto_.createHash)('sha256').update(bson).digest().equals(hash)) {
+                throw new Error(`${table.label}: the stored document _id ${id?.toString('utf8') ?? '(NULL)'} does not match its recorded hash (table ${relation}); the backup is damaged, recover from another backup-branch`);
             }
-            const average = Math.max(1, bytes / result.rows.length);
-            fetchRows = Math.max(1, Math.min(opts.batchSize, Math.floor(FETCH_TARGET_BYTES / average)));
+            // A copy: the row's bytes are a view into a COPY chunk that would otherwise stay alive with it.
+            yield Buffer.from(bson);
         }
-        await client.query('COMMIT');
-        open = false;
     }
     finally {
-        // A consumer that stops early (or a failure) leaves the transaction open; end it so the connection can be reused.
-        if (open)
-            await client.query('ROLLBACK').catch(() => undefined);
+        if (!reading.readableEnded) {
+            try {
+                while (!(await chunks.next()).done)
+                    ;
+            }
+            catch {
+                // the read itself failed: its error is the one being reported
+            }
+        }
     }
 }
 
@@ -100363,22 +100444,30 @@ function recover_summary(label, manifest, outcomes, ok, seconds) {
  * trusted except as the expectation to compare against:
  * - manifest: the run exists on the branch and completed;
  * - per collection: the table exists with the stored columns and types; its row count, byte total
- *   and content hash (the sum of sha256(bson), computed by Postgres from the bytes) equal the
- *   manifest's; every row's `hash` equals sha256(`bson`) (all rows, in the same scan);
+ *   and content hash (the sum of sha256(bson), computed from the bytes: here during the full pass,
+ *   by Postgres for a sample) equal the manifest's; every row's `hash` equals sha256(`bson`) (all
+ *   rows, in the same scan);
  * - per row (all rows for `verify: full`, a random sample for `sample`), in this process: the
  *   bytes parse as BSON, the `_id` column is the document's `_id`, and the `doc` column equals the
- *   query form rebuilt from the bytes (compared by Postgres as jsonb, so numbers compare exactly).
- * Rows are read through a server-side cursor in slices bounded by bytes: memory stays flat.
+ *   query form rebuilt from the bytes (compared by Postgres as jsonb, so numbers compare exactly),
+ *   and (full) every row of the table was read and compared.
+ * Rows stream through COPY in both directions with backpressure: memory stays flat.
  */
 
 
 
 
 
+
+
+
+
 const EXPECTED_COLUMNS = { _id: 'text', doc: 'jsonb', bson: 'bytea', hash: 'bytea' };
-const verify_FETCH_TARGET_BYTES = 8 * 1024 * 1024;
 const EXAMPLES = 3;
-const verify_CURSOR = 'supaneon_verify_rows';
+/** The temporary table of rebuilt query forms (one per session, emptied per collection). */
+const REBUILT = 'supaneon_verify_rebuilt';
+/** Bytes of COPY tuples per write to the temporary table. */
+const CHUNK_BYTES = 256 * 1024;
 /** One log line per check: failures as errors, notices as warnings. */
 function logCheck(log, r) {
     const line = `${r.status === 'pass' ? 'PASS' : r.status === 'fail' ? 'FAIL' : 'NOTE'} ${r.subject}: ${r.check}: ${r.detail}`;
@@ -100425,24 +100514,30 @@ async function verifyBackup(client, opts) {
         status: 'pass',
         detail: `run ${run.runId}, finished ${run.finishedAt?.toISOString() ?? '?'}, ${stored.length} collection(s), consistency ${run.consistency ?? 'unknown'}`,
     });
-    for (const c of manifest.collections) {
-        if (c.kind === 'view') {
-            add({ subject: label(c), check: 'view recorded', status: 'pass', detail: 'views are recorded in the manifest, not stored as tables' });
-            continue;
+    const rebuilt = new RebuiltRows(client);
+    try {
+        for (const c of manifest.collections) {
+            if (c.kind === 'view') {
+                add({ subject: label(c), check: 'view recorded', status: 'pass', detail: 'views are recorded in the manifest, not stored as tables' });
+                continue;
+            }
+            await opts.log.group(`Verifying ${label(c)}`, async () => {
+                try {
+                    await verifyCollection(client, rebuilt, c, opts, add, report);
+                }
+                catch (e) {
+                    // A check that cannot run is a failed check of this collection, not an anonymous crash.
+                    add({ subject: label(c), check: 'checks could run', status: 'fail', detail: `verification stopped: ${e.message}` });
+                }
+            });
         }
-        await opts.log.group(`Verifying ${label(c)}`, async () => {
-            try {
-                await verifyCollection(client, c, opts, add, report);
-            }
-            catch (e) {
-                // A check that cannot run is a failed check of this collection, not an anonymous crash.
-                add({ subject: label(c), check: 'checks could run', status: 'fail', detail: `verification stopped: ${e.message}` });
-            }
-        });
+    }
+    finally {
+        await rebuilt.reset();
     }
     return report;
 }
-async function verifyCollection(client, c, opts, add, report) {
+async function verifyCollection(client, rebuilt, c, opts, add, report) {
     const subject = label(c);
     const relation = `${quoteIdent(c.schemaName)}.${quoteIdent(c.tableName)}`;
     const columnProblem = await tableProblem(client, relation);
@@ -100452,7 +100547,30 @@ async function verifyCollection(client, c, opts, add, report) {
     }
     add({ subject, check: 'table and columns', status: 'pass', detail: `${relation} (_id text, doc jsonb, bson bytea, hash bytea)` });
     report.collections++;
-    const totals = await tableTotals(client, relation);
+    // A full pass reads every row anyway, so it also yields the totals; a sample needs Postgres to scan.
+    const sample = opts.mode === 'sample' ? opts.sampleSize : undefined;
+    let rows;
+    let totals;
+    try {
+        if (sample === undefined) {
+            rows = await checkRows(client, rebuilt, relation, undefined);
+            totals = {
+                rows: rows.checked,
+                bytes: rows.content.bytes,
+                contentHash: rows.content.digest(),
+                badHashRows: rows.badHash.count,
+                ...(rows.badHash.examples.length > 0 ? { badHashExample: rows.badHash.examples[0] } : {}),
+            };
+        }
+        else {
+            totals = await tableTotals(client, relation);
+            rows = await checkRows(client, rebuilt, relation, sample);
+        }
+    }
+    catch (e) {
+        await rebuilt.reset();
+        throw e;
+    }
     report.documents += totals.rows;
     report.counts.set(subject, totals.rows);
     add({
@@ -100473,7 +100591,6 @@ async function verifyCollection(client, c, opts, add, report) {
         status: totals.badHashRows === 0 ? 'pass' : 'fail',
         detail: totals.badHashRows === 0 ? `all ${totals.rows} rows` : `${totals.badHashRows} of ${totals.rows} rows differ (e.g. _id ${totals.badHashExample})`,
     });
-    const rows = await checkRows(client, relation, opts.mode === 'sample' ? opts.sampleSize : undefined, opts.batchSize);
     const scope = opts.mode === 'sample' ? `random sample of ${rows.checked} of ${totals.rows} rows` : `all ${rows.checked} rows`;
     const rowsOk = rows.badBson.count === 0 && rows.badId.count === 0 && rows.badHash.count === 0;
     add({
@@ -100491,8 +100608,14 @@ async function verifyCollection(client, c, opts, add, report) {
     add({
         subject,
         check: 'jsonb agrees with the document',
-        status: rows.badDoc.count === 0 ? 'pass' : 'fail',
-        detail: rows.badDoc.count === 0 ? scope : `${scope}: ${describeBad([['doc differs from the rebuilt document', rows.badDoc]])}`,
+        status: rows.badDoc.count + rows.missing.count + rows.extra.count === 0 ? 'pass' : 'fail',
+        detail: rows.badDoc.count + rows.missing.count + rows.extra.count === 0
+            ? scope
+            : `${scope}: ${describeBad([
+                ['doc differs from the rebuilt document', rows.badDoc],
+                ['read but then not found in the table', rows.missing],
+                ['in the table but not read by the check', rows.extra],
+            ])}`,
     });
 }
 /** Undefined when the table exists with the stored columns and types; else what is wrong. */
@@ -100534,62 +100657,152 @@ async function tableTotals(client, relation) {
     };
 }
 /**
- * Reads `_id, bson, hash` through a cursor (every row, or `sample` random rows) and checks each
- * row here; each slice's rebuilt query JSON goes back to Postgres to be compared as jsonb.
+ * The per-row pass as one streaming pipeline per collection: the rows (`_id, bson, hash`; every row,
+ * or `sample` random rows) arrive by COPY TO on the branch's connection and are checked here as they
+ * come; each row's `_id` column and the query form rebuilt from its bytes stream by COPY FROM into a
+ * temporary table on a second connection to the same branch; then one SQL statement compares them
+ * with the stored `doc` as jsonb (numbers compare exactly). Backpressure runs end to end, so memory
+ * holds a few chunks, not the collection.
  */
-async function checkRows(client, relation, sample, batchSize) {
-    const out = { checked: 0, badBson: bad(), badId: bad(), badHash: bad(), badDoc: bad() };
+async function checkRows(client, rebuilt, relation, sample) {
+    const out = { checked: 0, content: new ContentHash(), badBson: bad(), badId: bad(), badHash: bad(), badDoc: bad(), missing: bad(), extra: bad() };
     const source = sample === undefined
         ? `SELECT _id, bson, hash FROM ${relation}`
         : // Only the ids are sorted at random (small), then the sampled rows are read.
             `SELECT _id, bson, hash FROM ${relation} WHERE _id IN (SELECT _id FROM ${relation} ORDER BY random() LIMIT ${Math.max(1, Math.floor(sample))})`;
-    await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
+    const writer = await rebuilt.open();
+    await writer.query(`TRUNCATE ${REBUILT}`);
+    const reading = client.query(pg_copy_streams.to(`COPY (${source}) TO STDOUT (FORMAT binary)`));
+    // Iterated by hand, not with for-await: a pipeline that fails early must not destroy the COPY
+    // stream mid-way, which would leave the branch's connection unusable for the next collection.
+    const chunks = reading[Symbol.asyncIterator]();
     try {
-        await client.query(`DECLARE ${verify_CURSOR} NO SCROLL CURSOR FOR ${source}`);
-        // Start small (documents may be up to 16 MiB each), then size slices by the bytes seen.
-        const maxRows = Math.max(1, Math.min(batchSize, 1000));
-        let fetchRows = Math.min(maxRows, 10);
-        for (;;) {
-            const result = await client.query(`FETCH FORWARD ${fetchRows} FROM ${verify_CURSOR}`);
-            if (result.rows.length === 0)
-                break;
-            const ids = [];
-            const docs = [];
-            let bytes = 0;
-            for (const row of result.rows) {
-                out.checked++;
-                bytes += row.bson.length;
-                if (!(0,external_node_crypto_.createHash)('sha256').update(row.bson).digest().equals(row.hash))
-                    note(out.badHash, row._id);
-                let rebuilt;
-                try {
-                    lib.BSON.deserialize(row.bson);
-                    if (idKey(row.bson) !== row._id)
-                        note(out.badId, row._id);
-                    rebuilt = queryJson(row.bson);
-                }
-                catch {
-                    note(out.badBson, row._id);
-                    continue;
-                }
-                ids.push(row._id);
-                docs.push(rebuilt);
-            }
-            if (ids.length > 0) {
-                const mismatched = await client.query(`SELECT v.id FROM unnest($1::text[], $2::text[]) AS v(id, q)
-             JOIN ${relation} t ON t._id = v.id
-            WHERE t.doc IS DISTINCT FROM v.q::jsonb`, [ids, docs]);
-                for (const m of mismatched.rows)
-                    note(out.badDoc, m.id);
-            }
-            const average = Math.max(1, bytes / result.rows.length);
-            fetchRows = Math.max(1, Math.min(maxRows, Math.floor(verify_FETCH_TARGET_BYTES / average)));
-        }
+        await (0,promises_namespaceObject.pipeline)(external_node_stream_.Readable.from(rebuiltTuples(copyBinaryRows(chunks), out)), writer.query(pg_copy_streams.from(`COPY ${REBUILT} (id, q) FROM STDIN (FORMAT binary)`)));
     }
     finally {
-        await client.query('ROLLBACK').catch(() => undefined);
+        if (!reading.readableEnded) {
+            try {
+                while (!(await chunks.next()).done)
+                    ;
+            }
+            catch {
+                // the read itself failed: its error is the one being reported
+            }
+        }
+    }
+    await writer.query(`ANALYZE ${REBUILT} (id)`);
+    // A full pass read every row, so a row only one side has is a finding; a sample only looks one way.
+    const join = sample === undefined ? 'FULL JOIN' : 'LEFT JOIN';
+    const conditions = [
+        [out.badDoc, 'v.q IS NOT NULL AND t._id IS NOT NULL AND t.doc IS DISTINCT FROM v.q'],
+        [out.missing, 't._id IS NULL'],
+        ...(sample === undefined ? [[out.extra, 'v.id IS NULL']] : []),
+    ];
+    const from = `${REBUILT} v ${join} ${relation} t ON t._id = v.id`;
+    const counts = await writer.query(`SELECT ${conditions.map(([, where], i) => `count(*) FILTER (WHERE ${where})::text AS c${i}`).join(', ')} FROM ${from}`);
+    for (const [i, [b, where]] of conditions.entries()) {
+        b.count = Number(counts.rows[0][`c${i}`]);
+        if (b.count === 0)
+            continue;
+        const examples = await writer.query(`SELECT coalesce(v.id, t._id) AS id FROM ${from} WHERE ${where} ORDER BY 1 LIMIT ${EXAMPLES}`);
+        b.examples = examples.rows.map((r) => r.id);
     }
     return out;
+}
+/**
+ * Checks each row as it arrives and turns it into a COPY tuple of the temporary table: its `_id`
+ * column and its rebuilt query form (NULL when the bytes are not a document). Tuples leave in
+ * chunks of about CHUNK_BYTES, so the COPY is not a write per row.
+ */
+async function* rebuiltTuples(rows, out) {
+    let pending = [copyBinaryHeader()];
+    let pendingBytes = pending[0].length;
+    for await (const [idField, bson, hash] of rows) {
+        out.checked++;
+        const digest = bson === null ? undefined : (0,external_node_crypto_.createHash)('sha256').update(bson).digest();
+        if (bson !== null && digest)
+            out.content.add(digest, bson.length);
+        if (idField === null) {
+            note(out.badId, '(NULL)');
+            continue;
+        }
+        const id = idField.toString('utf8');
+        if (!digest || hash === null || !digest.equals(hash))
+            note(out.badHash, id);
+        let rebuilt = null;
+        try {
+            if (bson === null)
+                throw new Error('no bytes');
+            lib.BSON.deserialize(bson);
+            if (idKey(bson) !== id)
+                note(out.badId, id);
+            rebuilt = queryJson(bson);
+        }
+        catch {
+            note(out.badBson, id);
+        }
+        const tuple = copyBinaryTextJsonb(id, rebuilt);
+        pending.push(tuple);
+        pendingBytes += tuple.length;
+        if (pendingBytes >= CHUNK_BYTES) {
+            yield Buffer.concat(pending, pendingBytes);
+            pending = [];
+            pendingBytes = 0;
+        }
+    }
+    pending.push(copyBinaryTrailer());
+    yield Buffer.concat(pending);
+}
+/**
+ * The second connection the per-row pass writes into, opened on first use with the branch
+ * connection's own settings (same endpoint, role and verified TLS), and reused for every
+ * collection. After a failure it is closed, so the next collection starts on a fresh one.
+ */
+class RebuiltRows {
+    client;
+    writer;
+    constructor(client) {
+        this.client = client;
+    }
+    async open() {
+        if (this.writer)
+            return this.writer;
+        const c = this.client;
+        const ssl = c.ssl;
+        // Never a weaker connection than the one it copies: refuse rather than connect without verified TLS.
+        if (typeof ssl !== 'object' || ssl === null || ssl.rejectUnauthorized !== true) {
+            throw new Error('the branch connection does not verify TLS, so no second connection is opened for the per-row check');
+        }
+        const writer = new esm.Client({
+            host: c.host,
+            port: c.port,
+            user: c.user,
+            password: c.password,
+            database: c.database,
+            ssl: ssl,
+            application_name: 'supaneon-sync verify',
+            statement_timeout: 0,
+            keepAlive: true,
+        });
+        writer.on('error', () => undefined); // a dropped connection fails the query that was running
+        try {
+            await writer.connect();
+            await writer.query(`CREATE TEMP TABLE ${REBUILT} (id text NOT NULL, q jsonb)`);
+            // Rows live for one comparison: compressing large documents on the way in would cost more than it saves.
+            await writer.query(`ALTER TABLE ${REBUILT} ALTER COLUMN q SET STORAGE EXTERNAL`);
+        }
+        catch (e) {
+            await writer.end().catch(() => undefined);
+            throw new Error(`cannot open a second connection to the branch for the per-row check: ${e.message}`, { cause: e });
+        }
+        this.writer = writer;
+        return writer;
+    }
+    async reset() {
+        const w = this.writer;
+        this.writer = undefined;
+        await w?.end().catch(() => undefined);
+    }
 }
 function bad() {
     return { count: 0, examples: [] };
