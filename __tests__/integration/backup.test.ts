@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Int32, type Document, type MongoClient } from 'mongodb';
 import { parseConfig, type Config, type RawInputs } from '../../src/config.js';
-import type { Io, Logger } from '../../src/io.js';
+import type { Logger } from '../../src/io.js';
 import { readManifest, TOOL_VERSION } from '../../src/manifest.js';
 import { backup, snapshotName } from '../../src/modes/backup.js';
 import { connectMongo } from '../../src/mongo.js';
@@ -17,42 +17,13 @@ import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../..
 import { createPlainBranch, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { actionEntry, startAction } from '../../test/support/action-process.js';
 import { describeWithStack, repoRoot } from '../../test/support/stack.js';
+import { recordingIo, type RecordingIo } from '../../test/support/recording-io.js';
 
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
 const SHOP = `bk_shop_${suffix}`;
 const MISC = `bk_misc_${suffix}`;
 const PREFIX = 'bkt-';
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
-
-interface RecordingIo extends Io {
-  outputs: Record<string, string>;
-  summary: string;
-  lines: string[];
-}
-
-function recordingIo(): RecordingIo {
-  const lines: string[] = [];
-  const log: Logger = {
-    info: (m) => void lines.push(m),
-    warn: (m) => void lines.push(`warning: ${m}`),
-    error: (m) => void lines.push(`error: ${m}`),
-    debug: () => undefined,
-    group: async (name, fn) => {
-      lines.push(`# ${name}`);
-      return fn();
-    },
-  };
-  const io: RecordingIo = {
-    log,
-    outputs: {},
-    summary: '',
-    lines,
-    setOutput: (name, value) => void (io.outputs[name] = String(value)),
-    appendSummary: async (md) => void (io.summary += md),
-    saveState: () => undefined,
-  };
-  return io;
-}
 
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
 

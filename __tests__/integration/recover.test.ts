@@ -3,7 +3,7 @@
 import net from 'node:net';
 import { Binary, BSON, Double, Int32, Long, MongoClient, ObjectId, Timestamp, BSONRegExp, type Document } from 'mongodb';
 import { parseConfig, type Config, type RawInputs } from '../../src/config.js';
-import type { Io, Logger } from '../../src/io.js';
+import type { Logger } from '../../src/io.js';
 import { backup } from '../../src/modes/backup.js';
 import { NeonApi } from '../../src/neon.js';
 import { recover } from '../../src/modes/recover.js';
@@ -11,6 +11,7 @@ import { loadCollection, randomDocuments } from '../../test/support/datasets.js'
 import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { findSecretLeaks, runAction, runPost, startBundle } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { recordingIo } from '../../test/support/recording-io.js';
 
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
 
@@ -21,36 +22,6 @@ const PREFIX = 'rcv_';
 
 /** A document whose `_id` may be of any type (the driver's default schema assumes ObjectId). */
 type AnyIdDocument = Document & { _id: unknown };
-
-interface RecordingIo extends Io {
-  outputs: Record<string, string>;
-  summary: string;
-  lines: string[];
-}
-
-function recordingIo(): RecordingIo {
-  const lines: string[] = [];
-  const log: Logger = {
-    info: (m) => void lines.push(m),
-    warn: (m) => void lines.push(`warning: ${m}`),
-    error: (m) => void lines.push(`error: ${m}`),
-    debug: () => undefined,
-    group: async (name, fn) => {
-      lines.push(`# ${name}`);
-      return fn();
-    },
-  };
-  const io: RecordingIo = {
-    log,
-    outputs: {},
-    summary: '',
-    lines,
-    setOutput: (name, value) => void (io.outputs[name] = String(value)),
-    appendSummary: async (md) => void (io.summary += md),
-    saveState: () => undefined,
-  };
-  return io;
-}
 
 function config(inputs: RawInputs): Config {
   return parseConfig({ databases: SOURCE_DB, ...inputs }, process.env);

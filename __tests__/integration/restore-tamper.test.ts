@@ -14,7 +14,6 @@ import { completeBackup, insertBackup, insertCollection, TOOL_VERSION } from '..
 import { verifyBackup } from '../../src/verify.js';
 import { corpusValidCases, firstElementAsId, withInt32Id } from '../../test/support/bson-corpus.js';
 import { parseConfig } from '../../src/config.js';
-import type { Io, Logger } from '../../src/io.js';
 import { backup } from '../../src/modes/backup.js';
 import { restore } from '../../src/modes/restore.js';
 import { connectMongo } from '../../src/mongo.js';
@@ -25,34 +24,10 @@ import { loadDataset, shopDataset } from '../../test/support/datasets.js';
 import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { describeWithStack } from '../../test/support/stack.js';
 import type { MongoClient } from 'mongodb';
+import { recordingIo } from '../../test/support/recording-io.js';
 
 const DB = `rt_shop_${process.pid}_${Date.now().toString(36)}`;
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
-
-interface RecordingIo extends Io {
-  outputs: Record<string, string>;
-  lines: string[];
-}
-
-function recordingIo(): RecordingIo {
-  const lines: string[] = [];
-  const log: Logger = {
-    info: (m) => void lines.push(m),
-    warn: (m) => void lines.push(`warning: ${m}`),
-    error: (m) => void lines.push(`error: ${m}`),
-    debug: () => undefined,
-    group: (_n, fn) => fn(),
-  };
-  const io: RecordingIo = {
-    log,
-    outputs: {},
-    lines,
-    setOutput: (name, value) => void (io.outputs[name] = String(value)),
-    appendSummary: async () => undefined,
-    saveState: () => undefined,
-  };
-  return io;
-}
 
 describeWithStack('mode: restore on tampered backups', STACK, (env) => {
   let release: (() => Promise<void>) | undefined;

@@ -10,7 +10,6 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { Int32, type Document, type MongoClient } from 'mongodb';
 import { parseConfig, type Config, type RawInputs } from '../../src/config.js';
-import type { Io, Logger } from '../../src/io.js';
 import { backup } from '../../src/modes/backup.js';
 import { cleanupRestoreState, restore, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from '../../src/modes/restore.js';
 import { connectMongo } from '../../src/mongo.js';
@@ -20,43 +19,12 @@ import { clearFaults, injectFault, lockEmulator, resetEmulator } from '../../tes
 import { actionEntry } from '../../test/support/action-process.js';
 import { parseCommandFile } from '../../test/support/run-bundle.js';
 import { describeWithStack, repoRoot } from '../../test/support/stack.js';
+import { recordingIo } from '../../test/support/recording-io.js';
 
 const DB = `rs_shop_${process.pid}_${Date.now().toString(36)}`;
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
 const COUNTS = { customers: 60, products: 20, orders: 150, random: 200 };
 const TOTAL = COUNTS.customers + COUNTS.products + COUNTS.orders + COUNTS.random;
-
-interface RecordingIo extends Io {
-  outputs: Record<string, string>;
-  state: [string, string][];
-  summary: string;
-  lines: string[];
-}
-
-function recordingIo(): RecordingIo {
-  const lines: string[] = [];
-  const log: Logger = {
-    info: (m) => void lines.push(m),
-    warn: (m) => void lines.push(`warning: ${m}`),
-    error: (m) => void lines.push(`error: ${m}`),
-    debug: () => undefined,
-    group: async (name, fn) => {
-      lines.push(`# ${name}`);
-      return fn();
-    },
-  };
-  const io: RecordingIo = {
-    log,
-    outputs: {},
-    state: [],
-    summary: '',
-    lines,
-    setOutput: (name, value) => void (io.outputs[name] = String(value)),
-    appendSummary: async (md) => void (io.summary += md),
-    saveState: (name, value) => void io.state.push([name, value]),
-  };
-  return io;
-}
 
 describeWithStack('mode: restore on the local stack', STACK, (env) => {
   let release: (() => Promise<void>) | undefined;
