@@ -208,7 +208,7 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     const post = startActionStep('post', inputs, result.state);
     await post.exited;
     expect(post.result().exitCode).toBe(0);
-    expect(post.result().log).toContain('supaneon-sync post: no restore branch recorded, nothing to clean up');
+    expect(post.result().log).toContain('supaneon-sync post: nothing to clean up (mode restore left no temporary branch on record)');
   }, 240_000);
 
   test('a run killed while verifying leaves its branch; the post step, with the saved state, removes it', async () => {
