@@ -9,6 +9,7 @@
 // (type, key, value bounds); every value is built with js-bson's own classes and written back with
 // js-bson's own serializer, which is also what the MongoDB driver uses to insert.
 
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import {
   Binary,
@@ -366,6 +367,60 @@ function wholeDocument(raw: Uint8Array): Buffer {
  */
 export function queryJson(raw: Buffer): string {
   return documentJson(wholeDocument(raw), 0, false, 'query');
+}
+
+/**
+ * Throws a CodecError unless every text value the driver's deserializer checks (string, code,
+ * symbol, the code of code-with-scope and its scope's strings, the DBPointer namespace) is valid
+ * UTF-8; keys and regular expressions are not checked, as the deserializer does not check them.
+ * Together with queryJson, which frames every element as BSON.deserialize does, this proves the
+ * bytes parse as BSON without building the JS objects the deserializer would (which verification
+ * would only throw away).
+ */
+export function assertUtf8Text(raw: Buffer): void {
+  const buf = wholeDocument(raw);
+  utf8TextOf(buf, 0);
+}
+
+function utf8TextOf(buf: Buffer, start: number): void {
+  const end = documentEnd(buf, start, buf.length);
+  let p = start + 4;
+  while (p < end) {
+    const type = buf[p];
+    const valueStart = cstringEnd(buf, p + 1, end);
+    const next = valueEnd(buf, type, valueStart, end);
+    switch (type) {
+      case T_STRING:
+      case T_CODE:
+      case T_SYMBOL:
+        checkUtf8(buf, valueStart + 4, next - 1);
+        break;
+      case T_DBPOINTER:
+        checkUtf8(buf, valueStart + 4, next - 13);
+        break;
+      case T_DOCUMENT:
+      case T_ARRAY:
+        utf8TextOf(buf, valueStart);
+        break;
+      case T_CODE_W_SCOPE: {
+        const codeEnd = stringEnd(buf, valueStart + 4, next);
+        checkUtf8(buf, valueStart + 8, codeEnd - 1);
+        utf8TextOf(buf, codeEnd);
+        break;
+      }
+    }
+    p = next;
+  }
+}
+
+function checkUtf8(buf: Buffer, start: number, end: number): void {
+  // ASCII (nearly all text) is valid UTF-8; only text with a high byte needs the full check.
+  for (let i = start; i < end; i++) {
+    if (buf[i] > 0x7f) {
+      if (!isUtf8(buf.subarray(start, end))) fail('text is not valid UTF-8', start);
+      return;
+    }
+  }
 }
 
 /**

@@ -19,8 +19,8 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
 import copyStreams from 'pg-copy-streams';
-import { BSON, type MongoClient } from 'mongodb';
-import { ContentHash, copyBinaryHeader, copyBinaryRows, copyBinaryTextJsonb, copyBinaryTrailer, idKey, queryJson } from './codec.js';
+import { type MongoClient } from 'mongodb';
+import { assertUtf8Text, ContentHash, copyBinaryHeader, copyBinaryRows, copyBinaryTextJsonb, copyBinaryTrailer, idKey, queryJson } from './codec.js';
 import { readManifest, type CollectionRecord, type Manifest } from './manifest.js';
 import { quoteIdent } from './naming.js';
 import type { Logger } from './io.js';
@@ -372,9 +372,11 @@ async function* rebuiltTuples(rows: AsyncIterable<(Buffer | null)[]>, out: RowCh
     let rebuilt: string | null = null;
     try {
       if (bson === null) throw new Error('no bytes');
-      BSON.deserialize(bson);
-      if (idKey(bson) !== id) note(out.badId, id);
+      // queryJson frames every element as the driver's deserializer would; assertUtf8Text adds the
+      // one check it leaves out (text is valid UTF-8), so together they prove the bytes are valid BSON.
       rebuilt = queryJson(bson);
+      assertUtf8Text(bson);
+      if (idKey(bson) !== id) note(out.badId, id);
     } catch {
       note(out.badBson, id);
     }

@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { BSON } from 'mongodb';
-import { CodecError, canonicalJson, decodeExact, encodeDocument, idKey, queryJson } from '../../src/codec.js';
+import { CodecError, assertUtf8Text, canonicalJson, decodeExact, encodeDocument, idKey, queryJson } from '../../src/codec.js';
 import { corpusDecodeErrors, corpusValidCases, firstElementAsId, withInt32Id } from '../../test/support/bson-corpus.js';
 
 const cases = corpusValidCases();
@@ -48,6 +48,11 @@ describe.each(cases.map((c, i) => [c.name, c, i] as const))('%s', (_name, c, i) 
     expect(row.hash.equals(createHash('sha256').update(stored).digest())).toBe(true);
     expect(row.id).toBe(`{"$numberInt":"${i}"}`);
     expect(row.doc).toBe(queryJson(stored));
+  });
+
+  it('has only valid UTF-8 text, as the driver\'s deserializer agrees', () => {
+    expect(() => BSON.deserialize(c.bson)).not.toThrow();
+    expect(() => assertUtf8Text(c.bson)).not.toThrow();
   });
 
   it('has a query form that is valid JSON without NUL', () => {
@@ -96,11 +101,22 @@ describe('decode errors', () => {
   // U+FFFD, and only re-insertion (which would have to re-encode the text) refuses it.
   it.each(errors.filter((e) => /UTF-8/i.test(e.description)).map((e) => [e.name, e] as const))('%s: query form replaces, decodeExact refuses', (_n, e) => {
     expect(queryJson(e.bson)).toContain('\uFFFD');
+    expect(() => assertUtf8Text(e.bson)).toThrow(/not valid UTF-8/);
     expect(() => decodeExact(e.bson)).toThrow(e.file === 'dbpointer.json' ? /DBPointer/ : /not valid UTF-8/);
   });
 
   it.each(errors.filter((e) => !/UTF-8/i.test(e.description)).map((e) => [e.name, e] as const))('%s: rejected', (_n, e) => {
     expect(() => queryJson(e.bson)).toThrow(CodecError);
     expect(() => decodeExact(e.bson)).toThrow(CodecError);
+  });
+
+  // Verification proves "valid BSON" with queryJson plus assertUtf8Text instead of deserializing:
+  // together they must refuse exactly what the driver's deserializer refuses.
+  it.each(errors.map((e) => [e.name, e] as const))('%s: queryJson with assertUtf8Text refuses it as BSON.deserialize does', (_n, e) => {
+    expect(() => BSON.deserialize(e.bson)).toThrow();
+    expect(() => {
+      queryJson(e.bson);
+      assertUtf8Text(e.bson);
+    }).toThrow(CodecError);
   });
 });
