@@ -98465,6 +98465,8 @@ var external_node_stream_ = __nccwpck_require__(7075);
 const promises_namespaceObject = __WEBPACK_EXTERNAL_createRequire(import.meta.url)("node:stream/promises");
 // EXTERNAL MODULE: ./node_modules/pg-copy-streams/index.js
 var pg_copy_streams = __nccwpck_require__(6901);
+// EXTERNAL MODULE: external "node:buffer"
+var external_node_buffer_ = __nccwpck_require__(4573);
 ;// CONCATENATED MODULE: ./node_modules/.cache/supaneon-sync-build/codec.js
 // The document codec: one raw BSON document as MongoDB sent it <-> the row stored in Postgres.
 //
@@ -98476,6 +98478,7 @@ var pg_copy_streams = __nccwpck_require__(6901);
 // experimental and "not intended for production use". So the walker below only frames elements
 // (type, key, value bounds); every value is built with js-bson's own classes and written back with
 // js-bson's own serializer, which is also what the MongoDB driver uses to insert.
+
 
 
 /** A document the codec cannot read or cannot rebuild exactly; the message says which and why. */
@@ -98807,6 +98810,58 @@ function wholeDocument(raw) {
  */
 function queryJson(raw) {
     return documentJson(wholeDocument(raw), 0, false, 'query');
+}
+/**
+ * Throws a CodecError unless every text value the driver's deserializer checks (string, code,
+ * symbol, the code of code-with-scope and its scope's strings, the DBPointer namespace) is valid
+ * UTF-8; keys and regular expressions are not checked, as the deserializer does not check them.
+ * Together with queryJson, which frames every element as BSON.deserialize does, this proves the
+ * bytes parse as BSON without building the JS objects the deserializer would (which verification
+ * would only throw away).
+ */
+function assertUtf8Text(raw) {
+    const buf = wholeDocument(raw);
+    utf8TextOf(buf, 0);
+}
+function utf8TextOf(buf, start) {
+    const end = documentEnd(buf, start, buf.length);
+    let p = start + 4;
+    while (p < end) {
+        const type = buf[p];
+        const valueStart = cstringEnd(buf, p + 1, end);
+        const next = valueEnd(buf, type, valueStart, end);
+        switch (type) {
+            case T_STRING:
+            case T_CODE:
+            case T_SYMBOL:
+                checkUtf8(buf, valueStart + 4, next - 1);
+                break;
+            case T_DBPOINTER:
+                checkUtf8(buf, valueStart + 4, next - 13);
+                break;
+            case T_DOCUMENT:
+            case T_ARRAY:
+                utf8TextOf(buf, valueStart);
+                break;
+            case T_CODE_W_SCOPE: {
+                const codeEnd = stringEnd(buf, valueStart + 4, next);
+                checkUtf8(buf, valueStart + 8, codeEnd - 1);
+                utf8TextOf(buf, codeEnd);
+                break;
+            }
+        }
+        p = next;
+    }
+}
+function checkUtf8(buf, start, end) {
+    // ASCII (nearly all text) is valid UTF-8; only text with a high byte needs the full check.
+    for (let i = start; i < end; i++) {
+        if (buf[i] > 0x7f) {
+            if (!(0,external_node_buffer_.isUtf8)(buf.subarray(start, end)))
+                fail('text is not valid UTF-8', start);
+            return;
+        }
+    }
 }
 /**
  * The whole document as canonical Extended JSON v2, keeping key order and duplicate keys (unlike
@@ -99778,9 +99833,15 @@ const INDEX_FIELDS_NOT_RECREATED = new Set(['v', 'ns']);
  * size in memory, and two batches are held at once (one being written, the next being read), so
  * the batch is small: a few MiB still amortize the round trips.
  */
-const DEFAULT_BATCH_BYTES = 2 * 1024 * 1024;
+const DEFAULT_BATCH_BYTES = 1024 * 1024;
 /** A count bound too: many tiny documents decode into many objects, each with its own overhead. */
-const DEFAULT_BATCH_DOCUMENTS = 2_000;
+const DEFAULT_BATCH_DOCUMENTS = 1_000;
+/**
+ * Documents per reply when reading the target back. Each reply is held whole (raw documents are
+ * views into it) while it is hashed, and the server bounds a reply at 16 MiB whatever the count, so
+ * small replies keep memory low; hashing keeps up with the server, so they cost no time.
+ */
+const READ_BACK_BATCH_DOCUMENTS = 100;
 function describeTarget(t) {
     return `${t.database}.${t.collection}`;
 }
@@ -100003,7 +100064,7 @@ async function createRecordedIndexes(client, t) {
 async function readBack(client, t, opts) {
     const hash = new ContentHash();
     const spec = { ...t.source, database: t.database, collection: t.collection };
-    for await (const raw of rawDocuments(client, spec, opts)) {
+    for await (const raw of rawDocuments(client, spec, { batchSize: Math.min(opts.batchSize, READ_BACK_BATCH_DOCUMENTS) })) {
         hash.add((0,external_node_crypto_.createHash)('sha256').update(raw).digest(), raw.length);
     }
     return { documents: hash.documents, bytes: hash.bytes, contentHash: hash.digest() };
@@ -100461,7 +100522,6 @@ function recover_summary(label, manifest, outcomes, ok, seconds) {
 
 
 
-
 const EXPECTED_COLUMNS = { _id: 'text', doc: 'jsonb', bson: 'bytea', hash: 'bytea' };
 const EXAMPLES = 3;
 /** The temporary table of rebuilt query forms (one per session, emptied per collection). */
@@ -100733,10 +100793,12 @@ async function* rebuiltTuples(rows, out) {
         try {
             if (bson === null)
                 throw new Error('no bytes');
-            lib.BSON.deserialize(bson);
+            // queryJson frames every element as the driver's deserializer would; assertUtf8Text adds the
+            // one check it leaves out (text is valid UTF-8), so together they prove the bytes are valid BSON.
+            rebuilt = queryJson(bson);
+            assertUtf8Text(bson);
             if (idKey(bson) !== id)
                 note(out.badId, id);
-            rebuilt = queryJson(bson);
         }
         catch {
             note(out.badBson, id);

@@ -74003,12 +74003,14 @@ exports.setInternalBufferSize = setInternalBufferSize;
 /* harmony export */   ex: () => (/* binding */ copyBinaryTextJsonb),
 /* harmony export */   gj: () => (/* binding */ copyBinaryRows),
 /* harmony export */   kN: () => (/* binding */ copyBinaryTrailer),
+/* harmony export */   rC: () => (/* binding */ assertUtf8Text),
 /* harmony export */   yE: () => (/* binding */ copyBinaryHeader),
 /* harmony export */   yN: () => (/* binding */ ContentHash)
 /* harmony export */ });
 /* unused harmony exports CodecError, canonicalJson, OrderedDocument, OutOfRangeDate, assertReencodes */
-/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(7598);
-/* harmony import */ var mongodb__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(4294);
+/* harmony import */ var node_buffer__WEBPACK_IMPORTED_MODULE_0__ = __nccwpck_require__(4573);
+/* harmony import */ var node_crypto__WEBPACK_IMPORTED_MODULE_1__ = __nccwpck_require__(7598);
+/* harmony import */ var mongodb__WEBPACK_IMPORTED_MODULE_2__ = __nccwpck_require__(4294);
 // The document codec: one raw BSON document as MongoDB sent it <-> the row stored in Postgres.
 //
 // Why this module walks BSON elements itself instead of calling BSON.deserialize: js-bson's
@@ -74019,6 +74021,7 @@ exports.setInternalBufferSize = setInternalBufferSize;
 // experimental and "not intended for production use". So the walker below only frames elements
 // (type, key, value bounds); every value is built with js-bson's own classes and written back with
 // js-bson's own serializer, which is also what the MongoDB driver uses to insert.
+
 
 
 /** A document the codec cannot read or cannot rebuild exactly; the message says which and why. */
@@ -74190,7 +74193,7 @@ const MAX_DECIMAL_COEFFICIENT = 10n ** 34n - 1n;
 function decimal128Text(buf, start) {
     const high = buf.readBigUInt64LE(start + 8);
     if (((high >> 61n) & 3n) === 3n)
-        return new mongodb__WEBPACK_IMPORTED_MODULE_1__.Decimal128(buf.subarray(start, start + 16)).toString(); // Infinity, NaN, or non-canonical
+        return new mongodb__WEBPACK_IMPORTED_MODULE_2__.Decimal128(buf.subarray(start, start + 16)).toString(); // Infinity, NaN, or non-canonical
     const coefficientHigh = high & 0x1ffffffffffffn;
     let digits;
     const lowHigh = buf.readUInt32LE(start + 4);
@@ -74200,7 +74203,7 @@ function decimal128Text(buf, start) {
     else {
         const coefficient = (coefficientHigh << 64n) | buf.readBigUInt64LE(start);
         if (coefficient > MAX_DECIMAL_COEFFICIENT)
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.Decimal128(buf.subarray(start, start + 16)).toString();
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.Decimal128(buf.subarray(start, start + 16)).toString();
         digits = coefficient.toString();
     }
     const sign = high >> 63n === 1n ? '-' : '';
@@ -74352,6 +74355,58 @@ function queryJson(raw) {
     return documentJson(wholeDocument(raw), 0, false, 'query');
 }
 /**
+ * Throws a CodecError unless every text value the driver's deserializer checks (string, code,
+ * symbol, the code of code-with-scope and its scope's strings, the DBPointer namespace) is valid
+ * UTF-8; keys and regular expressions are not checked, as the deserializer does not check them.
+ * Together with queryJson, which frames every element as BSON.deserialize does, this proves the
+ * bytes parse as BSON without building the JS objects the deserializer would (which verification
+ * would only throw away).
+ */
+function assertUtf8Text(raw) {
+    const buf = wholeDocument(raw);
+    utf8TextOf(buf, 0);
+}
+function utf8TextOf(buf, start) {
+    const end = documentEnd(buf, start, buf.length);
+    let p = start + 4;
+    while (p < end) {
+        const type = buf[p];
+        const valueStart = cstringEnd(buf, p + 1, end);
+        const next = valueEnd(buf, type, valueStart, end);
+        switch (type) {
+            case T_STRING:
+            case T_CODE:
+            case T_SYMBOL:
+                checkUtf8(buf, valueStart + 4, next - 1);
+                break;
+            case T_DBPOINTER:
+                checkUtf8(buf, valueStart + 4, next - 13);
+                break;
+            case T_DOCUMENT:
+            case T_ARRAY:
+                utf8TextOf(buf, valueStart);
+                break;
+            case T_CODE_W_SCOPE: {
+                const codeEnd = stringEnd(buf, valueStart + 4, next);
+                checkUtf8(buf, valueStart + 8, codeEnd - 1);
+                utf8TextOf(buf, codeEnd);
+                break;
+            }
+        }
+        p = next;
+    }
+}
+function checkUtf8(buf, start, end) {
+    // ASCII (nearly all text) is valid UTF-8; only text with a high byte needs the full check.
+    for (let i = start; i < end; i++) {
+        if (buf[i] > 0x7f) {
+            if (!(0,node_buffer__WEBPACK_IMPORTED_MODULE_0__.isUtf8)(buf.subarray(start, end)))
+                fail('text is not valid UTF-8', start);
+            return;
+        }
+    }
+}
+/**
  * The whole document as canonical Extended JSON v2, keeping key order and duplicate keys (unlike
  * EJSON.stringify over a deserialized object, which reorders integer-like keys).
  */
@@ -74394,7 +74449,7 @@ function encodeDocument(raw) {
         id: idKey(bson),
         doc: documentJson(bson, 0, false, 'query'),
         bson,
-        hash: (0,node_crypto__WEBPACK_IMPORTED_MODULE_0__.createHash)('sha256').update(bson).digest(),
+        hash: (0,node_crypto__WEBPACK_IMPORTED_MODULE_1__.createHash)('sha256').update(bson).digest(),
     };
 }
 // ---------------------------------------------------------------------------------------------
@@ -74485,7 +74540,7 @@ function decodeDocument(buf, start, isArray, path) {
 function decodeValue(buf, type, start, end, path) {
     switch (type) {
         case T_DOUBLE:
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.Double(buf.readDoubleLE(start));
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.Double(buf.readDoubleLE(start));
         case T_STRING:
             return strictUtf8(buf, start + 4, end - 1, path);
         case T_DOCUMENT:
@@ -74494,12 +74549,12 @@ function decodeValue(buf, type, start, end, path) {
             return decodeDocument(buf, start, true, path);
         case T_BINARY: {
             const subtype = buf[start + 4];
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.Binary(Uint8Array.prototype.slice.call(buf, subtype === 2 ? start + 9 : start + 5, end), subtype);
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.Binary(Uint8Array.prototype.slice.call(buf, subtype === 2 ? start + 9 : start + 5, end), subtype);
         }
         case T_UNDEFINED:
             return notReinsertable(path, 'it has the deprecated BSON type Undefined (0x06), which the driver writes as null');
         case T_OBJECTID:
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.ObjectId(Uint8Array.prototype.slice.call(buf, start, end));
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.ObjectId(Uint8Array.prototype.slice.call(buf, start, end));
         case T_BOOLEAN:
             return buf[start] === 1;
         case T_DATE: {
@@ -74523,33 +74578,33 @@ function decodeValue(buf, type, start, end, path) {
                 notReinsertable(path, `regular expression flags "${options}" are not in the sorted order the driver writes`);
             }
             // The constructor rejects flags outside "imxlsu" that MongoDB stores as given; set them afterwards.
-            const regex = new mongodb__WEBPACK_IMPORTED_MODULE_1__.BSONRegExp(pattern);
+            const regex = new mongodb__WEBPACK_IMPORTED_MODULE_2__.BSONRegExp(pattern);
             regex.options = options;
             return regex;
         }
         case T_DBPOINTER:
             return notReinsertable(path, 'it has the deprecated BSON type DBPointer (0x0C), which the driver writes as a DBRef document');
         case T_CODE:
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.Code(strictUtf8(buf, start + 4, end - 1, path));
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.Code(strictUtf8(buf, start + 4, end - 1, path));
         case T_SYMBOL:
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.BSONSymbol(strictUtf8(buf, start + 4, end - 1, path));
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.BSONSymbol(strictUtf8(buf, start + 4, end - 1, path));
         case T_CODE_W_SCOPE: {
             const codeEnd = stringEnd(buf, start + 4, end);
             const scope = decodeDocument(buf, codeEnd, false, pathOf(path, '$scope'));
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.Code(strictUtf8(buf, start + 8, codeEnd - 1, path), scope);
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.Code(strictUtf8(buf, start + 8, codeEnd - 1, path), scope);
         }
         case T_INT32:
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.Int32(buf.readInt32LE(start));
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.Int32(buf.readInt32LE(start));
         case T_TIMESTAMP:
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.Timestamp({ t: buf.readUInt32LE(start + 4), i: buf.readUInt32LE(start) });
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.Timestamp({ t: buf.readUInt32LE(start + 4), i: buf.readUInt32LE(start) });
         case T_INT64:
-            return mongodb__WEBPACK_IMPORTED_MODULE_1__.Long.fromBits(buf.readInt32LE(start), buf.readInt32LE(start + 4));
+            return mongodb__WEBPACK_IMPORTED_MODULE_2__.Long.fromBits(buf.readInt32LE(start), buf.readInt32LE(start + 4));
         case T_DECIMAL128:
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.Decimal128(Uint8Array.prototype.slice.call(buf, start, end));
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.Decimal128(Uint8Array.prototype.slice.call(buf, start, end));
         case T_MINKEY:
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.MinKey();
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.MinKey();
         case T_MAXKEY:
-            return new mongodb__WEBPACK_IMPORTED_MODULE_1__.MaxKey();
+            return new mongodb__WEBPACK_IMPORTED_MODULE_2__.MaxKey();
         default:
             return fail(`unknown element type 0x${type.toString(16)}`, start - 1);
     }
@@ -74569,7 +74624,7 @@ function decodeExact(raw) {
 }
 /** Throws unless js-bson serializes `doc` to exactly `raw`. */
 function assertReencodes(doc, raw) {
-    const again = mongodb__WEBPACK_IMPORTED_MODULE_1__.BSON.serialize(doc);
+    const again = mongodb__WEBPACK_IMPORTED_MODULE_2__.BSON.serialize(doc);
     if (!asBuffer(again).equals(raw)) {
         let at = 0;
         while (at < raw.length && at < again.length && raw[at] === again[at])
@@ -84950,8 +85005,6 @@ var promises_ = __nccwpck_require__(6466);
 var esm = __nccwpck_require__(3849);
 // EXTERNAL MODULE: ./node_modules/pg-copy-streams/index.js
 var pg_copy_streams = __nccwpck_require__(6901);
-// EXTERNAL MODULE: ./node_modules/mongodb/lib/index.js
-var lib = __nccwpck_require__(4294);
 // EXTERNAL MODULE: ./node_modules/.cache/supaneon-sync-build/codec.js
 var codec = __nccwpck_require__(937);
 // EXTERNAL MODULE: ./node_modules/.cache/supaneon-sync-build/manifest.js
@@ -84975,7 +85028,6 @@ var naming = __nccwpck_require__(5162);
  *   and (full) every row of the table was read and compared.
  * Rows stream through COPY in both directions with backpressure: memory stays flat.
  */
-
 
 
 
@@ -85255,10 +85307,12 @@ async function* rebuiltTuples(rows, out) {
         try {
             if (bson === null)
                 throw new Error('no bytes');
-            lib.BSON.deserialize(bson);
+            // queryJson frames every element as the driver's deserializer would; assertUtf8Text adds the
+            // one check it leaves out (text is valid UTF-8), so together they prove the bytes are valid BSON.
+            rebuilt = (0,codec/* queryJson */.bl)(bson);
+            (0,codec/* assertUtf8Text */.rC)(bson);
             if ((0,codec/* idKey */.T4)(bson) !== id)
                 note(out.badId, id);
-            rebuilt = (0,codec/* queryJson */.bl)(bson);
         }
         catch {
             note(out.badBson, id);
@@ -97515,9 +97569,15 @@ const INDEX_FIELDS_NOT_RECREATED = new Set(['v', 'ns']);
  * size in memory, and two batches are held at once (one being written, the next being read), so
  * the batch is small: a few MiB still amortize the round trips.
  */
-const DEFAULT_BATCH_BYTES = 2 * 1024 * 1024;
+const DEFAULT_BATCH_BYTES = 1024 * 1024;
 /** A count bound too: many tiny documents decode into many objects, each with its own overhead. */
-const DEFAULT_BATCH_DOCUMENTS = 2_000;
+const DEFAULT_BATCH_DOCUMENTS = 1_000;
+/**
+ * Documents per reply when reading the target back. Each reply is held whole (raw documents are
+ * views into it) while it is hashed, and the server bounds a reply at 16 MiB whatever the count, so
+ * small replies keep memory low; hashing keeps up with the server, so they cost no time.
+ */
+const READ_BACK_BATCH_DOCUMENTS = 100;
 function describeTarget(t) {
     return `${t.database}.${t.collection}`;
 }
@@ -97740,7 +97800,7 @@ async function createRecordedIndexes(client, t) {
 async function readBack(client, t, opts) {
     const hash = new codec/* ContentHash */.yN();
     const spec = { ...t.source, database: t.database, collection: t.collection };
-    for await (const raw of (0,supaneon_sync_build_mongo/* rawDocuments */.lK)(client, spec, opts)) {
+    for await (const raw of (0,supaneon_sync_build_mongo/* rawDocuments */.lK)(client, spec, { batchSize: Math.min(opts.batchSize, READ_BACK_BATCH_DOCUMENTS) })) {
         hash.add((0,external_node_crypto_.createHash)('sha256').update(raw).digest(), raw.length);
     }
     return { documents: hash.documents, bytes: hash.bytes, contentHash: hash.digest() };
