@@ -67,18 +67,9 @@ export interface TargetResult {
   profileSkipped?: string;
 }
 
-export interface StorageResult {
+/** The storage of every table of the run, and their sums (the same measures, without table and rows). */
+export interface StorageResult extends Omit<TableStorage, 'table' | 'rows'> {
   tables: TableStorage[];
-  total: number;
-  heap: number;
-  toast: number;
-  indexes: number;
-  other: number;
-  docColumn: number;
-  bsonColumn: number;
-  idColumn: number;
-  hashColumn: number;
-  bsonBytes: number;
 }
 
 export interface RssScalingResult {
