@@ -2,6 +2,7 @@
 // the Neon emulator, TLS PostgreSQL branches).
 import net from 'node:net';
 import { findSecretLeaks, runAction, runCli, type BundleRun } from '../../test/support/run-bundle.js';
+import { lockEmulator } from '../../test/support/emulator-lock.js';
 import { describeWithStack } from '../../test/support/stack.js';
 
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'NEON_API_HOST'] as const;
@@ -32,6 +33,16 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
     ...overrides,
   });
   const validate = (overrides: Record<string, string> = {}) => runAction(inputs(overrides), { env: noFallbacks, timeoutMs: 60_000 });
+
+  // Other test files reset the emulator (dropping and recreating the standby's database) and
+  // inject faults: hold the emulator while validate expects a healthy stack.
+  let release: (() => Promise<void>) | undefined;
+  beforeAll(async () => {
+    release = await lockEmulator('validate.test.ts');
+  }, 1_900_000);
+  afterAll(async () => {
+    await release?.();
+  });
 
   test('everything reachable: every check passes, exit 0, outputs and summary written', async () => {
     const run = await validate();
