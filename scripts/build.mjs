@@ -26,7 +26,7 @@ const OPTIONAL_ADDONS = [
 
 const ENTRIES = [
   { input: 'index.js', output: 'dist/index.js' },
-  { input: 'post.js', output: 'dist/post/index.js' },
+  { input: 'post-index.js', output: 'dist/post/index.js' },
   { input: 'cli.js', output: 'dist/cli/index.js', executable: true },
 ];
 

@@ -2,6 +2,7 @@
  * The action's post step (runs after the job's steps, `post-if: always()`, even when the main step
  * failed or was cancelled): deletes only what the main step recorded in its state, i.e. the
  * temporary branch of a restore or recover that could not clean up after itself.
+ * Importing this module runs nothing: post-index.ts (the bundle's entry) and local-action call run().
  */
 import * as core from '@actions/core';
 import { parseConfig } from './config.js';
@@ -9,15 +10,17 @@ import { actionIo, readInputs } from './main.js';
 import { cleanupRestoreState, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from './modes/restore.js';
 import { guardCrashes, secureIo } from './run.js';
 
-guardCrashes((line) => core.setFailed(line));
-const raw = readInputs();
-const mode = raw.mode?.trim() || 'unset';
-const state = { restoreBranchId: core.getState(STATE_RESTORE_BRANCH_ID), restoreBranchName: core.getState(STATE_RESTORE_BRANCH_NAME) };
+export async function run(): Promise<void> {
+  guardCrashes((line) => core.setFailed(line));
+  const raw = readInputs();
+  const mode = raw.mode?.trim() || 'unset';
+  const state = { restoreBranchId: core.getState(STATE_RESTORE_BRANCH_ID), restoreBranchName: core.getState(STATE_RESTORE_BRANCH_NAME) };
 
-// Restore and recover record the temporary branch they read a backup through; other modes record nothing.
-if (!state.restoreBranchId && !state.restoreBranchName) {
-  core.info(`supaneon-sync post: nothing to clean up (mode ${mode} left no temporary branch on record)`);
-} else {
+  // Restore and recover record the temporary branch they read a backup through; other modes record nothing.
+  if (!state.restoreBranchId && !state.restoreBranchName) {
+    core.info(`supaneon-sync post: nothing to clean up (mode ${mode} left no temporary branch on record)`);
+    return;
+  }
   const io = secureIo(raw, process.env, actionIo(), (secret) => core.setSecret(secret));
   try {
     await cleanupRestoreState(state, parseConfig(raw, process.env), io);
