@@ -41,6 +41,9 @@ Inputs (flags take the action's input names; see docs/INPUTS.md for every detail
   --drop-target BOOL            recover: replace non-empty target collections (default false)
   --batch-size N                documents per cursor batch (default 1000)
   --lock-wait-seconds N         backup: wait this long for a concurrent backup (default 0)
+  --max-backup-age AGE          restore/validate: fail when the newest backup is older (90m, 26h, 7d)
+  --allow-selection-change BOOL backup: accept dropping tables the previous backup selected (default false)
+  --github-token TOKEN          alerts: open/close a tracking issue (needs GITHUB_REPOSITORY; see docs)
 
 Flags accept --name value or --name=value; boolean flags alone mean true.
 Outputs are printed as name=value lines at the end.

@@ -6,6 +6,7 @@
  * All problems are collected and reported together so one run shows everything to fix.
  */
 import { z } from 'zod';
+import { parseMaxAge } from './freshness.js';
 import { userInfoOf } from './secrets.js';
 import { validatePattern } from './selection.js';
 
@@ -41,6 +42,13 @@ export interface Config {
   readonly dropTarget: boolean;
   readonly batchSize: number;
   readonly lockWaitSeconds: number;
+  /** restore and validate: the newest backup may be at most this old (milliseconds); undefined = no limit. */
+  readonly maxBackupAgeMs: number | undefined;
+  /** The max-backup-age input as written, for messages. */
+  readonly maxBackupAge: string | undefined;
+  readonly allowSelectionChange: boolean;
+  /** A token allowed to write issues: alerts on failure when set. */
+  readonly githubToken: string | undefined;
 }
 
 /** Every input of action.yml, in its order. The CLI accepts each (except mode) as `--<name>`. */
@@ -70,13 +78,16 @@ export const INPUT_NAMES = [
   'drop-target',
   'batch-size',
   'lock-wait-seconds',
+  'max-backup-age',
+  'allow-selection-change',
+  'github-token',
 ] as const;
 export type InputName = (typeof INPUT_NAMES)[number];
 
-export const BOOLEAN_INPUTS: readonly InputName[] = ['compare-source', 'keep-restore-branch', 'drop-target'];
+export const BOOLEAN_INPUTS: readonly InputName[] = ['compare-source', 'keep-restore-branch', 'drop-target', 'allow-selection-change'];
 
 /** Inputs that carry credentials: masked before anything is logged. */
-export const SECRET_INPUTS: readonly InputName[] = ['mongodb-uri', 'neon-api-key', 'neon-database-url', 'target-mongodb-uri'];
+export const SECRET_INPUTS: readonly InputName[] = ['mongodb-uri', 'neon-api-key', 'neon-database-url', 'target-mongodb-uri', 'github-token'];
 
 /** Environment variables users of the original scripts already have; used when the input is empty. */
 export const ENV_FALLBACKS: Readonly<Partial<Record<InputName, string>>> = {
@@ -389,6 +400,22 @@ function buildSchema() {
       'drop-target': booleanInput('drop-target', false),
       'batch-size': integerInput('batch-size', 1, 100_000, 1000),
       'lock-wait-seconds': integerInput('lock-wait-seconds', 0, 3600, 0),
+      'max-backup-age': z
+        .string()
+        .optional()
+        .transform((value, ctx): { ms: number; text: string } | undefined => {
+          if (value === undefined) return undefined;
+          const ms = parseMaxAge(value);
+          if (typeof ms === 'string') {
+            problem(ctx, 'max-backup-age', ms);
+            return z.NEVER;
+          }
+          return { ms, text: value };
+        }),
+      'allow-selection-change': booleanInput('allow-selection-change', false),
+      'github-token': secretInput('github-token', (v) =>
+        /\s/.test(v) ? 'contains white space: pass ${{ github.token }} or a token from a secret, without spaces or line breaks' : undefined,
+      ),
     })
     .superRefine((inputs, ctx) => {
       const mode = inputs.mode;
@@ -438,6 +465,10 @@ function buildSchema() {
           dropTarget: i['drop-target'],
           batchSize: i['batch-size'] as number,
           lockWaitSeconds: i['lock-wait-seconds'] as number,
+          maxBackupAgeMs: i['max-backup-age']?.ms,
+          maxBackupAge: i['max-backup-age']?.text,
+          allowSelectionChange: i['allow-selection-change'],
+          githubToken: i['github-token'],
         }),
     );
 }

@@ -1,5 +1,6 @@
 /**
  * mode: restore — prove a backup restores. The runbook:
+ *   0. with max-backup-age, fail before anything is made when the newest backup is too old;
  *   1. pick the backup branch (input backup-branch, else this standby's newest backup);
  *   2. sweep this tool's expired restore-test branches and make sure one more branch fits;
  *   3. record the temporary branch's name in the action state (so the post step can remove it even
@@ -13,6 +14,7 @@
 import type { MongoClient } from 'mongodb';
 import type { Config } from '../config.js';
 import type { Io } from '../io.js';
+import { backupFreshness } from '../freshness.js';
 import { connectMongo } from '../mongo.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
 import { formatDuration, markdownTable } from '../report.js';
@@ -38,6 +40,13 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
   let partial: VerifyReport | undefined; // what a run that fails after the data checks still reports
   const extraChecks: CheckResult[] = [];
   try {
+    // 0. A schedule that stopped leaves old backups that still restore: their age must fail the run.
+    if (config.maxBackupAgeMs !== undefined && config.maxBackupAge !== undefined) {
+      const fresh = await backupFreshness(neon, { neonDatabaseUrl: config.neonDatabaseUrl, maxAgeMs: config.maxBackupAgeMs, maxAgeText: config.maxBackupAge });
+      if (!fresh.ok) throw new Error(fresh.detail);
+      io.log.info(`freshness: ${fresh.detail}`);
+    }
+
     // 1. Which backup.
     backup = await chooseBackupBranch(neon, config, io);
     io.setOutput('backup-branch-id', backup.id);

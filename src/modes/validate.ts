@@ -4,7 +4,8 @@
  *   2. MongoDB: reachable, credentials, version and topology, databases listed, each selected
  *      collection readable (estimated counts and sizes, each bounded in time),
  *   3. Neon API: key and project, the standby branch behind neon-database-url, branch usage
- *      against the plan's limit, this tool's existing backups,
+ *      against the plan's limit, this tool's existing backups and, with max-backup-age, the age of
+ *      the newest,
  *   4. Neon Postgres: TLS with the certificate verified, and the role can create schemas and
  *      tables (tried inside a transaction that is rolled back).
  * Every check runs and is reported; the three services are checked side by side so an
@@ -24,6 +25,7 @@ import {
   listSelectedCollections,
 } from '../mongo.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
+import { backupFreshness } from '../freshness.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { formatBytes, formatDuration, markdownTable } from '../report.js';
 
@@ -254,6 +256,11 @@ async function collectionBytes(client: MongoClient, database: string, collection
   }
 }
 
+/** The freshness check's name when max-backup-age asks for it. */
+function freshnessCheck(config: Config): string[] {
+  return config.maxBackupAgeMs === undefined ? [] : ['backup freshness'];
+}
+
 async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]> {
   const checks = new Checks('neon-api');
   const neon = new NeonApi({
@@ -270,7 +277,7 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
     checks.pass('API key valid, project exists', `project ${project.id} ("${project.name}")`);
   } catch (error) {
     checks.fail('API key valid, project exists', messageOf(error));
-    checks.skip(['standby branch', 'branch usage', 'existing backups'], 'the project cannot be read');
+    checks.skip(['standby branch', 'branch usage', 'existing backups', ...freshnessCheck(config)], 'the project cannot be read');
     return checks.results;
   }
 
@@ -279,7 +286,7 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
     branches = await neon.listBranches();
   } catch (error) {
     checks.fail('branch usage', `cannot list branches: ${messageOf(error)}`);
-    checks.skip(['standby branch', 'existing backups'], 'the branches cannot be listed');
+    checks.skip(['standby branch', 'existing backups', ...freshnessCheck(config)], 'the branches cannot be listed');
     return checks.results;
   }
 
@@ -323,6 +330,15 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
     .sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1))
     .map((b) => `${b.name} (${b.id}, ${b.createdAt})`);
   checks.pass('existing backups', names.length === 0 ? 'none yet' : `${names.length}: ${names.join('; ')}`);
+  if (config.maxBackupAgeMs !== undefined && config.maxBackupAge !== undefined) {
+    try {
+      const fresh = await backupFreshness(neon, { neonDatabaseUrl: config.neonDatabaseUrl, maxAgeMs: config.maxBackupAgeMs, maxAgeText: config.maxBackupAge });
+      if (fresh.ok) checks.pass('backup freshness', fresh.detail);
+      else checks.fail('backup freshness', fresh.detail);
+    } catch (error) {
+      checks.fail('backup freshness', messageOf(error));
+    }
+  }
   return checks.results;
 }
 
