@@ -174,3 +174,13 @@ export async function* rawDocuments(
     await cursor.close().catch(() => undefined);
   }
 }
+
+/** Whether each namespace exists in the deployment (any kind), asked once per database. */
+export async function existingNamespaces(client: MongoClient, namespaces: readonly { database: string; collection: string }[]): Promise<Set<string>> {
+  const found = new Set<string>();
+  for (const database of new Set(namespaces.map((n) => n.database))) {
+    const infos = await client.db(database).listCollections({}, { nameOnly: true }).toArray();
+    for (const info of infos) found.add(`${database}.${info.name}`);
+  }
+  return found;
+}

@@ -1,8 +1,10 @@
 /**
  * mode: backup — the runbook:
  *   1. read the selection and connect to MongoDB;
- *   2. find the standby branch behind neon-database-url, take its backup lock, and make sure the
- *      project has room for one more branch (retention first, or fail before anything is written);
+ *   2. find the standby branch behind neon-database-url, take its backup lock, refuse a selection
+ *      that would drop tables the previous backup selected (unless allow-selection-change), and
+ *      make sure the project has room for one more branch (retention first, or fail before
+ *      anything is written);
  *   3. record the run as running;
  *   4. sync every selected collection into the standby in one transaction (standby.ts);
  *   5. freeze the committed standby as a storage-only snapshot branch;
@@ -16,12 +18,13 @@ import type { ClientSession, MongoClient } from 'mongodb';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Io } from '../io.js';
-import { TOOL_VERSION, type Consistency, type GithubRun } from '../manifest.js';
+import { TOOL_VERSION, tablesOfLastBackup, type Consistency, type GithubRun } from '../manifest.js';
 import {
   clusterTime,
   connectMongo,
   describeSource,
   estimateDocumentCount,
+  existingNamespaces,
   listSelectedCollections,
   rawDocuments,
   snapshotTimeOf,
@@ -32,6 +35,7 @@ import { NeonApi, normaliseEndpointHost, type BranchInfo } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { formatBytes, formatDuration, markdownTable } from '../report.js';
 import { FREE_PLAN_BRANCH_LIMIT, applyRetention, ensureRoomForBranches, planRetention } from '../retention.js';
+import { droppedBySelection, guardSelectionChange } from '../selection-change.js';
 import { acquireBackupLock, recordRunStart, syncStandby, type CollectionSource, type SyncResult } from '../standby.js';
 
 /** MongoDB's error code when a snapshot read outlives the server's snapshot history (5 minutes by default). */
@@ -82,6 +86,8 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     const directHost = normaliseEndpointHost(standbyHost) !== standbyHost.toLowerCase() ? normaliseEndpointHost(standbyHost) : undefined;
     standbyClient = await connectPostgres(config.neonDatabaseUrl, { host: directHost, applicationName: 'supaneon-sync backup' });
     await acquireBackupLock(standbyClient, config.lockWaitSeconds, io.log);
+    // A narrower selection stops here, before retention or the sync has changed anything.
+    await checkSelectionChange(standbyClient, mongo, specs, config.allowSelectionChange, io);
     const project = await neon.getProject();
     const madeRoom = await ensureRoomForBranches(
       neon,
@@ -159,6 +165,16 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     await standbyClient?.end().catch(() => undefined);
     await mongo?.close().catch(() => undefined);
   }
+}
+
+/** The previous backup's tables that this selection would drop while their collections still exist. */
+async function checkSelectionChange(client: pg.Client, mongo: MongoClient, specs: readonly CollectionSpec[], allow: boolean, io: Io): Promise<void> {
+  const previous = await tablesOfLastBackup(client);
+  const selected = new Set(specs.map((s) => `${s.database}\0${s.collection}`));
+  const unselected = previous.filter((t) => !selected.has(`${t.database}\0${t.collection}`));
+  if (unselected.length === 0) return;
+  const existing = await existingNamespaces(mongo, unselected);
+  guardSelectionChange(droppedBySelection(previous, specs, (n) => existing.has(`${n.database}.${n.collection}`)), allow, io.log);
 }
 
 /**
