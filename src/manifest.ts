@@ -24,6 +24,8 @@ export interface GithubRun {
   repository: string;
   runId: string;
   sha: string;
+  /** The run's page (absent in manifests written before it was recorded). */
+  runUrl?: string;
 }
 
 export interface SourceDescription {

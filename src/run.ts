@@ -1,9 +1,11 @@
 /**
  * One run from raw inputs, shared by the action and the CLI: register every secret before anything
- * is written, wrap the Io so every message is redacted, parse the configuration, run the mode, and
- * turn any failure into the single line the edge reports.
+ * is written, wrap the Io so every message is redacted, parse the configuration, run the mode,
+ * turn any failure into the single line the edge reports, and (with github-token) alert.
  */
-import { ConfigError, effectiveInputs, parseConfig, SECRET_INPUTS, type RawInputs } from './config.js';
+import { ALERT_MODES, sendAlert } from './alerts.js';
+import { ConfigError, effectiveInputs, parseConfig, SECRET_INPUTS, type Mode, type RawInputs } from './config.js';
+import { currentGithubRun } from './github-run.js';
 import type { Io } from './io.js';
 import { dispatch } from './modes/index.js';
 import { reportInvalidConfiguration } from './modes/validate.js';
@@ -42,7 +44,14 @@ export function secureIo(raw: RawInputs, env: NodeJS.ProcessEnv, rawIo: Io, mask
 }
 
 export async function runFromInputs(raw: RawInputs, env: NodeJS.ProcessEnv, rawIo: Io, mask: MaskFn): Promise<RunResult> {
-  const io = secureIo(raw, env, rawIo, mask);
+  const errors: string[] = [];
+  const io = recordingErrors(secureIo(raw, env, rawIo, mask), errors);
+  const result = await runMode(raw, env, io);
+  await alertIfAsked(raw, env, result, errors, io);
+  return result;
+}
+
+async function runMode(raw: RawInputs, env: NodeJS.ProcessEnv, io: Io): Promise<RunResult> {
   const modeName = raw.mode?.trim() || 'run';
   const failed = (reason: string): RunResult => ({ ok: false, failure: redact(`supaneon-sync ${modeName} failed: ${reason}`) });
 
@@ -65,6 +74,38 @@ export async function runFromInputs(raw: RawInputs, env: NodeJS.ProcessEnv, rawI
     if (error instanceof Error && error.stack) io.log.debug(error.stack);
     return failed(messageOf(error));
   }
+}
+
+/** The Io with every error line (already redacted) also kept, for the alert's details. */
+function recordingErrors(io: Io, errors: string[]): Io {
+  return {
+    ...io,
+    log: {
+      ...io.log,
+      error: (m) => {
+        errors.push(redact(m));
+        io.log.error(m);
+      },
+    },
+  };
+}
+
+/**
+ * With github-token, tells the repository's tracking issue how this run went (alerts.ts). Also
+ * for a configuration that does not parse: a broken workflow must alert as loudly as a broken
+ * backup. Never changes the result.
+ */
+async function alertIfAsked(raw: RawInputs, env: NodeJS.ProcessEnv, result: RunResult, errors: readonly string[], io: Io): Promise<void> {
+  const token = effectiveInputs(raw, env)['github-token'];
+  const mode = raw.mode?.trim() as Mode | undefined;
+  if (!token || /\s/.test(token) || !mode || !ALERT_MODES.includes(mode)) return;
+  const run = currentGithubRun();
+  if (!run) {
+    io.log.warn('alert: github-token is set, but GITHUB_REPOSITORY and GITHUB_RUN_ID are not (this is not a GitHub Actions run), so no alert was sent');
+    return;
+  }
+  const outcome = result.ok ? { ok: true as const } : { ok: false as const, failure: result.failure ?? `supaneon-sync ${mode} failed`, details: errors };
+  await sendAlert({ token, mode, run, outcome, log: io.log });
 }
 
 /**

@@ -31,6 +31,7 @@ import {
   type CollectionSpec,
   type SourceInfo,
 } from '../mongo.js';
+import { currentGithubRun } from '../github-run.js';
 import { NeonApi, normaliseEndpointHost, type BranchInfo } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { formatBytes, formatDuration, markdownTable } from '../report.js';
@@ -337,9 +338,10 @@ function neonTimeoutsFromEnv(): { requestTimeoutMs?: number; retryDeadlineMs?: n
   return { ...(requestTimeoutMs ? { requestTimeoutMs } : {}), ...(retryDeadlineMs ? { retryDeadlineMs } : {}) };
 }
 
+/** The workflow run that made this backup, recorded in the manifest; null outside GitHub Actions. */
 function githubRun(): GithubRun | null {
-  const { GITHUB_REPOSITORY, GITHUB_RUN_ID, GITHUB_SHA } = process.env;
-  return GITHUB_REPOSITORY && GITHUB_RUN_ID ? { repository: GITHUB_REPOSITORY, runId: GITHUB_RUN_ID, sha: GITHUB_SHA ?? '' } : null;
+  const run = currentGithubRun();
+  return run ? { repository: run.repository, runId: run.runId, sha: run.sha, runUrl: run.runUrl } : null;
 }
 
 function summary(s: {
