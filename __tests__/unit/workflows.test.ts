@@ -29,8 +29,24 @@ interface Workflow {
 }
 
 test('there are workflows to check', () => {
-  expect(files).toEqual(expect.arrayContaining(['ci.yml', 'check-dist.yml']));
+  expect(files).toEqual(expect.arrayContaining(['ci.yml', 'check-dist.yml', 'release.yml', 'codeql.yml']));
 });
+
+/** Who may write what: each write a job asks for, with the reason it needs it. */
+const ALLOWED_WRITES: Record<string, Record<string, string[]>> = {
+  'release.yml': { publish: ['contents'] },
+  'codeql.yml': { analyze: ['security-events'] },
+  'backup.yml': { backup: ['issues'], 'restore-verification': ['issues'] },
+};
+
+function writesOf(permissions: unknown): string[] {
+  if (permissions === 'write-all') return ['write-all'];
+  if (permissions === 'read-all' || permissions === undefined || permissions === null) return [];
+  return Object.entries(permissions as Record<string, string>)
+    .filter(([, level]) => level === 'write')
+    .map(([scope]) => scope)
+    .sort();
+}
 
 describe.each(files)('%s', (file) => {
   const workflow = parse(readFileSync(path.join(dir, file), 'utf8')) as Workflow;
@@ -64,6 +80,35 @@ describe.each(files)('%s', (file) => {
       }
     }
   });
+
+  test('each pinned action names its version in a comment (# vX.Y.Z), the same for the same SHA', () => {
+    const versions = new Map<string, string>();
+    for (const line of readFileSync(path.join(dir, file), 'utf8').split('\n')) {
+      const m = /^\s*(?:-\s+)?uses:\s*([^\s#]+)\s*(?:#\s*(\S+))?/.exec(line);
+      if (!m || m[1].startsWith('./')) continue;
+      expect({ line: line.trim(), version: m[2] }).toEqual({ line: line.trim(), version: expect.stringMatching(/^v\d+\.\d+\.\d+$/) });
+      const sha = m[1].split('@')[1];
+      expect({ sha, version: versions.get(sha) ?? m[2] }).toEqual({ sha, version: m[2] });
+      versions.set(sha, m[2]);
+    }
+  });
+
+  test('least privilege: read-only at the top, writes only in the jobs that need them', () => {
+    expect(workflow.permissions).toBeTruthy();
+    expect({ file, writes: writesOf(workflow.permissions) }).toEqual({ file, writes: [] });
+    for (const [name, job] of Object.entries(workflow.jobs ?? {})) {
+      expect({ file, job: name, writes: writesOf(job.permissions) }).toEqual({ file, job: name, writes: ALLOWED_WRITES[file]?.[name] ?? [] });
+    }
+  });
+
+  test('checkouts keep no credentials in the workspace', () => {
+    for (const job of Object.values(workflow.jobs ?? {})) {
+      for (const step of job.steps ?? []) {
+        if (!step.uses?.startsWith('actions/checkout@')) continue;
+        expect((step.with as Record<string, unknown> | undefined)?.['persist-credentials']).toBe(false);
+      }
+    }
+  });
 });
 
 function findActionlint(): string | undefined {
@@ -90,3 +135,12 @@ const actionlint = findActionlint();
     expect(result.status).toBe(0);
   },
 );
+
+test('dependabot keeps npm and the pinned actions up to date', () => {
+  const config = parse(readFileSync(path.join(repoRoot, '.github', 'dependabot.yml'), 'utf8')) as { version: number; updates: { 'package-ecosystem': string; directory: string }[] };
+  expect(config.version).toBe(2);
+  expect(config.updates.map((u) => [u['package-ecosystem'], u.directory]).sort()).toEqual([
+    ['github-actions', '/'],
+    ['npm', '/'],
+  ]);
+});
