@@ -17,8 +17,10 @@ import { mongoUri } from './limits.js';
 /** Recover writes `<prefix><database>` next to the source, in the same MongoDB deployment. */
 export const RECOVER_PREFIX = 'recovered_';
 
+// Each dataset (the main one, the RSS-scaling ones) is its own selection on the one standby, and
+// the benchmark moves between them on purpose: a backup of one may drop another's tables.
 function configFor(mode: Mode, task: Task, extra: RawInputs = {}) {
-  return parseConfig({ mode, databases: task.database, ...extra }, process.env);
+  return parseConfig({ mode, databases: task.database, 'allow-selection-change': 'true', ...extra }, process.env);
 }
 
 function describeFailure(mode: string, io: RecordingIo): Error {
