@@ -8,13 +8,19 @@ import os from 'node:os';
 import path from 'node:path';
 import { repoRoot } from '../../test/support/stack.js';
 
-const ENTRYPOINTS = ['src/main.ts', 'src/post.ts'];
+// The CLI's behaviour (command-line.ts) follows the same rule with main(args); src/cli.ts is the
+// executable that calls it, as src/index.ts is for the action.
+const ENTRYPOINTS: [string, string][] = [
+  ['src/main.ts', 'run'],
+  ['src/post.ts', 'run'],
+  ['src/command-line.ts', 'main'],
+];
 
-describe.each(ENTRYPOINTS)('%s', (file) => {
-  test('exports an async run()', async () => {
-    const mod = (await import(path.join(repoRoot, file))) as { run?: unknown };
-    expect(typeof mod.run).toBe('function');
-    expect((mod.run as () => unknown).constructor.name).toBe('AsyncFunction');
+describe.each(ENTRYPOINTS)('%s', (file, exported) => {
+  test(`exports an async ${exported}()`, async () => {
+    const mod = (await import(path.join(repoRoot, file))) as Record<string, unknown>;
+    expect(typeof mod[exported]).toBe('function');
+    expect((mod[exported] as () => unknown).constructor.name).toBe('AsyncFunction');
   });
 
   test('importing it in a fresh process writes nothing, registers nothing and exits 0', () => {
@@ -49,14 +55,15 @@ describe.each(ENTRYPOINTS)('%s', (file) => {
   });
 });
 
-test('the bundle entries only call run()', () => {
-  for (const [entry, module] of [
-    ['src/index.ts', './main.js'],
-    ['src/post-index.ts', './post.js'],
-  ]) {
+test('the bundle entries only call run() (the CLI: main with its arguments)', () => {
+  for (const [entry, expected] of [
+    ['src/index.ts', ["import { run } from './main.js';", 'await run();']],
+    ['src/post-index.ts', ["import { run } from './post.js';", 'await run();']],
+    ['src/cli.ts', ["import { main } from './command-line.js';", 'process.exitCode = await main(process.argv.slice(2));']],
+  ] as const) {
     const code = readFileSync(path.join(repoRoot, entry), 'utf8')
       .split('\n')
-      .filter((l) => l.trim() !== '' && !l.startsWith('//'));
-    expect({ entry, code }).toEqual({ entry, code: [`import { run } from '${module}';`, 'await run();'] });
+      .filter((l) => l.trim() !== '' && !l.startsWith('//') && !l.startsWith('#!'));
+    expect({ entry, code }).toEqual({ entry, code: [...expected] });
   }
 });
