@@ -84,3 +84,7 @@ test('embedInReadme replaces only what lies between the markers, one heading lev
   const section = /<!-- inputs:start -->([\s\S]*?)<!-- inputs:end -->/.exec(out)?.[1] ?? '';
   expect(tableNames(section.replace(/^### /gm, '## '), 'Inputs')).toEqual(Object.keys(action.inputs));
 });
+
+test('action.yml holds no ${{ }} expression: the runner evaluates them even in descriptions and refuses to load the action', () => {
+  expect(actionText.split('\n').filter((line) => line.includes('${{'))).toEqual([]);
+});
