@@ -192,11 +192,22 @@ describeWithStack('a successful backup closes the tracking issue and records the
     await release?.();
   });
 
+  const runner = (runId: number) => ({ GITHUB_REPOSITORY: REPOSITORY, GITHUB_RUN_ID: String(runId), GITHUB_SHA: SHA, GITHUB_SERVER_URL: SERVER, GITHUB_API_URL: api.apiUrl });
+
+  test('a stale standby: the freshness failure of restore opens the restore issue, with the age check in it', async () => {
+    const run = await runAction({ mode: 'restore', 'max-backup-age': '26h', 'github-token': TOKEN }, { env: runner(200) });
+    expect(run.exitCode).toBe(1);
+    expect(run.stdout).toContain('::error::supaneon-sync restore failed: no completed backup exists, so none is younger than max-backup-age 26h');
+    expect(findSecretLeaks(run, [TOKEN])).toEqual([]);
+    expect(api.issues.map((i) => i.title)).toEqual(['supaneon-sync restore is failing']);
+    expect(api.issues[0].body).toContain('no completed backup exists, so none is younger than max-backup-age 26h: run mode backup');
+  });
+
   test('backup succeeds: comment, close, and the manifest names the run', async () => {
     api.issues.push({ number: 1, title: 'supaneon-sync backup is failing', body: alertMarker('backup'), state: 'open', stateReason: null, labels: [ALERT_LABEL], comments: [] });
     const run = await runAction(
       { mode: 'backup', databases: DB, 'github-token': TOKEN },
-      { env: { GITHUB_REPOSITORY: REPOSITORY, GITHUB_RUN_ID: '201', GITHUB_SHA: SHA, GITHUB_SERVER_URL: SERVER, GITHUB_API_URL: api.apiUrl } },
+      { env: runner(201) },
     );
     expect({ exit: run.exitCode, stderr: run.stderr }).toEqual({ exit: 0, stderr: '' });
     expect(findSecretLeaks(run, [TOKEN])).toEqual([]);
