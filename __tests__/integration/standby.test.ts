@@ -13,6 +13,7 @@ import { connectPostgres, describePostgresUrl } from '../../src/postgres.js';
 import { acquireBackupLock, BackupAlreadyRunning, recordRunStart, syncStandby, type CollectionSource } from '../../src/standby.js';
 import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
 // The standby of these tests is a database of its own, so parallel test files (which back up into
@@ -54,7 +55,8 @@ function runRecord(runId: string, toolVersion = 'test'): BackupRecord {
   };
 }
 
-describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_DATABASE_URL'], (env) => {
+describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API_KEY'], (env) => {
+  let project: TestProject; // a Postgres cluster of this file's own
   let mongo: MongoClient;
   let admin: pg.Client;
   let url: string;
@@ -107,9 +109,10 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_DATABASE_URL'], (env
     mongo = await connectMongo(env.MONGODB_SRV_URL);
     await loadDataset(mongo, SHOP, shopDataset({ customers: 300, products: 60, orders: 900 }));
     await loadCollection(mongo, SHOP, 'random', randomDocuments(3, 800));
-    admin = await connectPostgres(env.NEON_DATABASE_URL);
+    project = await createTestProject('standby.test.ts');
+    admin = await connectPostgres(project.databaseUrl);
     await admin.query(`CREATE DATABASE ${quoteIdent(PG_DB)}`);
-    url = withDatabase(env.NEON_DATABASE_URL, PG_DB);
+    url = withDatabase(project.databaseUrl, PG_DB);
     standby = await connectPostgres(url);
   }, 180_000);
 
@@ -123,6 +126,7 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_DATABASE_URL'], (env
       for (const db of [SHOP, ODD]) await mongo.db(db).dropDatabase().catch(() => undefined);
       await mongo.close();
     }
+    await project?.dispose();
   });
 
   test('first sync stores every document, queryable as JSONB, with a manifest', async () => {
