@@ -331,7 +331,7 @@ async function main(): Promise<void> {
   const mongo = new MongoClient(stack.MONGODB_SRV_URL, { serverSelectionTimeoutMS: 30_000 });
   try {
     await resetStackProject();
-    console.log('  Neon emulator reset: only the default branch (the standby), with an empty database');
+    console.log("  the stack's Neon project reset: only its default branch (the standby), with an empty database");
     await mongo.connect();
     await loadShop(mongo);
 
