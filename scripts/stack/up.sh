@@ -231,7 +231,8 @@ mkdir -p "$STACK_DIR"
 chmod 0755 "$STACK_DIR"
 # One `up` at a time: a test run and a shell may both ask for the stack.
 exec 8>"$STACK_DIR/up.lock"
-flock 8
+flock -w "$((START_TIMEOUT_SECONDS * 3))" 8 \
+  || die "another 'stack:up' has held $STACK_DIR/up.lock for $((START_TIMEOUT_SECONDS * 3))s; if none runs, delete the file and retry"
 
 ensure_node_modules
 ensure_openssl
