@@ -112,6 +112,7 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
     expect((await neon.listBranches()).length).toBe(2);
     const res = await fetch(`${project.apiHost}/projects/${project.projectId}/branches/${first.branch.id}/endpoints`, {
       headers: { authorization: `Bearer ${project.apiKey}` },
+      signal: AbortSignal.timeout(30_000),
     });
     expect(((await res.json()) as { endpoints: unknown[] }).endpoints).toEqual([]);
 

@@ -121,7 +121,7 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
   });
 
   test('the running emulator runs the code of this checkout', async () => {
-    const health = (await (await fetch(`${controlBase}/__emulator/health`)).json()) as { sourceHash: string };
+    const health = (await (await fetch(`${controlBase}/__emulator/health`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).json()) as { sourceHash: string };
     // A stale emulator would test old behaviour: restart it with `npm run stack:down && npm run stack:up`.
     expect({ runningEmulator: health.sourceHash }).toEqual({ runningEmulator: emulatorSourceHash() });
   });
@@ -138,10 +138,10 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
 
       // Control routes need the key too (health excepted: it is the readiness probe).
       const control401 = await fetch(`${controlBase}/__emulator/projects/${projectId}/faults`, {
-        method: 'POST', headers: { Authorization: 'Bearer not-the-key' }, body: JSON.stringify({ status: 500, count: 1 }),
+        method: 'POST', headers: { Authorization: 'Bearer not-the-key' }, body: JSON.stringify({ status: 500, count: 1 }), signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
       });
       expect(control401.status).toBe(401);
-      expect((await fetch(`${controlBase}/__emulator/health`)).status).toBe(200);
+      expect((await fetch(`${controlBase}/__emulator/health`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).status).toBe(200);
       expect((await api('GET', '/branches')).status).toBe(200); // no fault was injected
 
       const bad = createNeonClient({ apiKey: 'not-the-key', baseUrl: apiHost });
@@ -155,7 +155,7 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       expect(branch.json.code).toEqual(expect.any(String));
       expect(branch.json.message).toContain('br-no-such-branch-00000000');
 
-      const project = await fetch(`${apiHost}/projects/no-such-project/branches`, { headers: auth });
+      const project = await fetch(`${apiHost}/projects/no-such-project/branches`, { headers: auth, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
       expect(project.status).toBe(404);
       expect(((await project.json()) as { message: string }).message).toContain('no-such-project');
 

@@ -99,6 +99,7 @@ describeWithStack('NeonApi against the emulator', STACK, () => {
     // No compute: no endpoint was made for it.
     const res = await fetch(`${project.apiHost}/projects/${project.projectId}/branches/${first.id}/endpoints`, {
       headers: { authorization: `Bearer ${project.apiKey}` },
+      signal: AbortSignal.timeout(30_000),
     });
     expect(((await res.json()) as { endpoints: unknown[] }).endpoints).toEqual([]);
 

@@ -96,6 +96,7 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
         method: 'POST',
         headers: { authorization: `Bearer ${project.apiKey}`, 'content-type': 'application/json' },
         body: JSON.stringify({ branch: { name, parent_id: standbyId }, endpoints: [{ type: 'read_write' }] }),
+        signal: AbortSignal.timeout(60_000),
       });
       if (res.status === 201) {
         const body = (await res.json()) as { branch: { id: string }; endpoints: { host: string }[] };
@@ -110,7 +111,7 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
 
   async function waitForOperations(): Promise<void> {
     for (let i = 0; i < 200; i++) {
-      const res = await fetch(`${project.apiHost}/projects/${project.projectId}/operations`, { headers: { authorization: `Bearer ${project.apiKey}` } });
+      const res = await fetch(`${project.apiHost}/projects/${project.projectId}/operations`, { headers: { authorization: `Bearer ${project.apiKey}` }, signal: AbortSignal.timeout(30_000) });
       const { operations } = (await res.json()) as { operations: { status: string }[] };
       if (operations.every((op) => op.status === 'finished' || op.status === 'failed')) return;
       await new Promise((resolve) => setTimeout(resolve, 100));
