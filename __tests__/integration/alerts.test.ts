@@ -12,11 +12,11 @@ import { readManifest } from '../../src/manifest.js';
 import { connectMongo } from '../../src/mongo.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { loadCollection, randomDocuments } from '../../test/support/datasets.js';
-import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { startGithubStandIn, type GithubStandIn } from '../../test/support/github-api.js';
 import { recordingIo } from '../../test/support/recording-io.js';
 import { findSecretLeaks, runAction, type BundleRun } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const REPOSITORY = 'acme/shop';
 const TOKEN = 'ghs_AlertTestToken0123456789abcdef';
@@ -169,14 +169,14 @@ describe('the bundle alerts with the runner environment', () => {
   });
 });
 
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
 describeWithStack('a successful backup closes the tracking issue and records the run in the manifest', STACK, (env) => {
   const DB = `alert_${process.pid}_${Date.now().toString(36)}`;
-  let release: (() => Promise<void>) | undefined;
+  // This file's own Neon project: an empty standby to start with, and nobody else's backups.
+  let project: TestProject;
 
   beforeAll(async () => {
-    release = await lockEmulator('alerts.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
+    project = await createTestProject('alerts.test.ts');
     const mongo = await connectMongo(env.MONGODB_SRV_URL);
     try {
       await loadCollection(mongo, DB, 'items', randomDocuments(3, 10));
@@ -189,10 +189,10 @@ describeWithStack('a successful backup closes the tracking issue and records the
     const mongo = await connectMongo(env.MONGODB_SRV_URL);
     await mongo.db(DB).dropDatabase().catch(() => undefined);
     await mongo.close();
-    await release?.();
+    await project?.dispose();
   });
 
-  const runner = (runId: number) => ({ GITHUB_REPOSITORY: REPOSITORY, GITHUB_RUN_ID: String(runId), GITHUB_SHA: SHA, GITHUB_SERVER_URL: SERVER, GITHUB_API_URL: api.apiUrl });
+  const runner = (runId: number) => ({ ...project.env, GITHUB_REPOSITORY: REPOSITORY, GITHUB_RUN_ID: String(runId), GITHUB_SHA: SHA, GITHUB_SERVER_URL: SERVER, GITHUB_API_URL: api.apiUrl });
 
   test('a stale standby: the freshness failure of restore opens the restore issue, with the age check in it', async () => {
     const run = await runAction({ mode: 'restore', 'max-backup-age': '26h', 'github-token': TOKEN }, { env: runner(200) });
@@ -213,7 +213,7 @@ describeWithStack('a successful backup closes the tracking issue and records the
     expect(findSecretLeaks(run, [TOKEN])).toEqual([]);
     expect(api.issues[0]).toMatchObject({ state: 'closed', stateReason: 'completed', comments: [expect.stringContaining(`[run 201](${SERVER}/${REPOSITORY}/actions/runs/201)`)] });
 
-    const client = await connectPostgres(env.NEON_DATABASE_URL);
+    const client = await connectPostgres(project.databaseUrl);
     try {
       expect((await readManifest(client)).backup.github).toEqual({ repository: REPOSITORY, runId: '201', sha: SHA, runUrl: `${SERVER}/${REPOSITORY}/actions/runs/201` });
     } finally {

@@ -9,21 +9,22 @@ import { validate, type ValidationReport } from '../../src/modes/validate.js';
 import { connectMongo } from '../../src/mongo.js';
 import { NeonApi, type BranchInfo } from '../../src/neon.js';
 import { loadCollection, randomDocuments } from '../../test/support/datasets.js';
-import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { recordingIo } from '../../test/support/recording-io.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const DB = `fresh_${process.pid}_${Date.now().toString(36)}`;
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
 
 describeWithStack('max-backup-age', STACK, (env) => {
-  let release: (() => Promise<void>) | undefined;
+  // This file's own Neon project: no other file's backups can make its newest backup younger.
+  let project: TestProject;
   let mongo: MongoClient;
   let neon: NeonApi;
   let made: BranchInfo;
 
-  const config = (mode: string, inputs: RawInputs = {}) => parseConfig({ mode, databases: DB, 'lock-wait-seconds': '60', ...inputs }, process.env);
+  const config = (mode: string, inputs: RawInputs = {}) => parseConfig({ mode, databases: DB, 'lock-wait-seconds': '60', ...inputs }, { ...process.env, ...project.env });
   const branchNames = async () => (await neon.listBranches()).map((b) => b.name).sort();
 
   async function freshnessCheck(maxAge: string) {
@@ -34,9 +35,8 @@ describeWithStack('max-backup-age', STACK, (env) => {
   }
 
   beforeAll(async () => {
-    release = await lockEmulator('freshness.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
-    neon = new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: quiet });
+    project = await createTestProject('freshness.test.ts');
+    neon = new NeonApi({ apiKey: project.apiKey, projectId: project.projectId, baseUrl: project.apiHost, log: quiet });
     mongo = await connectMongo(env.MONGODB_SRV_URL);
     await loadCollection(mongo, DB, 'items', randomDocuments(7, 30));
   }, 2_400_000);
@@ -44,7 +44,7 @@ describeWithStack('max-backup-age', STACK, (env) => {
   afterAll(async () => {
     await mongo?.db(DB).dropDatabase().catch(() => undefined);
     await mongo?.close();
-    await release?.();
+    await project?.dispose();
   });
 
   test('without any backup, restore and validate fail and say to run a backup', async () => {

@@ -11,25 +11,26 @@ import { schemaNameFor, tableNameFor } from '../../src/naming.js';
 import { NeonApi } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { loadCollection, randomDocuments } from '../../test/support/datasets.js';
-import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { recordingIo, type RecordingIo } from '../../test/support/recording-io.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
 const A = `sel_a_${suffix}`;
 const B = `sel_b_${suffix}`;
 const PREFIX = 'selt-';
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
 
 describeWithStack('a selection change is never silent', STACK, (env) => {
-  let release: (() => Promise<void>) | undefined;
+  // This file's own Neon project: its standby and backups are nobody else's.
+  let project: TestProject;
   let mongo: MongoClient;
   let neon: NeonApi;
 
   async function run(inputs: RawInputs): Promise<RecordingIo> {
     const io = recordingIo();
-    const config = parseConfig({ mode: 'backup', 'branch-prefix': PREFIX, 'lock-wait-seconds': '60', ...inputs }, process.env);
+    const config = parseConfig({ mode: 'backup', 'branch-prefix': PREFIX, 'lock-wait-seconds': '60', ...inputs }, { ...process.env, ...project.env });
     const ok = await backup(config, io);
     if (!ok) throw new Error(`backup reported failure:\n${io.lines.join('\n')}`);
     return io;
@@ -37,7 +38,7 @@ describeWithStack('a selection change is never silent', STACK, (env) => {
 
   /** What a refused backup must leave exactly as it was. */
   async function standbyState(): Promise<{ tables: string[]; runs: string[]; branches: string[] }> {
-    const client = await connectPostgres(env.NEON_DATABASE_URL);
+    const client = await connectPostgres(project.databaseUrl);
     try {
       const tables = await client.query(
         `SELECT table_schema || '.' || table_name AS t FROM information_schema.tables WHERE table_schema = ANY($1) ORDER BY 1`,
@@ -52,9 +53,8 @@ describeWithStack('a selection change is never silent', STACK, (env) => {
   }
 
   beforeAll(async () => {
-    release = await lockEmulator('selection-change.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
-    neon = new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: quiet });
+    project = await createTestProject('selection-change.test.ts');
+    neon = new NeonApi({ apiKey: project.apiKey, projectId: project.projectId, baseUrl: project.apiHost, log: quiet });
     mongo = await connectMongo(env.MONGODB_SRV_URL);
     await loadCollection(mongo, A, 'kept', randomDocuments(1, 20));
     await loadCollection(mongo, A, 'logs', randomDocuments(2, 20));
@@ -68,7 +68,7 @@ describeWithStack('a selection change is never silent', STACK, (env) => {
       for (const db of [A, B]) await mongo.db(db).dropDatabase().catch(() => undefined);
       await mongo.close();
     }
-    await release?.();
+    await project?.dispose();
   });
 
   test.each([
