@@ -47,7 +47,8 @@ export async function runFromInputs(raw: RawInputs, env: NodeJS.ProcessEnv, rawI
   const errors: string[] = [];
   const io = recordingErrors(secureIo(raw, env, rawIo, mask), errors);
   const result = await runMode(raw, env, io);
-  await alertIfAsked(raw, env, result, errors, io);
+  // sendAlert reports its own problems; this only guards the result against anything unforeseen.
+  await alertIfAsked(raw, env, result, errors, io).catch((error: unknown) => io.log.warn(`alert: not sent: ${messageOf(error)}`));
   return result;
 }
 
