@@ -22,10 +22,11 @@ import {
   describeSource,
   estimateDocumentCount,
   listSelectedCollections,
+  missingDatabasesMessage,
 } from '../mongo.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
-import { formatBytes, formatDuration, markdownTable } from '../report.js';
+import { asMarkdown, formatBytes, formatDuration, markdownTable } from '../report.js';
 
 export type CheckGroup = 'configuration' | 'mongodb' | 'neon-api' | 'postgres';
 
@@ -223,10 +224,7 @@ async function checkMongo(config: Config, collections: CollectionEstimate[]): Pr
           `cannot read ${unreadable.join('; ')}: grant the user read on these databases, or leave them out with 'exclude'`,
         );
       } else if (missing.length > 0) {
-        checks.fail(
-          'read selected collections',
-          `database${missing.length === 1 ? '' : 's'} ${missing.join(', ')} listed in 'databases' ${missing.length === 1 ? 'does' : 'do'} not exist: fix the names in the 'databases' input`,
-        );
+        checks.fail('read selected collections', missingDatabasesMessage(missing));
       } else if (specs.length === 0) {
         checks.pass('read selected collections', "no collection matches the selection: a backup would be empty (check 'databases', 'include' and 'exclude')");
       } else {
@@ -403,7 +401,7 @@ async function publish(report: ValidationReport, io: Io, seconds: number): Promi
     `## supaneon-sync validate: ${report.valid ? 'ready to back up' : `${failed} check${failed === 1 ? '' : 's'} failed`}\n\n` +
     markdownTable(
       ['Area', 'Check', 'Result', 'Details'],
-      report.checks.map((c) => [GROUP_TITLES[c.group], c.name, c.ok ? 'pass' : c.skipped ? 'not checked' : '**FAIL**', c.detail]),
+      report.checks.map((c) => [GROUP_TITLES[c.group], c.name, c.ok ? 'pass' : c.skipped ? 'not checked' : asMarkdown('**FAIL**'), c.detail]),
     );
   if (report.collections.length > 0) {
     summary +=
