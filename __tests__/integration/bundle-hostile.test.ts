@@ -49,6 +49,8 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
   const DB = `hostile_${process.pid}`;
   // 40 bytes: with a 30-byte prefix the target database name passes MongoDB's 63 bytes.
   const LONG_DB = `ns_${process.pid}_`.padEnd(40, 'x');
+  // Exists (it holds a collection) but holds no document.
+  const EMPTY_DB = `empty_${process.pid}`;
   const mongo = new URL(stack.MONGODB_SRV_URL);
   // FerretDB (SQLite backend) accepts any user and password over PLAIN.
   const PLAIN = '?authMechanism=PLAIN&authSource=%24external';
@@ -88,10 +90,11 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
       names.push(name);
     }
     await client.db(LONG_DB).collection<{ _id: number }>('orders').insertMany([{ _id: 1 }, { _id: 2 }]);
+    await client.db(EMPTY_DB).createCollection('nothing_yet');
   }, 1_900_000);
 
   afterAll(async () => {
-    for (const db of [DB, LONG_DB]) await client?.db(db).dropDatabase().catch(() => undefined);
+    for (const db of [DB, LONG_DB, EMPTY_DB]) await client?.db(db).dropDatabase().catch(() => undefined);
     await client?.close();
     await release?.();
   });
@@ -150,6 +153,11 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
     expect(separators.stdout).toMatch(/input 'databases' holds only separators/);
     expect(await standbyTables()).toEqual(tables);
     expect(await backupIds()).toEqual(before);
+
+    // A listed database that exists but is empty is said, and the backup goes on.
+    const empty = await runAction({ ...common, mode: 'backup', 'mongodb-uri': stack.MONGODB_SRV_URL, databases: `${LONG_DB},${EMPTY_DB}` }, { env, timeoutMs: 300_000 });
+    expect(empty.exitCode).toBe(0);
+    expect(empty.stdout).toContain(`database ${EMPTY_DB} (listed in 'databases') is empty: its 1 collection(s) hold no documents`);
   }, 600_000);
 
   test('restore and recover refuse a branch this tool did not make, unless the standby is asked for by name', async () => {
@@ -212,8 +220,11 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
   test('at the branch limit with retain backups, nothing is deleted before the new backup exists: the run refuses and says why', async () => {
     const project = await neon.getProject();
     const limit = project.branchLimit ?? 10;
-    const inputs = { ...common, mode: 'backup', 'mongodb-uri': stack.MONGODB_SRV_URL, databases: LONG_DB, retain: '2' };
-    while ((await backupIds()).length < 2) expect((await runAction(inputs, { env, timeoutMs: 300_000 })).exitCode).toBe(0);
+    const first = { ...common, mode: 'backup', 'mongodb-uri': stack.MONGODB_SRV_URL, databases: LONG_DB };
+    while ((await backupIds()).length < 2) expect((await runAction(first, { env, timeoutMs: 300_000 })).exitCode).toBe(0);
+    // retain = the backups there are: none of them may go before a new one exists.
+    const retain = (await backupIds()).length;
+    const inputs = { ...first, retain: String(retain) };
     const made: string[] = [];
     for (let i = (await neon.listBranches()).length; i < limit; i++) {
       made.push(await createPlainBranch(stack.NEON_API_HOST, stack.NEON_API_KEY, stack.NEON_PROJECT_ID, `hostile-manual-${i}`));
@@ -238,9 +249,9 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
       const run = await runAction(inputs, { env, timeoutMs: 300_000 });
       expect(run.exitCode).toBe(1);
       expect(run.stdout).toMatch(new RegExp(`branch limit \\(${limit}\\) leaves no room`));
-      expect(run.stdout).toMatch(/fewer than 2 completed backups/);
+      expect(run.stdout).toContain(`fewer than ${retain} completed backups`);
       expect(run.stdout).toMatch(/1 protected branch\(es\) count toward the limit and are never deleted/);
-      expect(run.stdout).toMatch(/Fix: lower retain to 1/);
+      expect(run.stdout).toContain(`Fix: lower retain to ${retain - 1}`);
       expect(await backupIds()).toEqual(before);
       expect(await standbyTables()).toEqual(tables);
       expect((await neon.listBranches()).filter((b) => b.annotations[TOOL_ANNOTATION] === undefined && made.includes(b.id))).toHaveLength(made.length);

@@ -297,21 +297,23 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
     checks.fail('standby branch', messageOf(error));
   }
 
+  // An estimate only: backup never deletes by a guessed limit.
   const limit = project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT;
+  const limitNote = project.branchLimit === undefined ? ` (Neon does not report this project's limit; ${FREE_PLAN_BRANCH_LIMIT}, the free plan's, is assumed here)` : '';
   const backups = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'backup');
   const restores = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'restore-test');
   const others = branches.length - backups.length - restores.length;
   // A backup run holds the retained backups plus its new one; a restore test adds one more.
   const needed = others + config.retain + 2;
   const usage =
-    `${branches.length} of ${limit} branches used (${backups.length} backup${backups.length === 1 ? '' : 's'} of this tool, ` +
+    `${branches.length} of ${limit} branches used${limitNote} (${backups.length} backup${backups.length === 1 ? '' : 's'} of this tool, ` +
     `${restores.length} restore test${restores.length === 1 ? '' : 's'}, ${others} other${others === 1 ? '' : 's'})`;
   if (others + 1 > limit) {
     checks.fail('branch usage', `${usage}: no room for a backup branch; delete unused branches or raise the plan's limit`);
   } else if (needed > limit) {
     checks.pass(
       'branch usage',
-      `${usage}; note: with retain ${config.retain} the project needs ${needed} branches, so older backups are deleted earlier than retain suggests; lower 'retain' to ${Math.max(1, limit - others - 2)}`,
+      `${usage}; note: with retain ${config.retain} the project needs ${needed} branches, and a backup that finds no room refuses rather than delete one of the ${config.retain} kept backups before its replacement exists; lower 'retain' to ${Math.max(1, limit - others - 2)}`,
     );
   } else {
     checks.pass('branch usage', usage);
