@@ -8,12 +8,14 @@ import { MongoClient } from 'mongodb';
 import type { Logger } from '../../src/io.js';
 import { NeonApi, TOOL_ANNOTATION } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
-import { createPlainBranch, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { findSecretLeaks, runAction, runCli, type BundleRun } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 import { workflowCommands } from '../../test/support/workflow-commands.js';
 
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'NEON_API_HOST'] as const;
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'] as const;
+/** Environment variables the product falls back to: none may carry settings into these runs. */
+const FALLBACKS = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'NEON_API_HOST'] as const;
 
 // Collection names MongoDB accepts on Linux. (FerretDB refuses '"' in names; the unit tests cover it.)
 const HOSTILE = [
@@ -55,21 +57,17 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
   // FerretDB (SQLite backend) accepts any user and password over PLAIN.
   const PLAIN = '?authMechanism=PLAIN&authSource=%24external';
   const withPassword = (password: string) => `mongodb://hostile_user:${password}@${mongo.host}/${PLAIN}`;
-  const env = Object.fromEntries(STACK.map((k) => [k, undefined]));
-  const common = {
-    'neon-project-id': stack.NEON_PROJECT_ID,
-    'neon-api-host': stack.NEON_API_HOST,
-    'neon-api-key': stack.NEON_API_KEY,
-    'neon-database-url': stack.NEON_DATABASE_URL,
-  };
-  const neon = new NeonApi({ apiKey: stack.NEON_API_KEY, projectId: stack.NEON_PROJECT_ID, baseUrl: stack.NEON_API_HOST, log: silent });
+  const env = Object.fromEntries(FALLBACKS.map((k) => [k, undefined]));
+  // This file's own Neon project (its standby is the project's default branch).
+  let project: TestProject;
+  let common: TestProject['inputs'];
+  let neon: NeonApi;
   const backupIds = async () => (await neon.toolBranches('backup')).map((b) => b.id);
-  let release: (() => Promise<void>) | undefined;
   let client: MongoClient | undefined;
   const names: string[] = [];
 
   async function standbyTables(): Promise<string[]> {
-    const c = await connectPostgres(stack.NEON_DATABASE_URL);
+    const c = await connectPostgres(project.databaseUrl);
     try {
       const { rows } = await c.query<{ t: string }>(
         "SELECT table_schema || '.' || table_name AS t FROM information_schema.tables WHERE table_schema NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
@@ -81,8 +79,10 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
   }
 
   beforeAll(async () => {
-    release = await lockEmulator('bundle-hostile.test.ts');
-    await resetEmulator(stack.NEON_API_HOST, stack.NEON_API_KEY);
+    // A small branch limit: the limit case needs fewer branches made by hand.
+    project = await createTestProject('bundle-hostile.test.ts', { branchLimit: 6 });
+    common = project.inputs;
+    neon = new NeonApi({ apiKey: project.apiKey, projectId: project.projectId, baseUrl: project.apiHost, log: silent });
     client = new MongoClient(stack.MONGODB_SRV_URL);
     await client.connect();
     for (const name of HOSTILE) {
@@ -91,12 +91,12 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
     }
     await client.db(LONG_DB).collection<{ _id: number }>('orders').insertMany([{ _id: 1 }, { _id: 2 }]);
     await client.db(EMPTY_DB).createCollection('nothing_yet');
-  }, 1_900_000);
+  }, 300_000);
 
   afterAll(async () => {
     for (const db of [DB, LONG_DB, EMPTY_DB]) await client?.db(db).dropDatabase().catch(() => undefined);
     await client?.close();
-    await release?.();
+    await project?.dispose();
   });
 
   test('backup and restore of hostile names with a one-letter MongoDB password: no command forged, outputs intact, one warning', async () => {
@@ -218,8 +218,7 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
   });
 
   test('at the branch limit with retain backups, nothing is deleted before the new backup exists: the run refuses and says why', async () => {
-    const project = await neon.getProject();
-    const limit = project.branchLimit ?? 10;
+    const limit = (await neon.getProject()).branchLimit ?? 10;
     const first = { ...common, mode: 'backup', 'mongodb-uri': stack.MONGODB_SRV_URL, databases: LONG_DB };
     while ((await backupIds()).length < 2) expect((await runAction(first, { env, timeoutMs: 300_000 })).exitCode).toBe(0);
     // retain = the backups there are: none of them may go before a new one exists.
@@ -227,16 +226,17 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
     const inputs = { ...first, retain: String(retain) };
     const made: string[] = [];
     for (let i = (await neon.listBranches()).length; i < limit; i++) {
-      made.push(await createPlainBranch(stack.NEON_API_HOST, stack.NEON_API_KEY, stack.NEON_PROJECT_ID, `hostile-manual-${i}`));
+      made.push(await project.createPlainBranch(`hostile-manual-${i}`));
     }
     // One of them protected: never deleted, counted toward the limit.
     // (Retrying the 423 a project answers while the previous operation still runs, for at most 30 s.)
     const protect = async (on: boolean): Promise<number> => {
       for (let attempt = 0; ; attempt++) {
-        const res = await fetch(`${stack.NEON_API_HOST}/projects/${stack.NEON_PROJECT_ID}/branches/${made[0]}`, {
+        const res = await fetch(`${project.apiHost}/projects/${project.projectId}/branches/${made[0]}`, {
           method: 'PATCH',
-          headers: { authorization: `Bearer ${stack.NEON_API_KEY}`, 'content-type': 'application/json' },
+          headers: { authorization: `Bearer ${project.apiKey}`, 'content-type': 'application/json' },
           body: JSON.stringify({ branch: { protected: on } }),
+          signal: AbortSignal.timeout(30_000),
         });
         if (res.status !== 423 || attempt >= 100) return res.status;
         await new Promise((resolve) => setTimeout(resolve, 300));
