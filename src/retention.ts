@@ -257,11 +257,18 @@ export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): Roo
     })
     .join(', ');
   const short = remaining + req.needed - req.limit;
-  const why = kinds.includes('backup')
-    ? `Making room would mean deleting one of the ${plan.keep.length} backup(s) that retain=${req.retain} keeps before the new backup exists, ` +
-      `and a run stopped in between would leave fewer than ${req.retain} completed backups: supaneon-sync never deletes a kept backup before its replacement exists. `
-    : 'Only expired restore-test branches are deleted to make room here, and none is left. ';
-  const lowerRetain = kinds.includes('backup') && req.retain - short >= 1 ? `lower retain to ${req.retain - short}, ` : '';
+  const kept = plan.keep.length;
+  const why = !kinds.includes('backup')
+    ? 'Only expired restore-test branches are deleted to make room here, and none is left. '
+    : kept === 0
+      ? 'No branch that supaneon-sync made for this standby can go. '
+      : kept === 1
+        ? 'The only backup of this standby is the newest, which retention never deletes. '
+        : `Making room would mean deleting one of the ${kept} backup(s) that retain=${req.retain} keeps before the new backup exists, ` +
+        `and a run stopped in between would leave fewer than ${Math.min(req.retain, kept)} completed backups: supaneon-sync never deletes a kept backup before its replacement exists. `;
+  // Retention with a lower retain deletes the oldest kept backups before the snapshot: enough of them.
+  const fewer = Math.min(req.retain, kept) - short;
+  const lowerRetain = kinds.includes('backup') && fewer >= 1 ? `lower retain to ${fewer}, ` : '';
   return {
     plan,
     enough: false,

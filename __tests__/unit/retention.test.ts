@@ -272,6 +272,8 @@ describe('ensureRoomForBranches', () => {
     expect(error?.message).toContain('"feature-x" (br-user)');
     expect(error?.message).toContain('"backup-1" (br-backup-1, backup)');
     expect(error?.message).toMatch(/Fix: /);
+    expect(error?.message).toMatch(/The only backup of this standby is the newest, which retention never deletes/);
+    expect(error?.message).not.toMatch(/lower retain/);
     expect(project.live.size).toBe(3); // the only backup is the newest: never deleted
   });
 
