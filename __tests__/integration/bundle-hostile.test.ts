@@ -215,6 +215,13 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
     expect(run.exitCode).toBe(2);
     expect(run.stderr).toContain('unexpected argument 4');
     expect(`${run.stdout}${run.stderr}`).not.toContain('RAWSECRET21');
+
+    // Run from a workflow's run: step, the CLI's output is read by the runner too: a value it
+    // prints (here an invalid project id) cannot act as a command.
+    const inStep = await runCli(['validate', '--neon-project-id', 'x\n::add-mask::br-\ny'], { env: { ...env, GITHUB_ACTIONS: 'true' }, timeoutMs: 60_000 });
+    expect(inStep.exitCode).toBe(1);
+    expect(inStep.stdout + inStep.stderr).toContain('::add-mask::br-');
+    expect(forgedCommands(inStep)).toEqual([]);
   });
 
   test('at the branch limit with retain backups, nothing is deleted before the new backup exists: the run refuses and says why', async () => {
