@@ -6,6 +6,7 @@
  */
 import * as core from '@actions/core';
 import { parseConfig } from './config.js';
+import { inertLogText } from './log-safety.js';
 import { actionIo, readInputs } from './main.js';
 import { cleanupRestoreState, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from './modes/restore.js';
 import { guardCrashes, secureIo } from './run.js';
@@ -18,7 +19,8 @@ export async function run(): Promise<void> {
 
   // Restore and recover record the temporary branch they read a backup through; other modes record nothing.
   if (!state.restoreBranchId && !state.restoreBranchName) {
-    core.info(`supaneon-sync post: nothing to clean up (mode ${mode} left no temporary branch on record)`);
+    // The mode input is shown as given: made inert like every other log line that carries a value.
+    core.info(inertLogText(`supaneon-sync post: nothing to clean up (mode ${mode} left no temporary branch on record)`));
     return;
   }
   const io = secureIo(raw, process.env, actionIo(), (secret) => core.setSecret(secret));
