@@ -41,6 +41,12 @@ export interface Config {
   readonly dropTarget: boolean;
   readonly batchSize: number;
   readonly lockWaitSeconds: number;
+  /** backup: a mongodump output directory to read instead of a live MongoDB. */
+  readonly sourceDumpDir: string | undefined;
+  /** recover: write a mongodump directory here instead of into a live MongoDB. */
+  readonly targetDumpDir: string | undefined;
+  /** recover into a dump: compress its files as mongodump --gzip does. */
+  readonly dumpGzip: boolean;
 }
 
 /** Every input of action.yml, in its order. The CLI accepts each (except mode) as `--<name>`. */
@@ -70,10 +76,13 @@ export const INPUT_NAMES = [
   'drop-target',
   'batch-size',
   'lock-wait-seconds',
+  'source-dump-dir',
+  'target-dump-dir',
+  'dump-gzip',
 ] as const;
 export type InputName = (typeof INPUT_NAMES)[number];
 
-export const BOOLEAN_INPUTS: readonly InputName[] = ['compare-source', 'keep-restore-branch', 'drop-target'];
+export const BOOLEAN_INPUTS: readonly InputName[] = ['compare-source', 'keep-restore-branch', 'drop-target', 'dump-gzip'];
 
 /** Inputs that carry credentials: masked before anything is logged. */
 export const SECRET_INPUTS: readonly InputName[] = ['mongodb-uri', 'neon-api-key', 'neon-database-url', 'target-mongodb-uri'];
@@ -102,9 +111,11 @@ export class ConfigError extends Error {
 /** Inputs each mode cannot run without (after environment fallbacks). */
 export const REQUIRED_BY_MODE: Readonly<Record<Mode, readonly InputName[]>> = {
   validate: ['mongodb-uri', 'neon-api-key', 'neon-project-id', 'neon-database-url'],
-  backup: ['mongodb-uri', 'neon-api-key', 'neon-project-id', 'neon-database-url'],
+  // backup also needs one source and recover one target: see the rules on mongodb-uri / source-dump-dir
+  // and target-mongodb-uri / target-dump-dir below.
+  backup: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
   restore: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
-  recover: ['neon-api-key', 'neon-project-id', 'neon-database-url', 'target-mongodb-uri'],
+  recover: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
 };
 
 const REQUIRED_HINT: Partial<Record<InputName, string>> = {
@@ -291,6 +302,44 @@ function secretInput(input: InputName, check: (v: string) => string | undefined)
     });
 }
 
+/**
+ * Where a backup reads from and a recover writes to: exactly one of a live MongoDB and a mongodump
+ * directory each. The dump inputs belong to those modes only.
+ */
+function dumpRules(
+  ctx: z.RefinementCtx,
+  mode: Mode,
+  inputs: { 'mongodb-uri'?: string; 'source-dump-dir'?: string; 'target-mongodb-uri'?: string; 'target-dump-dir'?: string; 'dump-gzip': boolean },
+): void {
+  const source = inputs['source-dump-dir'];
+  const target = inputs['target-dump-dir'];
+  if (mode === 'backup') {
+    if (source !== undefined && inputs['mongodb-uri'] !== undefined) {
+      problem(ctx, 'source-dump-dir', 'and mongodb-uri are both set: a backup reads one source; remove one of them');
+    } else if (source === undefined && inputs['mongodb-uri'] === undefined) {
+      problem(ctx, 'mongodb-uri', `is required for mode backup: ${REQUIRED_HINT['mongodb-uri']}; or pass source-dump-dir to back up a mongodump directory`);
+    }
+  } else if (source !== undefined) {
+    problem(ctx, 'source-dump-dir', `is used only by mode backup, not ${mode}: remove it`);
+  }
+  if (mode === 'recover') {
+    if (target !== undefined && inputs['target-mongodb-uri'] !== undefined) {
+      problem(ctx, 'target-dump-dir', 'and target-mongodb-uri are both set: recover writes to one target; remove one of them');
+    } else if (target === undefined && inputs['target-mongodb-uri'] === undefined) {
+      problem(
+        ctx,
+        'target-mongodb-uri',
+        `is required for mode recover: ${REQUIRED_HINT['target-mongodb-uri']}; or pass target-dump-dir to write a mongodump directory`,
+      );
+    }
+    if (inputs['dump-gzip'] && target === undefined) {
+      problem(ctx, 'dump-gzip', 'compresses the files of target-dump-dir, which is not set: set target-dump-dir, or remove dump-gzip');
+    }
+  } else if (target !== undefined) {
+    problem(ctx, 'target-dump-dir', `is used only by mode recover, not ${mode}: remove it`);
+  }
+}
+
 function buildSchema() {
   const patternList = (input: InputName) =>
     z
@@ -389,6 +438,9 @@ function buildSchema() {
       'drop-target': booleanInput('drop-target', false),
       'batch-size': integerInput('batch-size', 1, 100_000, 1000),
       'lock-wait-seconds': integerInput('lock-wait-seconds', 0, 3600, 0),
+      'source-dump-dir': z.string().optional(),
+      'target-dump-dir': z.string().optional(),
+      'dump-gzip': booleanInput('dump-gzip', false),
     })
     .superRefine((inputs, ctx) => {
       const mode = inputs.mode;
@@ -406,6 +458,7 @@ function buildSchema() {
       if (mode === 'restore' && inputs['compare-source'] && inputs['mongodb-uri'] === undefined) {
         problem(ctx, 'mongodb-uri', 'is required when compare-source is true: pass the source connection string, or set compare-source to false');
       }
+      dumpRules(ctx, mode as Mode, inputs);
       if (inputs['backup-branch'] === 'standby' && mode !== 'recover') {
         problem(ctx, 'backup-branch', "'standby' is accepted only by mode recover: name a backup branch (name or id), or leave it empty for the newest");
       }
@@ -438,6 +491,9 @@ function buildSchema() {
           dropTarget: i['drop-target'],
           batchSize: i['batch-size'] as number,
           lockWaitSeconds: i['lock-wait-seconds'] as number,
+          sourceDumpDir: i['source-dump-dir'],
+          targetDumpDir: i['target-dump-dir'],
+          dumpGzip: i['dump-gzip'],
         }),
     );
 }
@@ -453,6 +509,8 @@ export function effectiveInputs(input: RawInputs, env: NodeJS.ProcessEnv = proce
     if (v !== undefined && v.trim() !== '') out[key] = v;
   }
   for (const [input, variable] of Object.entries(ENV_FALLBACKS)) {
+    // A backup of a dump reads no MongoDB: MONGODB_SRV_URL, set for other runs, must not become a second source.
+    if (input === 'mongodb-uri' && out['source-dump-dir'] !== undefined) continue;
     const fromEnv = env[variable]?.trim();
     if (out[input] === undefined && fromEnv) out[input] = fromEnv;
   }

@@ -1,6 +1,6 @@
 /**
  * mode: backup — the runbook:
- *   1. read the selection and connect to MongoDB;
+ *   1. read the selection from the source: a live MongoDB, or a mongodump directory (source-dump-dir);
  *   2. find the standby branch behind neon-database-url, take its backup lock, and make sure the
  *      project has room for one more branch (retention first, or fail before anything is written);
  *   3. record the run as running;
@@ -16,7 +16,8 @@ import type { ClientSession, MongoClient } from 'mongodb';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Io } from '../io.js';
-import { TOOL_VERSION, type Consistency, type GithubRun } from '../manifest.js';
+import { dumpDocuments, openDumpDirectory } from '../dump-source.js';
+import { TOOL_VERSION, type Consistency, type GithubRun, type SourceDescription } from '../manifest.js';
 import {
   clusterTime,
   connectMongo,
@@ -28,6 +29,7 @@ import {
   type CollectionSpec,
   type SourceInfo,
 } from '../mongo.js';
+import type { Selection } from '../selection.js';
 import { NeonApi, normaliseEndpointHost, type BranchInfo } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { formatBytes, formatDuration, markdownTable } from '../report.js';
@@ -40,8 +42,9 @@ const SNAPSHOT_TOO_OLD = 239;
 export async function backup(config: Config, io: Io): Promise<boolean> {
   const started = new Date();
   const runId = randomUUID();
-  const mongodbUri = config.mongodbUri;
-  if (!mongodbUri) throw new Error('mode backup needs mongodb-uri (or MONGODB_SRV_URL): the MongoDB deployment to back up');
+  if (!config.mongodbUri && !config.sourceDumpDir) {
+    throw new Error('mode backup needs mongodb-uri (or MONGODB_SRV_URL), the MongoDB deployment to back up, or source-dump-dir, a mongodump directory');
+  }
   const neon = new NeonApi({
     apiKey: config.neonApiKey,
     projectId: config.neonProjectId,
@@ -51,21 +54,21 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
   });
   const selection = { databases: config.databases, include: config.include, exclude: config.exclude };
 
-  let mongo: MongoClient | undefined;
+  let source: BackupSource | undefined;
   let standbyClient: pg.Client | undefined;
-  let estimates: CountEstimates | undefined;
   try {
     // 1. The source and what it holds.
-    mongo = await connectMongo(mongodbUri);
-    const source = await describeSource(mongo, mongodbUri);
-    const specs = await listSelectedCollections(mongo, selection);
+    source = config.sourceDumpDir
+      ? await openDumpSource(config.sourceDumpDir, selection)
+      : await openLiveSource(config.mongodbUri as string, selection);
+    const specs = source.specs;
     if (specs.length === 0) {
       throw new Error(
-        'no collection matches the selection (databases/include/exclude); nothing to back up. ' +
+        `no collection ${config.sourceDumpDir ? `of the dump in ${config.sourceDumpDir} ` : ''}matches the selection (databases/include/exclude); nothing to back up. ` +
           'Check the inputs, or run mode validate to list what the selection covers',
       );
     }
-    io.log.info(`MongoDB ${source.serverVersion} (${source.topology}): ${specs.length} collection(s) selected`);
+    io.log.info(`${source.label}: ${specs.length} collection(s) selected`);
 
     // 2. The standby branch, and room for the snapshot this run will make.
     const standbyHost = new URL(config.neonDatabaseUrl).hostname;
@@ -103,17 +106,16 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
       status: 'running',
       startedAt: started,
       finishedAt: null,
-      clusterTimeStart: (await clusterTime(mongo)) ?? null,
+      clusterTimeStart: await source.clusterTime(),
       clusterTimeEnd: null,
       consistency: null,
       github: githubRun(),
-      source: { hosts: source.hosts, serverVersion: source.serverVersion, topology: source.topology },
+      source: source.description,
     });
     io.log.info(`backup run ${runId} started`);
 
-    // 4. The sync, in one transaction. Count estimates (for progress ETAs only) arrive on the side.
-    estimates = new CountEstimates(mongo, specs);
-    const sync = await syncWithBestConsistency(standbyClient, mongo, source, specs, runId, config, io, estimates);
+    // 4. The sync, in one transaction.
+    const sync = await source.sync(standbyClient, runId, config, io);
     io.log.info(`standby committed: ${sync.result.changed} row(s) written, consistency ${sync.consistency}`);
 
     // 5. The immutable snapshot.
@@ -154,11 +156,82 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     );
     return true;
   } finally {
-    estimates?.stop();
     // Ending the session also releases the backup lock.
     await standbyClient?.end().catch(() => undefined);
-    await mongo?.close().catch(() => undefined);
+    await source?.close().catch(() => undefined);
   }
+}
+
+/**
+ * Where a backup's documents come from. The sync, manifest and snapshot are the same whatever the
+ * source; only the listing of collections, the streams of raw BSON and the consistency differ.
+ */
+interface BackupSource {
+  /** For the log: what is read. */
+  label: string;
+  /** Recorded in the manifest (never credentials). */
+  description: SourceDescription;
+  specs: CollectionSpec[];
+  /** The source's logical time when the run starts, if it has one. */
+  clusterTime(): Promise<string | null>;
+  /** Brings the standby to the source's state in one transaction (standby.ts). */
+  sync(client: pg.Client, runId: string, config: Config, io: Io): Promise<{ result: SyncResult; consistency: Consistency }>;
+  close(): Promise<void>;
+}
+
+async function openLiveSource(uri: string, selection: Selection): Promise<BackupSource> {
+  const mongo = await connectMongo(uri);
+  let estimates: CountEstimates | undefined;
+  try {
+    const info = await describeSource(mongo, uri);
+    const specs = await listSelectedCollections(mongo, selection);
+    return {
+      label: `MongoDB ${info.serverVersion} (${info.topology})`,
+      description: { hosts: info.hosts, serverVersion: info.serverVersion, topology: info.topology },
+      specs,
+      clusterTime: async () => (await clusterTime(mongo)) ?? null,
+      sync: (client, runId, config, io) => {
+        // Count estimates (for progress ETAs only) arrive on the side.
+        estimates = new CountEstimates(mongo, specs);
+        return syncWithBestConsistency(client, mongo, info, specs, runId, config, io, estimates);
+      },
+      close: async () => {
+        estimates?.stop();
+        await mongo.close();
+      },
+    };
+  } catch (err) {
+    await mongo.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * A mongodump directory as the source. Every metadata file is read and checked here, before the
+ * standby is touched; the documents stream from their files inside the sync's transaction, so a
+ * damaged `.bson` rolls the whole sync back. A dump has no cluster time: consistency is `dump`.
+ */
+async function openDumpSource(dir: string, selection: Selection): Promise<BackupSource> {
+  const dump = await openDumpDirectory(dir, selection);
+  const specs = dump.collections.map((c) => c.spec);
+  return {
+    label: `mongodump directory ${dir}${dump.serverVersion ? ` (MongoDB ${dump.serverVersion})` : ''}`,
+    // The path stays out of the manifest: it says where a file lay on one runner, not what was backed up.
+    description: { hosts: [], serverVersion: dump.serverVersion ?? 'unknown', topology: 'dump' },
+    specs,
+    clusterTime: async () => null,
+    sync: async (client, runId, _config, io) => {
+      const sources: CollectionSource[] = dump.collections.map((c) => ({ spec: c.spec, documents: () => dumpDocuments(c) }));
+      const result = await syncStandby(client, {
+        runId,
+        sources,
+        log: io.log,
+        finish: async () => ({ clusterTimeEnd: null, consistency: 'dump' }),
+      });
+      return { result, consistency: 'dump' };
+    },
+    close: async () => undefined,
+  };
 }
 
 /**

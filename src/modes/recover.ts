@@ -8,13 +8,18 @@
  *   4. per collection: create it with its recorded options, stream the stored documents into it in
  *      unordered bulk inserts, then build its indexes; then recreate the views;
  *   5. read every target collection back and compare counts and content hashes with the manifest.
+ *
+ * With target-dump-dir the target is a mongodump directory instead (dump-target.ts): steps 3 and 4
+ * write files in a staging directory, step 5 reads those files back, and only a verified dump is
+ * renamed into place.
  */
 import type { MongoClient } from 'mongodb';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Io } from '../io.js';
 import { readManifest, type CollectionRecord, type Manifest } from '../manifest.js';
-import { connectMongo } from '../mongo.js';
+import { DumpWriter } from '../dump-target.js';
+import { connectMongo, type CollectionSpec } from '../mongo.js';
 import { NeonApi } from '../neon.js';
 import { connectPostgres } from '../postgres.js';
 import { formatBytes, formatDuration, markdownTable, Progress } from '../report.js';
@@ -53,8 +58,9 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
   const started = Date.now();
   const { log } = io;
   const targetUri = config.targetMongodbUri;
-  if (!targetUri) {
-    throw new Error('target-mongodb-uri is required: recover never writes to an implicit target');
+  const dumpDir = config.targetDumpDir;
+  if (!targetUri && !dumpDir) {
+    throw new Error('target-mongodb-uri or target-dump-dir is required: recover never writes to an implicit target');
   }
   const neon = new NeonApi({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log });
   let outcomes: CollectionOutcome[] = [];
@@ -94,19 +100,26 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
         problems: [],
       }));
 
-      const target = await connectMongo(targetUri);
-      try {
-        await writeAll(config, io, source.client, target, outcomes);
-        await verifyAll(config, io, target, outcomes);
-      } finally {
-        await target.close().catch(() => undefined);
+      if (dumpDir) {
+        await writeDump(config, io, source.client, dumpDir, outcomes);
+      } else {
+        const target = await connectMongo(targetUri as string);
+        try {
+          await writeAll(config, io, source.client, target, outcomes);
+          await verifyAll(config, io, target, outcomes);
+        } finally {
+          await target.close().catch(() => undefined);
+        }
       }
       const ok = outcomes.every((o) => o.verified);
       const seconds = finish(ok);
-      await io.appendSummary(summary(source.label, manifest, outcomes, ok, seconds));
+      await io.appendSummary(summary(source.label, manifest, outcomes, ok, seconds, dumpDir));
       if (ok) {
         const documents = outcomes.reduce((n, o) => n + o.documents, 0);
-        log.info(`recover verified: ${outcomes.length} collection(s), ${documents} document(s) in ${formatDuration(seconds)}`);
+        log.info(
+          `recover verified: ${outcomes.length} collection(s), ${documents} document(s) in ${formatDuration(seconds)}` +
+            (dumpDir ? `; mongodump directory ${dumpDir} is ready for mongorestore${config.dumpGzip ? ' --gzip' : ''}` : ''),
+        );
       } else {
         for (const o of outcomes.filter((x) => !x.verified)) log.error(`${describeTarget(o.target)}: ${o.problems.join('; ')}`);
       }
@@ -222,6 +235,85 @@ async function writeAll(config: Config, io: Io, pgClient: pg.Client, target: Mon
   }
 }
 
+/** The collection as recorded, in the shape the dump writer takes. */
+function specOf(record: CollectionRecord): CollectionSpec {
+  return { database: record.database, collection: record.collection, kind: record.kind, options: record.options, indexes: record.indexes };
+}
+
+/**
+ * recover into a mongodump directory: every selected collection is written into a staging directory
+ * beside target-dump-dir, every file is read back and checked against the manifest, and only then
+ * is the dump renamed into place. A failure or a mismatch leaves the target as it was.
+ */
+async function writeDump(config: Config, io: Io, pgClient: pg.Client, dir: string, outcomes: CollectionOutcome[]): Promise<void> {
+  const writer = await DumpWriter.open(dir, { gzip: config.dumpGzip, replace: config.dropTarget });
+  let committed = false;
+  try {
+    for (const o of outcomes) {
+      const name = describeTarget(o.target);
+      const spec = specOf(o.record);
+      const file = writer.finalPath(o.target.database, o.record.collection, o.record.kind === 'view' ? 'metadata' : 'bson');
+      await io.log.group(`export ${o.record.database}.${o.record.collection} → ${file}`, async () => {
+        const progress = new Progress(name, io.log, { total: o.record.documents });
+        const rows =
+          o.record.kind === 'view'
+            ? undefined
+            : storedDocuments(pgClient, { schemaName: o.record.schemaName, tableName: o.record.tableName, label: name }, { batchSize: config.batchSize });
+        try {
+          const totals = await writer.writeCollection(o.target.database, spec, rows, (p) => {
+            progress.add(p.documents - o.documents, p.bytes - o.bytes);
+            o.documents = p.documents;
+            o.bytes = p.bytes;
+          });
+          o.sourceHash = totals.contentHash;
+        } catch (err) {
+          throw new Error(`export of ${o.record.database}.${o.record.collection} to ${file} failed: ${(err as Error).message}; ${dir} was not changed`, {
+            cause: err,
+          });
+        }
+        progress.done();
+        o.indexes = o.record.indexes.map((ix) => ({ name: String(ix.name ?? JSON.stringify(ix.key)), created: true }));
+      });
+    }
+
+    await io.log.group('verify the dump files against the manifest', async () => {
+      for (const o of outcomes) {
+        const back = await writer.readBack(o.target.database, specOf(o.record));
+        if (back.metadata.collectionName !== o.record.collection || back.metadata.kind !== o.record.kind) {
+          o.problems.push(`metadata file names ${back.metadata.collectionName} (${back.metadata.kind}), not ${o.record.collection} (${o.record.kind})`);
+        }
+        if (back.metadata.indexes.length !== (o.record.kind === 'view' ? 0 : o.record.indexes.length)) {
+          o.problems.push(`metadata file holds ${back.metadata.indexes.length} index(es), the manifest ${o.record.indexes.length}`);
+        }
+        if (o.record.kind !== 'view') {
+          if (o.documents !== o.record.documents || o.sourceHash !== o.record.contentHash) {
+            o.problems.push(
+              `the backup's rows (${o.documents} documents, hash ${o.sourceHash}) differ from its manifest (${o.record.documents}, ${o.record.contentHash})`,
+            );
+          }
+          o.targetDocuments = back.documents;
+          o.targetHash = back.contentHash;
+          if (back.documents !== o.record.documents) o.problems.push(`the .bson file holds ${back.documents} documents, the manifest ${o.record.documents}`);
+          if (back.contentHash !== o.record.contentHash) {
+            o.problems.push(`content hash read back from the .bson file ${back.contentHash} differs from the manifest's ${o.record.contentHash}`);
+          }
+        }
+        o.verified = o.problems.length === 0;
+        io.log.info(`${describeTarget(o.target)}: ${o.verified ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`);
+      }
+    });
+
+    if (outcomes.every((o) => o.verified)) {
+      await writer.commit();
+      committed = true;
+    } else {
+      io.log.error(`the dump did not match the backup: ${dir} was not changed`);
+    }
+  } finally {
+    if (!committed) await writer.abort().catch(() => undefined);
+  }
+}
+
 async function verifyAll(config: Config, io: Io, target: MongoClient, outcomes: CollectionOutcome[]): Promise<void> {
   await io.log.group('verify the target against the manifest', async () => {
     for (const o of outcomes) {
@@ -252,7 +344,14 @@ async function verifyAll(config: Config, io: Io, target: MongoClient, outcomes: 
   });
 }
 
-function summary(label: string, manifest: Manifest, outcomes: readonly CollectionOutcome[], ok: boolean, seconds: number): string {
+function summary(
+  label: string,
+  manifest: Manifest,
+  outcomes: readonly CollectionOutcome[],
+  ok: boolean,
+  seconds: number,
+  dumpDir?: string,
+): string {
   const rows = outcomes.map((o) => {
     const refused = o.indexes.filter((i) => !i.created).map((i) => i.name);
     const created = o.indexes.filter((i) => i.created).length;
@@ -269,7 +368,9 @@ function summary(label: string, manifest: Manifest, outcomes: readonly Collectio
   });
   return (
     `## supaneon-sync recover: ${ok ? 'verified' : 'FAILED'}\n\n` +
-    `Backup run \`${manifest.backup.runId}\` from ${label}, ${outcomes.length} collection(s) in ${formatDuration(seconds)}.\n\n` +
+    `Backup run \`${manifest.backup.runId}\` from ${label}, ${outcomes.length} collection(s) in ${formatDuration(seconds)}` +
+    (dumpDir ? `, written as the mongodump directory \`${dumpDir}\`${ok ? '' : ' (not created: verification failed)'}` : '') +
+    '.\n\n' +
     markdownTable(['source', 'target', 'kind', 'documents (target / backup)', 'size', 'indexes', 'content hash', 'verified'], rows)
   );
 }
