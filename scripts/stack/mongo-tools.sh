@@ -37,6 +37,13 @@ if tools_runnable; then
   exit 0
 fi
 
+# The proxy's refusal is final for a version: remember it for a day instead of asking on every test run.
+REFUSED_MARK="$CACHE_DIR/mongo-tools-$MONGO_TOOLS_VERSION.refused"
+REFUSED_MESSAGE="the Go module proxy refuses github.com/mongodb/mongo-tools@$MONGO_TOOLS_VERSION (403 Forbidden); put mongodump and mongorestore on PATH, or set SUPANEON_MONGO_TOOLS_DIR to the directory holding them"
+if [ -n "$(find "$REFUSED_MARK" -mmin -1440 2>/dev/null)" ]; then
+  die "$REFUSED_MESSAGE (remembered since $(date -u -r "$REFUSED_MARK" +%FT%TZ); delete $REFUSED_MARK to ask again)"
+fi
+
 GO="$(find_go)"
 [ -n "$GO" ] || die "Go is needed to build mongodump/mongorestore $MONGO_TOOLS_VERSION but was not found (looked on PATH and in /usr/local/go/bin); install Go 1.21 or newer and retry"
 
@@ -46,8 +53,15 @@ rm -rf "$BUILD_DIR"
 mkdir -p "$BUILD_DIR"
 cd "$BUILD_DIR"
 "$GO" mod init local/mongo-tools-build >/dev/null 2>&1
-"$GO" get "github.com/mongodb/mongo-tools@$MONGO_TOOLS_VERSION" >&2 \
-  || die "could not download github.com/mongodb/mongo-tools@$MONGO_TOOLS_VERSION from the Go module proxy; check GOPROXY ($("$GO" env GOPROXY)) and retry"
+if ! fetched="$("$GO" get "github.com/mongodb/mongo-tools@$MONGO_TOOLS_VERSION" 2>&1)"; then
+  printf '%s\n' "$fetched" >&2
+  cd "$CACHE_DIR" && rm -rf "$BUILD_DIR"
+  if grep -q '403 Forbidden' <<<"$fetched"; then
+    touch "$REFUSED_MARK"
+    die "$REFUSED_MESSAGE"
+  fi
+  die "could not download github.com/mongodb/mongo-tools@$MONGO_TOOLS_VERSION from the Go module proxy; check GOPROXY ($("$GO" env GOPROXY)) and retry"
+fi
 mkdir -p bin
 for t in "${TOOLS[@]}"; do
   GOFLAGS=-mod=mod CGO_ENABLED=0 "$GO" build -trimpath -o "bin/$t" "github.com/mongodb/mongo-tools/$t/main" >&2
