@@ -84,8 +84,17 @@ export function metadataJson(spec: CollectionSpec): string {
   if (Object.keys(spec.options).length > 0) metadata.options = spec.options;
   metadata.indexes = spec.kind === 'view' ? [] : spec.indexes.map(cleanIndex);
   metadata.collectionName = spec.collection;
-  metadata.type = spec.kind;
+  metadata.type = dumpTypeOf(spec.kind);
   return EJSON.stringify(metadata, { relaxed: false });
+}
+
+/**
+ * The metadata `type` a collection is written with. A backup holds a time-series collection's
+ * measurements, not the internal buckets mongodump writes for type "timeseries": it is written as a
+ * collection whose recorded `timeseries` option makes mongorestore create it as time series again.
+ */
+export function dumpTypeOf(kind: CollectionSpec['kind']): 'collection' | 'view' {
+  return kind === 'view' ? 'view' : 'collection';
 }
 
 /** What a metadata file says about its collection. */

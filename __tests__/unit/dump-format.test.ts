@@ -88,6 +88,12 @@ describe('metadata', () => {
     expect(m.indexes[1].expireAfterSeconds).toBeInstanceOf(Long);
   });
 
+  test('writes a time-series collection as a collection of measurements that keeps its timeseries option', () => {
+    const text = metadataJson({ database: 'd', collection: 'ts', kind: 'timeseries', options: { timeseries: { timeField: 't' } }, indexes: [] });
+    expect(JSON.parse(text)).toMatchObject({ type: 'collection', options: { timeseries: { timeField: 't' } } });
+    expect(parseMetadata(text, 'ts.metadata.json').kind).toBe('collection');
+  });
+
   test('knows a view of an older dump by its viewOn', () => {
     expect(parseMetadata('{"options":{"viewOn":"c","pipeline":[]},"indexes":[]}', 'v.metadata.json').kind).toBe('view');
   });

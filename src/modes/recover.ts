@@ -18,6 +18,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Io } from '../io.js';
 import { readManifest, type CollectionRecord, type Manifest } from '../manifest.js';
+import { dumpTypeOf } from '../dump-format.js';
 import { DumpWriter } from '../dump-target.js';
 import { connectMongo, type CollectionSpec } from '../mongo.js';
 import { NeonApi } from '../neon.js';
@@ -279,8 +280,9 @@ async function writeDump(config: Config, io: Io, pgClient: pg.Client, dir: strin
     await io.log.group('verify the dump files against the manifest', async () => {
       for (const o of outcomes) {
         const back = await writer.readBack(o.target.database, specOf(o.record));
-        if (back.metadata.collectionName !== o.record.collection || back.metadata.kind !== o.record.kind) {
-          o.problems.push(`metadata file names ${back.metadata.collectionName} (${back.metadata.kind}), not ${o.record.collection} (${o.record.kind})`);
+        const type = dumpTypeOf(o.record.kind);
+        if (back.metadata.collectionName !== o.record.collection || back.metadata.kind !== type) {
+          o.problems.push(`metadata file names ${back.metadata.collectionName} (${back.metadata.kind}), not ${o.record.collection} (${type})`);
         }
         if (back.metadata.indexes.length !== (o.record.kind === 'view' ? 0 : o.record.indexes.length)) {
           o.problems.push(`metadata file holds ${back.metadata.indexes.length} index(es), the manifest ${o.record.indexes.length}`);
