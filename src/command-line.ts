@@ -41,9 +41,10 @@ Inputs (flags take the action's input names; see docs/INPUTS.md for every detail
   --drop-target BOOL            recover: replace non-empty target collections (default false)
   --batch-size N                documents per cursor batch (default 1000)
   --lock-wait-seconds N         backup: wait this long for a concurrent backup (default 0)
-  --source-dump-dir DIR         backup: read this mongodump directory instead of mongodb-uri
+  --source-dump-dir DIR         backup: read this mongodump directory (or archive) instead of mongodb-uri
   --target-dump-dir DIR         recover: write a mongodump directory here instead of target-mongodb-uri
   --dump-gzip BOOL              recover into a dump: gzip the files like mongodump --gzip (default false)
+  --dump-archive BOOL           recover into a dump: one mongodump --archive file (default false)
 
 Flags accept --name value or --name=value; boolean flags alone mean true.
 Outputs are printed as name=value lines at the end.

@@ -47,6 +47,8 @@ export interface Config {
   readonly targetDumpDir: string | undefined;
   /** recover into a dump: compress its files as mongodump --gzip does. */
   readonly dumpGzip: boolean;
+  /** recover into a dump: one mongodump --archive file at target-dump-dir instead of a directory. */
+  readonly dumpArchive: boolean;
 }
 
 /** Every input of action.yml, in its order. The CLI accepts each (except mode) as `--<name>`. */
@@ -79,10 +81,11 @@ export const INPUT_NAMES = [
   'source-dump-dir',
   'target-dump-dir',
   'dump-gzip',
+  'dump-archive',
 ] as const;
 export type InputName = (typeof INPUT_NAMES)[number];
 
-export const BOOLEAN_INPUTS: readonly InputName[] = ['compare-source', 'keep-restore-branch', 'drop-target', 'dump-gzip'];
+export const BOOLEAN_INPUTS: readonly InputName[] = ['compare-source', 'keep-restore-branch', 'drop-target', 'dump-gzip', 'dump-archive'];
 
 /** Inputs that carry credentials: masked before anything is logged. */
 export const SECRET_INPUTS: readonly InputName[] = ['mongodb-uri', 'neon-api-key', 'neon-database-url', 'target-mongodb-uri'];
@@ -309,7 +312,14 @@ function secretInput(input: InputName, check: (v: string) => string | undefined)
 function dumpRules(
   ctx: z.RefinementCtx,
   mode: Mode,
-  inputs: { 'mongodb-uri'?: string; 'source-dump-dir'?: string; 'target-mongodb-uri'?: string; 'target-dump-dir'?: string; 'dump-gzip': boolean },
+  inputs: {
+    'mongodb-uri'?: string;
+    'source-dump-dir'?: string;
+    'target-mongodb-uri'?: string;
+    'target-dump-dir'?: string;
+    'dump-gzip': boolean;
+    'dump-archive': boolean;
+  },
 ): void {
   const source = inputs['source-dump-dir'];
   const target = inputs['target-dump-dir'];
@@ -332,8 +342,10 @@ function dumpRules(
         `is required for mode recover: ${REQUIRED_HINT['target-mongodb-uri']}; or pass target-dump-dir to write a mongodump directory`,
       );
     }
-    if (inputs['dump-gzip'] && target === undefined) {
-      problem(ctx, 'dump-gzip', 'compresses the files of target-dump-dir, which is not set: set target-dump-dir, or remove dump-gzip');
+    for (const input of ['dump-gzip', 'dump-archive'] as const) {
+      if (inputs[input] && target === undefined) {
+        problem(ctx, input, `shapes the dump written to target-dump-dir, which is not set: set target-dump-dir, or remove ${input}`);
+      }
     }
   } else if (target !== undefined) {
     problem(ctx, 'target-dump-dir', `is used only by mode recover, not ${mode}: remove it`);
@@ -441,6 +453,7 @@ function buildSchema() {
       'source-dump-dir': z.string().optional(),
       'target-dump-dir': z.string().optional(),
       'dump-gzip': booleanInput('dump-gzip', false),
+      'dump-archive': booleanInput('dump-archive', false),
     })
     .superRefine((inputs, ctx) => {
       const mode = inputs.mode;
@@ -494,6 +507,7 @@ function buildSchema() {
           sourceDumpDir: i['source-dump-dir'],
           targetDumpDir: i['target-dump-dir'],
           dumpGzip: i['dump-gzip'],
+          dumpArchive: i['dump-archive'],
         }),
     );
 }

@@ -233,9 +233,25 @@ function isPlainDocument(value: unknown): value is Document {
  * Offsets in messages count bytes of the (decompressed) document stream from its start.
  */
 export async function* bsonDocuments(chunks: AsyncIterable<Buffer>, file: string): AsyncGenerator<Buffer> {
+  yield* bsonFrames(chunks, file, { terminators: false });
+}
+
+/** What an archive has between its blocks: the int32 -1 (four 0xFF bytes). */
+export const TERMINATOR: Buffer = Buffer.alloc(0);
+
+/**
+ * The framing of bsonDocuments, also for mongodump archives, whose documents are separated into
+ * blocks by terminators: with `terminators`, each one is yielded as the TERMINATOR buffer (compare
+ * by identity). `start` is the offset of the first byte in the whole stream (after a magic number).
+ */
+export async function* bsonFrames(
+  chunks: AsyncIterable<Buffer>,
+  file: string,
+  opts: { terminators: boolean; start?: number },
+): AsyncGenerator<Buffer> {
   let parts: Buffer[] = [];
   let have = 0;
-  let offset = 0; // of the first byte in `parts`
+  let offset = opts.start ?? 0; // of the first byte in `parts`
   let needed = 0; // length of the document being gathered, once known
   for await (const chunk of chunks) {
     if (chunk.length === 0) continue;
@@ -246,6 +262,15 @@ export async function* bsonDocuments(chunks: AsyncIterable<Buffer>, file: string
         if (have < 4) break;
         if (parts[0].length < 4) parts = [Buffer.concat(parts, have)];
         needed = parts[0].readInt32LE(0);
+        if (needed === -1 && opts.terminators) {
+          parts[0] = parts[0].subarray(4);
+          if (parts[0].length === 0) parts.shift();
+          have -= 4;
+          offset += 4;
+          needed = 0;
+          yield TERMINATOR;
+          continue;
+        }
         if (needed < 5 || needed > MAX_DOCUMENT_BYTES) {
           throw new DumpFormatError(
             `${file}: byte offset ${offset} holds a document length of ${needed} bytes, which no BSON document has ` +

@@ -11,6 +11,7 @@ import { createReadStream } from 'node:fs';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { createGunzip, gunzipSync } from 'node:zlib';
+import { archiveDocuments, isArchiveFile, openArchive } from './dump-archive.js';
 import type { Document } from 'mongodb';
 import {
   BSON_SUFFIX,
@@ -29,6 +30,8 @@ export interface DumpCollection {
   /** The `.bson` or `.bson.gz` file, when the dump has one (views and some empty collections have none). */
   bsonFile?: string;
   metadataFile?: string;
+  /** The archive holding the collection, when the dump is a mongodump --archive file. */
+  archiveFile?: string;
 }
 
 export interface DumpContents {
@@ -44,7 +47,7 @@ interface Found {
   metadata?: string;
 }
 
-/** Opens a mongodump output directory and lists what the selection covers. */
+/** Opens a mongodump output directory (or a mongodump --archive file) and lists what the selection covers. */
 export async function openDumpDirectory(dir: string, selection: Selection): Promise<DumpContents> {
   const info = await stat(dir).catch((err: NodeJS.ErrnoException) => {
     throw new DumpFormatError(
@@ -54,7 +57,16 @@ export async function openDumpDirectory(dir: string, selection: Selection): Prom
     );
   });
   if (!info.isDirectory()) {
-    throw new DumpFormatError(`source-dump-dir ${dir} is a file, not a directory: pass the directory mongodump --out wrote`);
+    if (await isArchiveFile(dir)) {
+      const archive = await openArchive(dir, selection);
+      if (archive.collections.length === 0 && (await openArchive(dir, { databases: [], include: [], exclude: [] })).collections.length === 0) {
+        throw new DumpFormatError(`source-dump-dir ${dir} is a mongodump archive that holds no collection`);
+      }
+      return archive;
+    }
+    throw new DumpFormatError(
+      `source-dump-dir ${dir} is a file but not a mongodump archive (byte offset 0 holds neither the archive magic number nor gzip's): pass the directory mongodump --out wrote, or the file of mongodump --archive`,
+    );
   }
   const top = await readdir(dir, { withFileTypes: true });
   const collections: DumpCollection[] = [];
@@ -191,6 +203,8 @@ export async function* dumpFileDocuments(file: string): AsyncGenerator<Buffer> {
 
 /** Documents of a collection of the dump: none for a view or a collection dumped without a `.bson`. */
 export function dumpDocuments(c: DumpCollection): AsyncIterable<Buffer> {
+  if (c.spec.kind === 'view') return (async function* () {})();
+  if (c.archiveFile !== undefined) return archiveDocuments(c.archiveFile, c.spec.database, c.spec.collection);
   if (c.bsonFile === undefined) return (async function* () {})();
   return dumpFileDocuments(c.bsonFile);
 }

@@ -41,7 +41,26 @@ export interface DumpReadBack extends DumpTotals {
   metadata: DumpMetadata;
 }
 
-export class DumpWriter {
+/** Where recover writes a dump: a mongodump directory (DumpWriter) or archive (ArchiveWriter). */
+export interface DumpSink {
+  /** Called once with every collection before any is written (an archive lists them all first). */
+  begin(collections: readonly { database: string; spec: CollectionSpec; bytes: number }[], serverVersion: string): Promise<void>;
+  writeCollection(
+    database: string,
+    spec: CollectionSpec,
+    documents: AsyncIterable<Buffer> | undefined,
+    onProgress?: (p: { documents: number; bytes: number }) => void,
+  ): Promise<DumpTotals>;
+  /** Called once after the last collection. */
+  end(): Promise<void>;
+  readBack(database: string, spec: CollectionSpec): Promise<DumpReadBack>;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+  /** Where a collection lands, for messages. */
+  describe(database: string, collection: string): string;
+}
+
+export class DumpWriter implements DumpSink {
   private constructor(
     /** The directory the user asked for. */
     readonly target: string,
@@ -85,10 +104,14 @@ export class DumpWriter {
     return path.join(this.staging, database, escapeCollectionName(collection) + suffix + (this.gzip ? GZIP_SUFFIX : ''));
   }
 
-  /** Where a collection's files end up once the dump is in place (for messages). */
-  finalPath(database: string, collection: string, part: 'bson' | 'metadata'): string {
-    return path.join(this.target, path.relative(this.staging, this.file(database, collection, part === 'bson' ? BSON_SUFFIX : METADATA_SUFFIX)));
+  /** Where a collection's documents end up once the dump is in place (for messages). */
+  describe(database: string, collection: string): string {
+    return path.join(this.target, path.relative(this.staging, this.file(database, collection, BSON_SUFFIX)));
   }
+
+  async begin(): Promise<void> {}
+
+  async end(): Promise<void> {}
 
   /**
    * Writes one collection: its documents (not for a view, which mongodump writes as metadata only)

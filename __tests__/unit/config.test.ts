@@ -309,7 +309,7 @@ describe('parseConfig', () => {
       "input 'target-dump-dir' and target-mongodb-uri are both set: recover writes to one target; remove one of them",
     ]);
     expect(problemsOf({ ...rest, mode: 'recover', 'target-mongodb-uri': 'mongodb://target/', 'dump-gzip': 'true' })).toEqual([
-      expect.stringMatching(/^input 'dump-gzip' compresses the files of target-dump-dir, which is not set/),
+      expect.stringMatching(/^input 'dump-gzip' shapes the dump written to target-dump-dir, which is not set/),
     ]);
     expect(problemsOf({ ...rest, mode: 'restore', 'target-dump-dir': './out' })).toEqual(["input 'target-dump-dir' is used only by mode recover, not restore: remove it"]);
   });

@@ -19,7 +19,8 @@ import type { Config } from '../config.js';
 import type { Io } from '../io.js';
 import { readManifest, type CollectionRecord, type Manifest } from '../manifest.js';
 import { dumpTypeOf } from '../dump-format.js';
-import { DumpWriter } from '../dump-target.js';
+import { ArchiveWriter } from '../dump-archive.js';
+import { DumpWriter, type DumpSink } from '../dump-target.js';
 import { connectMongo, type CollectionSpec } from '../mongo.js';
 import { NeonApi } from '../neon.js';
 import { connectPostgres } from '../postgres.js';
@@ -102,7 +103,7 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
       }));
 
       if (dumpDir) {
-        await writeDump(config, io, source.client, dumpDir, outcomes);
+        await writeDump(config, io, source.client, dumpDir, outcomes, manifest.backup.source?.serverVersion ?? 'unknown');
       } else {
         const target = await connectMongo(targetUri as string);
         try {
@@ -246,14 +247,26 @@ function specOf(record: CollectionRecord): CollectionSpec {
  * beside target-dump-dir, every file is read back and checked against the manifest, and only then
  * is the dump renamed into place. A failure or a mismatch leaves the target as it was.
  */
-async function writeDump(config: Config, io: Io, pgClient: pg.Client, dir: string, outcomes: CollectionOutcome[]): Promise<void> {
-  const writer = await DumpWriter.open(dir, { gzip: config.dumpGzip, replace: config.dropTarget });
+async function writeDump(
+  config: Config,
+  io: Io,
+  pgClient: pg.Client,
+  dir: string,
+  outcomes: CollectionOutcome[],
+  serverVersion: string,
+): Promise<void> {
+  const options = { gzip: config.dumpGzip, replace: config.dropTarget };
+  const writer: DumpSink = config.dumpArchive ? await ArchiveWriter.open(dir, options) : await DumpWriter.open(dir, options);
   let committed = false;
   try {
+    await writer.begin(
+      outcomes.map((o) => ({ database: o.target.database, spec: specOf(o.record), bytes: o.record.bsonBytes })),
+      serverVersion,
+    );
     for (const o of outcomes) {
       const name = describeTarget(o.target);
       const spec = specOf(o.record);
-      const file = writer.finalPath(o.target.database, o.record.collection, o.record.kind === 'view' ? 'metadata' : 'bson');
+      const file = writer.describe(o.target.database, o.record.collection);
       await io.log.group(`export ${o.record.database}.${o.record.collection} → ${file}`, async () => {
         const progress = new Progress(name, io.log, { total: o.record.documents });
         const rows =
@@ -276,6 +289,7 @@ async function writeDump(config: Config, io: Io, pgClient: pg.Client, dir: strin
         o.indexes = o.record.indexes.map((ix) => ({ name: String(ix.name ?? JSON.stringify(ix.key)), created: true }));
       });
     }
+    await writer.end();
 
     await io.log.group('verify the dump files against the manifest', async () => {
       for (const o of outcomes) {
