@@ -19,6 +19,7 @@ import { corpusValidCases, withInt32Id } from '../../test/support/bson-corpus.js
 import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { mongoTools } from '../../test/support/mongo-tools.js';
 import { recordingIo } from '../../test/support/recording-io.js';
+import { findSecretLeaks, runCli } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
 
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
@@ -245,6 +246,39 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
     expect(await backup(config({ mode: 'backup', 'source-dump-dir': path.join(work, 'gzipped') }), gz)).toBe(true);
     expect(gz.outputs).toMatchObject({ consistency: 'dump', documents: '3250', changed: '0' });
     expect(await runHashes()).toEqual(liveRunHashes);
+  }, 600_000);
+
+  test.each([false, true])('an archive (gzip %p): recover writes one mongodump --archive file, backup reads it back to the same hashes', async (gzip) => {
+    const file = path.join(work, `backup${gzip ? '.archive.gz' : '.archive'}`);
+    const io = recordingIo();
+    const inputs = { mode: 'recover', 'backup-branch': 'standby', 'target-dump-dir': file, 'dump-archive': 'true', 'dump-gzip': String(gzip) };
+    expect(await recover(config(inputs), io)).toBe(true);
+    expect(io.outputs).toMatchObject({ verified: 'true', documents: '3250' });
+    expect(statSync(file).isFile()).toBe(true);
+    expect(readdirSync(work).filter((f) => f.includes('partial'))).toEqual([]);
+    // An existing archive is kept unless drop-target.
+    await expect(recover(config(inputs), recordingIo())).rejects.toThrow(`target-dump-dir ${file} already exists`);
+
+    const imported = recordingIo();
+    expect(await backup(config({ mode: 'backup', 'source-dump-dir': file }), imported)).toBe(true);
+    expect(imported.outputs).toMatchObject({ consistency: 'dump', documents: '3250', changed: '0' });
+    expect(await runHashes()).toEqual(liveRunHashes);
+  }, 600_000);
+
+  test('the CLI: recover --target-dump-dir, then backup --source-dump-dir, as a user types them', async () => {
+    const out = path.join(work, 'cli-dump');
+    const env = { SUPANEON_SKIP_STACK: undefined };
+    const exportRun = await runCli(['recover', '--backup-branch', 'standby', '--databases', SOURCE_DB, '--target-dump-dir', out, '--dump-gzip'], { env, timeoutMs: 300_000 });
+    expect({ exit: exportRun.exitCode, stderr: exportRun.stderr }).toEqual({ exit: 0, stderr: '' });
+    expect(exportRun.stdout).toContain('verified=true');
+    expect(listFiles(out)).toEqual(listFiles(exported()).map((f) => `${f}.gz`));
+    const importRun = await runCli(['backup', '--databases', SOURCE_DB, '--source-dump-dir', out], { env, timeoutMs: 300_000 });
+    expect({ exit: importRun.exitCode, stderr: importRun.stderr }).toEqual({ exit: 0, stderr: '' });
+    expect(importRun.stdout).toContain('consistency=dump');
+    expect(await runHashes()).toEqual(liveRunHashes);
+    const password = decodeURIComponent(new URL(process.env.NEON_DATABASE_URL as string).password);
+    expect(findSecretLeaks(exportRun, [process.env.NEON_API_KEY as string, password])).toEqual([]);
+    expect(findSecretLeaks(importRun, [process.env.NEON_API_KEY as string, password])).toEqual([]);
   }, 600_000);
 
   describe('a bad dump fails with one line naming the file and the byte offset, and leaves the standby as it was', () => {
