@@ -272,7 +272,7 @@ async function writeDump(
         const rows =
           o.record.kind === 'view'
             ? undefined
-            : storedDocuments(pgClient, { schemaName: o.record.schemaName, tableName: o.record.tableName, label: name }, { batchSize: config.batchSize });
+            : storedDocuments(pgClient, { schemaName: o.record.schemaName, tableName: o.record.tableName, label: name });
         try {
           const totals = await writer.writeCollection(o.target.database, spec, rows, (p) => {
             progress.add(p.documents - o.documents, p.bytes - o.bytes);
