@@ -113,9 +113,9 @@ export class ConfigError extends Error {
 
 /** Inputs each mode cannot run without (after environment fallbacks). */
 export const REQUIRED_BY_MODE: Readonly<Record<Mode, readonly InputName[]>> = {
-  validate: ['mongodb-uri', 'neon-api-key', 'neon-project-id', 'neon-database-url'],
-  // backup also needs one source and recover one target: see the rules on mongodb-uri / source-dump-dir
-  // and target-mongodb-uri / target-dump-dir below.
+  // validate and backup also need one source, recover one target: see dumpRules (mongodb-uri or
+  // source-dump-dir; target-mongodb-uri or target-dump-dir).
+  validate: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
   backup: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
   restore: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
   recover: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
@@ -323,14 +323,14 @@ function dumpRules(
 ): void {
   const source = inputs['source-dump-dir'];
   const target = inputs['target-dump-dir'];
-  if (mode === 'backup') {
+  if (mode === 'backup' || mode === 'validate') {
     if (source !== undefined && inputs['mongodb-uri'] !== undefined) {
       problem(ctx, 'source-dump-dir', 'and mongodb-uri are both set: a backup reads one source; remove one of them');
     } else if (source === undefined && inputs['mongodb-uri'] === undefined) {
-      problem(ctx, 'mongodb-uri', `is required for mode backup: ${REQUIRED_HINT['mongodb-uri']}; or pass source-dump-dir to back up a mongodump directory`);
+      problem(ctx, 'mongodb-uri', `is required for mode ${mode}: ${REQUIRED_HINT['mongodb-uri']}; or pass source-dump-dir to back up a mongodump directory`);
     }
   } else if (source !== undefined) {
-    problem(ctx, 'source-dump-dir', `is used only by mode backup, not ${mode}: remove it`);
+    problem(ctx, 'source-dump-dir', `is used only by modes backup and validate, not ${mode}: remove it`);
   }
   if (mode === 'recover') {
     if (target !== undefined && inputs['target-mongodb-uri'] !== undefined) {

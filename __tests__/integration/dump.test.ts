@@ -14,6 +14,7 @@ import { bsonDocuments, parseMetadata } from '../../src/dump-format.js';
 import { backup } from '../../src/modes/backup.js';
 import { recover } from '../../src/modes/recover.js';
 import { restore } from '../../src/modes/restore.js';
+import { validate } from '../../src/modes/validate.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { corpusValidCases, withInt32Id } from '../../test/support/bson-corpus.js';
 import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
@@ -264,6 +265,19 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
     expect(imported.outputs).toMatchObject({ consistency: 'dump', documents: '3250', changed: '0' });
     expect(await runHashes()).toEqual(liveRunHashes);
   }, 600_000);
+
+  test('validate checks a dump as the source: found, metadata parsed, sizes; a damaged metadata file fails naming it', async () => {
+    const io = recordingIo();
+    expect(await validate(config({ mode: 'validate', 'source-dump-dir': exported() }), io)).toBe(true);
+    expect(io.summary).toContain('3 collections in the dump');
+    const broken = path.join(work, 'broken-metadata');
+    cpSync(exported(), broken, { recursive: true });
+    writeFileSync(path.join(broken, SOURCE_DB, 'log.metadata.json'), 'not json');
+    const bad = recordingIo();
+    expect(await validate(config({ mode: 'validate', 'source-dump-dir': broken }), bad)).toBe(false);
+    expect(bad.outputs.report).toContain(`${path.join(broken, SOURCE_DB, 'log.metadata.json')}: not valid JSON at byte offset 0`);
+    rmSync(broken, { recursive: true });
+  }, 120_000);
 
   test('the CLI: recover --target-dump-dir, then backup --source-dump-dir, as a user types them', async () => {
     const out = path.join(work, 'cli-dump');

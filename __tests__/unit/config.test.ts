@@ -294,9 +294,10 @@ describe('parseConfig', () => {
       expect.stringMatching(/^input 'source-dump-dir' and mongodb-uri are both set: a backup reads one source; remove one of them$/),
     ]);
     expect(problemsOf({ ...rest, mode: 'backup' })).toEqual([expect.stringMatching(/^input 'mongodb-uri' is required for mode backup: .+or pass source-dump-dir/)]);
-    expect(problemsOf({ ...VALID, mode: 'validate', 'source-dump-dir': './dump' })).toEqual([
-      "input 'source-dump-dir' is used only by mode backup, not validate: remove it",
+    expect(problemsOf({ ...rest, mode: 'restore', 'source-dump-dir': './dump' })).toEqual([
+      "input 'source-dump-dir' is used only by modes backup and validate, not restore: remove it",
     ]);
+    expect(parseConfig({ ...rest, mode: 'validate', 'source-dump-dir': './dump' }, { MONGODB_SRV_URL: source }).sourceDumpDir).toBe('./dump');
   });
 
   test('recover writes exactly one target: target-mongodb-uri or target-dump-dir', () => {
