@@ -40,6 +40,8 @@ export interface DumpContents {
   /** From prelude.json, which recent mongodump versions write beside the databases. */
   serverVersion?: string;
   toolVersion?: string;
+  /** The dump has an oplog.bson (mongodump --oplog): operations during the dump, which are not replayed. */
+  oplog?: boolean;
 }
 
 interface Found {
@@ -130,7 +132,8 @@ export async function openDumpDirectory(dir: string, selection: Selection): Prom
     );
   }
   const prelude = await readPrelude(dir);
-  return { dir, collections, ...prelude };
+  const oplog = top.some((e) => e.isFile() && /^oplog\.bson(\.gz)?$/.test(e.name));
+  return { dir, collections, ...prelude, oplog };
 }
 
 function fileKind(name: string): { base: string; part: 'bson' | 'metadata' } | undefined {

@@ -26,6 +26,7 @@ import {
   type DumpMetadata,
 } from './dump-format.js';
 import { dumpFileDocuments } from './dump-source.js';
+import { TOOL_VERSION } from './manifest.js';
 import type { CollectionSpec } from './mongo.js';
 
 /** Bytes gathered before each write to the file: few large writes instead of one per document. */
@@ -109,7 +110,14 @@ export class DumpWriter implements DumpSink {
     return path.join(this.target, path.relative(this.staging, this.file(database, collection, BSON_SUFFIX)));
   }
 
-  async begin(): Promise<void> {}
+  /**
+   * Writes prelude.json, as recent mongodump versions do beside the databases: the source server's
+   * version (mongorestore reads it to know what it restores) and what wrote the dump.
+   */
+  async begin(_collections: unknown, serverVersion: string): Promise<void> {
+    const prelude = Buffer.from(JSON.stringify({ ServerVersion: serverVersion, ToolVersion: `supaneon-sync ${TOOL_VERSION}` }) + '\n');
+    await writeFile(path.join(this.staging, `prelude.json${this.gzip ? GZIP_SUFFIX : ''}`), this.gzip ? gzipSync(prelude) : prelude, { flag: 'wx' });
+  }
 
   async end(): Promise<void> {}
 

@@ -169,7 +169,8 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
     expect(io.lines.filter((l) => l.startsWith('error:'))).toEqual([]);
     expect(ok).toBe(true);
     expect(io.outputs).toMatchObject({ verified: 'true', collections: '3', documents: '3250' });
-    expect(listFiles(exported())).toEqual(COLLECTIONS.flatMap((c) => [`${SOURCE_DB}/${c}.bson`, `${SOURCE_DB}/${c}.metadata.json`]));
+    expect(listFiles(exported())).toEqual([...COLLECTIONS.flatMap((c) => [`${SOURCE_DB}/${c}.bson`, `${SOURCE_DB}/${c}.metadata.json`]), 'prelude.json']);
+    expect(JSON.parse(readFileSync(path.join(exported(), 'prelude.json'), 'utf8'))).toEqual({ ServerVersion: expect.any(String), ToolVersion: 'supaneon-sync 0.1.0' });
     // Only the dump itself: no staging directory left beside it.
     expect(readdirSync(work)).toEqual(['exported']);
 

@@ -59,7 +59,7 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
   try {
     // 1. The source and what it holds.
     source = config.sourceDumpDir
-      ? await openDumpSource(config.sourceDumpDir, selection)
+      ? await openDumpSource(config.sourceDumpDir, selection, io)
       : await openLiveSource(config.mongodbUri as string, selection);
     const specs = source.specs;
     if (specs.length === 0) {
@@ -211,8 +211,14 @@ async function openLiveSource(uri: string, selection: Selection): Promise<Backup
  * standby is touched; the documents stream from their files inside the sync's transaction, so a
  * damaged `.bson` rolls the whole sync back. A dump has no cluster time: consistency is `dump`.
  */
-async function openDumpSource(dir: string, selection: Selection): Promise<BackupSource> {
+async function openDumpSource(dir: string, selection: Selection, io: Io): Promise<BackupSource> {
   const dump = await openDumpDirectory(dir, selection);
+  if (dump.oplog) {
+    io.log.warn(
+      `${dir} has an oplog.bson (mongodump --oplog): the writes made while it was dumped are not replayed, so each collection is as mongodump read it; ` +
+        'for one point in time, restore the dump with mongorestore --oplogReplay and back up that MongoDB instead',
+    );
+  }
   const specs = dump.collections.map((c) => c.spec);
   return {
     label: `mongodump directory ${dir}${dump.serverVersion ? ` (MongoDB ${dump.serverVersion})` : ''}`,
