@@ -113,6 +113,15 @@ describe('.bson framing', () => {
     expect(out).toEqual(docs);
   });
 
+  test('a document of 16 MiB arriving in 64 KiB chunks comes out whole, gathered once (not copied per chunk)', async () => {
+    const big = Buffer.from(BSON.serialize({ _id: 1, blob: Buffer.alloc(16 * 1024 * 1024 - 64, 7) }));
+    const started = Date.now();
+    const out = await collect(bsonDocuments(chunksOf(Buffer.concat([docs[0], big, docs[2]]), 64 * 1024), 'big.bson'));
+    expect(out.map((d) => d.length)).toEqual([docs[0].length, big.length, docs[2].length]);
+    expect(out[1].equals(big)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(10_000);
+  });
+
   test('an empty file holds no documents', async () => {
     expect(await collect(bsonDocuments(chunksOf(Buffer.alloc(0), 1), 'f.bson'))).toEqual([]);
   });
