@@ -10,6 +10,7 @@
  * collection after the other, which the format allows and mongorestore reads the same way.
  */
 import { createHash, randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
@@ -79,29 +80,26 @@ function ns(database: string, collection: string): string {
   return `${database}.${collection}`;
 }
 
-/** Whether a file is an archive (plain or gzip): by its first bytes. */
-export async function isArchiveFile(file: string): Promise<boolean> {
+async function startsWith(file: string, magic: Buffer): Promise<boolean> {
   const handle = await open(file, 'r');
   try {
-    const head = Buffer.alloc(4);
-    const { bytesRead } = await handle.read(head, 0, 4, 0);
-    return (bytesRead >= 4 && head.equals(ARCHIVE_MAGIC)) || (bytesRead >= 2 && head.subarray(0, 2).equals(GZIP_MAGIC));
+    const head = Buffer.alloc(magic.length);
+    const { bytesRead } = await handle.read(head, 0, magic.length, 0);
+    return bytesRead === magic.length && head.equals(magic);
   } finally {
     await handle.close();
   }
 }
 
+/** Whether a file is an archive (plain, or gzip as mongodump --archive --gzip writes it): by its first bytes. */
+export async function isArchiveFile(file: string): Promise<boolean> {
+  return (await startsWith(file, ARCHIVE_MAGIC)) || (await startsWith(file, GZIP_MAGIC));
+}
+
 /** The archive's frames after its magic number, decompressed when the file is gzip. */
 async function* archiveFrames(file: string): AsyncGenerator<Buffer> {
+  const gzip = await startsWith(file, GZIP_MAGIC);
   const raw = createReadStream(file, { highWaterMark: 1024 * 1024 });
-  const head = await new Promise<Buffer>((resolve, reject) => {
-    const h = createReadStream(file, { start: 0, end: 1 });
-    const parts: Buffer[] = [];
-    h.on('data', (d) => parts.push(d as Buffer));
-    h.on('end', () => resolve(Buffer.concat(parts)));
-    h.on('error', reject);
-  });
-  const gzip = head.equals(GZIP_MAGIC);
   const stream = gzip ? raw.pipe(createGunzip()) : raw;
   if (gzip) raw.on('error', (err) => stream.destroy(err));
   try {
@@ -301,10 +299,8 @@ export class ArchiveWriter implements DumpSink {
 
   private async write(bytes: Buffer): Promise<void> {
     const out = this.out as Writable;
-    if (!out.write(bytes)) await new Promise<void>((resolve, reject) => {
-      out.once('drain', resolve);
-      out.once('error', reject);
-    });
+    // once() rejects on 'error' and removes its listeners either way: no listener piles up per write.
+    if (!out.write(bytes)) await once(out, 'drain');
   }
 
   /** One collection: its documents in blocks of about 1 MiB, then its end with the CRC. Views have no data. */
