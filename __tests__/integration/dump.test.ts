@@ -221,6 +221,22 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
     }
   }, 300_000);
 
+  test('an export that fails midway leaves nothing: no target, no staging directory, and says the target was not changed', async () => {
+    const table = `"${SOURCE_DB}"."orders"`;
+    // One damaged row far into the collection: the export has written part of orders.bson when it finds it.
+    await standby.query(`UPDATE ${table} SET hash = sha256('damaged'::bytea) WHERE _id = (SELECT max(_id) FROM ${table})`);
+    const target = path.join(work, 'failed');
+    try {
+      await expect(recover(config({ mode: 'recover', 'backup-branch': 'standby', 'target-dump-dir': target }), recordingIo())).rejects.toThrow(
+        new RegExp(`^export of ${SOURCE_DB}\\.orders to ${escape(path.join(target, SOURCE_DB, 'orders.bson'))} failed: .*does not match its recorded hash.*; ${escape(target)} was not changed$`),
+      );
+    } finally {
+      await standby.query(`UPDATE ${table} SET hash = sha256(bson) WHERE hash <> sha256(bson)`);
+    }
+    expect(existsSync(target)).toBe(false);
+    expect(readdirSync(work).filter((f) => f.includes('failed'))).toEqual([]);
+  }, 300_000);
+
   test('backup from a dump (plain, then gzip): same content hashes as the live backup, consistency dump; restore verifies it and recover gives the source bytes', async () => {
     const io = recordingIo();
     // MONGODB_SRV_URL stays set, as on a runner that also backs up live: the dump is the one source.
