@@ -17,13 +17,13 @@ import { restore } from '../../src/modes/restore.js';
 import { validate } from '../../src/modes/validate.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { corpusValidCases, withInt32Id } from '../../test/support/bson-corpus.js';
-import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { mongoTools } from '../../test/support/mongo-tools.js';
 import { recordingIo } from '../../test/support/recording-io.js';
 import { findSecretLeaks, runCli } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
 
 // Own database names: FerretDB and the default branch are shared with test files running in parallel.
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
@@ -33,8 +33,11 @@ const COLLECTIONS = ['customers', 'log', 'orders'];
 
 type AnyIdDocument = Document & { _id: unknown };
 
-function config(inputs: RawInputs, env: NodeJS.ProcessEnv = process.env): Config {
-  return parseConfig({ databases: SOURCE_DB, ...inputs }, env);
+/** The Neon settings of this file's own project, as the NEON_* variables of a workflow. */
+let neonEnv: Record<string, string> = {};
+
+function config(inputs: RawInputs): Config {
+  return parseConfig({ databases: SOURCE_DB, ...inputs }, { ...process.env, ...neonEnv });
 }
 
 function customers(): Document[] {
@@ -107,7 +110,7 @@ function run(cmd: string, args: string[], timeoutMs = 300_000): Promise<{ code: 
 describeWithStack('mongodump directories on the local stack', STACK, (env) => {
   let mongo: MongoClient;
   let standby: pg.Client;
-  let release: (() => Promise<void>) | undefined;
+  let project: TestProject | undefined;
   let work: string;
   let liveBranchId: string;
   let liveRunHashes: Record<string, string>;
@@ -130,8 +133,8 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
   }
 
   beforeAll(async () => {
-    release = await lockEmulator('dump.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
+    project = await createTestProject('dump.test.ts');
+    neonEnv = project.env;
     work = mkdtempSync(path.join(tmpdir(), 'supaneon-dump-'));
     mongo = new MongoClient(env.MONGODB_SRV_URL);
     await mongo.connect();
@@ -144,7 +147,7 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
     await db.collection<AnyIdDocument>('orders').insertMany(
       Array.from({ length: 3000 }, (_, i) => ({ _id: new Int32(i), payload: 'x'.repeat(300 + (i % 700)), at: new Date(1_700_000_000_000 + i) })),
     );
-    standby = await connectPostgres(env.NEON_DATABASE_URL);
+    standby = await connectPostgres(project.databaseUrl);
 
     const io = recordingIo();
     if (!(await backup(config({ mode: 'backup' }), io))) throw new Error(`the live backup failed:\n${io.lines.join('\n')}`);
@@ -160,7 +163,7 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
     }
     await standby?.end().catch(() => undefined);
     if (work) rmSync(work, { recursive: true, force: true });
-    await release?.();
+    await project?.dispose();
   });
 
   test('recover writes a backup branch as a mongodump directory: exact bytes, mongodump metadata, verified, nothing beside it', async () => {
@@ -186,10 +189,10 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
     expect(parseMetadata(readFileSync(path.join(exported(), SOURCE_DB, 'log.metadata.json'), 'utf8'), 'log').options).toMatchObject({ capped: true });
 
     // No credential reaches a file.
-    const password = decodeURIComponent(new URL(env.NEON_DATABASE_URL).password);
+    const password = decodeURIComponent(new URL(neonEnv.NEON_DATABASE_URL).password);
     for (const f of listFiles(exported())) {
       const bytes = readFileSync(path.join(exported(), f));
-      for (const secret of [env.NEON_API_KEY, password, env.NEON_DATABASE_URL]) expect(bytes.includes(secret)).toBe(false);
+      for (const secret of [neonEnv.NEON_API_KEY, password, neonEnv.NEON_DATABASE_URL]) expect(bytes.includes(secret)).toBe(false);
     }
   }, 300_000);
 
@@ -298,7 +301,7 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
 
   test('the CLI: recover --target-dump-dir, then backup --source-dump-dir, as a user types them', async () => {
     const out = path.join(work, 'cli-dump');
-    const env = { SUPANEON_SKIP_STACK: undefined };
+    const env = { ...neonEnv };
     const exportRun = await runCli(['recover', '--backup-branch', 'standby', '--databases', SOURCE_DB, '--target-dump-dir', out, '--dump-gzip'], { env, timeoutMs: 300_000 });
     expect({ exit: exportRun.exitCode, stderr: exportRun.stderr }).toEqual({ exit: 0, stderr: '' });
     expect(exportRun.stdout).toContain('verified=true');
@@ -307,9 +310,9 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
     expect({ exit: importRun.exitCode, stderr: importRun.stderr }).toEqual({ exit: 0, stderr: '' });
     expect(importRun.stdout).toContain('consistency=dump');
     expect(await runHashes()).toEqual(liveRunHashes);
-    const password = decodeURIComponent(new URL(process.env.NEON_DATABASE_URL as string).password);
-    expect(findSecretLeaks(exportRun, [process.env.NEON_API_KEY as string, password])).toEqual([]);
-    expect(findSecretLeaks(importRun, [process.env.NEON_API_KEY as string, password])).toEqual([]);
+    const password = decodeURIComponent(new URL(neonEnv.NEON_DATABASE_URL).password);
+    expect(findSecretLeaks(exportRun, [neonEnv.NEON_API_KEY, password, neonEnv.NEON_DATABASE_URL])).toEqual([]);
+    expect(findSecretLeaks(importRun, [neonEnv.NEON_API_KEY, password, neonEnv.NEON_DATABASE_URL])).toEqual([]);
   }, 600_000);
 
   describe('a bad dump fails with one line naming the file and the byte offset, and leaves the standby as it was', () => {
