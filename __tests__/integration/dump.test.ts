@@ -116,10 +116,11 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
   let liveRunHashes: Record<string, string>;
   const exported = () => path.join(work, 'exported');
 
-  /** Content hash per collection of a run (the newest completed when no id). */
+  /** Per collection of a run (the newest completed when no id): its content hash, index definitions and options as recorded. */
   async function runHashes(runId?: string): Promise<Record<string, string>> {
     const r = await standby.query(
-      `SELECT collection, content_hash FROM supaneon_sync.backup_collections WHERE run_id = COALESCE($1,
+      `SELECT collection, content_hash || ' ' || indexes::text || ' ' || options::text AS content_hash
+       FROM supaneon_sync.backup_collections WHERE run_id = COALESCE($1,
          (SELECT run_id FROM supaneon_sync.backups WHERE status = 'completed' ORDER BY finished_at DESC LIMIT 1)) AND database = $2`,
       [runId ?? null, SOURCE_DB],
     );

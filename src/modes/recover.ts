@@ -13,12 +13,12 @@
  * write files in a staging directory, step 5 reads those files back, and only a verified dump is
  * renamed into place.
  */
-import type { MongoClient } from 'mongodb';
+import { BSON, type MongoClient } from 'mongodb';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Io } from '../io.js';
 import { readManifest, type CollectionRecord, type Manifest } from '../manifest.js';
-import { dumpTypeOf } from '../dump-format.js';
+import { cleanIndex, dumpTypeOf } from '../dump-format.js';
 import { ArchiveWriter } from '../dump-archive.js';
 import { DumpWriter, type DumpSink } from '../dump-target.js';
 import { connectMongo, type CollectionSpec } from '../mongo.js';
@@ -40,6 +40,8 @@ import {
 import { isSelected } from '../selection.js';
 import { storedDocuments } from '../stored-documents.js';
 import { chooseBackupBranch, withTemporaryBranch } from '../temporary-branch.js';
+
+const { EJSON } = BSON;
 
 interface CollectionOutcome {
   target: TargetCollection;
@@ -298,8 +300,12 @@ async function writeDump(
         if (back.metadata.collectionName !== o.record.collection || back.metadata.kind !== type) {
           o.problems.push(`metadata file names ${back.metadata.collectionName} (${back.metadata.kind}), not ${o.record.collection} (${type})`);
         }
-        if (back.metadata.indexes.length !== (o.record.kind === 'view' ? 0 : o.record.indexes.length)) {
-          o.problems.push(`metadata file holds ${back.metadata.indexes.length} index(es), the manifest ${o.record.indexes.length}`);
+        // The index definitions read back must be the recorded ones, field order and number types included.
+        const written = EJSON.stringify(back.metadata.indexes, { relaxed: false });
+        const recorded = EJSON.stringify(o.record.kind === 'view' ? [] : o.record.indexes.map(cleanIndex), { relaxed: false });
+        if (written !== recorded) o.problems.push(`the metadata file's indexes ${written} differ from the manifest's ${recorded}`);
+        if (EJSON.stringify(back.metadata.options, { relaxed: false }) !== EJSON.stringify(o.record.options, { relaxed: false })) {
+          o.problems.push("the metadata file's options differ from the manifest's");
         }
         if (o.record.kind !== 'view') {
           if (o.documents !== o.record.documents || o.sourceHash !== o.record.contentHash) {
