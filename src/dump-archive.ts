@@ -12,7 +12,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -21,7 +21,7 @@ import { BSON, Int32, Long, type Document } from 'mongodb';
 import { ContentHash } from './codec.js';
 import { DumpFormatError, TERMINATOR, bsonFrames, metadataJson, parseMetadata } from './dump-format.js';
 import type { DumpContents, DumpCollection } from './dump-source.js';
-import type { DumpReadBack, DumpSink, DumpTotals } from './dump-target.js';
+import { checkDumpTarget, type DumpReadBack, type DumpSink, type DumpTotals } from './dump-target.js';
 import type { CollectionSpec } from './mongo.js';
 import { isSelected, isSystemDatabase, type Selection } from './selection.js';
 
@@ -263,10 +263,7 @@ export class ArchiveWriter implements DumpSink {
   ) {}
 
   static async open(target: string, opts: { gzip: boolean; replace: boolean }): Promise<ArchiveWriter> {
-    const resolved = path.resolve(target);
-    const existing = await stat(resolved).catch(() => undefined);
-    if (existing?.isDirectory()) throw new Error(`target-dump-dir ${target} is a directory: an archive is one file; name a file to create`);
-    if (existing && !opts.replace) throw new Error(`target-dump-dir ${target} already exists: name a new file, or set drop-target: true to replace it`);
+    const { resolved } = await checkDumpTarget(target, { archive: true, replace: opts.replace });
     await mkdir(path.dirname(resolved), { recursive: true });
     const staging = path.join(path.dirname(resolved), `.${path.basename(resolved)}.partial-${randomBytes(6).toString('hex')}`);
     return new ArchiveWriter(resolved, staging, opts.gzip);

@@ -61,6 +61,33 @@ export interface DumpSink {
   describe(database: string, collection: string): string;
 }
 
+/**
+ * Whether recover may write its dump at `target`: absent, an empty directory, or (with drop-target)
+ * anything of the right kind, which is then replaced whole. Asked before any branch is made, and
+ * again when the dump is opened. Answers the absolute path and whether something is there now.
+ */
+export async function checkDumpTarget(target: string, opts: { archive: boolean; replace: boolean }): Promise<{ resolved: string; exists: boolean }> {
+  const resolved = path.resolve(target);
+  const existing = await stat(resolved).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return undefined;
+    throw new Error(`target-dump-dir ${target} cannot be examined (${err.code ?? err.message}): check the path and its permissions`);
+  });
+  if (!existing) return { resolved, exists: false };
+  if (opts.archive) {
+    if (existing.isDirectory()) throw new Error(`target-dump-dir ${target} is a directory: an archive is one file; name a file to create`);
+    if (!opts.replace) throw new Error(`target-dump-dir ${target} already exists: name a new file, or set drop-target: true to replace it`);
+    return { resolved, exists: true };
+  }
+  if (!existing.isDirectory()) throw new Error(`target-dump-dir ${target} is a file: name a directory to create`);
+  const entries = await readdir(resolved);
+  if (entries.length > 0 && !opts.replace) {
+    throw new Error(
+      `target-dump-dir ${target} already holds ${entries.length} file(s) or folder(s): name a new directory, or set drop-target: true to replace it`,
+    );
+  }
+  return { resolved, exists: true };
+}
+
 export class DumpWriter implements DumpSink {
   private constructor(
     /** The directory the user asked for. */
@@ -76,22 +103,7 @@ export class DumpWriter implements DumpSink {
    * staging directory beside it, on the same file system so the final rename is atomic.
    */
   static async open(target: string, opts: { gzip: boolean; replace: boolean }): Promise<DumpWriter> {
-    const resolved = path.resolve(target);
-    const existing = await stat(resolved).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') return undefined;
-      throw new Error(`target-dump-dir ${target} cannot be examined (${err.code ?? err.message}): check the path and its permissions`);
-    });
-    let replace = false;
-    if (existing) {
-      if (!existing.isDirectory()) throw new Error(`target-dump-dir ${target} is a file: name a directory to create`);
-      const entries = await readdir(resolved);
-      if (entries.length > 0 && !opts.replace) {
-        throw new Error(
-          `target-dump-dir ${target} already holds ${entries.length} file(s) or folder(s): name a new directory, or set drop-target: true to replace it`,
-        );
-      }
-      replace = true;
-    }
+    const { resolved, exists: replace } = await checkDumpTarget(target, { archive: false, replace: opts.replace });
     const parent = path.dirname(resolved);
     await mkdir(parent, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
       throw new Error(`cannot create ${parent}, the parent of target-dump-dir (${err.code ?? err.message}): check the path and its permissions`);

@@ -20,7 +20,7 @@ import type { Io } from '../io.js';
 import { readManifest, type CollectionRecord, type Manifest } from '../manifest.js';
 import { cleanIndex, dumpTypeOf } from '../dump-format.js';
 import { ArchiveWriter } from '../dump-archive.js';
-import { DumpWriter, type DumpSink } from '../dump-target.js';
+import { DumpWriter, checkDumpTarget, type DumpSink } from '../dump-target.js';
 import { connectMongo, type CollectionSpec } from '../mongo.js';
 import { NeonApi } from '../neon.js';
 import { connectPostgres } from '../postgres.js';
@@ -78,6 +78,8 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
   };
 
   try {
+    // A dump target that cannot be written fails now, before a temporary branch is made for nothing.
+    if (dumpDir) await checkDumpTarget(dumpDir, { archive: config.dumpArchive, replace: config.dropTarget });
     return await withSource(config, io, neon, async (source) => {
       io.setOutput('backup-branch-id', source.branchId);
       const manifest = await readManifest(source.client, source.runId);
