@@ -21,7 +21,7 @@ import { BSON, Int32, Long, type Document } from 'mongodb';
 import { ContentHash } from './codec.js';
 import { DumpFormatError, TERMINATOR, bsonFrames, metadataJson, parseMetadata } from './dump-format.js';
 import type { DumpContents, DumpCollection } from './dump-source.js';
-import { checkDumpTarget, type DumpReadBack, type DumpSink, type DumpTotals } from './dump-target.js';
+import { checkDumpTarget, syncPath, type DumpReadBack, type DumpSink, type DumpTotals } from './dump-target.js';
 import type { CollectionSpec } from './mongo.js';
 import { isSelected, isSystemDatabase, type Selection } from './selection.js';
 
@@ -341,6 +341,7 @@ export class ArchiveWriter implements DumpSink {
     const out = this.out as Writable;
     out.end();
     await finished(this.file as WriteStream);
+    await syncPath(this.staging);
   }
 
   /** Reads the written archive back: per collection its count and hash, its metadata, checking every CRC. */
@@ -362,6 +363,7 @@ export class ArchiveWriter implements DumpSink {
 
   async commit(): Promise<void> {
     await rename(this.staging, this.target);
+    await syncPath(path.dirname(this.target));
   }
 
   async abort(): Promise<void> {

@@ -10,7 +10,7 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, open, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -152,10 +152,14 @@ export class DumpWriter implements DumpSink {
       const out = createWriteStream(file, { flags: 'wx' });
       if (this.gzip) await pipeline(source, createGzip(), out);
       else await pipeline(source, out);
+      await syncPath(file);
     }
     const metadata = metadataJson({ ...spec, database });
     const bytes = Buffer.from(metadata, 'utf8');
-    await writeFile(this.file(database, spec.collection, METADATA_SUFFIX), this.gzip ? gzipSync(bytes) : bytes, { flag: 'wx' });
+    const metadataFile = this.file(database, spec.collection, METADATA_SUFFIX);
+    await writeFile(metadataFile, this.gzip ? gzipSync(bytes) : bytes, { flag: 'wx' });
+    await syncPath(metadataFile);
+    await syncPath(path.join(this.staging, database));
     return { documents: hash.documents, bytes: hash.bytes, contentHash: hash.digest() };
   }
 
@@ -175,8 +179,10 @@ export class DumpWriter implements DumpSink {
 
   /** Puts the finished dump in place of the target (replacing an empty or, with drop-target, an old one). */
   async commit(): Promise<void> {
+    await syncPath(this.staging);
     if (!this.replace) {
       await rename(this.staging, this.target);
+      await syncPath(path.dirname(this.target));
       return;
     }
     const old = path.join(path.dirname(this.target), `.${path.basename(this.target)}.replaced-${randomBytes(6).toString('hex')}`);
@@ -187,6 +193,7 @@ export class DumpWriter implements DumpSink {
       await rename(old, this.target).catch(() => undefined);
       throw err;
     }
+    await syncPath(path.dirname(this.target));
     await rm(old, { recursive: true, force: true });
   }
 
@@ -197,6 +204,19 @@ export class DumpWriter implements DumpSink {
 }
 
 async function* empty(): AsyncGenerator<Buffer> {}
+
+/**
+ * Flushes a file or directory to the disk. The rename that publishes a dump must not reach the disk
+ * before the files it publishes: after a crash, a dump that looks complete must be complete.
+ */
+export async function syncPath(target: string): Promise<void> {
+  const handle = await open(target, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
 
 /** Documents gathered into chunks for the file, hashed and counted as they pass. */
 async function* chunked(
