@@ -195,7 +195,8 @@ export async function openArchive(file: string, selection: Selection): Promise<D
     collections.push({ spec, archiveFile: file });
   }
   collections.sort((a, b) => (ns(a.spec.database, a.spec.collection) < ns(b.spec.database, b.spec.collection) ? -1 : 1));
-  return { dir: file, collections, serverVersion: prelude.serverVersion, toolVersion: prelude.toolVersion };
+  const databases = [...new Set(prelude.collections.map((c) => c.database))];
+  return { dir: file, collections, databases, serverVersion: prelude.serverVersion, toolVersion: prelude.toolVersion };
 }
 
 /**

@@ -37,6 +37,8 @@ export interface DumpCollection {
 export interface DumpContents {
   dir: string;
   collections: DumpCollection[];
+  /** Every database the dump holds, selected or not. */
+  databases: string[];
   /** From prelude.json, which recent mongodump versions write beside the databases. */
   serverVersion?: string;
   toolVersion?: string;
@@ -133,7 +135,8 @@ export async function openDumpDirectory(dir: string, selection: Selection): Prom
   }
   const prelude = await readPrelude(dir);
   const oplog = top.some((e) => e.isFile() && /^oplog\.bson(\.gz)?$/.test(e.name));
-  return { dir, collections, ...prelude, oplog };
+  const databases = top.filter((e) => e.isDirectory()).map((e) => e.name);
+  return { dir, collections, databases, ...prelude, oplog };
 }
 
 function fileKind(name: string): { base: string; part: 'bson' | 'metadata' } | undefined {

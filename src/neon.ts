@@ -28,6 +28,8 @@ export interface BranchInfo {
   createdAt: string;
   expiresAt?: string;
   isDefault: boolean;
+  /** Protected in Neon: it cannot be deleted, and still counts toward the branch limit. */
+  protected?: boolean;
   annotations: Record<string, string>;
 }
 
@@ -447,6 +449,7 @@ function toBranchInfo(b: Branch, annotations: Record<string, string>): BranchInf
     createdAt: b.created_at,
     ...(b.expires_at ? { expiresAt: b.expires_at } : {}),
     isDefault: b.default === true,
+    ...(b.protected === true ? { protected: true } : {}),
     annotations: { ...annotations },
   };
 }
