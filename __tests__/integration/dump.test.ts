@@ -316,6 +316,14 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
     expect(findSecretLeaks(importRun, [neonEnv.NEON_API_KEY, password, neonEnv.NEON_DATABASE_URL])).toEqual([]);
   }, 600_000);
 
+  test('a database listed in databases that the dump does not hold is refused before anything changes', async () => {
+    const before = await standbyState();
+    await expect(backup(config({ mode: 'backup', databases: `${SOURCE_DB},absent_${suffix}`, 'source-dump-dir': exported() }), recordingIo())).rejects.toThrow(
+      `database absent_${suffix} listed in 'databases' does not exist in the dump ${exported()}: fix the names in the 'databases' input; nothing was changed`,
+    );
+    expect(await standbyState()).toBe(before);
+  }, 120_000);
+
   describe('a bad dump fails with one line naming the file and the byte offset, and leaves the standby as it was', () => {
     const customersBson = () => readFileSync(path.join(exported(), SOURCE_DB, 'customers.bson'));
     const firstLength = () => customersBson().readInt32LE(0);
