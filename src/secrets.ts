@@ -11,6 +11,8 @@ export type MaskFn = (value: string) => void;
 
 const REDACTED = '***';
 const known = new Set<string>();
+/** The mask function of the run, kept so a secret learned mid-run (a branch's password) is masked the same way. */
+let runMask: MaskFn | undefined;
 // Longest first, so a URL is replaced whole rather than leaving pieces around a replaced password.
 let ordered: string[] = [];
 
@@ -72,6 +74,7 @@ export function deriveSecretForms(value: string): string[] {
 
 /** Registers a secret and all its derived forms: masked from now on and redacted by redact(). */
 export function registerSecret(value: string | undefined, mask: MaskFn): void {
+  runMask = mask;
   if (value === undefined || value.trim() === '') return;
   for (const form of deriveSecretForms(value)) {
     if (known.has(form)) continue;
@@ -91,8 +94,18 @@ export function redact(message: string): string {
   return out.replace(URL_CREDENTIALS, (_m, scheme: string, user: string) => `${scheme}${user}:${REDACTED}@`);
 }
 
+/**
+ * Registers a secret the run learned after start (a password Neon handed out for a new branch)
+ * with the run's mask function, before it can reach any message. Without a run's mask (a library
+ * caller), it is still redacted from every message that passes through redact().
+ */
+export function registerRuntimeSecret(value: string | undefined): void {
+  registerSecret(value, runMask ?? (() => undefined));
+}
+
 /** Forgets every registered secret (a new run in the same process, e.g. between tests). */
 export function clearSecrets(): void {
   known.clear();
   ordered = [];
+  runMask = undefined;
 }

@@ -4,6 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Logger } from '../../src/io.js';
 import { NeonApi, TOOL_ANNOTATION, normaliseEndpointHost, type NeonApiOptions } from '../../src/neon.js';
+import { roleAndDatabaseOf } from '../../src/connection-string.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { clearFaults, createPlainBranch, injectFault, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { describeWithStack } from '../../test/support/stack.js';
@@ -79,11 +80,10 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
     expect(project.id).toBe(env.NEON_PROJECT_ID);
     expect(project.branchLimit).toBe(10);
 
-    const host = new URL(env.NEON_DATABASE_URL).hostname;
-    const standby = await neon.findBranchByEndpointHost(host);
+    const standby = await neon.findBranchByEndpoint(env.NEON_DATABASE_URL);
     expect(standby?.id).toBe(defaultBranchId);
     expect(standby?.isDefault).toBe(true);
-    expect(await neon.findBranchByEndpointHost('ep-nowhere-1.example.com')).toBeUndefined();
+    expect(await neon.findBranchByEndpoint('postgresql://u@ep-nowhere-1.example.com/db')).toBeUndefined();
   });
 
   test('backup branches: storage only, annotated, listed newest first, exact names only', async () => {
@@ -123,7 +123,7 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
     const neon = api();
     const backupBranch = await neon.createBackupBranch({ name: 'nt-backup-r', parentId: defaultBranchId, runId: 'run-r' });
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const { branch, host } = await neon.createRestoreBranch({ name: 'nt-restore-1', parentId: backupBranch.id, expiresAt });
+    const { branch, host } = await neon.createRestoreBranch({ name: 'nt-restore-1', parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(env.NEON_DATABASE_URL) });
     expect(branch.annotations).toEqual({ [TOOL_ANNOTATION]: 'restore-test', 'backup-branch-id': backupBranch.id });
     expect(host).not.toBe(new URL(env.NEON_DATABASE_URL).hostname);
     const listed = (await neon.toolBranches('restore-test'))[0];
