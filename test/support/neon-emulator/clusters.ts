@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
+import { backendHostOf } from './entry.js';
 import type { EmulatorConfig } from './config.js';
 
 /** The emulator's own superuser, reachable only over each cluster's unix socket. */
@@ -96,14 +97,21 @@ export class Clusters {
     }
   }
 
-  /** Starts the cluster of a branch on 127.0.0.N (a cluster already running is left running). */
-  async start(branchId: string, hostNumber: number): Promise<void> {
+  /**
+   * Starts the cluster of a branch on 127.0.0.N (a cluster already running is left running). The
+   * role's password is set to the branch's own (default EMULATOR_ROLE_PASSWORD), whatever the copied data held.
+   */
+  async start(branchId: string, hostNumber: number, rolePassword = this.#config.rolePassword): Promise<void> {
     if (!(await this.isRunning(branchId))) await this.#startStopped(branchId, hostNumber);
-    // The role's password follows EMULATOR_ROLE_PASSWORD even if it changed since the data was made.
+    await this.setRolePassword(hostNumber, rolePassword);
+  }
+
+  /** Sets the project role's password in a running cluster (a reset_password, a child's fresh password). */
+  async setRolePassword(hostNumber: number, rolePassword: string): Promise<void> {
     await this.withAdmin(hostNumber, 'postgres', async (client) => {
       const ddl = await client.query<{ sql: string }>(
         "SELECT format('ALTER ROLE %I PASSWORD %L', rolname, $2::text) AS sql FROM pg_roles WHERE rolname = $1",
-        [this.#config.role, this.#config.rolePassword]);
+        [this.#config.role, rolePassword]);
       if (ddl.rows.length === 1) await client.query(ddl.rows[0].sql);
     });
   }
@@ -121,7 +129,7 @@ export class Clusters {
       await this.#run('pg_ctl', ['start', '-D', dataDir, '-w', '-t', '60', '-s', '-l', log]);
     } catch (error) {
       const tail = await fs.readFile(log, 'utf8').then((t) => t.split('\n').slice(-15).join('\n'), () => '');
-      throw new Error(`starting the cluster of branch ${branchId} on 127.0.0.${hostNumber}:${this.#config.pgPort} failed: ${(error as Error).message}\n${tail}`, { cause: error });
+      throw new Error(`starting the cluster of branch ${branchId} on ${backendHostOf(hostNumber)}:${this.#config.pgPort} failed: ${(error as Error).message}\n${tail}`, { cause: error });
     }
   }
 
@@ -226,7 +234,8 @@ hostssl  all          all             127.0.0.0/8   scram-sha-256
 
 function clusterSettings(hostNumber: number, port: number, socketDir: string): string {
   return `# Written by the Neon emulator at every start.
-listen_addresses = '127.0.0.${hostNumber}'
+# Behind the endpoint's entry (entry.ts), which listens on 127.0.0.N.
+listen_addresses = '${backendHostOf(hostNumber)}'
 port = ${port}
 unix_socket_directories = '${socketDir}'
 unix_socket_permissions = 0700

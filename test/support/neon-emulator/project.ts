@@ -23,7 +23,10 @@ import type {
 } from '@neon/sdk';
 import type { EmulatorConfig } from './config.js';
 import { Clusters, LAST_HOST_NUMBER } from './clusters.js';
+import { Entries } from './entry.js';
 import { Operations } from './operations.js';
+import { checkCanProtect, checkEndpointSettings, subscriptionTypeOf, type PlanName } from './plan.js';
+import crypto from 'node:crypto';
 import { neonId, StateStore, timestamp, type BranchRecord, type EmulatorState, type OperationRecord } from './state.js';
 
 export class ApiError extends Error {
@@ -77,8 +80,12 @@ export class Project {
   readonly #state: EmulatorState;
   readonly #ops: Operations;
   readonly #log: Log;
+  /** The endpoints' connection entries (Neon's proxy): 127.0.0.N in front of each running cluster. */
+  readonly #entries: Entries;
   /** Cluster work (copy, start, stop, remove) runs one job at a time, in arrival order. */
   #work: Promise<unknown> = Promise.resolve();
+  /** Ids of branches deleted since start: a repeated DELETE of one answers 204, as Neon does. */
+  readonly #deleted = new Set<string>();
 
   private constructor(config: EmulatorConfig, clusters: Clusters, store: StateStore, state: EmulatorState, log: Log) {
     this.#config = config;
@@ -87,6 +94,11 @@ export class Project {
     this.#state = state;
     this.#ops = new Operations(state, config.projectId, config.operationDelayMs);
     this.#log = log;
+    this.#entries = new Entries(config, (n) => this.#state.branches.find((b) => b.endpoint?.hostNumber === n)?.endpoint?.id, log);
+  }
+
+  async #openEntries(): Promise<void> {
+    for (const b of this.#state.branches) if (b.endpoint) await this.#entries.open(b.endpoint.hostNumber);
   }
 
   /** First start: a fresh default branch cluster. Warm start: the saved branches, clusters started. */
@@ -110,7 +122,9 @@ export class Project {
       main.logicalSize = await clusters.logicalSize(main.id);
       const state: EmulatorState = { version: 1, projectCreatedAt: now, branches: [main], operations: [] };
       store.save(state);
-      return new Project(config, clusters, store, state, log);
+      const fresh = new Project(config, clusters, store, state, log);
+      await fresh.#openEntries();
+      return fresh;
     }
     const project = new Project(config, clusters, store, saved, log);
     await project.#recoverInterruptedWork();
@@ -118,7 +132,8 @@ export class Project {
     if (orphans.length > 0) log(`removed data directories no branch refers to: ${orphans.join(', ')}`);
     const running = saved.branches.filter((b) => b.endpoint !== undefined);
     log(`warm start: starting ${running.length} cluster(s) of ${saved.branches.length} branch(es)`);
-    await Promise.all(running.map((b) => clusters.start(b.id, b.endpoint!.hostNumber)));
+    await Promise.all(running.map((b) => clusters.start(b.id, b.endpoint!.hostNumber, b.rolePassword ?? config.rolePassword)));
+    await project.#openEntries();
     return project;
   }
 
@@ -149,9 +164,60 @@ export class Project {
         consumption_period_start: created, consumption_period_end: timestamp(Date.parse(created) + MAX_EXPIRY_MS),
         owner_id: 'org-local', data_storage_bytes_hour: 0, data_transfer_bytes: 0, written_data_bytes: 0,
         compute_time_seconds: 0, active_time_seconds: 0, cpu_used_sec: 0,
-        owner: { email: 'owner@localhost', name: 'local', branches_limit: this.#config.branchLimit, subscription_type: 'free_v3' },
+        owner: { email: 'owner@localhost', name: 'local', branches_limit: this.#config.branchLimit, subscription_type: subscriptionTypeOf(this.plan) },
       } satisfies NeonProject,
     };
+  }
+
+  /** The project's plan: what it refuses (plan.ts). */
+  get plan(): PlanName {
+    return this.#state.plan ?? this.#config.plan;
+  }
+
+  setPlan(plan: PlanName): void {
+    this.#state.plan = plan;
+    this.#save();
+  }
+
+  /** Whether this id is of a branch deleted earlier (Neon answers a repeated DELETE 204). */
+  wasDeleted(branchId: string): boolean {
+    return this.#deleted.has(branchId);
+  }
+
+  /** The role's password on a branch (store_passwords is on: Neon can reveal it). */
+  passwordOf(b: BranchRecord): string {
+    return b.rolePassword ?? this.#config.rolePassword;
+  }
+
+  revealRolePassword(branchId: string, roleName: string): { password: string } {
+    const b = this.branch(branchId);
+    this.#checkRole(b, roleName);
+    return { password: this.passwordOf(b) };
+  }
+
+  /**
+   * Neon's reset_password: a new random password for the role on this branch only. Branches made
+   * from it earlier keep the old one (their data was copied before); later children inherit it.
+   */
+  async resetRolePassword(branchId: string, roleName: string): Promise<{ role: Role & { password: string }; operations: ReturnType<Operations['toApi']>[] }> {
+    const b = this.branch(branchId);
+    this.#checkRole(b, roleName);
+    this.#checkNotLocked();
+    const ops = this.#ops.begin(b.endpoint ? [{ action: 'apply_config', branchId: b.id, endpointId: b.endpoint.id }] : [{ action: 'apply_config', branchId: b.id }]);
+    b.rolePassword = freshPassword();
+    b.updatedAt = timestamp();
+    this.#save();
+    const endpoint = b.endpoint;
+    if (endpoint) await this.#serial(() => this.#clusters.setRolePassword(endpoint.hostNumber, this.passwordOf(b)));
+    this.#ops.complete(ops);
+    this.#save();
+    this.#log(`reset the password of role ${roleName} on branch ${b.id}`);
+    const [role] = this.rolesOf(b.id);
+    return { role: { ...role, password: this.passwordOf(b) }, operations: ops.map((op) => this.#ops.toApi(op)) };
+  }
+
+  #checkRole(b: BranchRecord, roleName: string): void {
+    if (roleName !== this.#config.role) throw new ApiError(404, 'NOT_FOUND', `role ${roleName} not found on branch ${b.id}`);
   }
 
   branch(branchId: string): BranchRecord {
@@ -215,7 +281,7 @@ export class Project {
     if (roleName !== this.#config.role) throw new ApiError(404, 'NOT_FOUND', `role ${roleName} not found on branch ${b.id}`);
     if (databaseName !== this.#config.database) throw new ApiError(404, 'NOT_FOUND', `database ${databaseName} not found on branch ${b.id}`);
     // There is no pooler here: `pooled=true` gets the same direct host.
-    return { uri: this.#uri(b.endpoint.hostNumber) } satisfies GetConnectionUriResponse;
+    return { uri: this.#uri(b.endpoint.hostNumber, this.passwordOf(b)) } satisfies GetConnectionUriResponse;
   }
 
   operation(operationId: string): OperationRecord {
@@ -250,6 +316,8 @@ export class Project {
       throw new ApiError(400, 'BAD_REQUEST', `init_source ${fields.init_source} is not supported by the emulator (only parent-data)`);
     }
     const endpoints = body.endpoints ?? [];
+    for (const e of endpoints) checkEndpointSettings(this.plan, e);
+    if (fields.protected === true) checkCanProtect(this.plan);
     if (endpoints.length > 1 || endpoints.some((e) => e.type !== 'read_write')) {
       throw new ApiError(400, 'BAD_REQUEST', 'the emulator supports at most one endpoint per branch, of type read_write');
     }
@@ -272,6 +340,9 @@ export class Project {
       id, name, parentId: parent.id, createdAt: created, updatedAt: created, expiresAt,
       ttlIntervalSeconds: expiresAt === undefined ? undefined : Math.round((Date.parse(expiresAt) - now) / 1000),
       isDefault: false, protected: fields.protected ?? false, logicalSize: parent.logicalSize,
+      // A branch made from a protected branch gets new role passwords, as on Neon; otherwise the
+      // copied data carries the parent's.
+      rolePassword: parent.protected ? freshPassword() : parent.rolePassword,
       annotation: body.annotation_value === undefined ? undefined : { value: body.annotation_value, createdAt: created, updatedAt: created },
       endpoint: ep === undefined ? undefined : {
         id: neonId('ep'), hostNumber: this.#freeHostNumber(), createdAt: created,
@@ -290,7 +361,10 @@ export class Project {
     try {
       await this.#serial(async () => {
         await this.#clusters.copy({ branchId: parent.id, hostNumber: parent.endpoint?.hostNumber }, id);
-        if (record.endpoint) await this.#clusters.start(id, record.endpoint.hostNumber);
+        if (record.endpoint) {
+          await this.#clusters.start(id, record.endpoint.hostNumber, this.passwordOf(record));
+          await this.#entries.open(record.endpoint.hostNumber);
+        }
         record.logicalSize = await this.#clusters.logicalSize(id);
       });
     } catch (error) {
@@ -298,6 +372,7 @@ export class Project {
       this.#ops.fail(ops, message);
       this.#state.branches = this.#state.branches.filter((b) => b.id !== id);
       this.#save();
+      if (record.endpoint) await this.#entries.close(record.endpoint.hostNumber).catch(() => undefined);
       await this.#serial(() => this.#clusters.remove(id)).catch(() => undefined);
       throw new ApiError(500, 'INTERNAL_ERROR', message);
     }
@@ -310,12 +385,12 @@ export class Project {
       endpoints: record.endpoint ? [this.endpointJson(record)] : [],
       operations: ops.map((op) => this.#ops.toApi(op)),
       // Neon returns the role's password on creation.
-      roles: this.rolesOf(id).map((role) => ({ ...role, password: this.#config.rolePassword })),
+      roles: this.rolesOf(id).map((role) => ({ ...role, password: this.passwordOf(record) })),
       databases: this.databasesOf(id),
       connection_uris: record.endpoint ? [{
-        connection_uri: this.#uri(record.endpoint.hostNumber),
+        connection_uri: this.#uri(record.endpoint.hostNumber, this.passwordOf(record)),
         connection_parameters: {
-          database: this.#config.database, password: this.#config.rolePassword, role: this.#config.role,
+          database: this.#config.database, password: this.passwordOf(record), role: this.#config.role,
           host: hostOf(record.endpoint.hostNumber), pooler_host: hostOf(record.endpoint.hostNumber),
         },
       }] : undefined,
@@ -327,6 +402,7 @@ export class Project {
     const { branch: fields } = parseBody(updateBodySchema, rawBody);
     const now = Date.now();
     if (fields.name !== undefined && fields.name !== b.name) this.#checkNameFree(fields.name);
+    if (fields.protected === true) checkCanProtect(this.plan);
     let expiresAt = b.expiresAt;
     if (fields.expires_at === null) {
       expiresAt = undefined;
@@ -385,13 +461,20 @@ export class Project {
   async reset(): Promise<void> {
     await this.#serial(async () => {
       const others = this.#state.branches.filter((b) => !b.isDefault);
-      for (const b of others) await this.#clusters.remove(b.id);
+      for (const b of others) {
+        if (b.endpoint) await this.#entries.close(b.endpoint.hostNumber);
+        await this.#clusters.remove(b.id);
+      }
       const main = this.defaultBranch;
       this.#state.branches = [main];
       this.#ops.clear();
       delete main.expiresAt;
       delete main.ttlIntervalSeconds;
       delete main.annotation;
+      delete main.rolePassword;
+      delete this.#state.plan;
+      main.protected = false;
+      await this.#clusters.setRolePassword(main.endpoint!.hostNumber, this.passwordOf(main));
       await this.#clusters.recreateDatabase(main.endpoint!.hostNumber);
       main.logicalSize = await this.#clusters.logicalSize(main.id);
       main.updatedAt = timestamp();
@@ -402,6 +485,7 @@ export class Project {
 
   async stopAll(): Promise<void> {
     await this.#work.catch(() => undefined);
+    await this.#entries.closeAll();
     await this.#clusters.stopEverything();
   }
 
@@ -467,8 +551,11 @@ export class Project {
     specs.push({ action: 'delete_timeline', branchId: b.id });
     const ops = this.#ops.begin(specs);
     this.#state.branches = this.#state.branches.filter((other) => other.id !== b.id);
+    this.#deleted.add(b.id);
     this.#save();
     try {
+      const endpoint = b.endpoint;
+      if (endpoint) await this.#entries.close(endpoint.hostNumber);
       await this.#serial(() => this.#clusters.remove(b.id));
     } catch (error) {
       this.#ops.fail(ops, `deleting branch ${b.id} failed: ${(error as Error).message}`);
@@ -514,8 +601,8 @@ export class Project {
     throw new ApiError(422, 'ENDPOINTS_LIMIT_EXCEEDED', `no free endpoint address left (127.0.0.${DEFAULT_HOST_NUMBER + 1}..127.0.0.${LAST_HOST_NUMBER} are in use); delete a branch with an endpoint first`);
   }
 
-  #uri(hostNumber: number): string {
-    const { role, rolePassword, database, pgPort } = this.#config;
+  #uri(hostNumber: number, rolePassword: string): string {
+    const { role, database, pgPort } = this.#config;
     return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(rolePassword)}@${hostOf(hostNumber)}:${pgPort}/${encodeURIComponent(database)}?sslmode=require`;
   }
 
@@ -528,6 +615,11 @@ export class Project {
   #save(): void {
     this.#store.save(this.#state);
   }
+}
+
+/** Neon's generated passwords: `npg_` and 12 random characters. */
+function freshPassword(): string {
+  return `npg_${crypto.randomBytes(9).toString('base64url')}`;
 }
 
 function hostOf(hostNumber: number): string {

@@ -15,6 +15,7 @@ import type {
   ListProjectEndpointsResponse,
   ListProjectOperationsResponse,
 } from '@neon/sdk';
+import { isPlanName, PLANS } from './plan.js';
 import { ApiError, type Log, type Project } from './project.js';
 
 export type FaultStatus = 423 | 429 | 500 | 503 | 'hang';
@@ -70,7 +71,10 @@ export function createServer(project: Project, apiKey: string, log: Log): http.S
     ['POST', /^\/projects\/([^/]+)\/branches$/, async (_p, _u, body) => ({ status: 201, body: await project.createBranch(body) })],
     ['GET', /^\/projects\/([^/]+)\/branches\/([^/]+)$/, ([, id]) => ok(project.getBranch(id))],
     ['PATCH', /^\/projects\/([^/]+)\/branches\/([^/]+)$/, ([, id], _u, body) => ok(project.updateBranch(id, body))],
-    ['DELETE', /^\/projects\/([^/]+)\/branches\/([^/]+)$/, async ([, id]) => ok(await project.deleteBranch(id))],
+    // A branch deleted before: Neon answers 204 ("doesn't exist or has already been deleted").
+    ['DELETE', /^\/projects\/([^/]+)\/branches\/([^/]+)$/, async ([, id]) => (project.wasDeleted(id) ? { status: 204 } : ok(await project.deleteBranch(id)))],
+    ['GET', /^\/projects\/([^/]+)\/branches\/([^/]+)\/roles\/([^/]+)\/reveal_password$/, ([, id, role]) => ok(project.revealRolePassword(id, role))],
+    ['POST', /^\/projects\/([^/]+)\/branches\/([^/]+)\/roles\/([^/]+)\/reset_password$/, async ([, id, role]) => ok(await project.resetRolePassword(id, role))],
     ['GET', /^\/projects\/([^/]+)\/branches\/([^/]+)\/endpoints$/,
       ([, id]) => ok({ endpoints: project.endpointsOf(id) } satisfies ListProjectBranchEndpointsResponse)],
     ['GET', /^\/projects\/([^/]+)\/branches\/([^/]+)\/roles$/, ([, id]) => ok({ roles: project.rolesOf(id) } satisfies ListProjectBranchRolesResponse)],
@@ -94,6 +98,12 @@ export function createServer(project: Project, apiKey: string, log: Log): http.S
       return ok({ faults });
     }],
     ['POST', '/__emulator/sweep', async () => ok({ deleted: await project.sweepExpired() })],
+    ['POST', '/__emulator/plan', (_p, _u, body) => {
+      const plan = (body as { plan?: unknown } | undefined)?.plan;
+      if (typeof plan !== 'string' || !isPlanName(plan)) throw new ApiError(400, 'BAD_REQUEST', `plan must be one of ${PLANS.join(', ')} (got ${JSON.stringify(plan)})`);
+      project.setPlan(plan);
+      return ok({ plan });
+    }],
     ['POST', '/__emulator/reset', async () => {
       faults.length = 0;
       await project.reset();
@@ -169,6 +179,11 @@ function error(status: number, code: string, message: string): Reply {
 
 function send(res: http.ServerResponse, reply: Reply): void {
   if (res.headersSent) return;
+  if (reply.status === 204) {
+    res.writeHead(204);
+    res.end();
+    return;
+  }
   const text = JSON.stringify(reply.body ?? {});
   res.writeHead(reply.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);

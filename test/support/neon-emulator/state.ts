@@ -6,6 +6,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { OperationAction } from '@neon/sdk';
 
+import type { PlanName } from './plan.js';
+
 export interface EndpointRecord {
   id: string;
   /** The endpoint's host is 127.0.0.<hostNumber>. */
@@ -32,6 +34,8 @@ export interface BranchRecord {
   ttlIntervalSeconds?: number;
   isDefault: boolean;
   protected: boolean;
+  /** The role's password on this branch; absent = EMULATOR_ROLE_PASSWORD (as before passwords were per branch). */
+  rolePassword?: string;
   logicalSize: number;
   annotation?: AnnotationRecord;
   /** Absent for a storage-only branch (created without endpoints): its cluster never runs. */
@@ -54,6 +58,8 @@ export interface OperationRecord {
 export interface EmulatorState {
   version: 1;
   projectCreatedAt: string;
+  /** The project's plan; absent = EMULATOR_PLAN. */
+  plan?: PlanName;
   branches: BranchRecord[];
   operations: OperationRecord[];
 }
