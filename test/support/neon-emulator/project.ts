@@ -164,6 +164,9 @@ export class Project {
         consumption_period_start: created, consumption_period_end: timestamp(Date.parse(created) + MAX_EXPIRY_MS),
         owner_id: 'org-local', data_storage_bytes_hour: 0, data_transfer_bytes: 0, written_data_bytes: 0,
         compute_time_seconds: 0, active_time_seconds: 0, cpu_used_sec: 0,
+        default_endpoint_settings: { autoscaling_limit_min_cu: 0.25, autoscaling_limit_max_cu: 0.25, suspend_timeout_seconds: 0 },
+        settings: { allowed_ips: { ips: [], protected_branches_only: false }, enable_logical_replication: false, block_public_connections: false, block_vpc_connections: false },
+        synthetic_storage_size: 0,
         owner: { email: 'owner@localhost', name: 'local', branches_limit: this.#config.branchLimit, subscription_type: subscriptionTypeOf(this.plan) },
       } satisfies NeonProject,
     };
@@ -239,13 +242,14 @@ export class Project {
     const matching = this.#state.branches
       .filter((b) => search === '' || b.name.toLowerCase().includes(search) || b.id.toLowerCase().includes(search))
       .sort((a, b) => order * (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1));
-    // The cursor is an opaque offset into the sorted list.
-    const offset = Number(query.get('cursor') ?? '0') || 0;
+    // The cursor is opaque (base64 JSON, like Neon's); it holds an offset into the sorted list.
+    const offset = decodeCursor(query.get('cursor'));
     const limit = query.has('limit') ? Math.max(1, Number(query.get('limit')) || 1) : matching.length;
     const page = matching.slice(offset, offset + limit);
     const annotations: Record<string, AnnotationData> = {};
     for (const b of page) if (b.annotation !== undefined) annotations[b.id] = this.#annotationJson(b);
-    const next = offset + limit < matching.length ? String(offset + limit) : undefined;
+    // Neon hands out a next cursor even when everything fits on this page; it then leads to an empty page.
+    const next = encodeCursor(offset + page.length);
     return {
       branches: page.map((b) => this.branchJson(b)),
       annotations,
@@ -504,6 +508,7 @@ export class Project {
       state_changed_at: ready && readyAt !== undefined ? timestamp(readyAt) : b.createdAt,
       logical_size: b.logicalSize,
       creation_source: 'console',
+      created_by: { name: 'local', image: '' },
       primary: b.isDefault,
       default: b.isDefault,
       protected: b.protected,
@@ -530,7 +535,7 @@ export class Project {
       type: 'read_write', current_state: active ? 'active' : 'init', pending_state: active ? undefined : 'active',
       settings: {}, pooler_enabled: false, pooler_mode: 'transaction', disabled: false, passwordless_access: false,
       creation_source: 'console', created_at: ep.createdAt, updated_at: ep.createdAt,
-      started_at: active ? ep.createdAt : undefined, proxy_host: host,
+      started_at: active ? ep.createdAt : undefined, last_active: ep.createdAt, proxy_host: host,
       suspend_timeout_seconds: ep.suspendTimeoutSeconds, provisioner: 'k8s-neonvm',
     } satisfies Endpoint;
   }
@@ -620,6 +625,21 @@ export class Project {
 /** Neon's generated passwords: `npg_` and 12 random characters. */
 function freshPassword(): string {
   return `npg_${crypto.randomBytes(9).toString('base64url')}`;
+}
+
+function encodeCursor(offset: number): string {
+  return Buffer.from(JSON.stringify({ offset })).toString('base64');
+}
+
+function decodeCursor(cursor: string | null): number {
+  if (!cursor) return 0;
+  try {
+    const { offset } = JSON.parse(Buffer.from(cursor, 'base64').toString('utf8')) as { offset?: unknown };
+    if (typeof offset === 'number' && Number.isInteger(offset) && offset >= 0) return offset;
+  } catch {
+    // fall through
+  }
+  throw new ApiError(400, '', `invalid cursor ${JSON.stringify(cursor)}: pass pagination.next of the previous page as it is`);
 }
 
 function hostOf(hostNumber: number): string {

@@ -82,7 +82,10 @@ export function createServer(project: Project, apiKey: string, log: Log): http.S
       ([, id]) => ok({ databases: project.databasesOf(id) } satisfies ListProjectBranchDatabasesResponse)],
     ['GET', /^\/projects\/([^/]+)\/endpoints$/, () => ok({ endpoints: project.allEndpoints() } satisfies ListProjectEndpointsResponse)],
     ['GET', /^\/projects\/([^/]+)\/connection_uri$/, (_p, url) => ok(project.connectionUri(url.searchParams))],
-    ['GET', /^\/projects\/([^/]+)\/operations$/, () => ok({ operations: project.operations.list() } satisfies ListProjectOperationsResponse)],
+    ['GET', /^\/projects\/([^/]+)\/operations$/, () => {
+      const operations = project.operations.list();
+      return ok({ operations, pagination: { cursor: operations.at(-1)?.created_at ?? '' } } satisfies ListProjectOperationsResponse);
+    }],
     ['GET', /^\/projects\/([^/]+)\/operations\/([^/]+)$/,
       ([, id]) => ok({ operation: project.operations.toApi(project.operation(id)) } satisfies GetProjectOperationResponse)],
   ];
