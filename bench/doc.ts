@@ -64,7 +64,7 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
       `are better than Neon would give. Settings: ${Object.entries(r.servers.postgres)
         .filter(([k]) => k !== 'server_version')
         .map(([k, v]) => `${k}=${v}`)
-        .join(', ')}; lz4 TOAST compression ${r.servers.lz4 ? 'available (used)' : 'not available (pglz used)'}.`,
+        .join(', ')}; lz4 TOAST compression ${r.servers.lz4 ? 'available' : 'not available'} (the product and the write limit both use the default pglz).`,
     `- **Dataset**: ${d.documents.toLocaleString('en-US')} generated documents (seed ${d.seed}), ${mb(d.bsonBytes)} of BSON, in ` +
       `${d.collections.map((c) => `${c.name} (${c.documents.toLocaleString('en-US')})`).join(', ')}. Sizes from about 200 B to 64 KB, ` +
       'most small with a long tail; nested objects and arrays; every BSON type FerretDB accepts (double, string, object, array, ' +

@@ -307,7 +307,7 @@ async function main(): Promise<void> {
 }
 
 /**
- * Writes the JSON (dated and latest.json), the chart and the report. Called after every measurement
+ * Writes the JSON (named for its date and size), the chart and the report. Called after every measurement
  * too, marked partial, so a run stopped midway still leaves what it measured, labelled as such.
  */
 function publish(results: BenchResults, options: BenchOptions, startedAt: Date, partial: boolean): void {
@@ -326,7 +326,6 @@ function publish(results: BenchResults, options: BenchOptions, startedAt: Date, 
   const json = `${JSON.stringify(out, null, 2)}\n`;
   const file = path.join(options.resultsDir, `${out.startedAt.slice(0, 10)}-${options.docs}.json`);
   writeFileSync(file, json);
-  writeFileSync(path.join(options.resultsDir, 'latest.json'), json);
   writeChartAndReport(out, options);
   if (!partial) {
     process.stdout.write(terminalReport(out));

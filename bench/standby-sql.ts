@@ -67,7 +67,7 @@ export async function tablesOf(client: pg.Client, schema: string): Promise<strin
   return r.rows.map((row) => row.name);
 }
 
-/** Whether this server can compress TOASTed values with lz4 (the product uses it when it can). */
+/** Whether this server can compress TOASTed values with lz4 (reported; the product keeps pglz, see stored-row.ts). */
 export async function supportsLz4(client: pg.Client): Promise<boolean> {
   try {
     await client.query('BEGIN');

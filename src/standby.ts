@@ -9,12 +9,10 @@
  * changes; the separate UPDATE / INSERT / DELETE write nothing for unchanged rows.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import type pg from 'pg';
-import copyStreams from 'pg-copy-streams';
 import type { Logger } from './io.js';
-import { COPY_COLUMNS, ContentHash, copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, encodeDocument } from './codec.js';
+import { COPY_COLUMNS, ContentHash, copyBinaryTuple, encodeDocument, rowTableColumns } from './codec.js';
+import { copyIn } from './copy-streams.js';
 import {
   BACKUPS_TABLE,
   completeBackup,
@@ -32,8 +30,6 @@ import { Progress } from './report.js';
 /** One session-level advisory lock key for every backup of a database: derived, not magic. */
 const LOCK_KEY = createHash('sha256').update('supaneon-sync backup').digest().readBigInt64BE(0).toString();
 const STAGE = 'pg_temp.supaneon_stage';
-/** Bytes of COPY data gathered per write: few large writes instead of one per document. */
-const COPY_CHUNK_BYTES = 256 * 1024;
 
 export class BackupAlreadyRunning extends Error {}
 
@@ -176,10 +172,13 @@ async function syncCollection(
 
   await client.query(`TRUNCATE ${STAGE}`);
   const progress = new Progress(`${spec.database}.${spec.collection}`, log, { total: source.estimatedDocuments });
-  const copy = client.query(
-    copyStreams.from(`COPY ${STAGE} (${COPY_COLUMNS.map(quoteIdent).join(', ')}) FROM STDIN (FORMAT binary)`),
-  );
-  await pipeline(Readable.from(copyData(source.documents(), hash, progress), { highWaterMark: 8 }), copy);
+  // Pulls documents only as fast as Postgres takes them, hashing each as it passes.
+  await copyIn(client, `${STAGE} (${COPY_COLUMNS.map(quoteIdent).join(', ')})`, source.documents(), (raw) => {
+    const row = encodeDocument(raw);
+    hash.add(row.hash, row.bson.length);
+    progress.add(1, row.bson.length);
+    return copyBinaryTuple(row);
+  });
   progress.done();
 
   // Statistics only for the join keys: samples of the document columns would be copied into
@@ -220,32 +219,8 @@ async function syncCollection(
  * yielded the same _id twice, instead of silently keeping one of them.
  */
 async function createStagingTable(client: pg.ClientBase): Promise<void> {
-  await client.query(`CREATE TEMP TABLE supaneon_stage (_id text, doc jsonb, bson bytea, hash bytea) ON COMMIT DROP`);
+  await client.query(`CREATE TEMP TABLE supaneon_stage (${rowTableColumns('staging')}) ON COMMIT DROP`);
   await client.query(`CREATE UNIQUE INDEX ON ${STAGE} (_id)`);
-}
-
-/**
- * The binary COPY stream for a collection: pulls documents only as fast as Postgres takes them
- * (Readable.from + pipeline give backpressure), hashing each as it passes.
- */
-async function* copyData(documents: AsyncIterable<Buffer>, hash: ContentHash, progress: Progress): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [copyBinaryHeader()];
-  let pendingBytes = 0;
-  for await (const raw of documents) {
-    const row = encodeDocument(raw);
-    hash.add(row.hash, row.bson.length);
-    progress.add(1, row.bson.length);
-    const tuple = copyBinaryTuple(row);
-    pending.push(tuple);
-    pendingBytes += tuple.length;
-    if (pendingBytes >= COPY_CHUNK_BYTES) {
-      yield Buffer.concat(pending);
-      pending = [];
-      pendingBytes = 0;
-    }
-  }
-  pending.push(copyBinaryTrailer());
-  yield Buffer.concat(pending);
 }
 
 async function ensureTable(client: pg.ClientBase, schemaName: string, tableName: string, mongoName: string): Promise<void> {
@@ -254,15 +229,7 @@ async function ensureTable(client: pg.ClientBase, schemaName: string, tableName:
   await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
   const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS present', [target]);
   if (exists.rows[0].present === true) return;
-  // TOAST compression stays the default pglz: on customers with embedded order histories (2,000
-  // documents, 8 MB of BSON) pglz stored 8.5 MB against lz4's 9.6 MB. lz4 only saves CPU, and
-  // storage is what a Neon plan limits.
-  await client.query(`CREATE TABLE ${target} (
-    _id text PRIMARY KEY,
-    doc jsonb NOT NULL,
-    bson bytea NOT NULL,
-    hash bytea NOT NULL
-  )`);
+  await client.query(`CREATE TABLE ${target} (${rowTableColumns('standby')})`);
   // The exact MongoDB name, for people browsing the standby (the manifest holds it too).
   const comment = await client.query(`SELECT format('COMMENT ON TABLE %s IS %L', $1::text, $2::text) AS sql`, [
     target,

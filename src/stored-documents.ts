@@ -10,8 +10,7 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
-import copyStreams from 'pg-copy-streams';
-import { copyBinaryRows } from './codec.js';
+import { copyOut } from './copy-streams.js';
 import { quoteIdent } from './naming.js';
 
 export interface StoredTable {
@@ -21,30 +20,15 @@ export interface StoredTable {
   label: string;
 }
 
-/** `batchSize` is accepted for callers' sake; COPY streams with backpressure, so no slice size is needed. */
-export async function* storedDocuments(client: pg.Client, table: StoredTable, _opts: { batchSize?: number } = {}): AsyncIterable<Buffer> {
+export async function* storedDocuments(client: pg.Client, table: StoredTable): AsyncIterable<Buffer> {
   const relation = `${quoteIdent(table.schemaName)}.${quoteIdent(table.tableName)}`;
-  const reading = client.query(copyStreams.to(`COPY (SELECT _id, bson, hash FROM ${relation}) TO STDOUT (FORMAT binary)`));
-  // Iterated by hand, not with for-await: a consumer that stops early must not destroy the COPY
-  // stream mid-way, which would leave the connection unusable.
-  const chunks = reading[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  try {
-    for await (const [id, bson, hash] of copyBinaryRows(chunks)) {
-      if (bson === null || hash === null || !createHash('sha256').update(bson).digest().equals(hash)) {
-        throw new Error(
-          `${table.label}: the stored document _id ${id?.toString('utf8') ?? '(NULL)'} does not match its recorded hash (table ${relation}); the backup is damaged, recover from another backup-branch`,
-        );
-      }
-      // A copy: the row's bytes are a view into a COPY chunk that would otherwise stay alive with it.
-      yield Buffer.from(bson);
+  for await (const [id, bson, hash] of copyOut(client, `SELECT _id, bson, hash FROM ${relation}`)) {
+    if (bson === null || hash === null || !createHash('sha256').update(bson).digest().equals(hash)) {
+      throw new Error(
+        `${table.label}: the stored document _id ${id?.toString('utf8') ?? '(NULL)'} does not match its recorded hash (table ${relation}); the backup is damaged, recover from another backup-branch`,
+      );
     }
-  } finally {
-    if (!reading.readableEnded) {
-      try {
-        while (!(await chunks.next()).done);
-      } catch {
-        // the read itself failed: its error is the one being reported
-      }
-    }
+    // A copy: the row's bytes are a view into a COPY chunk that would otherwise stay alive with it.
+    yield Buffer.from(bson);
   }
 }

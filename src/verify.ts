@@ -15,12 +15,10 @@
  * Rows stream through COPY in both directions with backpressure: memory stays flat.
  */
 import { createHash } from 'node:crypto';
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import pg from 'pg';
-import copyStreams from 'pg-copy-streams';
 import { type MongoClient } from 'mongodb';
-import { assertUtf8Text, ContentHash, copyBinaryHeader, copyBinaryRows, copyBinaryTextJsonb, copyBinaryTrailer, idKey, queryJson } from './codec.js';
+import { assertUtf8Text, ContentHash, copyBinaryTextJsonb, idKey, queryJson, ROW_COLUMNS } from './codec.js';
+import { copyIn, copyOut } from './copy-streams.js';
 import { readManifest, type CollectionRecord, type Manifest } from './manifest.js';
 import { quoteIdent } from './naming.js';
 import type { Logger } from './io.js';
@@ -41,8 +39,6 @@ export interface VerifyOptions {
   runId?: string;
   mode: 'full' | 'sample';
   sampleSize: number;
-  /** Not used: rows stream through COPY with backpressure, so no slice size is needed. Accepted until callers stop passing it. */
-  batchSize?: number;
   log: Logger;
 }
 
@@ -57,12 +53,11 @@ export interface VerifyReport {
   counts: Map<string, number>;
 }
 
-const EXPECTED_COLUMNS: Record<string, string> = { _id: 'text', doc: 'jsonb', bson: 'bytea', hash: 'bytea' };
+const EXPECTED_COLUMNS: Record<string, string> = Object.fromEntries(ROW_COLUMNS.map((c) => [c.name, c.type]));
+const COLUMNS_TEXT = ROW_COLUMNS.map((c) => `${c.name} ${c.type}`).join(', ');
 const EXAMPLES = 3;
 /** The temporary table of rebuilt query forms (one per session, emptied per collection). */
 const REBUILT = 'supaneon_verify_rebuilt';
-/** Bytes of COPY tuples per write to the temporary table. */
-const CHUNK_BYTES = 256 * 1024;
 
 /** One log line per check: failures as errors, notices as warnings. */
 export function logCheck(log: Logger, r: CheckResult): void {
@@ -149,7 +144,7 @@ async function verifyCollection(
     add({ subject, check: 'table and columns', status: 'fail', detail: `${relation}: ${columnProblem}` });
     return;
   }
-  add({ subject, check: 'table and columns', status: 'pass', detail: `${relation} (_id text, doc jsonb, bson bytea, hash bytea)` });
+  add({ subject, check: 'table and columns', status: 'pass', detail: `${relation} (${COLUMNS_TEXT})` });
   report.collections++;
 
   // A full pass reads every row anyway, so it also yields the totals; a sample needs Postgres to scan.
@@ -311,24 +306,7 @@ async function checkRows(client: pg.Client, rebuilt: RebuiltRows, relation: stri
         `SELECT _id, bson, hash FROM ${relation} WHERE _id IN (SELECT _id FROM ${relation} ORDER BY random() LIMIT ${Math.max(1, Math.floor(sample))})`;
   const writer = await rebuilt.open();
   await writer.query(`TRUNCATE ${REBUILT}`);
-  const reading = client.query(copyStreams.to(`COPY (${source}) TO STDOUT (FORMAT binary)`));
-  // Iterated by hand, not with for-await: a pipeline that fails early must not destroy the COPY
-  // stream mid-way, which would leave the branch's connection unusable for the next collection.
-  const chunks = reading[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-  try {
-    await pipeline(
-      Readable.from(rebuiltTuples(copyBinaryRows(chunks), out)),
-      writer.query(copyStreams.from(`COPY ${REBUILT} (id, q) FROM STDIN (FORMAT binary)`)),
-    );
-  } finally {
-    if (!reading.readableEnded) {
-      try {
-        while (!(await chunks.next()).done);
-      } catch {
-        // the read itself failed: its error is the one being reported
-      }
-    }
-  }
+  await copyIn(writer, `${REBUILT} (id, q)`, copyOut(client, source), (row) => rebuiltTuple(row, out));
   await writer.query(`ANALYZE ${REBUILT} (id)`);
 
   // A full pass read every row, so a row only one side has is a finding; a sample only looks one way.
@@ -352,45 +330,32 @@ async function checkRows(client: pg.Client, rebuilt: RebuiltRows, relation: stri
 }
 
 /**
- * Checks each row as it arrives and turns it into a COPY tuple of the temporary table: its `_id`
- * column and its rebuilt query form (NULL when the bytes are not a document). Tuples leave in
- * chunks of about CHUNK_BYTES, so the COPY is not a write per row.
+ * Checks one row as it arrives and turns it into a COPY tuple of the temporary table: its `_id`
+ * column and its rebuilt query form (NULL when the bytes are not a document); no tuple for a row
+ * without an `_id`.
  */
-async function* rebuiltTuples(rows: AsyncIterable<(Buffer | null)[]>, out: RowCheck): AsyncGenerator<Buffer> {
-  let pending: Buffer[] = [copyBinaryHeader()];
-  let pendingBytes = pending[0].length;
-  for await (const [idField, bson, hash] of rows) {
-    out.checked++;
-    const digest = bson === null ? undefined : createHash('sha256').update(bson).digest();
-    if (bson !== null && digest) out.content.add(digest, bson.length);
-    if (idField === null) {
-      note(out.badId, '(NULL)');
-      continue;
-    }
-    const id = idField.toString('utf8');
-    if (!digest || hash === null || !digest.equals(hash)) note(out.badHash, id);
-    let rebuilt: string | null = null;
-    try {
-      if (bson === null) throw new Error('no bytes');
-      // queryJson frames every element as the driver's deserializer would; assertUtf8Text adds the
-      // one check it leaves out (text is valid UTF-8), so together they prove the bytes are valid BSON.
-      rebuilt = queryJson(bson);
-      assertUtf8Text(bson);
-      if (idKey(bson) !== id) note(out.badId, id);
-    } catch {
-      note(out.badBson, id);
-    }
-    const tuple = copyBinaryTextJsonb(id, rebuilt);
-    pending.push(tuple);
-    pendingBytes += tuple.length;
-    if (pendingBytes >= CHUNK_BYTES) {
-      yield Buffer.concat(pending, pendingBytes);
-      pending = [];
-      pendingBytes = 0;
-    }
+function rebuiltTuple([idField, bson, hash]: (Buffer | null)[], out: RowCheck): Buffer | undefined {
+  out.checked++;
+  const digest = bson === null ? undefined : createHash('sha256').update(bson).digest();
+  if (bson !== null && digest) out.content.add(digest, bson.length);
+  if (idField === null) {
+    note(out.badId, '(NULL)');
+    return undefined;
   }
-  pending.push(copyBinaryTrailer());
-  yield Buffer.concat(pending);
+  const id = idField.toString('utf8');
+  if (!digest || hash === null || !digest.equals(hash)) note(out.badHash, id);
+  let rebuilt: string | null = null;
+  try {
+    if (bson === null) throw new Error('no bytes');
+    // queryJson frames every element as the driver's deserializer would; assertUtf8Text adds the
+    // one check it leaves out (text is valid UTF-8), so together they prove the bytes are valid BSON.
+    rebuilt = queryJson(bson);
+    assertUtf8Text(bson);
+    if (idKey(bson) !== id) note(out.badId, id);
+  } catch {
+    note(out.badBson, id);
+  }
+  return copyBinaryTextJsonb(id, rebuilt);
 }
 
 /**

@@ -286,7 +286,7 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
 
       for (const mode of ['full', 'sample'] as const) {
         const io = recordingIo();
-        const report = await verifyBackup(client, { runId: run, mode, sampleSize: 50, batchSize: 13, log: io.log });
+        const report = await verifyBackup(client, { runId: run, mode, sampleSize: 50, log: io.log });
         expect(report.checks.filter((c) => c.status !== 'pass')).toEqual([]);
         expect(report.documents).toBe(rows.size);
         expect(report.checks.map((c) => c.check)).toEqual([

@@ -13,11 +13,11 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BSON, MongoClient } from 'mongodb';
 import copyStreams from 'pg-copy-streams';
-import { COPY_COLUMNS, copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, encodeDocument } from '../../src/codec.js';
+import { COPY_COLUMNS, copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, encodeDocument, rowTableColumns } from '../../src/codec.js';
 import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
 import { generateDocument } from '../generate.js';
 import type { Task, TaskResult } from '../protocol.js';
-import { connectStandby, dropSchema, supportsLz4, tablesOf, walMark, walSince } from '../standby-sql.js';
+import { connectStandby, dropSchema, tablesOf, walMark, walSince } from '../standby-sql.js';
 
 /** The cursor batch the product uses by default (input batch-size), so both read alike. */
 const READ_BATCH = 1000;
@@ -78,14 +78,12 @@ export async function prepareRows(task: Task): Promise<Omit<TaskResult, 'childMa
 export async function writeLimit(task: Task): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
   const client = await connectStandby();
   try {
-    const lz4 = await supportsLz4(client);
-    const compression = lz4 ? ' COMPRESSION lz4' : '';
     await dropSchema(client, WRITE_LIMIT_SCHEMA);
     await client.query(`CREATE SCHEMA ${quoteIdent(WRITE_LIMIT_SCHEMA)}`);
     for (const c of task.collections) {
       await client.query(
-        `CREATE TABLE ${quoteIdent(WRITE_LIMIT_SCHEMA)}.${quoteIdent(tableNameFor(c.name))} (
-           _id text PRIMARY KEY, doc jsonb${compression} NOT NULL, bson bytea${compression} NOT NULL, hash bytea NOT NULL)`,
+        // The product's own table definition, so the limit is the one the product can reach.
+        `CREATE TABLE ${quoteIdent(WRITE_LIMIT_SCHEMA)}.${quoteIdent(tableNameFor(c.name))} (${rowTableColumns('standby')})`,
       );
     }
     const before = await walMark(client);
@@ -103,7 +101,7 @@ export async function writeLimit(task: Task): Promise<Omit<TaskResult, 'childMax
     await client.query('COMMIT');
     const wallSeconds = (performance.now() - started) / 1000;
     const wal = await walSince(client, before);
-    return { wallSeconds, documents, bytes, walBytes: wal.generated, walLsnBytes: wal.lsnDistance, extra: { lz4 } };
+    return { wallSeconds, documents, bytes, walBytes: wal.generated, walLsnBytes: wal.lsnDistance };
   } finally {
     await client.end();
   }

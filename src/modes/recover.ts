@@ -196,7 +196,7 @@ async function writeAll(config: Config, io: Io, pgClient: pg.Client, target: Mon
       for (const w of await createTargetCollection(target, o.target)) io.log.warn(w);
       if (o.record.kind === 'view') return;
       const progress = new Progress(name, io.log, { total: o.record.documents });
-      const rows = storedDocuments(pgClient, { schemaName: o.record.schemaName, tableName: o.record.tableName, label: name }, { batchSize: config.batchSize });
+      const rows = storedDocuments(pgClient, { schemaName: o.record.schemaName, tableName: o.record.tableName, label: name });
       try {
         const totals = await insertDocuments(target, o.target, rows, {
           onProgress: (p) => {

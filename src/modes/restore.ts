@@ -54,7 +54,6 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
         runId: backup.annotations['run-id'],
         mode: config.verify,
         sampleSize: config.sampleSize,
-        batchSize: config.batchSize,
         log: io.log,
       });
       partial = r;

@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import type { MongoClient } from 'mongodb';
 import type pg from 'pg';
+import { rowTableColumns } from '../codec.js';
 import type { Config } from '../config.js';
 import type { Io, Logger } from '../io.js';
 import {
@@ -350,7 +351,7 @@ async function checkPostgres(config: Config): Promise<CheckResult[]> {
     try {
       await client.query('BEGIN');
       await client.query(`CREATE SCHEMA "${schema}"`);
-      await client.query(`CREATE TABLE "${schema}"."probe" (_id text PRIMARY KEY, doc jsonb NOT NULL, bson bytea NOT NULL, hash bytea NOT NULL)`);
+      await client.query(`CREATE TABLE "${schema}"."probe" (${rowTableColumns('standby')})`);
       await client.query(`INSERT INTO "${schema}"."probe" VALUES ('x', '{}', '\\x00', '\\x00')`);
       checks.pass('create schemas and tables', 'schema, table and row created in a transaction, then rolled back');
     } catch (error) {

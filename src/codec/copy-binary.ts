@@ -1,0 +1,116 @@
+// COPY ... (FORMAT binary): the stored rows written into Postgres, and rows read back out, in
+// PostgreSQL's binary COPY framing (signature, header, per-row field count and length-prefixed
+// fields, trailer).
+
+import { CodecError } from './bson-elements.js';
+import { COPY_COLUMNS, type StoredRow } from './stored-row.js';
+
+const COPY_SIGNATURE = Buffer.from('PGCOPY\n\xff\r\n\0', 'latin1');
+/** jsonb's binary wire format is a version byte followed by the JSON text. */
+const JSONB_VERSION = 1;
+
+/** Signature, flags (no OIDs), header extension length 0. */
+export function copyBinaryHeader(): Buffer {
+  const header = Buffer.alloc(COPY_SIGNATURE.length + 8);
+  COPY_SIGNATURE.copy(header, 0);
+  return header;
+}
+
+/** One row: field count, then each field as int32 length + bytes. One allocation, one copy per field. */
+export function copyBinaryTuple(r: StoredRow): Buffer {
+  const idBytes = Buffer.byteLength(r.id, 'utf8');
+  const docBytes = Buffer.byteLength(r.doc, 'utf8');
+  const size = 2 + 4 + idBytes + 4 + 1 + docBytes + 4 + r.bson.length + 4 + r.hash.length;
+  const out = Buffer.allocUnsafe(size);
+  let p = out.writeInt16BE(COPY_COLUMNS.length, 0);
+  p = out.writeInt32BE(idBytes, p);
+  p += out.write(r.id, p, 'utf8');
+  p = out.writeInt32BE(docBytes + 1, p);
+  out[p++] = JSONB_VERSION;
+  p += out.write(r.doc, p, 'utf8');
+  p = out.writeInt32BE(r.bson.length, p);
+  p += r.bson.copy(out, p);
+  p = out.writeInt32BE(r.hash.length, p);
+  r.hash.copy(out, p);
+  return out;
+}
+
+/** The field count -1 that ends the data. */
+export function copyBinaryTrailer(): Buffer {
+  const trailer = Buffer.alloc(2);
+  trailer.writeInt16BE(-1, 0);
+  return trailer;
+}
+
+/**
+ * One row of the two columns (text, jsonb) in COPY binary format: a text key and a JSON text sent
+ * as jsonb, or NULL when there is no JSON. Lets a check stream rebuilt documents into a temporary
+ * table for Postgres to compare as jsonb.
+ */
+export function copyBinaryTextJsonb(text: string, json: string | null): Buffer {
+  const textBytes = Buffer.byteLength(text, 'utf8');
+  const jsonBytes = json === null ? 0 : Buffer.byteLength(json, 'utf8');
+  const out = Buffer.allocUnsafe(2 + 4 + textBytes + 4 + (json === null ? 0 : 1 + jsonBytes));
+  let p = out.writeInt16BE(2, 0);
+  p = out.writeInt32BE(textBytes, p);
+  p += out.write(text, p, 'utf8');
+  if (json === null) {
+    out.writeInt32BE(-1, p);
+    return out;
+  }
+  p = out.writeInt32BE(jsonBytes + 1, p);
+  out[p++] = JSONB_VERSION;
+  out.write(json, p, 'utf8');
+  return out;
+}
+
+/**
+ * The rows of a `COPY … TO STDOUT (FORMAT binary)` stream, each as its fields' raw bytes (null for
+ * NULL), parsed as the chunks arrive: only the current row and the chunk it sits in are held, so
+ * memory does not grow with the table. The field buffers may share memory with the chunks; use
+ * them before asking for the next row.
+ */
+export async function* copyBinaryRows(chunks: AsyncIterator<Buffer>): AsyncGenerator<(Buffer | null)[]> {
+  let buf: Buffer = Buffer.alloc(0);
+  let pos = 0;
+  /** Makes `n` bytes from `pos` available, joining chunks only when a value spans them. */
+  const fill = async (n: number): Promise<void> => {
+    const parts = [buf.subarray(pos)];
+    let have = parts[0].length;
+    while (have < n) {
+      const next = await chunks.next();
+      if (next.done) throw new CodecError(`COPY binary data ended inside a row (${have} of ${n} bytes)`);
+      parts.push(next.value);
+      have += next.value.length;
+    }
+    buf = parts.length === 1 ? parts[0] : Buffer.concat(parts, have);
+    pos = 0;
+  };
+  const headerFixed = COPY_SIGNATURE.length + 8;
+  if (buf.length - pos < headerFixed) await fill(headerFixed);
+  if (!buf.subarray(pos, pos + COPY_SIGNATURE.length).equals(COPY_SIGNATURE)) throw new CodecError('COPY data is not in binary format (no PGCOPY signature)');
+  const extension = buf.readInt32BE(pos + COPY_SIGNATURE.length + 4);
+  pos += headerFixed;
+  if (buf.length - pos < extension) await fill(extension);
+  pos += extension;
+  for (;;) {
+    if (buf.length - pos < 2) await fill(2);
+    const count = buf.readInt16BE(pos);
+    pos += 2;
+    if (count === -1) return;
+    const fields: (Buffer | null)[] = new Array<Buffer | null>(count);
+    for (let i = 0; i < count; i++) {
+      if (buf.length - pos < 4) await fill(4);
+      const length = buf.readInt32BE(pos);
+      pos += 4;
+      if (length === -1) {
+        fields[i] = null;
+        continue;
+      }
+      if (buf.length - pos < length) await fill(length);
+      fields[i] = buf.subarray(pos, pos + length);
+      pos += length;
+    }
+    yield fields;
+  }
+}
