@@ -213,7 +213,7 @@ export class NeonApi {
     } catch (e) {
       if (e instanceof NeonCallError && e.status !== undefined && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 403) {
         throw new NeonCallError(
-          `Neon API: ${what} in project "${this.projectId}" failed: ${e.message.replace(/^Neon API: /, '')} ` +
+          `${e.message.split(' Fix: ')[0]} ` +
             `Fix: the role of neon-database-url must be one Neon manages (created or reset in the Neon console or API), ` +
             'so that a new branch\'s password can be read; reset its password in the console once, or use such a role.',
           e.call,

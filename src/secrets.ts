@@ -100,7 +100,10 @@ export function redact(message: string): string {
  * caller), it is still redacted from every message that passes through redact().
  */
 export function registerRuntimeSecret(value: string | undefined): void {
-  registerSecret(value, runMask ?? (() => undefined));
+  const mask = runMask ?? (() => undefined);
+  registerSecret(value, mask);
+  // A password travels URL-encoded inside a connection string: that form is masked too.
+  if (value !== undefined && encodeURIComponent(value) !== value) registerSecret(encodeURIComponent(value), mask);
 }
 
 /** Forgets every registered secret (a new run in the same process, e.g. between tests). */
