@@ -289,9 +289,9 @@ function connectHint(b: BranchInfo, config: Config): string {
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
   return (
     `keeping restore branch "${b.name}" (${b.id}) as asked (keep-restore-branch: true)` +
-    `${b.expiresAt ? `; it expires at ${b.expiresAt}` : ''}. Connect as role "${role}" to database "${database}" ` +
-    `with the connection string the Neon console shows for branch ${b.id} (its password is that branch's own, ` +
-    'not necessarily the standby\'s). Delete it there when done.'
+    `${b.expiresAt ? `; it expires at ${b.expiresAt}` : ''}. Connect with the standby's role and database: ` +
+    `psql "postgresql://${role}@<endpoint host of branch ${b.id}>/${database}?sslmode=require" with that branch's own password ` +
+    '(the Neon console shows it; it may differ from the standby\'s), or copy its connection string from the console. Delete it there when done.'
   );
 }
 
