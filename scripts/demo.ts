@@ -7,7 +7,8 @@
  * backup, restore verification, and recover into a side-by-side database that is then compared with
  * the source byte for byte. Every step's log, outputs and job summary are printed as plain text.
  *
- * Idempotent: it resets the Neon emulator and drops its own MongoDB databases before it starts.
+ * Idempotent: it resets the stack's own Neon project (the one in .stack/env; tests make projects of
+ * their own and never touch it) and drops its own MongoDB databases before it starts.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -18,7 +19,6 @@ import { BSON, MongoClient, type Document } from 'mongodb';
 import { schemaNameFor, tableNameFor, quoteIdent } from '../src/naming.js';
 import { connectPostgres } from '../src/postgres.js';
 import { loadDataset, shopDataset } from '../test/support/datasets.js';
-import { lockEmulator, resetEmulator } from '../test/support/emulator-lock.js';
 import { loadStackEnv, repoRoot } from '../test/support/stack.js';
 
 const SHOP = 'shop';
@@ -298,6 +298,17 @@ async function queryStandby(): Promise<void> {
 
 // ---------------------------------------------------------------------------------------------
 
+/** Only the default branch (the standby) remains in the stack's own project, with an empty database. */
+async function resetStackProject(): Promise<void> {
+  const control = stack.NEON_API_HOST.replace(/\/api\/v2\/?$/, '/__emulator');
+  const res = await fetch(`${control}/projects/${encodeURIComponent(stack.NEON_PROJECT_ID)}/reset`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${stack.NEON_API_KEY}` },
+    signal: AbortSignal.timeout(120_000),
+  });
+  if (!res.ok) throw new DemoFailure(`resetting the stack's Neon project ${stack.NEON_PROJECT_ID} failed: HTTP ${res.status} ${await res.text()}`);
+}
+
 function expectStep(step: StepResult, title: string, output?: [string, string]): void {
   if (!step.ok) throw new DemoFailure(`${title} failed (its log and job summary are above)`);
   if (output && step.outputs[output[0]] !== output[1]) {
@@ -317,12 +328,10 @@ async function main(): Promise<void> {
 
   heading('supaneon-sync demo on the local stack');
   console.log('  MongoDB-wire server, Neon API emulator and Postgres endpoints are local; the action runs from dist/.');
-  // The emulator is shared with any test run on this machine: wait for it rather than reset under a test.
-  const release = await lockEmulator('npm run demo');
-  const mongo = new MongoClient(stack.MONGODB_SRV_URL);
+  const mongo = new MongoClient(stack.MONGODB_SRV_URL, { serverSelectionTimeoutMS: 30_000 });
   try {
-    await resetEmulator(stack.NEON_API_HOST, stack.NEON_API_KEY);
-    console.log('  Neon emulator reset: only the default branch (the standby), with an empty database');
+    await resetStackProject();
+    console.log("  the stack's Neon project reset: only its default branch (the standby), with an empty database");
     await mongo.connect();
     await loadShop(mongo);
 
@@ -360,7 +369,6 @@ async function main(): Promise<void> {
     await queryStandby();
   } finally {
     await mongo.close();
-    await release();
   }
   heading('done');
   console.log(

@@ -384,8 +384,11 @@ class RebuiltRows {
       database: c.database,
       ssl: ssl as pg.ClientConfig['ssl'],
       application_name: 'supaneon-sync verify',
+      // Bounded like the first connection (postgres.ts): an endpoint that never answers fails the check.
+      connectionTimeoutMillis: 15_000,
       statement_timeout: 0,
       keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
     });
     writer.on('error', () => undefined); // a dropped connection fails the query that was running
     try {

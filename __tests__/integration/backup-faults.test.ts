@@ -11,14 +11,14 @@ import { quoteIdent, schemaNameFor } from '../../src/naming.js';
 import { NeonApi } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { loadCollection, loadDataset, shopDataset } from '../../test/support/datasets.js';
-import { clearFaults, createPlainBranch, injectFault, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { actionEntry, startAction, type ActionRun } from '../../test/support/action-process.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
 const DB = `bkf_${suffix}`;
 const PREFIX = 'bkf-';
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
 // Enough data that the copy of this collection lasts long enough to be interrupted on purpose.
 const BULK_DOCS = 40_000;
 const ENTRY = actionEntry();
@@ -82,12 +82,15 @@ function mongoHostPort(uri: string): { host: string; port: number } {
 }
 
 describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (env) => {
-  let release: (() => Promise<void>) | undefined;
+  // This file's own Neon project: its standby, backups, faults and branch limit are nobody else's.
+  let project: TestProject;
   let mongo: MongoClient;
   let neon: NeonApi;
   let admin: pg.Client;
   const inputs = (more: Record<string, string> = {}) => ({
     mode: 'backup',
+    ...project.inputs,
+    'mongodb-uri': env.MONGODB_SRV_URL,
     databases: DB,
     'branch-prefix': PREFIX,
     'lock-wait-seconds': '60',
@@ -155,9 +158,8 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
   }
 
   beforeAll(async () => {
-    release = await lockEmulator('backup-faults.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
-    neon = new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: quiet });
+    project = await createTestProject('backup-faults.test.ts');
+    neon = new NeonApi({ apiKey: project.apiKey, projectId: project.projectId, baseUrl: project.apiHost, log: quiet });
     mongo = await connectMongo(env.MONGODB_SRV_URL);
     await loadDataset(mongo, DB, shopDataset({ customers: 50, products: 20, orders: 100 }, 3));
     await loadCollection(
@@ -169,12 +171,12 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
       })(),
       2000,
     );
-    admin = await connectPostgres(env.NEON_DATABASE_URL, { applicationName: 'backup-faults test' });
+    admin = await connectPostgres(project.databaseUrl, { applicationName: 'backup-faults test' });
     await expectSucceeds();
-  }, 2_400_000);
+  }, 600_000);
 
   afterEach(async () => {
-    await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY);
+    await project.clearFaults();
   });
 
   afterAll(async () => {
@@ -183,13 +185,13 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
       await mongo.db(DB).dropDatabase().catch(() => undefined);
       await mongo.close();
     }
-    await release?.();
+    await project?.dispose();
   });
 
   test('423 and 429 from the Neon API are retried: the backup succeeds with exactly one new branch', async () => {
     const before = await backups();
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 423, count: 3, method: 'POST', path: '/branches' });
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 429, count: 2, method: 'GET', path: '/branches' });
+    await project.injectFault({ status: 423, count: 3, method: 'POST', path: '/branches' });
+    await project.injectFault({ status: 429, count: 2, method: 'GET', path: '/branches' });
     await changeSource();
     const run = await expectSucceeds();
     expect(run.log).toMatch(/HTTP 423/);
@@ -203,14 +205,14 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
   test('the Neon API failing before the sync (500 until the deadline) leaves the standby unchanged', async () => {
     const state = await standbyState();
     const before = await backups();
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 500, count: 10_000, method: 'GET', path: '/endpoints' });
+    await project.injectFault({ status: 500, count: 10_000, method: 'GET', path: '/endpoints' });
     await changeSource();
     const run = await startAction(inputs(), shortNeonTimeouts).result;
     expect(run.exitCode).toBe(1);
     expect(run.log).toMatch(/supaneon-sync backup failed: .*list endpoints.*HTTP 500/);
     expect(await standbyState()).toBe(state);
     expect(await backups()).toEqual(before);
-    await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY);
+    await project.clearFaults();
     const next = await expectSucceeds();
     expect(next.outputs.changed).toBe('1');
   });
@@ -218,14 +220,14 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
   test('the Neon API failing on the snapshot (500, then hanging): committed standby, no branch, clear error; the next run makes the snapshot', async () => {
     for (const fault of [500, 'hang'] as const) {
       const before = await backups();
-      await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: fault, count: 10_000, method: 'POST', path: '/branches' });
+      await project.injectFault({ status: fault, count: 10_000, method: 'POST', path: '/branches' });
       await changeSource();
       const run = await startAction(inputs(), shortNeonTimeouts).result;
       expect(run.exitCode).toBe(1);
       expect(run.log).toMatch(/the standby was updated and committed, but the snapshot branch "bkf-\d{8}T\d{6}Z" could not be created/);
       expect(run.log).toMatch(fault === 500 ? /HTTP 500/ : /no answer within 2 s/);
       expect(run.log).toMatch(/the next successful run creates a snapshot/);
-      await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY);
+      await project.clearFaults();
       // No branch was made, none was deleted.
       expect(await backups()).toEqual(before);
       const next = await expectSucceeds();
@@ -235,22 +237,22 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
   }, 240_000);
 
   test('the branch limit reached: fails before syncing, naming the limit; with a lower retain, retention makes room first', async () => {
-    const project = (await neon.getProject()).branchLimit ?? 10;
+    const limit = (await neon.getProject()).branchLimit ?? 10;
     // Enough backups that retention has some to delete later in this test.
     while ((await backups()).length < 3) await expectSucceeds();
     const made: string[] = [];
     // Branches this tool did not make fill the project up to its limit.
-    for (let i = (await neon.listBranches()).length; i < project; i++) {
-      made.push(await createPlainBranch(env.NEON_API_HOST, env.NEON_API_KEY, env.NEON_PROJECT_ID, `manual-${i}`));
+    for (let i = (await neon.listBranches()).length; i < limit; i++) {
+      made.push(await project.createPlainBranch(`manual-${i}`));
     }
-    expect((await neon.listBranches()).length).toBe(project);
+    expect((await neon.listBranches()).length).toBe(limit);
     try {
       const state = await standbyState();
       const before = await backups();
       await changeSource();
       const run = await startAction(inputs({ retain: '7' })).result;
       expect(run.exitCode).toBe(1);
-      expect(run.log).toMatch(new RegExp(`branch limit \\(${project}\\) leaves no room`));
+      expect(run.log).toMatch(new RegExp(`branch limit \\(${limit}\\) leaves no room`));
       expect(await standbyState()).toBe(state);
       expect(await backups()).toEqual(before);
 

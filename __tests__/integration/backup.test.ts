@@ -15,26 +15,30 @@ import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
 import { roleAndDatabaseOf } from '../../src/connection-string.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
-import { createPlainBranch, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { actionEntry, startAction } from '../../test/support/action-process.js';
 import { describeWithStack, repoRoot } from '../../test/support/stack.js';
 import { recordingIo, type RecordingIo } from '../../test/support/recording-io.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
 const SHOP = `bk_shop_${suffix}`;
 const MISC = `bk_misc_${suffix}`;
 const PREFIX = 'bkt-';
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
 
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
 
 describeWithStack('mode: backup on the local stack', STACK, (env) => {
-  let release: (() => Promise<void>) | undefined;
+  // This file's own Neon project; the product finds it through the NEON_* variables, as in CI.
+  let project: TestProject;
   let mongo: MongoClient;
   let neon: NeonApi;
 
   const config = (inputs: RawInputs = {}): Config =>
-    parseConfig({ mode: 'backup', databases: `${SHOP},${MISC}`, 'branch-prefix': PREFIX, retain: '3', 'lock-wait-seconds': '60', ...inputs }, process.env);
+    parseConfig(
+      { mode: 'backup', databases: `${SHOP},${MISC}`, 'branch-prefix': PREFIX, retain: '3', 'lock-wait-seconds': '60', ...inputs },
+      { ...process.env, ...project.env },
+    );
 
   async function runBackup(inputs: RawInputs = {}, override: Partial<Config> = {}): Promise<RecordingIo> {
     const io = recordingIo();
@@ -52,10 +56,10 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
       name: `read-${branch.name}`,
       parentId: branch.id,
       expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
-      ...roleAndDatabaseOf(env.NEON_DATABASE_URL),
+      ...roleAndDatabaseOf(project.databaseUrl),
     });
     try {
-      const client = await connectPostgres(env.NEON_DATABASE_URL, { host });
+      const client = await connectPostgres(project.databaseUrl, { host });
       try {
         return await fn(client);
       } finally {
@@ -69,21 +73,20 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
   let first: { io: RecordingIo; branch: BranchInfo };
 
   beforeAll(async () => {
-    release = await lockEmulator('backup.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
-    neon = new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: quiet });
+    project = await createTestProject('backup.test.ts');
+    neon = new NeonApi({ apiKey: project.apiKey, projectId: project.projectId, baseUrl: project.apiHost, log: quiet });
     mongo = await connectMongo(env.MONGODB_SRV_URL);
     await loadDataset(mongo, SHOP, shopDataset({ customers: 120, products: 30, orders: 400 }, 5));
     await loadCollection(mongo, MISC, 'random', randomDocuments(9, 300));
     await loadCollection(mongo, MISC, 'events', Array.from({ length: 250 }, (_, i) => ({ _id: new Int32(i), kind: 'click', at: new Date(1_700_000_000_000 + i * 1000) })));
-  }, 2_400_000);
+  }, 600_000);
 
   afterAll(async () => {
     if (mongo) {
       for (const db of [SHOP, MISC]) await mongo.db(db).dropDatabase().catch(() => undefined);
       await mongo.close();
     }
-    await release?.();
+    await project?.dispose();
   });
 
   test('the first backup creates one table per collection and a storage-only snapshot branch', async () => {
@@ -109,12 +112,13 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
     expect(first.branch.annotations['run-id']).toMatch(/^[0-9a-f-]{36}$/);
     // No compute endpoint on a backup branch.
     expect((await neon.listBranches()).length).toBe(2);
-    const res = await fetch(`${env.NEON_API_HOST}/projects/${env.NEON_PROJECT_ID}/branches/${first.branch.id}/endpoints`, {
-      headers: { authorization: `Bearer ${env.NEON_API_KEY}` },
+    const res = await fetch(`${project.apiHost}/projects/${project.projectId}/branches/${first.branch.id}/endpoints`, {
+      headers: { authorization: `Bearer ${project.apiKey}` },
+      signal: AbortSignal.timeout(30_000),
     });
     expect(((await res.json()) as { endpoints: unknown[] }).endpoints).toEqual([]);
 
-    const client = await connectPostgres(env.NEON_DATABASE_URL);
+    const client = await connectPostgres(project.databaseUrl);
     try {
       const n = await client.query(`SELECT count(*)::int AS n FROM ${table(SHOP, 'orders')} WHERE doc ? 'lines'`);
       expect(n.rows[0].n).toBe(400);
@@ -152,7 +156,7 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
     expect(io.outputs['branch-name']).not.toBe(first.branch.name);
     expect(all[0].id).toBe(io.outputs['branch-id']);
 
-    const standby = await connectPostgres(env.NEON_DATABASE_URL);
+    const standby = await connectPostgres(project.databaseUrl);
     try {
       const r = await standby.query(`SELECT doc->>'status' AS s FROM ${table(SHOP, 'orders')} WHERE _id = '{"$numberInt":"1"}'`);
       expect(r.rows).toEqual([{ s: 'refunded' }]);
@@ -174,7 +178,7 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
 
   test('retention keeps the newest `retain` backups, never a branch with children, never one it did not make', async () => {
     // A branch named like a backup but made by hand: retention must never touch it.
-    const manual = await createPlainBranch(env.NEON_API_HOST, env.NEON_API_KEY, env.NEON_PROJECT_ID, `${PREFIX}20000101T000000Z`);
+    const manual = await project.createPlainBranch(`${PREFIX}20000101T000000Z`);
 
     const third = await runBackup(); // 3 backups: nothing to delete yet
     expect(third.outputs['deleted-branches']).toBe('');
@@ -186,7 +190,7 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
       name: `child-of-${oldest.name}`,
       parentId: oldest.id,
       expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
-      ...roleAndDatabaseOf(env.NEON_DATABASE_URL),
+      ...roleAndDatabaseOf(project.databaseUrl),
     });
     const fourth = await runBackup();
     expect(fourth.outputs['deleted-branches']).toBe('');
@@ -223,17 +227,17 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
   test(`run as GitHub runs the action (${actionEntry().label}): outputs, job summary, no secret in the log`, async () => {
     await mongo.db(MISC).collection('events').deleteOne({ _id: new Int32(0) } as Document);
     const before = await backups();
-    const run = await startAction({ mode: 'backup', databases: `${SHOP},${MISC}`, 'branch-prefix': PREFIX, retain: '3' }).result;
+    const run = await startAction({ mode: 'backup', databases: `${SHOP},${MISC}`, 'branch-prefix': PREFIX, retain: '3' }, project.env).result;
     if (run.exitCode !== 0) throw new Error(`the action failed (exit ${run.exitCode}):\n${run.log}`);
     expect(run.outputs.changed).toBe('1');
     expect(run.outputs['branch-name']).toMatch(new RegExp(`^${PREFIX}\\d{8}T\\d{6}Z$`));
     expect((await backups()).map((b) => b.id)).toEqual([run.outputs['branch-id'], ...before.map((b) => b.id)]);
     expect(run.log).toContain(`::group::${SHOP}.orders`);
     expect(run.summary).toContain('| Collection | Postgres table | Documents | Size | Changed | Content hash |');
-    const password = decodeURIComponent(new URL(env.NEON_DATABASE_URL).password);
+    const password = decodeURIComponent(new URL(project.databaseUrl).password);
     // `::add-mask::` lines exist to carry the secret to the runner, which hides it everywhere after.
     const logged = run.log.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n');
-    for (const secret of [password, env.NEON_API_KEY]) {
+    for (const secret of [password, project.apiKey]) {
       expect(logged).not.toContain(secret);
       expect(run.summary).not.toContain(secret);
     }

@@ -9,11 +9,13 @@
 // reached along the way.
 import { MongoClient } from 'mongodb';
 import { MODES } from '../../src/config.js';
-import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { findSecretLeaks, runAction, runCli, runPost, type BundleRun } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'NEON_API_HOST'] as const;
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'] as const;
+/** Environment variables the product falls back to: none may carry credentials into these runs. */
+const FALLBACKS = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'NEON_API_HOST'] as const;
 
 // URL-special characters in the passwords, percent-encoded inside the URLs.
 const MONGO_USER = 'leak_user';
@@ -28,82 +30,100 @@ function passwordForms(user: string, password: string): string[] {
 }
 
 describeWithStack('secrets never appear in what the bundle writes', STACK, (stack) => {
-  const standby = new URL(stack.NEON_DATABASE_URL);
-  const pgUser = decodeURIComponent(standby.username);
-  const realPgPassword = decodeURIComponent(standby.password);
-  const mongo = new URL(stack.MONGODB_SRV_URL);
+  // This file's own Neon project: the runs that get past a check use its real credentials.
+  let project: TestProject;
+  let fixture: ReturnType<typeof secretsFixture>;
 
-  // FerretDB (SQLite backend) accepts any user and password over the PLAIN mechanism (it refuses
-  // SCRAM), so these credentials reach the real server.
-  const PLAIN = '?authMechanism=PLAIN&authSource=%24external';
-  const reachableMongo = `mongodb://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@${mongo.host}/${PLAIN}`;
-  const unreachableMongo = `mongodb://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@127.0.0.1:1/`;
-  const wrongPgPassword = new URL(stack.NEON_DATABASE_URL);
-  wrongPgPassword.password = encodeURIComponent(PG_PASSWORD);
-  const target = `mongodb://${MONGO_USER}:${encodeURIComponent(TARGET_PASSWORD)}@127.0.0.1:1/`;
+  /** The scenarios' inputs, and every form of every secret in them, for this file's project. */
+  function secretsFixture(project: TestProject) {
+    const standby = new URL(project.databaseUrl);
+    const pgUser = decodeURIComponent(standby.username);
+    const realPgPassword = decodeURIComponent(standby.password);
+    const mongo = new URL(stack.MONGODB_SRV_URL);
 
-  const secrets = [
-    ...passwordForms(MONGO_USER, MONGO_PASSWORD),
-    `${MONGO_USER}:${encodeURIComponent(TARGET_PASSWORD)}@${mongo.host}`,
-    ...passwordForms(pgUser, PG_PASSWORD),
-    ...passwordForms(MONGO_USER, TARGET_PASSWORD),
-    API_KEY,
-    reachableMongo,
-    unreachableMongo,
-    wrongPgPassword.toString(),
-    target,
-    // the stack's real credentials, used where a run must get past a check
-    stack.NEON_API_KEY,
-    realPgPassword,
-    stack.NEON_DATABASE_URL,
-  ];
+    // FerretDB (SQLite backend) accepts any user and password over the PLAIN mechanism (it refuses
+    // SCRAM), so these credentials reach the real server.
+    const PLAIN = '?authMechanism=PLAIN&authSource=%24external';
+    const reachableMongo = `mongodb://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@${mongo.host}/${PLAIN}`;
+    const unreachableMongo = `mongodb://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@127.0.0.1:1/`;
+    const wrongPgPassword = new URL(project.databaseUrl);
+    wrongPgPassword.password = encodeURIComponent(PG_PASSWORD);
+    const target = `mongodb://${MONGO_USER}:${encodeURIComponent(TARGET_PASSWORD)}@127.0.0.1:1/`;
 
-  const base = {
-    'neon-project-id': stack.NEON_PROJECT_ID,
-    'neon-api-host': stack.NEON_API_HOST,
-    'target-database-prefix': 'leaktest_',
-    'backup-branch': 'no-such-backup-branch',
-  };
-  const scenarios: Record<string, Record<string, string>> = {
-    'every service refuses or is unreachable': {
-      ...base,
-      'mongodb-uri': unreachableMongo,
-      'neon-database-url': wrongPgPassword.toString(),
-      'neon-api-key': API_KEY,
-      'target-mongodb-uri': target,
-    },
-    'MongoDB and Postgres accept, the API key is refused': {
-      ...base,
-      'mongodb-uri': reachableMongo,
-      'neon-database-url': stack.NEON_DATABASE_URL,
-      'neon-api-key': API_KEY,
-      'target-mongodb-uri': target,
-    },
-    'the API accepts, Postgres refuses the password': {
-      ...base,
-      'mongodb-uri': reachableMongo,
-      'neon-database-url': wrongPgPassword.toString(),
-      'neon-api-key': stack.NEON_API_KEY,
-      'target-mongodb-uri': target,
-    },
-    // Unescaped '@' and '/' in the passwords: drivers would misparse these URLs and echo pieces.
-    'passwords not percent-encoded': {
-      ...base,
-      'mongodb-uri': `mongodb://${MONGO_USER}:${MONGO_PASSWORD}@${mongo.host}/`,
-      'neon-database-url': `postgresql://${pgUser}:${PG_PASSWORD}@${standby.host}/neondb?sslmode=require`,
-      'neon-api-key': API_KEY,
-      'target-mongodb-uri': `mongodb://${MONGO_USER}:${TARGET_PASSWORD}@127.0.0.1:1/`,
-    },
-    'malformed secret inputs': {
-      ...base,
-      'mongodb-uri': `https://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@example.net/`,
-      'neon-database-url': wrongPgPassword.toString().replace('sslmode=require', 'sslmode=disable'),
-      'neon-api-key': API_KEY,
-      'target-mongodb-uri': `mongodb+srv://${MONGO_USER}:${encodeURIComponent(TARGET_PASSWORD)}@a.example.net,b.example.net/`,
-    },
-  };
+    const secrets = [
+      ...passwordForms(MONGO_USER, MONGO_PASSWORD),
+      `${MONGO_USER}:${encodeURIComponent(TARGET_PASSWORD)}@${mongo.host}`,
+      ...passwordForms(pgUser, PG_PASSWORD),
+      ...passwordForms(MONGO_USER, TARGET_PASSWORD),
+      API_KEY,
+      reachableMongo,
+      unreachableMongo,
+      wrongPgPassword.toString(),
+      target,
+      // the stack's real credentials, used where a run must get past a check
+      project.apiKey,
+      realPgPassword,
+      project.databaseUrl,
+    ];
+
+    const base = {
+      'neon-project-id': project.projectId,
+      'neon-api-host': project.apiHost,
+      'target-database-prefix': 'leaktest_',
+      'backup-branch': 'no-such-backup-branch',
+    };
+    const scenarios: Record<string, Record<string, string>> = {
+      'every service refuses or is unreachable': {
+        ...base,
+        'mongodb-uri': unreachableMongo,
+        'neon-database-url': wrongPgPassword.toString(),
+        'neon-api-key': API_KEY,
+        'target-mongodb-uri': target,
+      },
+      'MongoDB and Postgres accept, the API key is refused': {
+        ...base,
+        'mongodb-uri': reachableMongo,
+        'neon-database-url': project.databaseUrl,
+        'neon-api-key': API_KEY,
+        'target-mongodb-uri': target,
+      },
+      'the API accepts, Postgres refuses the password': {
+        ...base,
+        'mongodb-uri': reachableMongo,
+        'neon-database-url': wrongPgPassword.toString(),
+        'neon-api-key': project.apiKey,
+        'target-mongodb-uri': target,
+      },
+      // Unescaped '@' and '/' in the passwords: drivers would misparse these URLs and echo pieces.
+      'passwords not percent-encoded': {
+        ...base,
+        'mongodb-uri': `mongodb://${MONGO_USER}:${MONGO_PASSWORD}@${mongo.host}/`,
+        'neon-database-url': `postgresql://${pgUser}:${PG_PASSWORD}@${standby.host}/neondb?sslmode=require`,
+        'neon-api-key': API_KEY,
+        'target-mongodb-uri': `mongodb://${MONGO_USER}:${TARGET_PASSWORD}@127.0.0.1:1/`,
+      },
+      'malformed secret inputs': {
+        ...base,
+        'mongodb-uri': `https://${MONGO_USER}:${encodeURIComponent(MONGO_PASSWORD)}@example.net/`,
+        'neon-database-url': wrongPgPassword.toString().replace('sslmode=require', 'sslmode=disable'),
+        'neon-api-key': API_KEY,
+        'target-mongodb-uri': `mongodb+srv://${MONGO_USER}:${encodeURIComponent(TARGET_PASSWORD)}@a.example.net,b.example.net/`,
+      },
+    };
+    return { standby, pgUser, realPgPassword, mongo, PLAIN, reachableMongo, secrets, scenarios };
+  }
+
+  beforeAll(async () => {
+    project = await createTestProject('bundle-secrets.test.ts');
+    fixture = secretsFixture(project);
+  });
+
+  afterAll(async () => {
+    await project?.dispose();
+  });
+
   // No env fallbacks: only the inputs above carry credentials.
-  const env = Object.fromEntries(STACK.map((k) => [k, undefined]));
+  const env = Object.fromEntries(FALLBACKS.map((k) => [k, undefined]));
 
   /** Values registered with the runner (`::add-mask::` lines, command escaping undone). */
   function maskedValues(run: BundleRun): string[] {
@@ -114,10 +134,11 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
   }
 
   function expectNoLeak(run: BundleRun, label: string): void {
-    expect({ label, leaks: findSecretLeaks(run, secrets) }).toEqual({ label, leaks: [] });
+    expect({ label, leaks: findSecretLeaks(run, fixture.secrets) }).toEqual({ label, leaks: [] });
   }
 
   test.each(MODES.map((m) => [m]))('mode %s: main and post steps, every scenario', async (mode) => {
+    const { scenarios, realPgPassword } = fixture;
     const runs = await Promise.all(
       Object.entries(scenarios).map(async ([name, inputs]) => {
         const main = await runAction({ mode, ...inputs }, { env, timeoutMs: 60_000 });
@@ -141,7 +162,7 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
         MONGO_PASSWORD,
         `${MONGO_USER}:${MONGO_PASSWORD}`,
         TARGET_PASSWORD,
-        API_KEY === inputs['neon-api-key'] ? API_KEY : stack.NEON_API_KEY,
+        API_KEY === inputs['neon-api-key'] ? API_KEY : project.apiKey,
         inputs['neon-database-url'].includes(encodeURIComponent(PG_PASSWORD)) || inputs['neon-database-url'].includes(PG_PASSWORD)
           ? PG_PASSWORD
           : realPgPassword,
@@ -151,7 +172,7 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
   });
 
   test('the CLI, on the same failures', async () => {
-    const inputs = scenarios['every service refuses or is unreachable'];
+    const inputs = fixture.scenarios['every service refuses or is unreachable'];
     const args = ['validate', ...Object.entries(inputs).flatMap(([k, v]) => [`--${k}`, v])];
     const run = await runCli(args, { env, timeoutMs: 60_000 });
     expect(run.exitCode).toBe(1);
@@ -162,13 +183,9 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
   describe('a complete backup, restore and recover', () => {
     const SOURCE_DB = `leak_src_${process.pid}`;
     const PREFIX = 'leak_rec_';
-    let release: (() => Promise<void>) | undefined;
     let mongoClient: MongoClient | undefined;
 
     beforeAll(async () => {
-      // The emulator's branches and the standby are shared by every test file: hold them for this one.
-      release = await lockEmulator('bundle-secrets.test.ts');
-      await resetEmulator(stack.NEON_API_HOST, stack.NEON_API_KEY);
       mongoClient = new MongoClient(stack.MONGODB_SRV_URL);
       await mongoClient.connect();
       await mongoClient.db(SOURCE_DB).collection<{ _id: number; owner: string; note: string }>('accounts').insertMany(
@@ -179,17 +196,11 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
     afterAll(async () => {
       for (const db of [SOURCE_DB, `${PREFIX}${SOURCE_DB}`]) await mongoClient?.db(db).dropDatabase().catch(() => undefined);
       await mongoClient?.close();
-      await release?.();
     });
 
     test('nothing secret in any step, main or post', async () => {
-      const common = {
-        'neon-project-id': stack.NEON_PROJECT_ID,
-        'neon-api-host': stack.NEON_API_HOST,
-        'neon-api-key': stack.NEON_API_KEY,
-        'neon-database-url': stack.NEON_DATABASE_URL,
-        databases: SOURCE_DB,
-      };
+      const { reachableMongo, mongo, PLAIN } = fixture;
+      const common = { ...project.inputs, databases: SOURCE_DB };
       const backup = await runAction({ ...common, mode: 'backup', 'mongodb-uri': reachableMongo }, { env, timeoutMs: 300_000 });
       expectNoLeak(backup, 'backup');
       expect(backup.exitCode).toBe(0);

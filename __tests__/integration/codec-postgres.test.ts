@@ -18,6 +18,7 @@ import { connectPostgres } from '../../src/postgres.js';
 import { rawDocument } from '../../test/support/bson-arbitraries.js';
 import { corpusValidCases, withInt32Id } from '../../test/support/bson-corpus.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const RANDOM_DOCUMENTS = 3000;
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
@@ -37,13 +38,15 @@ async function copyRows(client: pg.Client, table: string, rows: Iterable<StoredR
   })()), sink);
 }
 
-describeWithStack('codec rows in PostgreSQL', ['NEON_DATABASE_URL'], (env) => {
+describeWithStack('codec rows in PostgreSQL', ['NEON_API_HOST', 'NEON_API_KEY'], () => {
+  let project: TestProject; // a Postgres cluster of this file's own
   let client: pg.Client;
   const schema = quoteIdent(schemaNameFor(DATABASE));
   const table = (collection: string): string => `${schema}.${quoteIdent(tableNameFor(collection))}`;
 
   beforeAll(async () => {
-    client = await connectPostgres(env.NEON_DATABASE_URL, { applicationName: 'supaneon-sync codec test' });
+    project = await createTestProject('codec-postgres.test.ts');
+    client = await connectPostgres(project.databaseUrl, { applicationName: 'supaneon-sync codec test' });
     await client.query(`CREATE SCHEMA ${schema}`);
     for (const c of [CORPUS_COLLECTION, RANDOM_COLLECTION, APP_COLLECTION]) {
       await client.query(`CREATE TABLE ${table(c)} (_id text PRIMARY KEY, doc jsonb NOT NULL, bson bytea NOT NULL, hash bytea NOT NULL)`);
@@ -51,9 +54,11 @@ describeWithStack('codec rows in PostgreSQL', ['NEON_DATABASE_URL'], (env) => {
   });
 
   afterAll(async () => {
-    if (!client) return;
-    await client.query(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
-    await client.end();
+    try {
+      await client?.end();
+    } finally {
+      await project?.dispose();
+    }
   });
 
   /** Writes `raws`, reads them back, and checks every row against what was written. */

@@ -6,11 +6,11 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
-import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 import { describeWithStack, repoRoot } from '../../test/support/stack.js';
 
 const DIR = path.join(repoRoot, 'test', 'fixtures', 'neon-recordings');
-const STACK = ['NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST'];
+const STACK = ['NEON_API_KEY', 'NEON_API_HOST'];
 
 interface Interaction {
   file: string;
@@ -80,33 +80,32 @@ export function shapeDifferences(recorded: unknown, actual: unknown, at = '$'): 
   return [];
 }
 
-describeWithStack('emulator contract: recorded Neon traffic replayed', STACK, (env) => {
-  let release: (() => Promise<void>) | undefined;
+describeWithStack('emulator contract: recorded Neon traffic replayed', STACK, () => {
+  let project: TestProject;
   const ids = new Map<string, string>();
   const interactions = recordedInteractions();
 
   const api = async (method: string, route: string): Promise<{ status: number; json: unknown }> => {
-    const res = await fetch(`${env.NEON_API_HOST}${route}`, { method, headers: { authorization: `Bearer ${env.NEON_API_KEY}` } });
+    const res = await fetch(`${project.apiHost}${route}`, { method, headers: { authorization: `Bearer ${project.apiKey}` } });
     const text = await res.text();
     return { status: res.status, json: text === '' ? undefined : (JSON.parse(text) as unknown) };
   };
 
   beforeAll(async () => {
-    release = await lockEmulator('emulator-contract.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
+    project = await createTestProject('emulator-contract.test.ts');
     // One branch with an endpoint, so operations exist; then the recorded ids map onto ours.
-    const created = await fetch(`${env.NEON_API_HOST}/projects/${env.NEON_PROJECT_ID}/branches`, {
+    const created = await fetch(`${project.apiHost}/projects/${project.projectId}/branches`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${env.NEON_API_KEY}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${project.apiKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ branch: { name: 'contract' }, endpoints: [{ type: 'read_write' }] }),
     });
     const body = (await created.json()) as { branch: { id: string }; endpoints: { id: string }[]; operations: { id: string; status: string; endpoint_id?: string }[] };
     expect(created.status).toBe(201);
     // As on Neon, a create answers at once, its operations not yet finished.
     expect(body.operations.map((o) => o.status).every((s) => s === 'scheduling' || s === 'running')).toBe(true);
-    const main = ((await api('GET', `/projects/${env.NEON_PROJECT_ID}/branches`)).json as { branches: { id: string; default: boolean }[] }).branches.find((b) => b.default);
+    const main = ((await api('GET', `/projects/${project.projectId}/branches`)).json as { branches: { id: string; default: boolean }[] }).branches.find((b) => b.default);
     for (const i of interactions) {
-      for (const m of i.path.matchAll(/\/projects\/([^/?]+)/g)) ids.set(m[1], env.NEON_PROJECT_ID);
+      for (const m of i.path.matchAll(/\/projects\/([^/?]+)/g)) ids.set(m[1], project.projectId);
       for (const m of i.path.matchAll(/\b(br-[a-z0-9-]+)/g)) ids.set(m[1], main?.id ?? body.branch.id);
       // The recorded operation is a start_compute (it names an endpoint): so is ours.
       for (const m of i.path.matchAll(/\/operations\/([0-9a-f-]{36})/g)) ids.set(m[1], (body.operations.find((o) => o.endpoint_id) ?? body.operations[0]).id);
@@ -114,8 +113,7 @@ describeWithStack('emulator contract: recorded Neon traffic replayed', STACK, (e
   }, 120_000);
 
   afterAll(async () => {
-    if (env.NEON_API_HOST) await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY).catch(() => undefined);
-    await release?.();
+    await project?.dispose();
   });
 
   test('the recordings hold requests the emulator serves', () => {
@@ -135,7 +133,7 @@ describeWithStack('emulator contract: recorded Neon traffic replayed', STACK, (e
   });
 
   test('lists carry pagination.next even when everything fits on one page, as Neon\'s do', async () => {
-    const listed = (await api('GET', `/projects/${env.NEON_PROJECT_ID}/branches`)).json as { pagination?: { next?: string } };
+    const listed = (await api('GET', `/projects/${project.projectId}/branches`)).json as { pagination?: { next?: string } };
     expect(typeof listed.pagination?.next).toBe('string');
   });
 });

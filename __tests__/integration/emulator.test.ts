@@ -1,13 +1,13 @@
 // The Neon API emulator, driven over HTTP the way the product drives Neon: the official @neon/sdk
 // client for the API, plain fetch for control routes and raw error bodies, `pg` over verified TLS
-// for the branches' data. The emulator is shared with other test files: every test here starts and
-// ends from a reset project (only the default branch, with an empty database).
+// for the branches' data. Each group of tests below works in a project of its own, made fresh for
+// it (only the default branch, with an empty database), so no test sees another's branches.
 import fs from 'node:fs';
 import pg from 'pg';
 import { createNeonClient, type AnnotationData, type Branch, type Endpoint, type NeonApiError, type Operation } from '@neon/sdk';
-import { lockEmulator } from '../../test/support/emulator-lock.js';
 import { emulatorSourceHash } from '../../test/support/neon-emulator/server.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 /** Whichever of these fields a route answers with (error bodies carry code and message). */
 interface ApiBody {
@@ -21,49 +21,66 @@ interface ApiBody {
   operations: Operation[];
 }
 
-const STACK_SETTINGS = ['NEON_API_HOST', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'SUPANEON_STACK_CA'] as const;
+const STACK_SETTINGS = ['NEON_API_HOST', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'SUPANEON_STACK_CA'] as const;
+/** Every call a test makes here gives up after this long instead of waiting for ever. */
+const CALL_TIMEOUT_MS = 30_000;
 
 describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
   const apiHost = env.NEON_API_HOST;
   const apiKey = env.NEON_API_KEY;
-  const projectId = env.NEON_PROJECT_ID;
-  const databaseUrl = new URL(env.NEON_DATABASE_URL);
   const ca = fs.readFileSync(env.SUPANEON_STACK_CA, 'utf8');
   const controlBase = new URL(apiHost).origin;
-  const projectUrl = `${apiHost}/projects/${projectId}`;
   const auth = { Authorization: `Bearer ${apiKey}` };
 
-  const neon = createNeonClient({ apiKey, baseUrl: apiHost, throwOnError: true, wait: { pollIntervalMs: 50, timeoutMs: 60_000 } });
+  // The project the current group of tests works in (see freshProject).
+  let project: TestProject | undefined;
+  let projectId: string;
+  let projectUrl: string;
+  let databaseUrl: URL;
 
+  /** Deletes the previous group's project and makes a new one, with only its default branch. */
+  async function freshProject(label: string, opts: { branchLimit?: number } = {}): Promise<void> {
+    await project?.dispose();
+    project = await createTestProject(`emulator.test.ts ${label}`, opts);
+    projectId = project.projectId;
+    projectUrl = `${apiHost}/projects/${projectId}`;
+    databaseUrl = new URL(project.databaseUrl);
+  }
+
+  const neon = createNeonClient({ apiKey, baseUrl: apiHost, throwOnError: true, requestTimeoutMs: CALL_TIMEOUT_MS, wait: { pollIntervalMs: 50, timeoutMs: 60_000 } });
+
+  /** A control route of the current project (faults, sweep, reset, settings). */
   async function control(method: string, path: string, body?: unknown): Promise<Response> {
-    const res = await fetch(`${controlBase}/__emulator/${path}`, {
+    const res = await fetch(`${controlBase}/__emulator/projects/${projectId}/${path}`, {
       method, headers: { ...auth, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
     });
-    if (!res.ok) throw new Error(`${method} /__emulator/${path} answered ${res.status}: ${await res.text()}`);
+    if (!res.ok) throw new Error(`${method} /__emulator/projects/${projectId}/${path} answered ${res.status}: ${await res.text()}`);
     return res;
   }
 
   async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = auth): Promise<{ status: number; json: ApiBody; headers: Headers }> {
     const res = await fetch(`${projectUrl}${path}`, {
       method, headers: { ...headers, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
     });
     const text = await res.text();
     return { status: res.status, json: (text === '' ? {} : JSON.parse(text)) as ApiBody, headers: res.headers };
   }
 
-  /** A pg client on one endpoint host, TLS verified against the stack's CA. */
-  async function connect(host: string): Promise<pg.Client> {
+  /** A pg client on one endpoint host (the current project's credentials), TLS verified against the stack's CA. */
+  async function connect(host: string, url: URL = databaseUrl): Promise<pg.Client> {
     const client = new pg.Client({
-      host, port: Number(databaseUrl.port), user: decodeURIComponent(databaseUrl.username),
-      password: decodeURIComponent(databaseUrl.password), database: databaseUrl.pathname.slice(1),
-      ssl: { ca, rejectUnauthorized: true }, connectionTimeoutMillis: 10_000,
+      host, port: Number(url.port), user: decodeURIComponent(url.username),
+      password: decodeURIComponent(url.password), database: url.pathname.slice(1),
+      ssl: { ca, rejectUnauthorized: true }, connectionTimeoutMillis: 10_000, query_timeout: CALL_TIMEOUT_MS,
     });
     await client.connect();
     return client;
   }
 
-  async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(host: string, text: string, params: unknown[] = []): Promise<T[]> {
-    const client = await connect(host);
+  async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(host: string, text: string, params: unknown[] = [], url?: URL): Promise<T[]> {
+    const client = await connect(host, url);
     try {
       return (await client.query<T>(text, params)).rows;
     } finally {
@@ -91,28 +108,20 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     return new Date(Date.now() + days * 24 * 3600 * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z');
   }
 
-  // Resets, branch counts and faults are project-wide: hold the cross-file lock while they run.
-  let release: (() => Promise<void>) | undefined;
-
   beforeAll(async () => {
-    release = await lockEmulator('emulator.test.ts');
-    await control('POST', 'reset');
-  }, 660_000);
+    await freshProject('authentication and errors');
+  });
 
   afterEach(async () => {
     await control('DELETE', 'faults');
   });
 
   afterAll(async () => {
-    try {
-      await control('POST', 'reset');
-    } finally {
-      await release?.();
-    }
+    await project?.dispose();
   });
 
   test('the running emulator runs the code of this checkout', async () => {
-    const health = (await (await fetch(`${controlBase}/__emulator/health`)).json()) as { sourceHash: string };
+    const health = (await (await fetch(`${controlBase}/__emulator/health`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).json()) as { sourceHash: string };
     // A stale emulator would test old behaviour: restart it with `npm run stack:down && npm run stack:up`.
     expect({ runningEmulator: health.sourceHash }).toEqual({ runningEmulator: emulatorSourceHash() });
   });
@@ -128,11 +137,11 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       expect(missing.status).toBe(401);
 
       // Control routes need the key too (health excepted: it is the readiness probe).
-      const control401 = await fetch(`${controlBase}/__emulator/faults`, {
-        method: 'POST', headers: { Authorization: 'Bearer not-the-key' }, body: JSON.stringify({ status: 500, count: 1 }),
+      const control401 = await fetch(`${controlBase}/__emulator/projects/${projectId}/faults`, {
+        method: 'POST', headers: { Authorization: 'Bearer not-the-key' }, body: JSON.stringify({ status: 500, count: 1 }), signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
       });
       expect(control401.status).toBe(401);
-      expect((await fetch(`${controlBase}/__emulator/health`)).status).toBe(200);
+      expect((await fetch(`${controlBase}/__emulator/health`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).status).toBe(200);
       expect((await api('GET', '/branches')).status).toBe(200); // no fault was injected
 
       const bad = createNeonClient({ apiKey: 'not-the-key', baseUrl: apiHost });
@@ -146,7 +155,7 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       expect(branch.json.code).toEqual(expect.any(String));
       expect(branch.json.message).toContain('br-no-such-branch-00000000');
 
-      const project = await fetch(`${apiHost}/projects/no-such-project/branches`, { headers: auth });
+      const project = await fetch(`${apiHost}/projects/no-such-project/branches`, { headers: auth, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
       expect(project.status).toBe(404);
       expect(((await project.json()) as { message: string }).message).toContain('no-such-project');
 
@@ -162,8 +171,8 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
   });
 
   describe('branches are isolated copies of their parent', () => {
-    afterAll(async () => {
-      await control('POST', 'reset');
+    beforeAll(async () => {
+      await freshProject('branches are isolated copies of their parent');
     });
 
     test('a write on a child is invisible on the parent, and the reverse', async () => {
@@ -260,8 +269,8 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
   });
 
   describe('operations', () => {
-    afterAll(async () => {
-      await control('POST', 'reset');
+    beforeAll(async () => {
+      await freshProject('operations');
     });
 
     test('a mutation while an operation runs gets 423; after it finishes the same call succeeds', async () => {
@@ -303,8 +312,8 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
   });
 
   describe('expires_at', () => {
-    afterAll(async () => {
-      await control('POST', 'reset');
+    beforeAll(async () => {
+      await freshProject('expires_at');
     });
 
     test('malformed, past and too distant expiry times are refused with 400', async () => {
@@ -355,27 +364,32 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       expect((await api('GET', `/branches/${doomed.id}`)).status).toBe(404);
     });
 
-    test('the background job deletes an expired branch without being asked', async () => {
+    test('the background job deletes an expired branch without being asked, not before its time', async () => {
+      await settle(); // the previous test's deletion must not answer this create with 423
       const soon = new Date(Date.now() + 5000).toISOString().replace(/\.\d{3}Z$/, 'Z');
       const doomed = await neon.branches.create({ projectId, name: 'expires-unattended', noCompute: true, expires_at: soon });
-      await new Promise((r) => setTimeout(r, Date.parse(soon) - Date.now() - 500));
-      expect((await api('GET', `/branches/${doomed.id}`)).status).toBe(200); // not before its time
+      // The event is the branch's disappearance; it must come within a few sweeps of expires_at.
       let status = 200;
-      for (const deadline = Date.now() + 10_000; status === 200 && Date.now() < deadline;) {
+      for (const deadline = Date.parse(soon) + 15_000; status === 200 && Date.now() < deadline;) {
         await new Promise((r) => setTimeout(r, 250));
         status = (await api('GET', `/branches/${doomed.id}`)).status;
       }
       expect(status).toBe(404);
+      // And not before its time: the deletion's operations were recorded at or after expires_at.
+      const deletion = (await neon.operations.list({ projectId }).all()).find((op) => op.branch_id === doomed.id && op.action === 'delete_timeline');
+      expect(deletion).toBeDefined();
+      expect(Date.parse(deletion!.created_at)).toBeGreaterThanOrEqual(Date.parse(soon));
     });
   });
 
   describe('branch limit', () => {
-    afterAll(async () => {
-      await control('POST', 'reset');
+    beforeAll(async () => {
+      await freshProject('branch limit', { branchLimit: 4 });
     });
 
     test('creating a branch beyond the limit (default branch included) gets 422', async () => {
       const limit = (await neon.projects.get({ projectId })).owner!.branches_limit;
+      expect(limit).toBe(4); // this project's own limit, set when the test made it
       const existing = (await neon.branches.list({ projectId }).all()).length;
       expect(existing).toBe(1);
       for (let i = existing; i < limit; i++) {
@@ -390,8 +404,8 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
   });
 
   describe('listing and annotations', () => {
-    afterAll(async () => {
-      await control('POST', 'reset');
+    beforeAll(async () => {
+      await freshProject('listing and annotations');
     });
 
     test('search matches part of a name or of an id; annotations are keyed by branch id', async () => {
@@ -420,6 +434,10 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
   });
 
   describe('fault injection', () => {
+    beforeAll(async () => {
+      await freshProject('fault injection');
+    });
+
     test('500: the next matching call fails, the one after succeeds', async () => {
       await control('POST', 'faults', { status: 500, count: 1, method: 'GET', path: '/branches' });
       const failed = await api('GET', '/branches');
@@ -468,7 +486,7 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       await settle();
     });
 
-    test('a fault only hits matching calls, and DELETE /__emulator/faults clears them', async () => {
+    test('a fault only hits matching calls, and DELETE .../faults clears them', async () => {
       await control('POST', 'faults', { status: 503, count: 5, method: 'DELETE' });
       expect((await api('GET', '/branches')).status).toBe(200);
       expect(((await (await control('GET', 'faults')).json()) as { faults: unknown[] }).faults).toEqual([expect.objectContaining({ status: 503, count: 5 })]);
@@ -478,7 +496,122 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     });
   });
 
-  describe('reset', () => {
+  describe('projects', () => {
+    interface CreatedProject {
+      project: { id: string; name: string };
+      branch: { id: string; name: string; default?: boolean; primary?: boolean };
+      endpoints: Array<{ host: string; branch_id: string; type: string }>;
+      roles: Array<{ name: string; password?: string }>;
+      databases: Array<{ name: string; owner_name: string }>;
+      operations: Operation[];
+      connection_uris: Array<{ connection_uri: string; connection_parameters: { host: string; role: string; database: string } }>;
+    }
+
+    async function account(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+      const res = await fetch(`${apiHost}${path}`, {
+        method, headers: { ...auth, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(120_000),
+      });
+      const text = await res.text();
+      return { status: res.status, json: (text === '' ? {} : JSON.parse(text)) as Record<string, unknown> };
+    }
+
+    test('POST /projects answers as Neon does; DELETE /projects/{id} stops and removes everything', async () => {
+      const made = await account('POST', '/projects', { project: { name: 'emulator-shape-check' } });
+      expect(made.status).toBe(201);
+      const created = made.json as unknown as CreatedProject;
+      const id = created.project.id;
+      try {
+        expect(id).toMatch(/^[a-z]+-[a-z]+-\d{8}$/);
+        expect(created.project.name).toBe('emulator-shape-check');
+        expect(created.branch).toEqual(expect.objectContaining({ name: 'main', default: true, primary: true }));
+        expect(created.endpoints).toEqual([expect.objectContaining({ branch_id: created.branch.id, type: 'read_write' })]);
+        expect(created.roles).toEqual([expect.objectContaining({ name: 'neondb_owner', password: expect.any(String) })]);
+        expect(created.databases).toEqual([expect.objectContaining({ name: 'neondb', owner_name: 'neondb_owner' })]);
+        expect(created.operations.map((op) => op.action).sort()).toEqual(['create_timeline', 'start_compute']);
+        const uri = new URL(created.connection_uris[0].connection_uri);
+        expect(uri.hostname).toBe(created.endpoints[0].host);
+        expect(uri.searchParams.get('sslmode')).toBe('require');
+        await neon.operations.waitFor({ operations: created.operations });
+
+        // Its own role password, its own endpoint, over verified TLS.
+        const client = new pg.Client({
+          host: uri.hostname, port: Number(uri.port), user: decodeURIComponent(uri.username), password: decodeURIComponent(uri.password),
+          database: uri.pathname.slice(1), ssl: { ca, rejectUnauthorized: true }, connectionTimeoutMillis: 10_000, query_timeout: CALL_TIMEOUT_MS,
+        });
+        await client.connect();
+        try {
+          expect((await client.query('SELECT host(inet_server_addr()) AS addr')).rows[0].addr).toBe(uri.hostname);
+        } finally {
+          await client.end();
+        }
+        expect((await account('GET', `/projects/${id}`)).json.project).toEqual(expect.objectContaining({ id, name: 'emulator-shape-check' }));
+        expect(((await account('GET', '/projects')).json.projects as Array<{ id: string }>).map((p) => p.id)).toContain(id);
+
+        const deleted = await account('DELETE', `/projects/${id}`);
+        expect(deleted.status).toBe(200);
+        expect(deleted.json.project).toEqual(expect.objectContaining({ id }));
+        expect((await account('GET', `/projects/${id}`)).status).toBe(404);
+        expect((await account('GET', `/projects/${id}/branches`)).status).toBe(404);
+        expect(((await account('GET', '/projects')).json.projects as Array<{ id: string }>).map((p) => p.id)).not.toContain(id);
+        // Its cluster no longer runs: nothing answers on its endpoint.
+        const gone = new pg.Client({
+          host: uri.hostname, port: Number(uri.port), user: 'neondb_owner', password: 'x', database: 'neondb',
+          ssl: { ca, rejectUnauthorized: true }, connectionTimeoutMillis: 5_000,
+        });
+        await expect(gone.connect()).rejects.toThrow(/ECONNREFUSED|timeout|terminated/i);
+      } finally {
+        await account('DELETE', `/projects/${id}`);
+      }
+    });
+
+    test('projects share nothing: branches, data, faults, limits and the 423 lock are each their own', async () => {
+      const [a, b] = await Promise.all([createTestProject('emulator.test.ts isolation a'), createTestProject('emulator.test.ts isolation b', { branchLimit: 2 })]);
+      try {
+        expect(a.defaultHost).not.toBe(b.defaultHost);
+        const [aUrl, bUrl] = [new URL(a.databaseUrl), new URL(b.databaseUrl)];
+        expect(aUrl.password).not.toBe(bUrl.password); // each project's role has its own password
+        await sql(aUrl.hostname, 'CREATE TABLE only_in_a (x int)', [], aUrl);
+        const inB = await sql(bUrl.hostname, "SELECT tablename FROM pg_tables WHERE tablename = 'only_in_a'", [], bUrl);
+        expect(inB).toEqual([]);
+
+        // A branch being made in one project (its operation in flight) locks only that project.
+        const [inA, inBranch] = await Promise.all([
+          neon.branches.create({ projectId: a.projectId, name: 'same-name', noCompute: true }),
+          neon.branches.create({ projectId: b.projectId, name: 'same-name', noCompute: true }),
+        ]);
+        expect(inA.project_id).toBe(a.projectId);
+        expect(inBranch.project_id).toBe(b.projectId);
+        expect((await neon.branches.list({ projectId: a.projectId }).all()).map((x) => x.id).sort()).toEqual([a.defaultBranchId, inA.id].sort());
+
+        // b's limit of 2 is reached; a keeps the default limit.
+        expect((await neon.projects.get({ projectId: b.projectId })).owner?.branches_limit).toBe(2);
+        expect((await neon.projects.get({ projectId: a.projectId })).owner?.branches_limit).toBe(10);
+
+        // A fault injected into a is never seen by b.
+        await a.injectFault({ status: 500, count: 1, method: 'GET', path: '/branches' });
+        const bList = await fetch(`${apiHost}/projects/${b.projectId}/branches`, { headers: auth, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+        expect(bList.status).toBe(200);
+        const aList = await fetch(`${apiHost}/projects/${a.projectId}/branches`, { headers: auth, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+        expect(aList.status).toBe(500);
+      } finally {
+        await Promise.all([a.dispose(), b.dispose()]);
+      }
+    });
+
+    test("the stack's own project (the one in .stack/env) is never deleted", async () => {
+      const refused = await account('DELETE', `/projects/${env.NEON_PROJECT_ID}`);
+      expect(refused.status).toBe(422);
+      expect(String(refused.json.message)).toContain(env.NEON_PROJECT_ID);
+      expect((await account('GET', `/projects/${env.NEON_PROJECT_ID}`)).status).toBe(200);
+    });
+  });
+
+  describe('reset (what the demo does to the stack\'s own project)', () => {
+    beforeAll(async () => {
+      await freshProject('reset');
+    });
+
     test('leaves only the default branch, with an empty database', async () => {
       const main = await defaultBranch();
       const mainHost = await hostOf(main.id);

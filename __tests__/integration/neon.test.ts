@@ -6,10 +6,10 @@ import type { Logger } from '../../src/io.js';
 import { NeonApi, TOOL_ANNOTATION, normaliseEndpointHost, type NeonApiOptions } from '../../src/neon.js';
 import { roleAndDatabaseOf } from '../../src/connection-string.js';
 import { connectPostgres } from '../../src/postgres.js';
-import { clearFaults, createPlainBranch, injectFault, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
-const STACK = ['NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+const STACK = ['NEON_API_KEY', 'NEON_API_HOST'];
 
 function recordingLog(): Logger & { lines: string[] } {
   const lines: string[] = [];
@@ -34,32 +34,21 @@ describe('normaliseEndpointHost', () => {
   });
 });
 
-describeWithStack('NeonApi against the emulator', STACK, (env) => {
-  let release: (() => Promise<void>) | undefined;
+describeWithStack('NeonApi against the emulator', STACK, () => {
+  // This file's own project: its branches, operations and faults are nobody else's.
+  let project: TestProject;
   let defaultBranchId: string;
   const api = (over: Partial<NeonApiOptions> = {}) =>
-    new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: recordingLog(), ...over });
+    new NeonApi({ apiKey: project.apiKey, projectId: project.projectId, baseUrl: project.apiHost, log: recordingLog(), ...over });
 
   beforeAll(async () => {
-    release = await lockEmulator('neon.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
-    const main = (await api().listBranches()).find((b) => b.isDefault);
-    if (!main) throw new Error('the emulator has no default branch after a reset');
-    defaultBranchId = main.id;
+    project = await createTestProject('neon.test.ts');
+    defaultBranchId = project.defaultBranchId;
   });
-
-  async function postFault(fault: Record<string, unknown>): Promise<void> {
-    const res = await fetch(`${env.NEON_API_HOST.replace(/\/api\/v2\/?$/, '')}/__emulator/faults`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${env.NEON_API_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify(fault),
-    });
-    if (!res.ok) throw new Error(`injecting a fault failed: HTTP ${res.status} ${await res.text()}`);
-  }
 
   // Each test leaves the project as it found it, even when it fails half-way.
   afterEach(async () => {
-    await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY);
+    await project.clearFaults();
     const neon = api();
     for (let round = 0; round < 10; round++) {
       const branches = await neon.listBranches();
@@ -70,17 +59,16 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
   });
 
   afterAll(async () => {
-    await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY).catch(() => undefined);
-    await release?.();
+    await project?.dispose();
   });
 
   test('getProject reports the branch limit; the standby is found by its endpoint host', async () => {
     const neon = api();
-    const project = await neon.getProject();
-    expect(project.id).toBe(env.NEON_PROJECT_ID);
-    expect(project.branchLimit).toBe(10);
+    const info = await neon.getProject();
+    expect(info.id).toBe(project.projectId);
+    expect(info.branchLimit).toBe(10);
 
-    const standby = await neon.findBranchByEndpoint(env.NEON_DATABASE_URL);
+    const standby = await neon.findBranchByEndpoint(project.databaseUrl);
     expect(standby?.id).toBe(defaultBranchId);
     expect(standby?.isDefault).toBe(true);
     expect(await neon.findBranchByEndpoint('postgresql://u@ep-nowhere-1.example.com/db')).toBeUndefined();
@@ -109,8 +97,9 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
     expect(await neon.findBranch('nt-backup')).toBeUndefined();
 
     // No compute: no endpoint was made for it.
-    const res = await fetch(`${env.NEON_API_HOST}/projects/${env.NEON_PROJECT_ID}/branches/${first.id}/endpoints`, {
-      headers: { authorization: `Bearer ${env.NEON_API_KEY}` },
+    const res = await fetch(`${project.apiHost}/projects/${project.projectId}/branches/${first.id}/endpoints`, {
+      headers: { authorization: `Bearer ${project.apiKey}` },
+      signal: AbortSignal.timeout(30_000),
     });
     expect(((await res.json()) as { endpoints: unknown[] }).endpoints).toEqual([]);
 
@@ -123,25 +112,25 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
     const neon = api();
     const backupBranch = await neon.createBackupBranch({ name: 'nt-backup-r', parentId: defaultBranchId, runId: 'run-r' });
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const { branch, host } = await neon.createRestoreBranch({ name: 'nt-restore-1', parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(env.NEON_DATABASE_URL) });
+    const { branch, host } = await neon.createRestoreBranch({ name: 'nt-restore-1', parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(project.databaseUrl) });
     expect(branch.annotations).toEqual({ [TOOL_ANNOTATION]: 'restore-test', 'backup-branch-id': backupBranch.id });
-    expect(host).not.toBe(new URL(env.NEON_DATABASE_URL).hostname);
+    expect(host).not.toBe(new URL(project.databaseUrl).hostname);
     const listed = (await neon.toolBranches('restore-test'))[0];
     expect(listed.id).toBe(branch.id);
     expect(Date.parse(listed.expiresAt ?? '')).toBe(Date.parse(expiresAt));
 
-    const client = await connectPostgres(env.NEON_DATABASE_URL, { host });
+    const client = await connectPostgres(project.databaseUrl, { host });
     try {
       const r = await client.query('SELECT host(inet_server_addr()) AS addr');
-      // The endpoint's entry (like Neon's proxy) forwards to the branch's cluster on 127.0.1.N.
-      expect(r.rows[0].addr).toBe(host.replace(/^127\.0\.0\./, '127.0.1.'));
+      // The endpoint's entry (like Neon's proxy) forwards to the branch's cluster on 127.1.X.Y.
+      expect(r.rows[0].addr).toBe(host.replace(/^127\.0\./, '127.1.'));
     } finally {
       await client.end();
     }
 
     // A parent with a child cannot go: the error names the call, the branch, Neon's code and a fix.
     await expect(neon.deleteBranch(backupBranch.id)).rejects.toThrow(
-      new RegExp(`delete branch ${backupBranch.id} in project "${env.NEON_PROJECT_ID}" failed: HTTP 422 BRANCH_HAS_CHILDREN: .*Fix: `),
+      new RegExp(`delete branch ${backupBranch.id} in project "${project.projectId}" failed: HTTP 422 BRANCH_HAS_CHILDREN: .*Fix: `),
     );
     await neon.deleteBranch(branch.id);
     // Deleting what is already gone is done, not an error.
@@ -152,13 +141,13 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
   test('423, 429 and 503 are retried for every call; the log says so', async () => {
     const log = recordingLog();
     const neon = api({ log });
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 423, count: 2, method: 'POST', path: '/branches' });
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 503, count: 1, method: 'GET', path: '/operations/' });
+    await project.injectFault({ status: 423, count: 2, method: 'POST', path: '/branches' });
+    await project.injectFault({ status: 503, count: 1, method: 'GET', path: '/operations/' });
     const b = await neon.createBackupBranch({ name: 'nt-retry', parentId: defaultBranchId, runId: 'run-retry' });
     expect(log.lines.filter((l) => /HTTP 423/.test(l) && /retrying/.test(l))).toHaveLength(2);
     expect(log.lines.some((l) => /HTTP 503/.test(l) && /retrying/.test(l))).toBe(true);
 
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 429, count: 1, method: 'GET', path: '/branches' });
+    await project.injectFault({ status: 429, count: 1, method: 'GET', path: '/branches' });
     expect((await neon.toolBranches('backup')).map((x) => x.id)).toEqual([b.id]);
     expect(log.lines.some((l) => /HTTP 429/.test(l))).toBe(true);
     await neon.deleteBranch(b.id);
@@ -167,7 +156,7 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
   test('a 500 answering a create is checked by name before trying again: one branch, not two', async () => {
     const log = recordingLog();
     const neon = api({ log });
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 500, count: 1, method: 'POST', path: '/branches' });
+    await project.injectFault({ status: 500, count: 1, method: 'POST', path: '/branches' });
     const b = await neon.createBackupBranch({ name: 'nt-500', parentId: defaultBranchId, runId: 'run-500' });
     expect(log.lines.some((l) => /checking whether the branch was created/.test(l))).toBe(true);
     expect((await neon.listBranches()).filter((x) => x.name === 'nt-500').map((x) => x.id)).toEqual([b.id]);
@@ -180,7 +169,7 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
       const neon = api({ log, requestTimeoutMs: 2000 });
       const name = `nt-lost-${status}`;
       // The emulator creates the branch, then answers 500 (or never answers) instead of 201.
-      await postFault({ status, count: 1, method: 'POST', path: '/branches', after: true });
+      await project.injectFault({ status, count: 1, method: 'POST', path: '/branches', after: true });
       const b = await neon.createBackupBranch({ name, parentId: defaultBranchId, runId: `run-lost-${status}` });
       // After a 500 the branch is there at once; after a hang it may appear only later, when the
       // create is retried or answered 409: either way exactly one branch, this run's.
@@ -191,8 +180,8 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
   });
 
   test('a branch of the same name made by someone else is never adopted', async () => {
-    const userBranch = await createPlainBranch(env.NEON_API_HOST, env.NEON_API_KEY, env.NEON_PROJECT_ID, 'nt-taken');
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 500, count: 1, method: 'POST', path: '/branches' });
+    const userBranch = await project.createPlainBranch('nt-taken');
+    await project.injectFault({ status: 500, count: 1, method: 'POST', path: '/branches' });
     await expect(api().createBackupBranch({ name: 'nt-taken', parentId: defaultBranchId, runId: 'run-x' })).rejects.toThrow(
       new RegExp(`a branch with this name and parent already exists \\(${userBranch}\\) but was not made by this run`),
     );
@@ -201,13 +190,13 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
   test('a hanging GET times out and is retried; a hanging POST is checked before any retry', async () => {
     const log = recordingLog();
     const neon = api({ log, requestTimeoutMs: 1000 });
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 'hang', count: 1, method: 'GET', path: '/branches' });
+    await project.injectFault({ status: 'hang', count: 1, method: 'GET', path: '/branches' });
     const started = Date.now();
     await neon.listBranches();
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
     expect(log.lines.some((l) => /no answer within 1 s; retrying/.test(l))).toBe(true);
 
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 'hang', count: 1, method: 'POST', path: '/branches' });
+    await project.injectFault({ status: 'hang', count: 1, method: 'POST', path: '/branches' });
     const b = await neon.createBackupBranch({ name: 'nt-hang', parentId: defaultBranchId, runId: 'run-hang' });
     expect((await neon.listBranches()).filter((x) => x.name === 'nt-hang')).toHaveLength(1);
     await neon.deleteBranch(b.id);
@@ -215,13 +204,13 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
 
   test('a lock that outlasts the retry deadline fails with the call, the status and a fix', async () => {
     const neon = api({ retryDeadlineMs: 1500 });
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 423, count: 50, method: 'POST', path: '/branches' });
+    await project.injectFault({ status: 423, count: 50, method: 'POST', path: '/branches' });
     try {
       await expect(neon.createBackupBranch({ name: 'nt-locked', parentId: defaultBranchId, runId: 'run-l' })).rejects.toThrow(
         /create branch "nt-locked" from .* failed: HTTP 423 .*gave up after \d+ attempts.*Fix: another operation kept the project locked/,
       );
     } finally {
-      await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY);
+      await project.clearFaults();
     }
     expect((await neon.listBranches()).some((b) => b.name === 'nt-locked')).toBe(false);
   });
@@ -235,7 +224,7 @@ describeWithStack('NeonApi against the emulator', STACK, (env) => {
     );
     expect(keyError?.message).toMatch(/HTTP 401.*Fix: check the neon-api-key input/);
     expect(keyError?.message).not.toContain(wrongKey);
-    expect(keyError?.message).not.toContain(env.NEON_API_KEY);
+    expect(keyError?.message).not.toContain(project.apiKey);
 
     const badProject = api({ projectId: 'no-such-project-42' });
     await expect(badProject.getProject()).rejects.toThrow(/HTTP 404.*check the neon-project-id input: project "no-such-project-42" was not found/);

@@ -20,36 +20,37 @@ import { connectPostgres } from '../../src/postgres.js';
 import { clearSecrets, registerSecret } from '../../src/secrets.js';
 import { withTemporaryBranch } from '../../src/temporary-branch.js';
 import { loadDataset, shopDataset } from '../../test/support/datasets.js';
-import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 import { recordingIo } from '../../test/support/recording-io.js';
 import { describeWithStack } from '../../test/support/stack.js';
 
 const DB = `rn_shop_${process.pid}_${Date.now().toString(36)}`;
 const PREFIX = `rn${process.pid}_`;
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL', 'SUPANEON_STACK_DIR'];
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST', 'SUPANEON_STACK_DIR'];
 const COUNTS = { customers: 30, products: 10, orders: 60 };
 const TOTAL = COUNTS.customers + COUNTS.products + COUNTS.orders;
 
 describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
-  let release: (() => Promise<void>) | undefined;
+  let project: TestProject;
   let mongo: MongoClient;
   let neon: NeonApi;
   let standbyEndpoint: { id: string; branchId: string };
 
-  const control = async (route: string, body: unknown): Promise<unknown> => {
-    const res = await fetch(`${env.NEON_API_HOST.replace(/\/api\/v2\/?$/, '')}/__emulator/${route}`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${env.NEON_API_KEY}`, 'content-type': 'application/json' },
-      body: JSON.stringify(body),
+  /** This project's emulator settings (the plan Neon would set by subscription). */
+  const setPlan = async (plan: string): Promise<unknown> => {
+    const res = await fetch(`${project.apiHost.replace(/\/api\/v2\/?$/, '')}/__emulator/projects/${project.projectId}`, {
+      method: 'PATCH',
+      headers: { authorization: `Bearer ${project.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ plan }),
     });
-    if (!res.ok) throw new Error(`emulator ${route}: HTTP ${res.status} ${await res.text()}`);
+    if (!res.ok) throw new Error(`emulator plan ${plan}: HTTP ${res.status} ${await res.text()}`);
     return res.json();
   };
   const api = async (method: string, route: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> => {
     for (let attempt = 0; ; attempt++) {
-      const res = await fetch(`${env.NEON_API_HOST}/projects/${env.NEON_PROJECT_ID}${route}`, {
+      const res = await fetch(`${project.apiHost}/projects/${project.projectId}${route}`, {
         method,
-        headers: { authorization: `Bearer ${env.NEON_API_KEY}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${project.apiKey}`, 'content-type': 'application/json' },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       const text = await res.text();
@@ -64,13 +65,13 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
 
   /** The standby URL exactly as Neon's console writes it, with the given password. */
   const consoleUrl = (password?: string): string => {
-    const u = new URL(env.NEON_DATABASE_URL);
+    const u = new URL(project.databaseUrl);
     if (password !== undefined) u.password = encodeURIComponent(password);
     u.search = `?sslmode=require&channel_binding=require&options=endpoint%3D${standbyEndpoint.id}`;
     return u.toString();
   };
   const config = (mode: string, url: string, inputs: RawInputs = {}): Config =>
-    parseConfig({ mode, databases: DB, 'neon-database-url': url, 'lock-wait-seconds': '60', ...inputs }, process.env);
+    parseConfig({ mode, databases: DB, ...project.inputs, 'neon-database-url': url, 'lock-wait-seconds': '60', ...inputs }, process.env);
   const ok = async (what: string, run: (io: ReturnType<typeof recordingIo>) => Promise<boolean>) => {
     const io = recordingIo();
     const passed = await run(io);
@@ -79,12 +80,11 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
   };
 
   beforeAll(async () => {
-    release = await lockEmulator('real-neon.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
-    neon = new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: recordingIo().log });
+    project = await createTestProject('real-neon.test.ts');
+    neon = new NeonApi({ apiKey: project.apiKey, projectId: project.projectId, baseUrl: project.apiHost, log: recordingIo().log });
     const endpoints = (await api('GET', '/endpoints')).json.endpoints as { id: string; branch_id: string; host: string }[];
-    const standby = endpoints.find((e) => e.host === new URL(env.NEON_DATABASE_URL).hostname);
-    if (!standby) throw new Error('the stack has no endpoint at NEON_DATABASE_URL');
+    const standby = endpoints.find((e) => e.host === new URL(project.databaseUrl).hostname);
+    if (!standby) throw new Error("the test project has no endpoint at its default branch's host");
     standbyEndpoint = { id: standby.id, branchId: standby.branch_id };
     mongo = await connectMongo(env.MONGODB_SRV_URL);
     await loadDataset(mongo, DB, shopDataset(COUNTS, 5));
@@ -96,9 +96,7 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
       for (const name of [DB, `${PREFIX}a_${DB}`, `${PREFIX}b_${DB}`, `${PREFIX}c_${DB}`]) await mongo.db(name).dropDatabase().catch(() => undefined);
       await mongo.close();
     }
-    // The standby's password and plan go back to the stack's, for the other test files.
-    if (env.NEON_API_HOST) await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY).catch(() => undefined);
-    await release?.();
+    await project?.dispose();
   });
 
   test('a Free-plan project refuses plan-limited endpoint settings with Neon\'s message', async () => {
@@ -138,7 +136,7 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
     const reset = await api('POST', `/branches/${standbyEndpoint.branchId}/roles/neondb_owner/reset_password`);
     expect(reset.status).toBe(200);
     const password = (reset.json.role as { password: string }).password;
-    expect(password).not.toBe(decodeURIComponent(new URL(env.NEON_DATABASE_URL).password));
+    expect(password).not.toBe(decodeURIComponent(new URL(project.databaseUrl).password));
     const url = consoleUrl(password);
     // The old password no longer opens the standby.
     await expect(connectPostgres(consoleUrl())).rejects.toThrow(/password authentication failed/);
@@ -155,7 +153,7 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
     // Free has no protected branches, as on Neon; Launch does.
     const refused = await api('PATCH', `/branches/${standbyEndpoint.branchId}`, { branch: { protected: true } });
     expect(refused.status).toBe(400);
-    await control('plan', { plan: 'launch' });
+    await setPlan('launch');
     expect((await api('PATCH', `/branches/${standbyEndpoint.branchId}`, { branch: { protected: true } })).status).toBe(200);
     const password = ((await api('GET', `/branches/${standbyEndpoint.branchId}/roles/neondb_owner/reveal_password`)).json as { password: string }).password;
     const url = consoleUrl(password);

@@ -8,12 +8,12 @@ import { backup } from '../../src/modes/backup.js';
 import { NeonApi } from '../../src/neon.js';
 import { recover } from '../../src/modes/recover.js';
 import { loadCollection, randomDocuments } from '../../test/support/datasets.js';
-import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { findSecretLeaks, runAction, runPost, startBundle } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 import { recordingIo } from '../../test/support/recording-io.js';
 
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
 
 // Own database names: FerretDB and the default branch are shared with test files running in parallel.
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
@@ -23,8 +23,9 @@ const PREFIX = 'rcv_';
 /** A document whose `_id` may be of any type (the driver's default schema assumes ObjectId). */
 type AnyIdDocument = Document & { _id: unknown };
 
-function config(inputs: RawInputs): Config {
-  return parseConfig({ databases: SOURCE_DB, ...inputs }, process.env);
+/** The mode's configuration, the Neon settings coming from the NEON_* variables as in a workflow. */
+function config(inputs: RawInputs, neonEnv: Record<string, string>): Config {
+  return parseConfig({ databases: SOURCE_DB, ...inputs }, { ...process.env, ...neonEnv });
 }
 
 /** Documents covering every BSON type the MongoDB-wire test server accepts, nested where it allows. */
@@ -118,10 +119,11 @@ function withHostPort(uri: string, host: string, port: number): string {
 
 describeWithStack('mode: recover on the local stack', STACK, (env) => {
   let mongo: MongoClient;
-  let release: (() => Promise<void>) | undefined;
+  // This file's own Neon project: its standby, backup and temporary branches are nobody else's.
+  let project: TestProject;
   let backupBranchId: string;
   const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
-  const neon = () => new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: quiet });
+  const neon = () => new NeonApi({ apiKey: project.apiKey, projectId: project.projectId, baseUrl: project.apiHost, log: quiet });
   /** Inputs of a recover step in a workflow, every one given explicitly as a user would. */
   const actionInputs = (prefix: string): Record<string, string> => ({
     mode: 'recover',
@@ -129,16 +131,11 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     'target-mongodb-uri': env.MONGODB_SRV_URL,
     'target-database-prefix': prefix,
     databases: SOURCE_DB,
-    'neon-api-key': env.NEON_API_KEY,
-    'neon-project-id': env.NEON_PROJECT_ID,
-    'neon-database-url': env.NEON_DATABASE_URL,
-    'neon-api-host': env.NEON_API_HOST,
+    ...project.inputs,
   });
 
   beforeAll(async () => {
-    // The emulator's branches and the standby's database are shared by every test file: hold them for this file.
-    release = await lockEmulator('recover.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
+    project = await createTestProject('recover.test.ts');
 
     mongo = new MongoClient(env.MONGODB_SRV_URL);
     await mongo.connect();
@@ -156,7 +153,7 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     );
 
     const io = recordingIo();
-    const ok = await backup(config({ mode: 'backup' }), io);
+    const ok = await backup(config({ mode: 'backup' }, project.env), io);
     if (!ok) throw new Error(`the backup this test recovers from failed:\n${io.lines.join('\n')}`);
     backupBranchId = io.outputs['branch-id'];
     expect(backupBranchId).toMatch(/\S/);
@@ -167,13 +164,13 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
       for (const name of [SOURCE_DB, `${PREFIX}${SOURCE_DB}`, `cut_${SOURCE_DB}`, `sb_${SOURCE_DB}`, `bnd_${SOURCE_DB}`, `kill_${SOURCE_DB}`]) await mongo.db(name).dropDatabase().catch(() => undefined);
       await mongo.close();
     }
-    await release?.();
+    await project?.dispose();
   });
 
   test('recovers every document byte-identical, with its indexes, and verifies from the target', async () => {
     const io = recordingIo();
     const ok = await recover(
-      config({ mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': PREFIX }),
+      config({ mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': PREFIX }, project.env),
       io,
     );
     expect(io.lines.join('\n')).not.toContain('error:');
@@ -212,7 +209,7 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
 
   test('refuses a non-empty target without drop-target, naming it, then replaces it with drop-target', async () => {
     const refused = recover(
-      config({ mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': PREFIX }),
+      config({ mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': PREFIX }, project.env),
       recordingIo(),
     );
     await expect(refused).rejects.toThrow(new RegExp(`${PREFIX}${SOURCE_DB}\\.customers.*drop-target`));
@@ -221,7 +218,7 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     await mongo.db(`${PREFIX}${SOURCE_DB}`).collection<AnyIdDocument>('events').insertOne({ _id: 'stray' });
     const io = recordingIo();
     const ok = await recover(
-      config({ mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': PREFIX, 'drop-target': 'true' }),
+      config({ mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': PREFIX, 'drop-target': 'true' }, project.env),
       io,
     );
     expect(ok).toBe(true);
@@ -238,7 +235,7 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
       // `customers` (about 150 KB) goes through whole; the cut falls inside `events` (about 3 MB), before `log` and `random`.
       proxy.cutAfterBytes(1_000_000);
       const failed = recover(
-        config({ mode: 'recover', 'target-mongodb-uri': throughProxy, 'target-database-prefix': 'cut_' }),
+        config({ mode: 'recover', 'target-mongodb-uri': throughProxy, 'target-database-prefix': 'cut_' }, project.env),
         recordingIo(),
       );
       await expect(failed).rejects.toThrow(new RegExp(`recover stopped at cut_${SOURCE_DB}\\.events after \\d+ of 4000 documents`));
@@ -247,7 +244,7 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     }
     const io = recordingIo();
     const ok = await recover(
-      config({ mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': 'cut_', 'drop-target': 'true' }),
+      config({ mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': 'cut_', 'drop-target': 'true' }, project.env),
       io,
     );
     expect(ok).toBe(true);
@@ -264,7 +261,7 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
         include: `${SOURCE_DB}.customers`,
         'target-mongodb-uri': env.MONGODB_SRV_URL,
         'target-database-prefix': 'sb_',
-      }),
+      }, project.env),
       io,
     );
     expect(ok).toBe(true);
@@ -292,8 +289,8 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
         if (!target.get(id)?.equals(bytes)) throw new Error(`${collection} ${id}: recovered bytes differ from the source`);
       }
     }
-    const password = decodeURIComponent(new URL(env.NEON_DATABASE_URL).password);
-    expect(findSecretLeaks(run, [env.NEON_API_KEY, env.NEON_DATABASE_URL, password])).toEqual([]);
+    const password = decodeURIComponent(new URL(project.databaseUrl).password);
+    expect(findSecretLeaks(run, [project.apiKey, project.databaseUrl, password])).toEqual([]);
   });
 
   test('leaves no temporary branch behind, whether a run succeeded or failed', async () => {

@@ -21,16 +21,19 @@ import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
 import { NeonApi, type BranchInfo } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { loadDataset, shopDataset } from '../../test/support/datasets.js';
-import { lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 import { describeWithStack } from '../../test/support/stack.js';
 import type { MongoClient } from 'mongodb';
 import { recordingIo } from '../../test/support/recording-io.js';
 
 const DB = `rt_shop_${process.pid}_${Date.now().toString(36)}`;
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
 
 describeWithStack('mode: restore on tampered backups', STACK, (env) => {
-  let release: (() => Promise<void>) | undefined;
+  // This file's own Neon project: its standby, backups and temporary branches are nobody else's.
+  let project: TestProject;
+  /** The NEON_* variables the product reads, for this file's project. */
+  const projectEnv = () => ({ ...process.env, ...project.env });
   let mongo: MongoClient;
   let neon: NeonApi;
   let standbyId: string;
@@ -40,13 +43,12 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
   const table = (collection: string) => `${quoteIdent(schemaNameFor(DB))}.${quoteIdent(tableNameFor(collection))}`;
 
   beforeAll(async () => {
-    release = await lockEmulator('restore-tamper.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
-    neon = new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: recordingIo().log });
+    project = await createTestProject('restore-tamper.test.ts');
+    neon = new NeonApi({ apiKey: project.apiKey, projectId: project.projectId, baseUrl: project.apiHost, log: recordingIo().log });
     mongo = await connectMongo(env.MONGODB_SRV_URL);
     await loadDataset(mongo, DB, shopDataset({ customers: 40, products: 15, orders: 60 }, 23));
     const io = recordingIo();
-    if (!(await backup(parseConfig({ mode: 'backup', databases: DB, 'lock-wait-seconds': '60' }, process.env), io))) {
+    if (!(await backup(parseConfig({ mode: 'backup', databases: DB, 'lock-wait-seconds': '60' }, projectEnv()), io))) {
       throw new Error(`the backup to tamper with failed:\n${io.lines.join('\n')}`);
     }
     const real = (await neon.toolBranches('backup'))[0];
@@ -55,7 +57,7 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
 
     // The untouched backup verifies: every failure below comes from the tampering alone.
     const check = recordingIo();
-    if (!(await restore(parseConfig({ mode: 'restore', 'backup-branch': real.id }, process.env), check))) {
+    if (!(await restore(parseConfig({ mode: 'restore', 'backup-branch': real.id }, projectEnv()), check))) {
       throw new Error(`the untouched backup does not verify:\n${check.lines.join('\n')}`);
     }
   }, 600_000);
@@ -69,14 +71,14 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
       await mongo.db(DB).dropDatabase().catch(() => undefined);
       await mongo.close();
     }
-    await release?.();
+    await project?.dispose();
   });
 
   /** A copy of the standby, changed by `tamper`, frozen as a backup branch of run `run`. */
   async function tamperedBackup(label: string, tamper: (client: pg.Client) => Promise<void>, run = runId): Promise<BranchInfo> {
     const copy = await createWritableCopy(`rt-copy-${label}`);
     made.push(copy.id);
-    const client = await connectPostgres(env.NEON_DATABASE_URL, { host: copy.host });
+    const client = await connectPostgres(project.databaseUrl, { host: copy.host });
     try {
       await tamper(client);
     } finally {
@@ -90,10 +92,11 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
   /** A branch of the standby with an endpoint and no expiry (a child of it can still be made). */
   async function createWritableCopy(name: string): Promise<{ id: string; host: string }> {
     for (let attempt = 0; attempt < 100; attempt++) {
-      const res = await fetch(`${env.NEON_API_HOST}/projects/${env.NEON_PROJECT_ID}/branches`, {
+      const res = await fetch(`${project.apiHost}/projects/${project.projectId}/branches`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${env.NEON_API_KEY}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${project.apiKey}`, 'content-type': 'application/json' },
         body: JSON.stringify({ branch: { name, parent_id: standbyId }, endpoints: [{ type: 'read_write' }] }),
+        signal: AbortSignal.timeout(60_000),
       });
       if (res.status === 201) {
         const body = (await res.json()) as { branch: { id: string }; endpoints: { host: string }[] };
@@ -108,7 +111,7 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
 
   async function waitForOperations(): Promise<void> {
     for (let i = 0; i < 200; i++) {
-      const res = await fetch(`${env.NEON_API_HOST}/projects/${env.NEON_PROJECT_ID}/operations`, { headers: { authorization: `Bearer ${env.NEON_API_KEY}` } });
+      const res = await fetch(`${project.apiHost}/projects/${project.projectId}/operations`, { headers: { authorization: `Bearer ${project.apiKey}` }, signal: AbortSignal.timeout(30_000) });
       const { operations } = (await res.json()) as { operations: { status: string }[] };
       if (operations.every((op) => op.status === 'finished' || op.status === 'failed')) return;
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -118,7 +121,7 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
   /** Runs restore on `branch`; expects failure; returns the "Verification failed" lines. */
   async function expectFailure(branch: BranchInfo, inputs: Record<string, string> = {}): Promise<string[]> {
     const io = recordingIo();
-    const ok = await restore(parseConfig({ mode: 'restore', 'backup-branch': branch.name, ...inputs }, process.env), io);
+    const ok = await restore(parseConfig({ mode: 'restore', 'backup-branch': branch.name, ...inputs }, projectEnv()), io);
     expect(ok).toBe(false);
     expect(io.outputs.verified).toBe('false');
     expect(await neon.toolBranches('restore-test')).toEqual([]);
@@ -259,7 +262,7 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
     expect(rows.size).toBeGreaterThan(cases.length);
     const copy = await createWritableCopy('rt-copy-corpus');
     made.push(copy.id);
-    const client = await connectPostgres(env.NEON_DATABASE_URL, { host: copy.host });
+    const client = await connectPostgres(project.databaseUrl, { host: copy.host });
     try {
       const run = '00000000-c0de-4000-8000-000000000000';
       const schemaName = schemaNameFor(`${DB}_corpus`);

@@ -16,35 +16,37 @@ import { connectMongo } from '../../src/mongo.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
 import { roleAndDatabaseOf } from '../../src/connection-string.js';
 import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
-import { clearFaults, injectFault, lockEmulator, resetEmulator } from '../../test/support/emulator-lock.js';
 import { actionEntry } from '../../test/support/action-process.js';
 import { parseCommandFile } from '../../test/support/run-bundle.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 import { describeWithStack, repoRoot } from '../../test/support/stack.js';
 import { recordingIo } from '../../test/support/recording-io.js';
 
 const DB = `rs_shop_${process.pid}_${Date.now().toString(36)}`;
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL'];
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
 const COUNTS = { customers: 60, products: 20, orders: 150, random: 200 };
 const TOTAL = COUNTS.customers + COUNTS.products + COUNTS.orders + COUNTS.random;
 
 describeWithStack('mode: restore on the local stack', STACK, (env) => {
-  let release: (() => Promise<void>) | undefined;
+  // This file's own Neon project: its standby, backups and temporary branches are nobody else's.
+  let project: TestProject;
+  /** The NEON_* variables the product reads, for this file's project. */
+  const projectEnv = () => ({ ...process.env, ...project.env });
   let mongo: MongoClient;
   let neon: NeonApi;
   let backupBranch: BranchInfo;
 
-  const config = (inputs: RawInputs = {}): Config => parseConfig({ mode: 'restore', databases: DB, ...inputs }, process.env);
+  const config = (inputs: RawInputs = {}): Config => parseConfig({ mode: 'restore', databases: DB, ...inputs }, projectEnv());
   const restoreBranches = async () => neon.toolBranches('restore-test');
 
   beforeAll(async () => {
-    release = await lockEmulator('restore.test.ts');
-    await resetEmulator(env.NEON_API_HOST, env.NEON_API_KEY);
-    neon = new NeonApi({ apiKey: env.NEON_API_KEY, projectId: env.NEON_PROJECT_ID, baseUrl: env.NEON_API_HOST, log: recordingIo().log });
+    project = await createTestProject('restore.test.ts');
+    neon = new NeonApi({ apiKey: project.apiKey, projectId: project.projectId, baseUrl: project.apiHost, log: recordingIo().log });
     mongo = await connectMongo(env.MONGODB_SRV_URL);
     await loadDataset(mongo, DB, shopDataset({ customers: COUNTS.customers, products: COUNTS.products, orders: COUNTS.orders }, 11));
     await loadCollection(mongo, DB, 'random', randomDocuments(17, COUNTS.random));
     const io = recordingIo();
-    const ok = await backup(parseConfig({ mode: 'backup', databases: DB, 'lock-wait-seconds': '60' }, process.env), io);
+    const ok = await backup(parseConfig({ mode: 'backup', databases: DB, 'lock-wait-seconds': '60' }, projectEnv()), io);
     if (!ok) throw new Error(`the backup to restore failed:\n${io.lines.join('\n')}`);
     backupBranch = (await neon.toolBranches('backup'))[0];
     expect(backupBranch.id).toBe(io.outputs['branch-id']);
@@ -55,7 +57,7 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
       await mongo.db(DB).dropDatabase().catch(() => undefined);
       await mongo.close();
     }
-    await release?.();
+    await project?.dispose();
   });
 
   test('a fresh backup restores and verifies in full; the temporary branch is gone afterwards', async () => {
@@ -152,7 +154,7 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     const hint = io.lines.find((l) => l.startsWith('keeping restore branch'));
     expect(hint).toContain(kept[0].id);
     expect(hint).toContain('psql "postgresql://neondb_owner@');
-    const password = decodeURIComponent(new URL(env.NEON_DATABASE_URL).password);
+    const password = decodeURIComponent(new URL(project.databaseUrl).password);
     expect(io.lines.join('\n')).not.toContain(password);
 
     // With keep-restore-branch the post step leaves it alone; without, it deletes what was recorded.
@@ -180,7 +182,7 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     let swept = false;
     for (let attempt = 0; attempt < 5 && !swept; attempt++) {
       const expiresAt = new Date(Date.now() + 2000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-      const leftover = await neon.createRestoreBranch({ name: `restore-test-leftover-${attempt}`, parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(env.NEON_DATABASE_URL) });
+      const leftover = await neon.createRestoreBranch({ name: `restore-test-leftover-${attempt}`, parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(project.databaseUrl) });
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(expiresAt) - Date.now()) + 20));
       const io = recordingIo();
       expect(await restore(config(), io)).toBe(true);
@@ -191,16 +193,16 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
   });
 
   test('through the action as GitHub runs it: verified, outputs and summary written, the post step finds nothing left', async () => {
-    const inputs = { mode: 'restore', databases: DB, verify: 'sample', 'sample-size': '5' };
+    const inputs = { ...project.inputs, mode: 'restore', databases: DB, verify: 'sample', 'sample-size': '5' };
     const main = startActionStep('main', inputs);
     await main.exited;
     const result = main.result();
     if (result.exitCode !== 0) throw new Error(`the action failed (exit ${result.exitCode}, ${main.label}):\n${result.log}`);
     expect(result.outputs).toMatchObject({ verified: 'true', 'backup-branch-id': backupBranch.id, collections: '4', documents: String(TOTAL) });
     expect(result.summary).toContain('| Collection | Check | Result | Details |');
-    const password = decodeURIComponent(new URL(env.NEON_DATABASE_URL).password);
+    const password = decodeURIComponent(new URL(project.databaseUrl).password);
     const logged = result.log.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n');
-    for (const secret of [password, env.NEON_API_KEY]) {
+    for (const secret of [password, project.apiKey]) {
       expect(logged).not.toContain(secret);
       expect(result.summary).not.toContain(secret);
     }
@@ -214,7 +216,7 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
 
   test('a run killed while verifying leaves its branch; the post step, with the saved state, removes it', async () => {
     // A user check that sleeps keeps the run inside verification long enough to be killed there.
-    const inputs = { mode: 'restore', databases: DB, checks: 'SELECT true FROM pg_sleep(60)' };
+    const inputs = { ...project.inputs, mode: 'restore', databases: DB, checks: 'SELECT true FROM pg_sleep(60)' };
     const main = startActionStep('main', inputs);
     try {
       // Wait until the data checks are done and the sleeping user check runs, then kill without warning.
@@ -241,8 +243,8 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
 
   test('a run killed while its branch is being created: the post step finds it by the recorded name', async () => {
     // The first poll of the create's operations never answers: the branch exists, its id is not yet saved.
-    await injectFault(env.NEON_API_HOST, env.NEON_API_KEY, { status: 'hang', count: 1, method: 'GET', path: '/operations/' });
-    const inputs = { mode: 'restore', databases: DB };
+    await project.injectFault({ status: 'hang', count: 1, method: 'GET', path: '/operations/' });
+    const inputs = { ...project.inputs, mode: 'restore', databases: DB };
     const main = startActionStep('main', inputs);
     try {
       await waitFor(() => readFileSync(main.stateFile, 'utf8').includes(STATE_RESTORE_BRANCH_NAME), 90_000);
@@ -251,7 +253,7 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     } finally {
       main.child.kill('SIGKILL');
       await main.exited;
-      await clearFaults(env.NEON_API_HOST, env.NEON_API_KEY);
+      await project.clearFaults();
     }
     const state = main.result().state;
     expect(state[STATE_RESTORE_BRANCH_ID]).toBeUndefined();

@@ -3,6 +3,7 @@
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 interface Endpoint {
   host: string;
@@ -41,9 +42,18 @@ async function connect(endpoint: Endpoint, ssl: pg.ClientConfig['ssl']): Promise
 
 describeWithStack(
   'branch endpoint TLS and authentication',
-  ['NEON_DATABASE_URL', 'SUPANEON_STACK_CA', 'SUPANEON_STACK_WRONG_CA'],
+  ['NEON_API_HOST', 'NEON_API_KEY', 'SUPANEON_STACK_CA', 'SUPANEON_STACK_WRONG_CA'],
   (env) => {
-    const endpoint = endpointOf(env.NEON_DATABASE_URL);
+    // The default branch of a project of this file's own, made where Neon's are (a 127.0.X.Y endpoint).
+    let project: TestProject;
+    let endpoint: ReturnType<typeof endpointOf>;
+    beforeAll(async () => {
+      project = await createTestProject('stack-tls.test.ts');
+      endpoint = endpointOf(project.databaseUrl);
+    });
+    afterAll(async () => {
+      await project?.dispose();
+    });
     const stackCa = readFileSync(env.SUPANEON_STACK_CA, 'utf8');
     const wrongCa = readFileSync(env.SUPANEON_STACK_WRONG_CA, 'utf8');
 

@@ -14,6 +14,7 @@ import { quoteIdent } from '../../src/naming.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { storedDocuments } from '../../src/stored-documents.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const TABLE = 'stored_documents_probe';
 
@@ -29,10 +30,17 @@ async function tableOf(client: pg.Client, rows: readonly StoredRow[]): Promise<v
 
 const table = { schemaName: 'pg_temp', tableName: TABLE, label: 'db.things' };
 
-describeWithStack('stored documents reader', ['NEON_DATABASE_URL'], (env) => {
+describeWithStack('stored documents reader', ['NEON_API_HOST', 'NEON_API_KEY'], () => {
+  let project: TestProject; // a Postgres cluster of this file's own
   let client: pg.Client;
+  beforeAll(async () => {
+    project = await createTestProject('stored-documents.test.ts');
+  });
+  afterAll(async () => {
+    await project?.dispose();
+  });
   beforeEach(async () => {
-    client = await connectPostgres(env.NEON_DATABASE_URL);
+    client = await connectPostgres(project.databaseUrl);
   });
   afterEach(async () => {
     await client?.end();

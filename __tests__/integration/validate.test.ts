@@ -2,10 +2,12 @@
 // the Neon emulator, TLS PostgreSQL branches).
 import net from 'node:net';
 import { findSecretLeaks, runAction, runCli, type BundleRun } from '../../test/support/run-bundle.js';
-import { lockEmulator } from '../../test/support/emulator-lock.js';
 import { describeWithStack } from '../../test/support/stack.js';
+import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
-const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'NEON_API_HOST'] as const;
+const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'] as const;
+/** Environment variables the product falls back to. */
+const FALLBACKS = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_DATABASE_URL', 'NEON_API_HOST'] as const;
 
 interface Report {
   valid: boolean;
@@ -22,26 +24,22 @@ function reportOf(run: BundleRun): Report {
 
 describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
   // Inputs given explicitly; the env fallbacks are removed so each case controls every value.
-  const noFallbacks = Object.fromEntries(STACK.map((k) => [k, undefined]));
+  const noFallbacks = Object.fromEntries(FALLBACKS.map((k) => [k, undefined]));
+  // This file's own Neon project: validate sees a healthy project whatever other files do to theirs.
+  let project: TestProject;
   const inputs = (overrides: Record<string, string> = {}) => ({
     mode: 'validate',
     'mongodb-uri': stack.MONGODB_SRV_URL,
-    'neon-api-key': stack.NEON_API_KEY,
-    'neon-project-id': stack.NEON_PROJECT_ID,
-    'neon-database-url': stack.NEON_DATABASE_URL,
-    'neon-api-host': stack.NEON_API_HOST,
+    ...project.inputs,
     ...overrides,
   });
   const validate = (overrides: Record<string, string> = {}) => runAction(inputs(overrides), { env: noFallbacks, timeoutMs: 60_000 });
 
-  // Other test files reset the emulator (dropping and recreating the standby's database) and
-  // inject faults: hold the emulator while validate expects a healthy stack.
-  let release: (() => Promise<void>) | undefined;
   beforeAll(async () => {
-    release = await lockEmulator('validate.test.ts');
-  }, 1_900_000);
+    project = await createTestProject('validate.test.ts');
+  });
   afterAll(async () => {
-    await release?.();
+    await project?.dispose();
   });
 
   test('everything reachable: every check passes, exit 0, outputs and summary written', async () => {
@@ -80,13 +78,13 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
         '--mongodb-uri',
         stack.MONGODB_SRV_URL,
         '--neon-api-key',
-        stack.NEON_API_KEY,
+        project.apiKey,
         '--neon-project-id',
-        stack.NEON_PROJECT_ID,
+        project.projectId,
         '--neon-database-url',
-        stack.NEON_DATABASE_URL,
+        project.databaseUrl,
         '--neon-api-host',
-        stack.NEON_API_HOST,
+        project.apiHost,
       ],
       { env: noFallbacks, timeoutMs: 60_000 },
     );
@@ -97,13 +95,13 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
   });
 
   test('the CLI falls back to the environment variables', async () => {
-    const run = await runCli(['validate'], { env: { ...stack }, timeoutMs: 60_000 });
+    const run = await runCli(['validate'], { env: { MONGODB_SRV_URL: stack.MONGODB_SRV_URL, ...project.env }, timeoutMs: 60_000 });
     expect(run.exitCode).toBe(0);
     expect(run.stdout).toMatch(/^valid=true$/m);
   });
 
   test('sslmode=disable: refused before connecting, one line, exit 1', async () => {
-    const url = new URL(stack.NEON_DATABASE_URL);
+    const url = new URL(project.databaseUrl);
     url.searchParams.set('sslmode', 'disable');
     const run = await validate({ 'neon-database-url': url.toString() });
     expect(run.exitCode).toBe(1);
@@ -156,7 +154,7 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
   });
 
   test('Postgres and the Neon API unreachable: fails within 20 s with one line per problem', async () => {
-    const url = new URL(stack.NEON_DATABASE_URL);
+    const url = new URL(project.databaseUrl);
     url.hostname = '127.0.0.1';
     url.port = '1';
     const run = await validate({ 'neon-database-url': url.toString(), 'neon-api-host': 'http://127.0.0.1:1/api/v2' });
@@ -170,7 +168,7 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
 
   test('an address that never answers is given up on in time', async () => {
     // 192.0.2.0/24 is reserved for documentation: packets go nowhere, so only timeouts end it.
-    const url = new URL(stack.NEON_DATABASE_URL);
+    const url = new URL(project.databaseUrl);
     url.hostname = '192.0.2.1';
     const run = await validate({
       'mongodb-uri': 'mongodb://192.0.2.1:27017/',
@@ -194,7 +192,7 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const port = (silent.address() as net.AddressInfo).port;
     try {
-      const url = new URL(stack.NEON_DATABASE_URL);
+      const url = new URL(project.databaseUrl);
       url.hostname = '127.0.0.1';
       url.port = String(port);
       const run = await validate({

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
 # Creates the stack's TLS material once, in $STACK_DIR/tls:
 #   ca.crt / ca.key              the CA that clients trust (NODE_EXTRA_CA_CERTS, SUPANEON_STACK_CA)
-#   server.crt / server.key      signed by that CA, valid for localhost and 127.0.0.1 … 127.0.0.40,
-#                                the loopback addresses the branch endpoints listen on
+#   server.crt / server.key      signed by that CA, valid for localhost and 127.0.X.Y (X 0..3,
+#                                Y 1..254), the loopback addresses the branch endpoints listen on
 #   wrong-ca.crt / wrong-ca.key  an unrelated CA, so tests can prove verification really happens
-# Everything is regenerated when the server certificate is missing or expires within a day.
+# Everything is regenerated when the server certificate is missing, expires within a day, or does
+# not name the last endpoint address (a certificate made when fewer addresses were used).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TLS_DIR="$STACK_DIR/tls"
-LAST_ENDPOINT_ADDRESS=40
+# Must match LAST_SUBNET in test/support/neon-emulator/addresses.ts.
+LAST_ENDPOINT_SUBNET=3
+LAST_ENDPOINT_ADDRESS="127.0.$LAST_ENDPOINT_SUBNET.254"
 
 certs_current() {
   [ -s "$TLS_DIR/ca.crt" ] && [ -s "$TLS_DIR/server.crt" ] && [ -s "$TLS_DIR/server.key" ] \
     && [ -s "$TLS_DIR/wrong-ca.crt" ] \
-    && openssl x509 -checkend 86400 -noout -in "$TLS_DIR/server.crt" >/dev/null 2>&1
+    && openssl x509 -checkend 86400 -noout -in "$TLS_DIR/server.crt" >/dev/null 2>&1 \
+    && openssl x509 -noout -checkip "$LAST_ENDPOINT_ADDRESS" -in "$TLS_DIR/server.crt" 2>/dev/null | grep -q 'does match'
 }
 
 # Postgres runs as $PG_OS_USER when the stack runs as root, and refuses a key that anyone but its
@@ -49,7 +53,9 @@ new_ca ca "supaneon-sync local stack CA"
 new_ca wrong-ca "supaneon-sync unrelated CA"
 
 san="DNS:localhost"
-for n in $(seq 1 "$LAST_ENDPOINT_ADDRESS"); do san="$san,IP:127.0.0.$n"; done
+for x in $(seq 0 "$LAST_ENDPOINT_SUBNET"); do
+  for y in $(seq 1 254); do san="$san,IP:127.0.$x.$y"; done
+done
 cat >"$WORK/server.ext" <<EXT
 basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment

@@ -24,7 +24,9 @@ find_go() {
 mkdir -p "$CACHE_DIR"
 # Two stack starts at once (a test run and a shell) must not build into the same directory.
 exec 9>"$CACHE_DIR/ferretdb.lock"
-flock 9
+# A build takes a few minutes on a slow machine; one that holds the lock far longer is stuck.
+flock -w 1800 9 \
+  || die "another FerretDB build has held $CACHE_DIR/ferretdb.lock for 30 min; if none runs, delete the file and retry"
 
 if ferretdb_runnable; then
   exit 0

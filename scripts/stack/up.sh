@@ -140,11 +140,15 @@ emulator_source_hash() {
 ensure_emulator() {
   local health
   if pid_alive "$EMULATOR_PID" "$EMULATOR_MARK" && health="$(emulator_health 2>/dev/null)"; then
-    if [[ "$health" == *"\"sourceHash\":\"$(emulator_source_hash)\""* ]]; then
+    if [[ "$health" != *"\"sourceHash\":\"$(emulator_source_hash)\""* ]]; then
+      log "the running Neon emulator is older than test/support/neon-emulator: restarting it"
+    elif [ "$TLS_DIR/server.crt" -nt "$EMULATOR_PID" ]; then
+      # Clusters load the certificate when they start: a regenerated one needs them restarted.
+      log "the stack's certificate was regenerated after the Neon emulator started: restarting it"
+    else
       log "Neon emulator already running on 127.0.0.1:$API_PORT"
       return 0
     fi
-    log "the running Neon emulator is older than test/support/neon-emulator: restarting it"
   fi
   stop_pid_file "$EMULATOR_PID" "$EMULATOR_MARK" "Neon emulator"
   # Clusters left running by an emulator that died would hold the endpoint addresses.
@@ -227,7 +231,8 @@ mkdir -p "$STACK_DIR"
 chmod 0755 "$STACK_DIR"
 # One `up` at a time: a test run and a shell may both ask for the stack.
 exec 8>"$STACK_DIR/up.lock"
-flock 8
+flock -w "$((START_TIMEOUT_SECONDS * 3))" 8 \
+  || die "another 'stack:up' has held $STACK_DIR/up.lock for $((START_TIMEOUT_SECONDS * 3))s; if none runs, delete the file and retry"
 
 ensure_node_modules
 ensure_openssl

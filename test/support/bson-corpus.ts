@@ -1,5 +1,6 @@
-// Loads the BSON specification's corpus of test vectors from ../shared/bson-corpus (read in place,
-// never copied into the repository) so every test can run each case through its own path.
+// Loads the BSON specification's corpus of test vectors from test/fixtures/bson-corpus (copied into
+// the repository with its licence and provenance, see its README) so every test can run each case
+// through its own path.
 
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -27,7 +28,7 @@ export interface CorpusDecodeError {
   bson: Buffer;
 }
 
-export const CORPUS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'shared', 'bson-corpus');
+export const CORPUS_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'bson-corpus');
 
 interface CorpusFile {
   description: string;
@@ -41,7 +42,7 @@ function corpusFiles(): Array<{ file: string; content: CorpusFile }> {
   try {
     names = readdirSync(CORPUS_DIR).filter((n) => n.endsWith('.json')).sort();
   } catch (cause) {
-    throw new Error(`BSON corpus not found at ${CORPUS_DIR}; it is expected beside the repository in ../shared/bson-corpus`, { cause });
+    throw new Error(`BSON corpus not found at ${CORPUS_DIR}; it is part of the repository (test/fixtures/bson-corpus); restore it with git checkout`, { cause });
   }
   return names.map((file) => ({ file, content: JSON.parse(readFileSync(path.join(CORPUS_DIR, file), 'utf8')) as CorpusFile }));
 }

@@ -1,11 +1,13 @@
-// Jest global setup: brings the local stack up once per run (or reuses a running one) and puts its
-// settings into process.env, which the test workers inherit. SUPANEON_SKIP_STACK=1 skips it for
-// runs of unit tests only.
+// Jest global setup: brings the local stack up once per run (or reuses a running one), puts its
+// settings into process.env, which the test workers inherit, and deletes the emulator projects of
+// test runs that were killed before they could. SUPANEON_SKIP_STACK=1 skips it for runs of unit
+// tests only.
 import { tsImport } from 'tsx/esm/api';
 
 // Jest loads this file outside its own module system, where a relative import of another
 // TypeScript file does not resolve; tsx loads stack.ts the way the scripts run it.
 type StackModule = typeof import('./stack.js');
+type TestProjectModule = typeof import('./test-project.js');
 
 export default async function globalSetup(): Promise<void> {
   if (process.env.SUPANEON_SKIP_STACK === '1') {
@@ -22,4 +24,7 @@ export default async function globalSetup(): Promise<void> {
     );
   }
   Object.assign(process.env, env);
+  const { deleteAbandonedTestProjects } = (await tsImport('./test-project.ts', import.meta.url)) as TestProjectModule;
+  const abandoned = await deleteAbandonedTestProjects();
+  if (abandoned.length > 0) process.stderr.write(`local stack: deleted ${abandoned.length} project(s) left by killed test runs\n`);
 }

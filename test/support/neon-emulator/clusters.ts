@@ -1,28 +1,47 @@
-// One real PostgreSQL cluster per branch: initdb for the default branch, pg_basebackup (or a plain
-// copy of a stopped data directory) for a child, start/stop with pg_ctl. Every cluster listens on
-// its own loopback address 127.0.0.N on the shared port, with TLS and scram-sha-256, exactly as a
-// client reaches a Neon endpoint: same role, password and database, only the host differs.
+// One real PostgreSQL cluster per branch: a copy of an initdb'd template for a project's default
+// branch, pg_basebackup (or a plain copy of a stopped data directory) for a child, start/stop with
+// pg_ctl. Every cluster listens on its own loopback address (addresses.ts) on the shared port, with
+// TLS and scram-sha-256, exactly as a client reaches a Neon endpoint: same role, password and
+// database as the rest of its project, only the host differs. Every wait here is bounded: a tool
+// that does not finish in time is killed and its request fails, naming the branch.
 import { execFile, execFileSync } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
-import { backendHostOf } from './entry.js';
+import { DEFAULT_HOST_NUMBER, hostOf, LAST_HOST_NUMBER } from './addresses.js';
+import { backendHostOf, Entries } from './entry.js';
 import type { EmulatorConfig } from './config.js';
 
 /** The emulator's own superuser, reachable only over each cluster's unix socket. */
 const ADMIN_USER = 'emulator_admin';
-/** Endpoints live on 127.0.0.2..127.0.0.40, the addresses the stack certificate names. */
-export const LAST_HOST_NUMBER = 40;
 const SOCKET_PATH_LIMIT = 100; // sun_path is 108 bytes on Linux; keep a margin
+/** The template is complete once this file exists in it (an initdb cut short leaves none). */
+const TEMPLATE_READY = 'emulator-template-ready';
+/** Longest a PostgreSQL tool may run: pg_ctl waits 60 s itself; a copy of test data takes seconds. */
+const TOOL_TIMEOUT_MS = 180_000;
+/** The emulator's own SQL on a cluster: connecting over the socket, and one statement. */
+const ADMIN_CONNECT_TIMEOUT_MS = 15_000;
+const ADMIN_QUERY_TIMEOUT_MS = 60_000;
+
+/** Who owns a project's data on every branch: its role (and password) and its database. */
+export interface ProjectOwner {
+  role: string;
+  rolePassword: string;
+  database: string;
+}
 
 export class Clusters {
   readonly #config: EmulatorConfig;
   /** uid/gid that own the data directories, or undefined when the clusters run as ourselves. */
   readonly #owner: { uid: number; gid: number } | undefined;
 
+  /** The endpoints' connection entries (like Neon's proxy), one per running cluster. */
+  readonly entries: Entries;
+
   constructor(config: EmulatorConfig) {
     this.#config = config;
+    this.entries = new Entries(config);
     const isRoot = process.getuid?.() === 0;
     if (isRoot && config.pgUser === '') {
       throw new Error('neon emulator: running as root needs EMULATOR_PG_USER (PostgreSQL refuses to run as root)');
@@ -42,9 +61,9 @@ export class Clusters {
     if (!cert.verify(ca.publicKey)) {
       throw new Error(`neon emulator: ${tlsCert} is not signed by ${caCert}; regenerate the stack's certificates`);
     }
-    for (const host of ['127.0.0.2', `127.0.0.${LAST_HOST_NUMBER}`]) {
+    for (const host of [hostOf(DEFAULT_HOST_NUMBER), hostOf(LAST_HOST_NUMBER)]) {
       if (cert.checkIP(host) === undefined) {
-        throw new Error(`neon emulator: ${tlsCert} does not name ${host} (it needs IP SANs 127.0.0.1..127.0.0.${LAST_HOST_NUMBER}); regenerate the stack's certificates`);
+        throw new Error(`neon emulator: ${tlsCert} does not name ${host} (it needs IP SANs 127.0.0.1..${hostOf(LAST_HOST_NUMBER)}); run 'npm run stack:up', which regenerates it`);
       }
     }
   }
@@ -59,25 +78,53 @@ export class Clusters {
   }
 
   async prepareDirectories(): Promise<void> {
-    for (const dir of ['clusters', 'sock', 'logs']) await this.#ownedDir(path.join(this.#config.stateDir, dir));
+    for (const dir of ['clusters', 'sock', 'logs', 'template']) await this.#ownedDir(path.join(this.#config.stateDir, dir));
   }
 
-  /** A fresh cluster for the default branch, with the project's role and database. */
-  async initDefault(branchId: string, hostNumber: number): Promise<void> {
+  /**
+   * A fresh cluster for a project's default branch: a copy of the template (initdb runs once per
+   * state directory, not once per project), started, with the project's role and database.
+   */
+  async createDefault(branchId: string, hostNumber: number, owner: ProjectOwner): Promise<void> {
+    await this.#ensureTemplate();
     const dataDir = this.dataDir(branchId);
-    await this.#run('initdb', ['-D', dataDir, '-U', ADMIN_USER, '-E', 'UTF8', '--locale=C.UTF-8',
-      '--auth-local=trust', '--auth-host=scram-sha-256', '--no-sync']);
-    await fs.appendFile(path.join(dataDir, 'postgresql.conf'), "\ninclude_if_exists = 'emulator.conf'\n");
-    await this.#writeOwned(path.join(dataDir, 'pg_hba.conf'), HBA);
-    await this.start(branchId, hostNumber);
+    await fs.rm(dataDir, { recursive: true, force: true });
+    await this.#run('cp', ['-a', this.#templateDir(), dataDir], false);
+    await this.start(branchId, hostNumber, owner);
     await this.withAdmin(hostNumber, 'postgres', async (client) => {
-      const { role, rolePassword, database } = this.#config;
       // Neon's owner role is not a superuser: it logs in, creates databases, and owns its database.
       const ddl = await client.query<{ sql: string }>(
-        "SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', $1::text, $2::text) AS sql", [role, rolePassword]);
+        "SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', $1::text, $2::text) AS sql", [owner.role, owner.rolePassword]);
       await client.query(ddl.rows[0].sql);
-      await client.query(`CREATE DATABASE ${client.escapeIdentifier(database)} OWNER ${client.escapeIdentifier(role)}`);
+      await client.query(`CREATE DATABASE ${client.escapeIdentifier(owner.database)} OWNER ${client.escapeIdentifier(owner.role)}`);
     });
+  }
+
+  #templateDir(): string {
+    return path.join(this.#config.stateDir, 'template', 'data');
+  }
+
+  #template: Promise<void> | undefined;
+
+  /** initdb once into a side directory, renamed into place only when complete. */
+  #ensureTemplate(): Promise<void> {
+    this.#template ??= (async () => {
+      const dir = this.#templateDir();
+      if (await exists(path.join(dir, TEMPLATE_READY))) return;
+      await fs.rm(dir, { recursive: true, force: true });
+      const building = `${dir}.new`;
+      await fs.rm(building, { recursive: true, force: true });
+      await this.#run('initdb', ['-D', building, '-U', ADMIN_USER, '-E', 'UTF8', '--locale=C.UTF-8',
+        '--auth-local=trust', '--auth-host=scram-sha-256', '--no-sync']);
+      await fs.appendFile(path.join(building, 'postgresql.conf'), "\ninclude_if_exists = 'emulator.conf'\n");
+      await this.#writeOwned(path.join(building, 'pg_hba.conf'), HBA);
+      await this.#writeOwned(path.join(building, TEMPLATE_READY), '');
+      await fs.rename(building, dir);
+    })().catch((error: unknown) => {
+      this.#template = undefined; // the next project creation tries again
+      throw error;
+    });
+    return this.#template;
   }
 
   /**
@@ -97,21 +144,20 @@ export class Clusters {
     }
   }
 
-  /**
-   * Starts the cluster of a branch on 127.0.0.N (a cluster already running is left running). The
-   * role's password is set to the branch's own (default EMULATOR_ROLE_PASSWORD), whatever the copied data held.
-   */
-  async start(branchId: string, hostNumber: number, rolePassword = this.#config.rolePassword): Promise<void> {
+  /** Starts the cluster of a branch on its address (a cluster already running is left running). */
+  async start(branchId: string, hostNumber: number, owner: Pick<ProjectOwner, 'role' | 'rolePassword'>): Promise<void> {
     if (!(await this.isRunning(branchId))) await this.#startStopped(branchId, hostNumber);
-    await this.setRolePassword(hostNumber, rolePassword);
+    // The role's password is the branch's own (the caller's), whatever the copied data held.
+    await this.setRolePassword(hostNumber, owner);
+    await this.entries.open(hostNumber, branchId);
   }
 
-  /** Sets the project role's password in a running cluster (a reset_password, a child's fresh password). */
-  async setRolePassword(hostNumber: number, rolePassword: string): Promise<void> {
+  /** Sets the owner role's password in a running cluster (a reset_password, a child's fresh password). */
+  async setRolePassword(hostNumber: number, owner: Pick<ProjectOwner, 'role' | 'rolePassword'>): Promise<void> {
     await this.withAdmin(hostNumber, 'postgres', async (client) => {
       const ddl = await client.query<{ sql: string }>(
         "SELECT format('ALTER ROLE %I PASSWORD %L', rolname, $2::text) AS sql FROM pg_roles WHERE rolname = $1",
-        [this.#config.role, rolePassword]);
+        [owner.role, owner.rolePassword]);
       if (ddl.rows.length === 1) await client.query(ddl.rows[0].sql);
     });
   }
@@ -129,11 +175,12 @@ export class Clusters {
       await this.#run('pg_ctl', ['start', '-D', dataDir, '-w', '-t', '60', '-s', '-l', log]);
     } catch (error) {
       const tail = await fs.readFile(log, 'utf8').then((t) => t.split('\n').slice(-15).join('\n'), () => '');
-      throw new Error(`starting the cluster of branch ${branchId} on ${backendHostOf(hostNumber)}:${this.#config.pgPort} failed: ${(error as Error).message}\n${tail}`, { cause: error });
+      throw new Error(`starting the cluster of branch ${branchId} on ${hostOf(hostNumber)}:${this.#config.pgPort} failed: ${(error as Error).message}\n${tail}`, { cause: error });
     }
   }
 
   async stop(branchId: string): Promise<void> {
+    await this.entries.closeBranch(branchId);
     if (!(await this.isRunning(branchId))) return;
     await this.#run('pg_ctl', ['stop', '-D', this.dataDir(branchId), '-m', 'fast', '-w', '-t', '60', '-s']);
   }
@@ -170,11 +217,11 @@ export class Clusters {
   }
 
   /** Drops and recreates the project's database, empty and owned by the project's role. */
-  async recreateDatabase(hostNumber: number): Promise<void> {
+  async recreateDatabase(hostNumber: number, owner: Pick<ProjectOwner, 'role' | 'database'>): Promise<void> {
     await this.withAdmin(hostNumber, 'postgres', async (client) => {
-      const db = client.escapeIdentifier(this.#config.database);
+      const db = client.escapeIdentifier(owner.database);
       await client.query(`DROP DATABASE IF EXISTS ${db} WITH (FORCE)`);
-      await client.query(`CREATE DATABASE ${db} OWNER ${client.escapeIdentifier(this.#config.role)}`);
+      await client.query(`CREATE DATABASE ${db} OWNER ${client.escapeIdentifier(owner.role)}`);
     });
   }
 
@@ -184,7 +231,10 @@ export class Clusters {
   }
 
   async withAdmin<T>(hostNumber: number, database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
-    const client = new pg.Client({ host: this.socketDir(hostNumber), port: this.#config.pgPort, user: ADMIN_USER, database });
+    const client = new pg.Client({
+      host: this.socketDir(hostNumber), port: this.#config.pgPort, user: ADMIN_USER, database,
+      connectionTimeoutMillis: ADMIN_CONNECT_TIMEOUT_MS, query_timeout: ADMIN_QUERY_TIMEOUT_MS,
+    });
     await client.connect();
     try {
       return await fn(client);
@@ -193,14 +243,19 @@ export class Clusters {
     }
   }
 
-  /** Runs a PostgreSQL tool (or cp) as the cluster owner; its stderr becomes the error message. */
+  /**
+   * Runs a PostgreSQL tool (or cp) as the cluster owner; its stderr becomes the error message. One
+   * that outlives TOOL_TIMEOUT_MS is killed, so a stuck copy fails its request instead of holding
+   * the project's work queue (and with it every later mutation of the project) for ever.
+   */
   #run(tool: string, args: string[], fromBinDir = true): Promise<string> {
     const program = fromBinDir ? path.join(this.#config.pgBinDir, tool) : tool;
     const [file, argv] = this.#owner ? ['runuser', ['-u', this.#config.pgUser, '--', program, ...args]] : [program, args];
     return new Promise((resolve, reject) => {
       // cwd: the cluster user may not be allowed into the emulator's working directory.
-      execFile(file, argv, { cwd: '/', maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-        if (error) reject(new Error(`${tool} ${args[0] ?? ''} failed: ${(stderr || stdout || error.message).trim()}`));
+      execFile(file, argv, { cwd: '/', maxBuffer: 16 * 1024 * 1024, timeout: TOOL_TIMEOUT_MS, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
+        if (error?.killed) reject(new Error(`${tool} ${args[0] ?? ''} did not finish within ${TOOL_TIMEOUT_MS / 1000} s and was killed: ${(stderr || stdout).trim()}`));
+        else if (error) reject(new Error(`${tool} ${args[0] ?? ''} failed: ${(stderr || stdout || error.message).trim()}`));
         else resolve(stdout);
       });
     });
@@ -234,7 +289,7 @@ hostssl  all          all             127.0.0.0/8   scram-sha-256
 
 function clusterSettings(hostNumber: number, port: number, socketDir: string): string {
   return `# Written by the Neon emulator at every start.
-# Behind the endpoint's entry (entry.ts), which listens on 127.0.0.N.
+# Behind the endpoint's entry (entry.ts), which listens on the endpoint address itself.
 listen_addresses = '${backendHostOf(hostNumber)}'
 port = ${port}
 unix_socket_directories = '${socketDir}'
@@ -267,4 +322,8 @@ async function directorySize(dir: string): Promise<number> {
     if (entry.isFile()) total += (await fs.stat(path.join(entry.parentPath, entry.name))).size;
   }
   return total;
+}
+
+async function exists(file: string): Promise<boolean> {
+  return fs.access(file).then(() => true, () => false);
 }

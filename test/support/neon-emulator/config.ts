@@ -1,6 +1,5 @@
 // The emulator's settings, read once from the environment that scripts/stack/up.sh sets.
 import path from 'node:path';
-import { isPlanName, type PlanName } from './plan.js';
 
 export interface EmulatorConfig {
   readonly port: number;
@@ -19,8 +18,6 @@ export interface EmulatorConfig {
   readonly database: string;
   readonly operationDelayMs: number;
   readonly branchLimit: number;
-  /** The project's plan at first start (free, launch or scale); Free and Launch refuse what real Neon refuses. */
-  readonly plan: PlanName;
 }
 
 export function readConfig(env: NodeJS.ProcessEnv): EmulatorConfig {
@@ -48,7 +45,7 @@ export function readConfig(env: NodeJS.ProcessEnv): EmulatorConfig {
     return value;
   };
 
-  const config: { -readonly [K in keyof EmulatorConfig]: EmulatorConfig[K] } = {
+  const config: EmulatorConfig = {
     port: int('EMULATOR_PORT'),
     apiKey: text('EMULATOR_API_KEY'),
     projectId: text('EMULATOR_PROJECT_ID'),
@@ -64,11 +61,7 @@ export function readConfig(env: NodeJS.ProcessEnv): EmulatorConfig {
     database: text('EMULATOR_DATABASE', 'neondb'),
     operationDelayMs: int('EMULATOR_OPERATION_DELAY_MS', 200),
     branchLimit: int('EMULATOR_BRANCH_LIMIT', 10),
-    plan: 'free',
   };
-  const plan = env.EMULATOR_PLAN ?? 'free';
-  if (isPlanName(plan)) config.plan = plan;
-  else problems.push(`EMULATOR_PLAN must be free, launch or scale (got ${JSON.stringify(plan)})`);
   if (config.branchLimit < 1) problems.push('EMULATOR_BRANCH_LIMIT must be at least 1 (the default branch counts)');
   if (problems.length > 0) {
     throw new Error(`neon emulator: invalid configuration:\n  - ${problems.join('\n  - ')}`);

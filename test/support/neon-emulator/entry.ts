@@ -2,7 +2,7 @@
 // address (127.0.0.N), where this TLS-terminating Postgres-protocol proxy reads the startup packet,
 // refuses an `options=endpoint=<id>` (or `project=`) that names another endpoint with Neon's
 // message, strips that word (Postgres itself would refuse it as an unknown command-line switch),
-// and forwards the session over TLS to the branch's cluster on 127.0.1.N.
+// and forwards the session over TLS to the branch's cluster on 127.1.X.Y (for endpoint 127.0.X.Y).
 //
 // Channel binding (SCRAM-SHA-256-PLUS, tls-server-end-point) still works end to end: the binding
 // data is the hash of the server certificate, and the proxy presents the very certificate the
@@ -14,7 +14,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
-import type { Log } from './project.js';
+import { hostOf } from './addresses.js';
 
 const SSL_REQUEST = 80877103;
 const GSSENC_REQUEST = 80877104;
@@ -29,39 +29,40 @@ export interface EntryConfig {
   caCert: string;
 }
 
-/** The address the cluster of endpoint address 127.0.0.N listens on, behind its entry. */
+/** The address the cluster of endpoint address 127.0.X.Y listens on, behind its entry: 127.1.X.Y. */
 export function backendHostOf(hostNumber: number): string {
-  return `127.0.1.${hostNumber}`;
+  return hostOf(hostNumber).replace(/^127\.0\./, '127.1.');
 }
 
 export class Entries {
   readonly #config: EntryConfig;
-  readonly #endpointIdAt: (hostNumber: number) => string | undefined;
-  readonly #log: Log;
+  #endpointIdAt: (hostNumber: number) => string | undefined = () => undefined;
   readonly #servers = new Map<number, net.Server>();
   readonly #sockets = new Map<number, Set<net.Socket>>();
+  readonly #hostOfBranch = new Map<string, number>();
 
-  constructor(config: EntryConfig, endpointIdAt: (hostNumber: number) => string | undefined, log: Log) {
+  constructor(config: EntryConfig) {
     this.#config = config;
-    this.#endpointIdAt = endpointIdAt;
-    this.#log = log;
   }
 
-  /** Listens on 127.0.0.N (already listening: nothing to do). */
-  async open(hostNumber: number): Promise<void> {
+  /** How the entry learns which endpoint id an address serves (the projects know). */
+  resolveEndpointsWith(endpointIdAt: (hostNumber: number) => string | undefined): void {
+    this.#endpointIdAt = endpointIdAt;
+  }
+
+  /** Listens on the endpoint address of a branch (already listening: nothing to do). */
+  async open(hostNumber: number, branchId: string): Promise<void> {
+    this.#hostOfBranch.set(branchId, hostNumber);
     if (this.#servers.has(hostNumber)) return;
     const sockets = new Set<net.Socket>();
     const server = net.createServer((socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
-      this.#serve(hostNumber, socket).catch((err: unknown) => {
-        this.#log(`entry 127.0.0.${hostNumber}: ${(err as Error).message}`);
-        socket.destroy();
-      });
+      this.#serve(hostNumber, socket).catch(() => socket.destroy());
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(this.#config.pgPort, `127.0.0.${hostNumber}`, () => {
+      server.listen(this.#config.pgPort, hostOf(hostNumber), () => {
         server.off('error', reject);
         resolve();
       });
@@ -70,7 +71,14 @@ export class Entries {
     this.#sockets.set(hostNumber, sockets);
   }
 
-  /** Stops listening on 127.0.0.N and ends its open sessions (the endpoint is going away). */
+  /** Stops the entry of a branch's endpoint, if it has one (its cluster is stopping). */
+  async closeBranch(branchId: string): Promise<void> {
+    const hostNumber = this.#hostOfBranch.get(branchId);
+    this.#hostOfBranch.delete(branchId);
+    if (hostNumber !== undefined) await this.close(hostNumber);
+  }
+
+  /** Stops listening on an endpoint address and ends its open sessions (the endpoint is going away). */
   async close(hostNumber: number): Promise<void> {
     const server = this.#servers.get(hostNumber);
     if (server === undefined) return;
@@ -166,7 +174,7 @@ export class Entries {
       raw.once('data', resolve);
       raw.once('error', reject);
     });
-    if (answer.toString('latin1', 0, 1) !== 'S') throw new Error(`the cluster behind 127.0.0.${hostNumber} refused TLS`);
+    if (answer.toString('latin1', 0, 1) !== 'S') throw new Error(`the cluster behind ${hostOf(hostNumber)} refused TLS`);
     const secure = tls.connect({ socket: raw, ca: fs.readFileSync(this.#config.caCert), checkServerIdentity: () => undefined });
     await new Promise<void>((resolve, reject) => {
       secure.once('secureConnect', resolve);

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type http from 'node:http';
 import { Clusters } from './clusters.js';
 import { readConfig } from './config.js';
-import { Project } from './project.js';
+import { Projects } from './projects.js';
 import { createServer } from './server.js';
 
 /** How often expired branches are looked for, like Neon's background deletion job. */
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
 
   const clusters = new Clusters(config);
   // Filled in as start-up proceeds; a signal can arrive at any point of it.
-  const running: { server?: http.Server; sweeper?: NodeJS.Timeout; project?: Project } = {};
+  const running: { server?: http.Server; sweeper?: NodeJS.Timeout; projects?: Projects } = {};
   let stopping = false;
   const shutdown = async (signal: string): Promise<void> => {
     if (stopping) return;
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     running.server?.closeAllConnections(); // includes calls left hanging by fault injection
     let code = 0;
     try {
-      if (running.project) await running.project.stopAll();
+      if (running.projects) await running.projects.stopAll();
       else await clusters.stopEverything();
     } catch (error) {
       log(`stopping clusters failed: ${(error as Error).message}`);
@@ -54,19 +54,22 @@ async function main(): Promise<void> {
 
   const started = Date.now();
   await clusters.checkCertificate();
-  const project = await Project.open(config, clusters, log);
-  running.project = project;
-  const server = createServer(project, config.apiKey, log);
+  const projects = await Projects.open(config, clusters, log);
+  running.projects = projects;
+  const server = createServer(projects, config.apiKey, log);
+  // Idle keep-alive connections are closed by the client, never by us: a server that closes them
+  // races a client reusing one, which then fails with "other side closed" (a POST is not replayed).
+  server.keepAliveTimeout = 0;
   running.server = server;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, '127.0.0.1', resolve);
   });
   running.sweeper = setInterval(() => {
-    project.sweepExpired().catch((error: unknown) => log(`expiry sweep failed: ${(error as Error).message}`));
+    projects.sweepExpired().catch((error: unknown) => log(`expiry sweep failed: ${(error as Error).message}`));
   }, SWEEP_INTERVAL_MS);
-  const { defaultBranchId, defaultHost } = project.health();
-  log(`ready in ${Date.now() - started} ms: API http://127.0.0.1:${config.port}/api/v2, project ${config.projectId}, default branch ${defaultBranchId} at ${defaultHost}:${config.pgPort}`);
+  const { defaultBranchId, defaultHost } = projects.stackDefault.defaultEndpoint();
+  log(`ready in ${Date.now() - started} ms: API http://127.0.0.1:${config.port}/api/v2, the stack's project ${config.projectId}, default branch ${defaultBranchId} at ${defaultHost}:${config.pgPort}`);
 }
 
 /** The pid in the pid file, if that process is alive and is a Neon emulator. */

@@ -4,16 +4,16 @@
 // Status is derived from timestamps, so it survives a restart and needs no timers.
 import crypto from 'node:crypto';
 import type { Operation, OperationAction, OperationStatus } from '@neon/sdk';
-import { timestamp, type EmulatorState, type OperationRecord } from './state.js';
+import { timestamp, type OperationRecord, type ProjectState } from './state.js';
 
 const KEPT_OPERATIONS = 500;
 
 export class Operations {
-  readonly #state: EmulatorState;
+  readonly #state: ProjectState;
   readonly #projectId: string;
   readonly #delayMs: number;
 
-  constructor(state: EmulatorState, projectId: string, delayMs: number) {
+  constructor(state: ProjectState, projectId: string, delayMs: number) {
     this.#state = state;
     this.#projectId = projectId;
     this.#delayMs = delayMs;

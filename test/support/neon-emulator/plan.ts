@@ -3,11 +3,11 @@
 // your account": neondatabase/create-branch-action#31; scale-to-zero is fixed at 5 minutes there),
 // and limits compute sizes per plan. The stack's project is on Free, like a new user's.
 import type { BillingSubscriptionType } from '@neon/sdk';
-import { ApiError } from './project.js';
+import { ApiError } from './errors.js';
 
-export type PlanName = 'free' | 'launch' | 'scale';
+export const PLANS = ['free', 'launch', 'scale'] as const;
 
-export const PLANS: readonly PlanName[] = ['free', 'launch', 'scale'];
+export type PlanName = (typeof PLANS)[number];
 
 interface PlanRules {
   /** `owner.subscription_type` as Neon reports it. */

@@ -1,9 +1,10 @@
-// The emulated Neon project: its branches and the rules Neon enforces on them (isolation by copy,
+// One emulated Neon project: its branches and the rules Neon enforces on them (isolation by copy,
 // the branch limit, no deleting a parent or the default branch, expires_at, 423 while an operation
-// runs). HTTP lives in server.ts; this module speaks in Neon's JSON shapes, typed by the official
-// client's types so the emulator cannot drift from Neon's spec.
-import fs from 'node:fs/promises';
-import path from 'node:path';
+// runs), its operations and its injected faults. Projects share nothing but the clusters' port and
+// the pool of endpoint addresses (projects.ts holds them all). HTTP lives in server.ts; this module
+// speaks in Neon's JSON shapes, typed by the official client's types so the emulator cannot drift
+// from Neon's spec.
+import crypto from 'node:crypto';
 import { z } from 'zod';
 import type {
   AnnotationData,
@@ -11,6 +12,7 @@ import type {
   BranchOperations,
   CreateProjectBranchData,
   CreateProjectBranchResponse,
+  CreateProjectResponse,
   Database,
   Endpoint,
   GetConnectionUriResponse,
@@ -18,29 +20,37 @@ import type {
   ListProjectBranchesResponse,
   OperationAction,
   Project as NeonProject,
+  ProjectListItem,
   Role,
   UpdateProjectBranchData,
 } from '@neon/sdk';
-import type { EmulatorConfig } from './config.js';
-import { Clusters, LAST_HOST_NUMBER } from './clusters.js';
-import { Entries } from './entry.js';
+import { DEFAULT_HOST_NUMBER, hostOf, type AddressPool } from './addresses.js';
+import type { Clusters } from './clusters.js';
+import { ApiError, type Log } from './errors.js';
+import { Faults } from './faults.js';
 import { Operations } from './operations.js';
-import { checkCanProtect, checkEndpointSettings, subscriptionTypeOf, type PlanName } from './plan.js';
-import crypto from 'node:crypto';
-import { neonId, StateStore, timestamp, type BranchRecord, type EmulatorState, type OperationRecord } from './state.js';
+import { checkCanProtect, checkEndpointSettings, PLANS, subscriptionTypeOf, type PlanName } from './plan.js';
+import {
+  neonId, timestamp, type BranchRecord, type OperationRecord, type ProjectSettings, type ProjectState, type StateStore,
+} from './state.js';
 
-export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
-    super(message);
-  }
-}
+export { ApiError, type Log } from './errors.js';
 
-export type Log = (message: string) => void;
-
-const DEFAULT_HOST_NUMBER = 2;
 const MAX_EXPIRY_MS = 30 * 24 * 3600 * 1000;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
 const REGION = 'aws-local-1';
+
+/** What every project shares: the clusters, the address pool, the state files, the clock's pace. */
+export interface ProjectDeps {
+  clusters: Clusters;
+  addresses: AddressPool;
+  store: StateStore;
+  log: Log;
+  pgPort: number;
+  operationDelayMs: number;
+}
+
+type OperationSpec = { action: OperationAction; branchId?: string; endpointId?: string };
 
 type CreateBody = NonNullable<CreateProjectBranchData['body']>;
 type UpdateBody = UpdateProjectBranchData['body'];
@@ -65,6 +75,8 @@ const createBodySchema: z.ZodType<CreateBody> = z.object({
   annotation_value: z.record(z.string(), z.string()).optional(),
 });
 
+const settingsBodySchema = z.object({ branch_limit: z.number().int().min(1).optional(), plan: z.enum(PLANS).optional() });
+
 const updateBodySchema: z.ZodType<UpdateBody> = z.object({
   branch: z.object({
     name: z.string().min(1).max(256).optional(),
@@ -74,67 +86,121 @@ const updateBodySchema: z.ZodType<UpdateBody> = z.object({
 });
 
 export class Project {
-  readonly #config: EmulatorConfig;
-  readonly #clusters: Clusters;
-  readonly #store: StateStore;
-  readonly #state: EmulatorState;
+  readonly #deps: ProjectDeps;
+  readonly #state: ProjectState;
   readonly #ops: Operations;
-  readonly #log: Log;
-  /** The endpoints' connection entries (Neon's proxy): 127.0.0.N in front of each running cluster. */
-  readonly #entries: Entries;
+  readonly faults = new Faults();
   /** Cluster work (copy, start, stop, remove) runs one job at a time, in arrival order. */
   #work: Promise<unknown> = Promise.resolve();
+  /** Set when the project's deletion starts: from then on it answers 404 and takes no work. */
+  #deleted = false;
   /** Ids of branches deleted since start: a repeated DELETE of one answers 204, as Neon does. */
-  readonly #deleted = new Set<string>();
+  readonly #deletedBranches = new Set<string>();
 
-  private constructor(config: EmulatorConfig, clusters: Clusters, store: StateStore, state: EmulatorState, log: Log) {
-    this.#config = config;
-    this.#clusters = clusters;
-    this.#store = store;
+  private constructor(state: ProjectState, deps: ProjectDeps) {
+    this.#deps = deps;
     this.#state = state;
-    this.#ops = new Operations(state, config.projectId, config.operationDelayMs);
-    this.#log = log;
-    this.#entries = new Entries(config, (n) => this.#state.branches.find((b) => b.endpoint?.hostNumber === n)?.endpoint?.id, log);
+    this.#ops = new Operations(state, state.settings.id, deps.operationDelayMs);
   }
 
-  async #openEntries(): Promise<void> {
-    for (const b of this.#state.branches) if (b.endpoint) await this.#entries.open(b.endpoint.hostNumber);
+  get id(): string {
+    return this.#state.settings.id;
   }
 
-  /** First start: a fresh default branch cluster. Warm start: the saved branches, clusters started. */
-  static async open(config: EmulatorConfig, clusters: Clusters, log: Log): Promise<Project> {
-    await clusters.prepareDirectories();
-    const store = new StateStore(config.stateDir);
-    const saved = store.load();
-    if (saved === undefined) {
-      // Leftovers of a first start that never completed: nothing refers to them.
-      await clusters.stopEverything();
-      await fs.rm(path.join(config.stateDir, 'clusters'), { recursive: true, force: true });
-      await clusters.prepareDirectories();
-      const now = timestamp();
-      const main: BranchRecord = {
-        id: neonId('br'), name: 'main', createdAt: now, updatedAt: now, isDefault: true, protected: false,
-        logicalSize: 0, creationOperationIds: [],
-        endpoint: { id: neonId('ep'), hostNumber: DEFAULT_HOST_NUMBER, createdAt: now, minCu: 0.25, maxCu: 2, suspendTimeoutSeconds: 0 },
-      };
-      log(`first start: creating the default branch ${main.id} (initdb)`);
-      await clusters.initDefault(main.id, DEFAULT_HOST_NUMBER);
-      main.logicalSize = await clusters.logicalSize(main.id);
-      const state: EmulatorState = { version: 1, projectCreatedAt: now, branches: [main], operations: [] };
-      store.save(state);
-      const fresh = new Project(config, clusters, store, state, log);
-      await fresh.#openEntries();
-      return fresh;
+  get settings(): Readonly<ProjectSettings> {
+    return this.#state.settings;
+  }
+
+  get deleted(): boolean {
+    return this.#deleted;
+  }
+
+  /**
+   * A new project, as Neon makes one: a default branch `main` with a read_write endpoint, the
+   * owner role and its database. Answers once the cluster runs; its operations then finish one
+   * operation delay later, as Neon's do.
+   */
+  static async create(settings: ProjectSettings, deps: ProjectDeps, defaultBranchName = 'main'): Promise<{ project: Project; created: CreateProjectResponse }> {
+    const now = timestamp();
+    const hostNumber = settings.stackDefault ? DEFAULT_HOST_NUMBER : deps.addresses.take();
+    if (settings.stackDefault) deps.addresses.claim(hostNumber);
+    const main: BranchRecord = {
+      id: neonId('br'), name: defaultBranchName, createdAt: now, updatedAt: now, isDefault: true, protected: false,
+      logicalSize: 0, creationOperationIds: [],
+      endpoint: { id: neonId('ep'), hostNumber, createdAt: now, minCu: 0.25, maxCu: 2, suspendTimeoutSeconds: 0 },
+    };
+    const state: ProjectState = { version: 2, settings, branches: [main], operations: [] };
+    const project = new Project(state, deps);
+    const ops = project.#ops.begin([
+      { action: 'create_timeline', branchId: main.id },
+      { action: 'start_compute', branchId: main.id, endpointId: main.endpoint!.id },
+    ]);
+    main.creationOperationIds = ops.map((op) => op.id);
+    project.#save();
+    try {
+      await project.#serial(async () => {
+        await deps.clusters.createDefault(main.id, hostNumber, settings);
+        main.logicalSize = await deps.clusters.logicalSize(main.id);
+      });
+    } catch (error) {
+      const message = `creating project ${settings.name} (${settings.id}) failed: ${(error as Error).message}`;
+      deps.log(message);
+      await deps.clusters.remove(main.id).catch(() => undefined);
+      deps.addresses.release(hostNumber);
+      deps.store.remove(settings.id);
+      throw new ApiError(500, 'INTERNAL_ERROR', message);
     }
-    const project = new Project(config, clusters, store, saved, log);
+    project.#ops.complete(ops);
+    project.#save();
+    deps.log(`created project ${settings.name} (${settings.id}), default branch ${main.id} at ${hostOf(hostNumber)}`);
+    const created = {
+      project: project.projectJson().project,
+      ...project.#creationAnswer(main),
+      operations: ops.map((op) => project.#ops.toApi(op)),
+      branch: project.branchJson(main),
+    } satisfies CreateProjectResponse;
+    return { project, created };
+  }
+
+  /** Warm start: a saved project is served again, its clusters started; nothing is re-created. */
+  static async restore(state: ProjectState, deps: ProjectDeps): Promise<Project> {
+    const project = new Project(state, deps);
     await project.#recoverInterruptedWork();
-    const orphans = await clusters.removeAllExcept(saved.branches.map((b) => b.id));
-    if (orphans.length > 0) log(`removed data directories no branch refers to: ${orphans.join(', ')}`);
-    const running = saved.branches.filter((b) => b.endpoint !== undefined);
-    log(`warm start: starting ${running.length} cluster(s) of ${saved.branches.length} branch(es)`);
-    await Promise.all(running.map((b) => clusters.start(b.id, b.endpoint!.hostNumber, b.rolePassword ?? config.rolePassword)));
-    await project.#openEntries();
+    for (const b of state.branches) if (b.endpoint) deps.addresses.claim(b.endpoint.hostNumber);
+    const running = state.branches.filter((b) => b.endpoint !== undefined);
+    await Promise.all(running.map((b) => deps.clusters.start(b.id, b.endpoint!.hostNumber, { role: state.settings.role, rolePassword: b.rolePassword ?? state.settings.rolePassword })));
     return project;
+  }
+
+  /** Deletes the project: it answers 404 at once; its clusters are stopped and removed. */
+  async delete(): Promise<void> {
+    if (this.#deleted) return;
+    const work = this.#serial(async () => {
+      for (const b of [...this.#state.branches].reverse()) await this.#deps.clusters.remove(b.id);
+    }, { evenIfDeleted: true });
+    this.#deleted = true;
+    this.faults.clear();
+    try {
+      await work;
+    } finally {
+      for (const b of this.#state.branches) if (b.endpoint) this.#deps.addresses.release(b.endpoint.hostNumber);
+      this.#deps.store.remove(this.id);
+    }
+    this.#deps.log(`deleted project ${this.settings.name} (${this.id}) and its ${this.#state.branches.length} branch(es)`);
+  }
+
+  /** Emulator-only settings a test may change (Neon sets them by plan). */
+  updateSettings(rawBody: unknown): ProjectSettings {
+    const body = parseBody(settingsBodySchema, rawBody ?? {});
+    if (body.branch_limit !== undefined) {
+      if (body.branch_limit < this.#state.branches.length) {
+        throw new ApiError(400, 'BAD_REQUEST', `branch_limit ${body.branch_limit} is below the ${this.#state.branches.length} branches project ${this.id} already has`);
+      }
+      this.#state.settings.branchLimit = body.branch_limit;
+    }
+    if (body.plan !== undefined) this.#state.settings.plan = body.plan;
+    this.#save();
+    return this.#state.settings;
   }
 
   get defaultBranch(): BranchRecord {
@@ -143,53 +209,63 @@ export class Project {
     return main;
   }
 
-  health(): { defaultBranchId: string; defaultHost: string } {
-    return { defaultBranchId: this.defaultBranch.id, defaultHost: hostOf(this.defaultBranch.endpoint!.hostNumber) };
-  }
-
-  checkProject(projectId: string): void {
-    if (projectId !== this.#config.projectId) {
-      throw new ApiError(404, 'NOT_FOUND', `project ${projectId} not found`);
-    }
+  /** Where the project's default branch answers, and its connection string. */
+  defaultEndpoint(): { defaultBranchId: string; defaultHost: string; databaseUrl: string } {
+    const main = this.defaultBranch;
+    return { defaultBranchId: main.id, defaultHost: hostOf(main.endpoint!.hostNumber), databaseUrl: this.#uri(main.endpoint!.hostNumber) };
   }
 
   projectJson(): { project: NeonProject } {
-    const created = this.#state.projectCreatedAt;
+    const created = this.settings.createdAt;
     return {
       project: {
-        id: this.#config.projectId, name: 'supaneon-local', platform_id: 'aws', region_id: REGION,
-        provisioner: 'k8s-neonvm', pg_version: 15, proxy_host: '127.0.0.1', store_passwords: true,
-        branch_logical_size_limit: 512, branch_logical_size_limit_bytes: 512 * 1024 * 1024,
-        creation_source: 'console', history_retention_seconds: 21600, created_at: created, updated_at: created,
+        ...this.listItem(),
+        history_retention_seconds: 21600,
         consumption_period_start: created, consumption_period_end: timestamp(Date.parse(created) + MAX_EXPIRY_MS),
-        owner_id: 'org-local', data_storage_bytes_hour: 0, data_transfer_bytes: 0, written_data_bytes: 0,
-        compute_time_seconds: 0, active_time_seconds: 0, cpu_used_sec: 0,
+        data_storage_bytes_hour: 0, data_transfer_bytes: 0, written_data_bytes: 0,
+        compute_time_seconds: 0, active_time_seconds: 0,
         default_endpoint_settings: { autoscaling_limit_min_cu: 0.25, autoscaling_limit_max_cu: 0.25, suspend_timeout_seconds: 0 },
         settings: { allowed_ips: { ips: [], protected_branches_only: false }, enable_logical_replication: false, block_public_connections: false, block_vpc_connections: false },
         synthetic_storage_size: 0,
-        owner: { email: 'owner@localhost', name: 'local', branches_limit: this.#config.branchLimit, subscription_type: subscriptionTypeOf(this.plan) },
+        owner: { email: 'owner@localhost', name: 'local', branches_limit: this.settings.branchLimit, subscription_type: subscriptionTypeOf(this.plan) },
       } satisfies NeonProject,
     };
   }
 
-  /** The project's plan: what it refuses (plan.ts). */
-  get plan(): PlanName {
-    return this.#state.plan ?? this.#config.plan;
+  /** The project as `GET /projects` lists it. */
+  listItem(): ProjectListItem {
+    const created = this.settings.createdAt;
+    return {
+      id: this.id, name: this.settings.name, platform_id: 'aws', region_id: REGION,
+      provisioner: 'k8s-neonvm', pg_version: 15, proxy_host: '127.0.0.1', store_passwords: true,
+      branch_logical_size_limit: 512, branch_logical_size_limit_bytes: 512 * 1024 * 1024,
+      active_time: 0, cpu_used_sec: 0, creation_source: 'console', created_at: created, updated_at: created,
+      owner_id: 'org-local',
+    } satisfies ProjectListItem;
   }
 
-  setPlan(plan: PlanName): void {
-    this.#state.plan = plan;
-    this.#save();
+  /** The id of this project's endpoint at an address, if it has one there. */
+  endpointIdAt(hostNumber: number): string | undefined {
+    return this.#state.branches.find((b) => b.endpoint?.hostNumber === hostNumber)?.endpoint?.id;
+  }
+
+  /** The project's plan: what it refuses (plan.ts). */
+  get plan(): PlanName {
+    return this.settings.plan ?? 'free';
   }
 
   /** Whether this id is of a branch deleted earlier (Neon answers a repeated DELETE 204). */
   wasDeleted(branchId: string): boolean {
-    return this.#deleted.has(branchId);
+    return this.#deletedBranches.has(branchId);
   }
 
-  /** The role's password on a branch (store_passwords is on: Neon can reveal it). */
+  /** The owner role's password on a branch (store_passwords is on: Neon can reveal it). */
   passwordOf(b: BranchRecord): string {
-    return b.rolePassword ?? this.#config.rolePassword;
+    return b.rolePassword ?? this.settings.rolePassword;
+  }
+
+  #ownerOn(b: BranchRecord): { role: string; rolePassword: string } {
+    return { role: this.settings.role, rolePassword: this.passwordOf(b) };
   }
 
   revealRolePassword(branchId: string, roleName: string): { password: string } {
@@ -206,27 +282,27 @@ export class Project {
     const b = this.branch(branchId);
     this.#checkRole(b, roleName);
     this.#checkNotLocked();
-    const ops = this.#ops.begin(b.endpoint ? [{ action: 'apply_config', branchId: b.id, endpointId: b.endpoint.id }] : [{ action: 'apply_config', branchId: b.id }]);
+    const ops = this.#ops.begin([{ action: 'apply_config', branchId: b.id, ...(b.endpoint ? { endpointId: b.endpoint.id } : {}) }]);
     b.rolePassword = freshPassword();
     b.updatedAt = timestamp();
     this.#save();
     const endpoint = b.endpoint;
-    if (endpoint) await this.#serial(() => this.#clusters.setRolePassword(endpoint.hostNumber, this.passwordOf(b)));
+    if (endpoint) await this.#serial(() => this.#deps.clusters.setRolePassword(endpoint.hostNumber, this.#ownerOn(b)));
     this.#ops.complete(ops);
     this.#save();
-    this.#log(`reset the password of role ${roleName} on branch ${b.id}`);
+    this.#deps.log(`reset the password of role ${roleName} on branch ${b.id} of project ${this.id}`);
     const [role] = this.rolesOf(b.id);
     return { role: { ...role, password: this.passwordOf(b) }, operations: ops.map((op) => this.#ops.toApi(op)) };
   }
 
   #checkRole(b: BranchRecord, roleName: string): void {
-    if (roleName !== this.#config.role) throw new ApiError(404, 'NOT_FOUND', `role ${roleName} not found on branch ${b.id}`);
+    if (roleName !== this.settings.role) throw new ApiError(404, 'NOT_FOUND', `role ${roleName} not found on branch ${b.id}`);
   }
 
   branch(branchId: string): BranchRecord {
     const found = this.#state.branches.find((b) => b.id === branchId);
     if (found === undefined) {
-      throw new ApiError(404, 'NOT_FOUND', `branch ${branchId} not found in project ${this.#config.projectId}`);
+      throw new ApiError(404, 'NOT_FOUND', `branch ${branchId} not found in project ${this.id}`);
     }
     return found;
   }
@@ -242,7 +318,7 @@ export class Project {
     const matching = this.#state.branches
       .filter((b) => search === '' || b.name.toLowerCase().includes(search) || b.id.toLowerCase().includes(search))
       .sort((a, b) => order * (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1));
-    // The cursor is opaque (base64 JSON, like Neon's); it holds an offset into the sorted list.
+    // The cursor is an opaque offset into the sorted list.
     const offset = decodeCursor(query.get('cursor'));
     const limit = query.has('limit') ? Math.max(1, Number(query.get('limit')) || 1) : matching.length;
     const page = matching.slice(offset, offset + limit);
@@ -282,15 +358,15 @@ export class Project {
     if (b.endpoint === undefined || (endpointId && endpointId !== b.endpoint.id)) {
       throw new ApiError(404, 'NOT_FOUND', `branch ${b.id} has no ${endpointId ? `endpoint ${endpointId}` : 'read_write endpoint'}; create the branch with endpoints: [{type: "read_write"}]`);
     }
-    if (roleName !== this.#config.role) throw new ApiError(404, 'NOT_FOUND', `role ${roleName} not found on branch ${b.id}`);
-    if (databaseName !== this.#config.database) throw new ApiError(404, 'NOT_FOUND', `database ${databaseName} not found on branch ${b.id}`);
+    if (roleName !== this.settings.role) throw new ApiError(404, 'NOT_FOUND', `role ${roleName} not found on branch ${b.id}`);
+    if (databaseName !== this.settings.database) throw new ApiError(404, 'NOT_FOUND', `database ${databaseName} not found on branch ${b.id}`);
     // There is no pooler here: `pooled=true` gets the same direct host.
     return { uri: this.#uri(b.endpoint.hostNumber, this.passwordOf(b)) } satisfies GetConnectionUriResponse;
   }
 
   operation(operationId: string): OperationRecord {
     const op = this.#ops.find(operationId);
-    if (op === undefined) throw new ApiError(404, 'NOT_FOUND', `operation ${operationId} not found in project ${this.#config.projectId}`);
+    if (op === undefined) throw new ApiError(404, 'NOT_FOUND', `operation ${operationId} not found in project ${this.id}`);
     return op;
   }
 
@@ -301,12 +377,12 @@ export class Project {
   /** Roles and databases are copied into every child, so every branch has the project's own. */
   rolesOf(branchId: string): Role[] {
     const b = this.branch(branchId);
-    return [{ branch_id: b.id, name: this.#config.role, protected: false, created_at: b.createdAt, updated_at: b.createdAt }];
+    return [{ branch_id: b.id, name: this.settings.role, protected: false, created_at: b.createdAt, updated_at: b.createdAt }];
   }
 
   databasesOf(branchId: string): Database[] {
     const b = this.branch(branchId);
-    return [{ id: 1, branch_id: b.id, name: this.#config.database, owner_name: this.#config.role, created_at: b.createdAt, updated_at: b.createdAt }];
+    return [{ id: 1, branch_id: b.id, name: this.settings.database, owner_name: this.settings.role, created_at: b.createdAt, updated_at: b.createdAt }];
   }
 
   async createBranch(rawBody: unknown): Promise<CreateProjectBranchResponse> {
@@ -333,8 +409,8 @@ export class Project {
     const id = neonId('br');
     const name = fields.name ?? id;
     this.#checkNameFree(name);
-    if (this.#state.branches.length >= this.#config.branchLimit) {
-      throw new ApiError(422, 'BRANCHES_LIMIT_EXCEEDED', `branches limit exceeded: project ${this.#config.projectId} already has ${this.#state.branches.length} of ${this.#config.branchLimit} branches; delete a branch first`);
+    if (this.#state.branches.length >= this.settings.branchLimit) {
+      throw new ApiError(422, 'BRANCHES_LIMIT_EXCEEDED', `branches limit exceeded: project ${this.id} already has ${this.#state.branches.length} of ${this.settings.branchLimit} branches; delete a branch first`);
     }
     this.#checkNotLocked();
 
@@ -349,13 +425,13 @@ export class Project {
       rolePassword: parent.protected ? freshPassword() : parent.rolePassword,
       annotation: body.annotation_value === undefined ? undefined : { value: body.annotation_value, createdAt: created, updatedAt: created },
       endpoint: ep === undefined ? undefined : {
-        id: neonId('ep'), hostNumber: this.#freeHostNumber(), createdAt: created,
+        id: neonId('ep'), hostNumber: this.#deps.addresses.take(), createdAt: created,
         minCu: ep.autoscaling_limit_min_cu ?? 0.25, maxCu: ep.autoscaling_limit_max_cu ?? 2,
         suspendTimeoutSeconds: ep.suspend_timeout_seconds ?? 0,
       },
       creationOperationIds: [],
     };
-    const specs: Array<{ action: OperationAction; branchId?: string; endpointId?: string }> = [{ action: 'create_branch', branchId: id }];
+    const specs: OperationSpec[] = [{ action: 'create_branch', branchId: id }];
     if (record.endpoint) specs.push({ action: 'start_compute', branchId: id, endpointId: record.endpoint.id });
     const ops = this.#ops.begin(specs);
     record.creationOperationIds = ops.map((op) => op.id);
@@ -364,41 +440,49 @@ export class Project {
 
     try {
       await this.#serial(async () => {
-        await this.#clusters.copy({ branchId: parent.id, hostNumber: parent.endpoint?.hostNumber }, id);
-        if (record.endpoint) {
-          await this.#clusters.start(id, record.endpoint.hostNumber, this.passwordOf(record));
-          await this.#entries.open(record.endpoint.hostNumber);
-        }
-        record.logicalSize = await this.#clusters.logicalSize(id);
+        await this.#deps.clusters.copy({ branchId: parent.id, hostNumber: parent.endpoint?.hostNumber }, id);
+        if (record.endpoint) await this.#deps.clusters.start(id, record.endpoint.hostNumber, this.#ownerOn(record));
+        record.logicalSize = await this.#deps.clusters.logicalSize(id);
       });
     } catch (error) {
       const message = `creating branch ${name} (${id}) from ${parent.id} failed: ${(error as Error).message}`;
+      this.#deps.log(message);
       this.#ops.fail(ops, message);
       this.#state.branches = this.#state.branches.filter((b) => b.id !== id);
       this.#save();
-      if (record.endpoint) await this.#entries.close(record.endpoint.hostNumber).catch(() => undefined);
-      await this.#serial(() => this.#clusters.remove(id)).catch(() => undefined);
+      await this.#serial(() => this.#deps.clusters.remove(id)).catch(() => undefined);
+      if (record.endpoint) this.#deps.addresses.release(record.endpoint.hostNumber);
       throw new ApiError(500, 'INTERNAL_ERROR', message);
     }
     this.#ops.complete(ops);
     this.#save();
-    this.#log(`created branch ${name} (${id}) from ${parent.id}${record.endpoint ? ` at ${hostOf(record.endpoint.hostNumber)}` : ' (storage only)'}`);
+    this.#deps.log(`created branch ${name} (${id}) from ${parent.id}${record.endpoint ? ` at ${hostOf(record.endpoint.hostNumber)}` : ' (storage only)'}`);
 
+    const answer = this.#creationAnswer(record);
     return {
       branch: this.branchJson(record),
-      endpoints: record.endpoint ? [this.endpointJson(record)] : [],
       operations: ops.map((op) => this.#ops.toApi(op)),
-      // Neon returns the role's password on creation.
-      roles: this.rolesOf(id).map((role) => ({ ...role, password: this.passwordOf(record) })),
-      databases: this.databasesOf(id),
-      connection_uris: record.endpoint ? [{
-        connection_uri: this.#uri(record.endpoint.hostNumber, this.passwordOf(record)),
-        connection_parameters: {
-          database: this.#config.database, password: this.passwordOf(record), role: this.#config.role,
-          host: hostOf(record.endpoint.hostNumber), pooler_host: hostOf(record.endpoint.hostNumber),
-        },
-      }] : undefined,
+      ...answer,
+      connection_uris: answer.connection_uris.length > 0 ? answer.connection_uris : undefined,
     } satisfies CreateProjectBranchResponse;
+  }
+
+  /** What Neon returns with a new branch or project: its endpoints, and the role's password. */
+  #creationAnswer(b: BranchRecord) {
+    const { role, database } = this.settings;
+    const rolePassword = this.passwordOf(b);
+    return {
+      endpoints: b.endpoint ? [this.endpointJson(b)] : [],
+      roles: this.rolesOf(b.id).map((r) => ({ ...r, password: rolePassword })),
+      databases: this.databasesOf(b.id),
+      connection_uris: b.endpoint ? [{
+        connection_uri: this.#uri(b.endpoint.hostNumber, rolePassword),
+        connection_parameters: {
+          database, password: rolePassword, role,
+          host: hostOf(b.endpoint.hostNumber), pooler_host: hostOf(b.endpoint.hostNumber),
+        },
+      }] : [],
+    };
   }
 
   updateBranch(branchId: string, rawBody: unknown): BranchOperations {
@@ -444,7 +528,7 @@ export class Project {
     if (b.protected) throw new ApiError(422, 'BRANCH_PROTECTED', `branch ${b.id} is protected; unprotect it before deleting it`);
     this.#checkNotLocked();
     const ops = await this.#remove(b);
-    this.#log(`deleted branch ${b.name} (${b.id})`);
+    this.#deps.log(`deleted branch ${b.name} (${b.id})`);
     return { branch: this.branchJson(b), operations: ops.map((op) => this.#ops.toApi(op)) } satisfies BranchOperations;
   }
 
@@ -456,18 +540,22 @@ export class Project {
       && this.#childrenOf(b.id).length === 0 && this.#ops.allFinished(b.creationOperationIds, now));
     for (const b of expired) {
       await this.#remove(b);
-      this.#log(`expired branch ${b.name} (${b.id}) deleted (expires_at ${b.expiresAt})`);
+      this.#deps.log(`expired branch ${b.name} (${b.id}) deleted (expires_at ${b.expiresAt})`);
     }
     return expired.map((b) => b.id);
   }
 
-  /** Test isolation: only the default branch remains, with an empty database; no operations. */
+  /**
+   * A clean start for the demo on the stack's own project: only the default branch remains, with
+   * an empty database; no operations, no faults.
+   */
   async reset(): Promise<void> {
+    this.faults.clear();
     await this.#serial(async () => {
       const others = this.#state.branches.filter((b) => !b.isDefault);
-      for (const b of others) {
-        if (b.endpoint) await this.#entries.close(b.endpoint.hostNumber);
-        await this.#clusters.remove(b.id);
+      for (const b of [...others].reverse()) {
+        await this.#deps.clusters.remove(b.id);
+        if (b.endpoint) this.#deps.addresses.release(b.endpoint.hostNumber);
       }
       const main = this.defaultBranch;
       this.#state.branches = [main];
@@ -476,21 +564,19 @@ export class Project {
       delete main.ttlIntervalSeconds;
       delete main.annotation;
       delete main.rolePassword;
-      delete this.#state.plan;
       main.protected = false;
-      await this.#clusters.setRolePassword(main.endpoint!.hostNumber, this.passwordOf(main));
-      await this.#clusters.recreateDatabase(main.endpoint!.hostNumber);
-      main.logicalSize = await this.#clusters.logicalSize(main.id);
+      await this.#deps.clusters.setRolePassword(main.endpoint!.hostNumber, this.#ownerOn(main));
+      await this.#deps.clusters.recreateDatabase(main.endpoint!.hostNumber, this.settings);
+      main.logicalSize = await this.#deps.clusters.logicalSize(main.id);
       main.updatedAt = timestamp();
       this.#save();
     });
-    this.#log('reset: only the default branch remains, its database is empty');
+    this.#deps.log(`reset project ${this.id}: only the default branch remains, its database is empty`);
   }
 
-  async stopAll(): Promise<void> {
+  /** Waits for the project's cluster work in flight (at shutdown, before the clusters stop). */
+  async settle(): Promise<void> {
     await this.#work.catch(() => undefined);
-    await this.#entries.closeAll();
-    await this.#clusters.stopEverything();
   }
 
   branchJson(b: BranchRecord): Branch {
@@ -499,7 +585,7 @@ export class Project {
     const readyAt = this.#ops.finishedAt(b.creationOperationIds);
     return {
       id: b.id,
-      project_id: this.#config.projectId,
+      project_id: this.id,
       parent_id: b.parentId,
       parent_timestamp: b.parentId === undefined ? undefined : b.createdAt,
       name: b.name,
@@ -530,7 +616,7 @@ export class Project {
     const active = this.#ops.allFinished(b.creationOperationIds);
     const host = hostOf(ep.hostNumber);
     return {
-      host, id: ep.id, project_id: this.#config.projectId, branch_id: b.id,
+      host, id: ep.id, project_id: this.id, branch_id: b.id,
       autoscaling_limit_min_cu: ep.minCu, autoscaling_limit_max_cu: ep.maxCu, region_id: REGION,
       type: 'read_write', current_state: active ? 'active' : 'init', pending_state: active ? undefined : 'active',
       settings: {}, pooler_enabled: false, pooler_mode: 'transaction', disabled: false, passwordless_access: false,
@@ -551,17 +637,16 @@ export class Project {
 
   /** Unlists the branch at once, then stops its cluster and removes its data directory. */
   async #remove(b: BranchRecord): Promise<OperationRecord[]> {
-    const specs: Array<{ action: OperationAction; branchId?: string; endpointId?: string }> = [];
+    const specs: OperationSpec[] = [];
     if (b.endpoint) specs.push({ action: 'suspend_compute', branchId: b.id, endpointId: b.endpoint.id });
     specs.push({ action: 'delete_timeline', branchId: b.id });
     const ops = this.#ops.begin(specs);
     this.#state.branches = this.#state.branches.filter((other) => other.id !== b.id);
-    this.#deleted.add(b.id);
+    this.#deletedBranches.add(b.id);
     this.#save();
     try {
-      const endpoint = b.endpoint;
-      if (endpoint) await this.#entries.close(endpoint.hostNumber);
-      await this.#serial(() => this.#clusters.remove(b.id));
+      await this.#serial(() => this.#deps.clusters.remove(b.id));
+      if (b.endpoint) this.#deps.addresses.release(b.endpoint.hostNumber);
     } catch (error) {
       this.#ops.fail(ops, `deleting branch ${b.id} failed: ${(error as Error).message}`);
       this.#save();
@@ -578,7 +663,7 @@ export class Project {
     if (interrupted.length === 0) return;
     this.#ops.fail(interrupted, 'interrupted: the emulator stopped while this operation ran');
     const broken = this.#state.branches.filter((b) => !b.isDefault && b.creationOperationIds.some((id) => interrupted.some((op) => op.id === id)));
-    for (const b of broken) await this.#clusters.remove(b.id);
+    for (const b of broken) await this.#deps.clusters.remove(b.id);
     this.#state.branches = this.#state.branches.filter((b) => !broken.includes(b));
     this.#save();
   }
@@ -592,7 +677,7 @@ export class Project {
   #checkNameFree(name: string): void {
     const same = this.#state.branches.find((b) => b.name === name);
     if (same !== undefined) {
-      throw new ApiError(409, 'BRANCH_ALREADY_EXISTS', `branch already exists: ${same.id} in project ${this.#config.projectId} is named ${JSON.stringify(name)}`);
+      throw new ApiError(409, 'BRANCH_ALREADY_EXISTS', `branch already exists: ${same.id} in project ${this.id} is named ${JSON.stringify(name)}`);
     }
   }
 
@@ -600,50 +685,25 @@ export class Project {
     return this.#state.branches.filter((b) => b.parentId === branchId);
   }
 
-  #freeHostNumber(): number {
-    const used = new Set(this.#state.branches.map((b) => b.endpoint?.hostNumber));
-    for (let n = DEFAULT_HOST_NUMBER + 1; n <= LAST_HOST_NUMBER; n++) if (!used.has(n)) return n;
-    throw new ApiError(422, 'ENDPOINTS_LIMIT_EXCEEDED', `no free endpoint address left (127.0.0.${DEFAULT_HOST_NUMBER + 1}..127.0.0.${LAST_HOST_NUMBER} are in use); delete a branch with an endpoint first`);
-  }
-
-  #uri(hostNumber: number, rolePassword: string): string {
-    const { role, database, pgPort } = this.#config;
+  #uri(hostNumber: number, rolePassword = this.settings.rolePassword): string {
+    const { role, database } = this.settings;
+    const { pgPort } = this.#deps;
     return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(rolePassword)}@${hostOf(hostNumber)}:${pgPort}/${encodeURIComponent(database)}?sslmode=require`;
   }
 
-  #serial<T>(job: () => Promise<T>): Promise<T> {
-    const result = this.#work.then(job);
+  #serial<T>(job: () => Promise<T>, { evenIfDeleted = false } = {}): Promise<T> {
+    // Work queued behind the project's deletion must not recreate what the deletion removes.
+    const result = this.#work.then(() => {
+      if (this.#deleted && !evenIfDeleted) throw new ApiError(404, 'NOT_FOUND', `project ${this.id} not found (it was deleted)`);
+      return job();
+    });
     this.#work = result.catch(() => undefined);
     return result;
   }
 
   #save(): void {
-    this.#store.save(this.#state);
+    if (!this.#deleted) this.#deps.store.save(this.#state);
   }
-}
-
-/** Neon's generated passwords: `npg_` and 12 random characters. */
-function freshPassword(): string {
-  return `npg_${crypto.randomBytes(9).toString('base64url')}`;
-}
-
-function encodeCursor(offset: number): string {
-  return Buffer.from(JSON.stringify({ offset })).toString('base64');
-}
-
-function decodeCursor(cursor: string | null): number {
-  if (!cursor) return 0;
-  try {
-    const { offset } = JSON.parse(Buffer.from(cursor, 'base64').toString('utf8')) as { offset?: unknown };
-    if (typeof offset === 'number' && Number.isInteger(offset) && offset >= 0) return offset;
-  } catch {
-    // fall through
-  }
-  throw new ApiError(400, '', `invalid cursor ${JSON.stringify(cursor)}: pass pagination.next of the previous page as it is`);
-}
-
-function hostOf(hostNumber: number): string {
-  return `127.0.0.${hostNumber}`;
 }
 
 function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
@@ -664,4 +724,24 @@ function parseExpiry(value: string, now: number): string {
   if (ms <= now) throw new ApiError(400, 'BAD_REQUEST', `expires_at ${value} is not in the future`);
   if (ms > now + MAX_EXPIRY_MS) throw new ApiError(400, 'BAD_REQUEST', `expires_at ${value} is more than 30 days in the future`);
   return timestamp(ms);
+}
+
+/** Neon's generated passwords: `npg_` and 12 random characters. */
+function freshPassword(): string {
+  return `npg_${crypto.randomBytes(9).toString('base64url')}`;
+}
+
+function encodeCursor(offset: number): string {
+  return Buffer.from(JSON.stringify({ offset })).toString('base64');
+}
+
+function decodeCursor(cursor: string | null): number {
+  if (!cursor) return 0;
+  try {
+    const { offset } = JSON.parse(Buffer.from(cursor, 'base64').toString('utf8')) as { offset?: unknown };
+    if (typeof offset === 'number' && Number.isInteger(offset) && offset >= 0) return offset;
+  } catch {
+    // fall through
+  }
+  throw new ApiError(400, '', `invalid cursor ${JSON.stringify(cursor)}: pass pagination.next of the previous page as it is`);
 }

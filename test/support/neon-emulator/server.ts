@@ -1,5 +1,6 @@
 // HTTP edge of the emulator: Bearer auth, Neon's error bodies, fault injection, and the routes of
-// Neon API v2 the product calls (under /api/v2), plus test-only control routes (under /__emulator).
+// Neon API v2 the product and its tests call (under /api/v2), plus test-only control routes (under
+// /__emulator/projects/{project_id}), scoped by project like everything else.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -15,29 +16,10 @@ import type {
   ListProjectEndpointsResponse,
   ListProjectOperationsResponse,
 } from '@neon/sdk';
-import { isPlanName, PLANS } from './plan.js';
-import { ApiError, type Log, type Project } from './project.js';
-
-export type FaultStatus = 423 | 429 | 500 | 503 | 'hang';
-
-/**
- * The next `count` API calls matching method/path answer `status` (or hang) instead of doing
- * anything; with `after`, they do their work first and only their answer is replaced.
- */
-export interface Fault {
-  status: FaultStatus;
-  count: number;
-  method?: string;
-  path?: string;
-  after?: boolean;
-}
-
-const FAULT_BODIES: Record<Exclude<FaultStatus, 'hang'>, { code: string; message: string }> = {
-  423: { code: 'LOCKED', message: 'project already has running conflicting operations, scheduling of new ones is prohibited' },
-  429: { code: 'TOO_MANY_REQUESTS', message: 'rate limit exceeded, retry later' },
-  500: { code: 'INTERNAL_ERROR', message: 'internal server error' },
-  503: { code: 'SERVICE_UNAVAILABLE', message: 'service is temporarily unavailable, retry later' },
-};
+import { ApiError, type Log } from './errors.js';
+import { FAULT_BODIES, type Fault } from './faults.js';
+import type { Project } from './project.js';
+import type { Projects } from './projects.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -46,7 +28,8 @@ interface Reply {
   body?: unknown;
 }
 
-type Handler = (params: string[], url: URL, body: unknown) => Reply | Promise<Reply>;
+type ProjectHandler = (project: Project, params: string[], url: URL, body: unknown) => Reply | Promise<Reply>;
+type ProjectRoute = [method: string, pattern: RegExp, handler: ProjectHandler];
 
 /**
  * sha256 (hex) of this directory's .ts files concatenated in byte order of their names, as
@@ -61,96 +44,100 @@ export function emulatorSourceHash(): string {
   return hash.digest('hex');
 }
 
-export function createServer(project: Project, apiKey: string, log: Log): http.Server {
+export function createServer(projects: Projects, apiKey: string, log: Log): http.Server {
   const sourceHash = emulatorSourceHash();
-  const faults: Fault[] = [];
 
-  const api: Array<[method: string, pattern: RegExp, handler: Handler]> = [
-    ['GET', /^\/projects\/([^/]+)$/, () => ok(project.projectJson() satisfies GetProjectResponse)],
-    ['GET', /^\/projects\/([^/]+)\/branches$/, (_p, url) => ok(project.listBranches(url.searchParams))],
-    ['POST', /^\/projects\/([^/]+)\/branches$/, async (_p, _u, body) => ({ status: 201, body: await project.createBranch(body) })],
-    ['GET', /^\/projects\/([^/]+)\/branches\/([^/]+)$/, ([, id]) => ok(project.getBranch(id))],
-    ['PATCH', /^\/projects\/([^/]+)\/branches\/([^/]+)$/, ([, id], _u, body) => ok(project.updateBranch(id, body))],
+  // Under /api/v2/projects/{project_id}: the handler gets the project (Neon's 404 when there is none).
+  const projectApi: ProjectRoute[] = [
+    ['GET', /^$/, (p) => ok(p.projectJson() satisfies GetProjectResponse)],
+    ['DELETE', /^$/, async (p) => ok(await projects.delete(p.id))],
+    ['GET', /^\/branches$/, (p, _a, url) => ok(p.listBranches(url.searchParams))],
+    ['POST', /^\/branches$/, async (p, _a, _u, body) => ({ status: 201, body: await p.createBranch(body) })],
+    ['GET', /^\/branches\/([^/]+)$/, (p, [id]) => ok(p.getBranch(id))],
+    ['PATCH', /^\/branches\/([^/]+)$/, (p, [id], _u, body) => ok(p.updateBranch(id, body))],
     // A branch deleted before: Neon answers 204 ("doesn't exist or has already been deleted").
-    ['DELETE', /^\/projects\/([^/]+)\/branches\/([^/]+)$/, async ([, id]) => (project.wasDeleted(id) ? { status: 204 } : ok(await project.deleteBranch(id)))],
-    ['GET', /^\/projects\/([^/]+)\/branches\/([^/]+)\/roles\/([^/]+)\/reveal_password$/, ([, id, role]) => ok(project.revealRolePassword(id, role))],
-    ['POST', /^\/projects\/([^/]+)\/branches\/([^/]+)\/roles\/([^/]+)\/reset_password$/, async ([, id, role]) => ok(await project.resetRolePassword(id, role))],
-    ['GET', /^\/projects\/([^/]+)\/branches\/([^/]+)\/endpoints$/,
-      ([, id]) => ok({ endpoints: project.endpointsOf(id) } satisfies ListProjectBranchEndpointsResponse)],
-    ['GET', /^\/projects\/([^/]+)\/branches\/([^/]+)\/roles$/, ([, id]) => ok({ roles: project.rolesOf(id) } satisfies ListProjectBranchRolesResponse)],
-    ['GET', /^\/projects\/([^/]+)\/branches\/([^/]+)\/databases$/,
-      ([, id]) => ok({ databases: project.databasesOf(id) } satisfies ListProjectBranchDatabasesResponse)],
-    ['GET', /^\/projects\/([^/]+)\/endpoints$/, () => ok({ endpoints: project.allEndpoints() } satisfies ListProjectEndpointsResponse)],
-    ['GET', /^\/projects\/([^/]+)\/connection_uri$/, (_p, url) => ok(project.connectionUri(url.searchParams))],
-    ['GET', /^\/projects\/([^/]+)\/operations$/, () => {
-      const operations = project.operations.list();
+    ['DELETE', /^\/branches\/([^/]+)$/, async (p, [id]) => (p.wasDeleted(id) ? { status: 204 } : ok(await p.deleteBranch(id)))],
+    ['GET', /^\/branches\/([^/]+)\/roles\/([^/]+)\/reveal_password$/, (p, [id, role]) => ok(p.revealRolePassword(id, role))],
+    ['POST', /^\/branches\/([^/]+)\/roles\/([^/]+)\/reset_password$/, async (p, [id, role]) => ok(await p.resetRolePassword(id, role))],
+    ['GET', /^\/branches\/([^/]+)\/endpoints$/, (p, [id]) => ok({ endpoints: p.endpointsOf(id) } satisfies ListProjectBranchEndpointsResponse)],
+    ['GET', /^\/branches\/([^/]+)\/roles$/, (p, [id]) => ok({ roles: p.rolesOf(id) } satisfies ListProjectBranchRolesResponse)],
+    ['GET', /^\/branches\/([^/]+)\/databases$/, (p, [id]) => ok({ databases: p.databasesOf(id) } satisfies ListProjectBranchDatabasesResponse)],
+    ['GET', /^\/endpoints$/, (p) => ok({ endpoints: p.allEndpoints() } satisfies ListProjectEndpointsResponse)],
+    ['GET', /^\/connection_uri$/, (p, _a, url) => ok(p.connectionUri(url.searchParams))],
+    ['GET', /^\/operations$/, (p) => {
+      const operations = p.operations.list();
       return ok({ operations, pagination: { cursor: operations.at(-1)?.created_at ?? '' } } satisfies ListProjectOperationsResponse);
     }],
-    ['GET', /^\/projects\/([^/]+)\/operations\/([^/]+)$/,
-      ([, id]) => ok({ operation: project.operations.toApi(project.operation(id)) } satisfies GetProjectOperationResponse)],
+    ['GET', /^\/operations\/([^/]+)$/, (p, [id]) => ok({ operation: p.operations.toApi(p.operation(id)) } satisfies GetProjectOperationResponse)],
   ];
 
-  const control: Array<[method: string, path: string, handler: Handler]> = [
-    ['GET', '/__emulator/faults', () => ok({ faults })],
-    ['POST', '/__emulator/faults', (_p, _u, body) => {
-      faults.push(parseFault(body));
-      return ok({ faults });
+  // Under /__emulator/projects/{project_id}: what a test may do to its own project and nobody else's.
+  const projectControl: ProjectRoute[] = [
+    ['GET', /^$/, (p) => ok({ settings: publicSettings(p.settings) })],
+    ['PATCH', /^$/, (p, _a, _u, body) => ok({ settings: publicSettings(p.updateSettings(body)) })],
+    ['GET', /^\/faults$/, (p) => ok({ faults: p.faults.list() })],
+    ['POST', /^\/faults$/, (p, _a, _u, body) => {
+      p.faults.add(body);
+      return ok({ faults: p.faults.list() });
     }],
-    ['DELETE', '/__emulator/faults', () => {
-      faults.length = 0;
-      return ok({ faults });
+    ['DELETE', /^\/faults$/, (p) => {
+      p.faults.clear();
+      return ok({ faults: p.faults.list() });
     }],
-    ['POST', '/__emulator/sweep', async () => ok({ deleted: await project.sweepExpired() })],
-    ['POST', '/__emulator/plan', (_p, _u, body) => {
-      const plan = (body as { plan?: unknown } | undefined)?.plan;
-      if (typeof plan !== 'string' || !isPlanName(plan)) throw new ApiError(400, 'BAD_REQUEST', `plan must be one of ${PLANS.join(', ')} (got ${JSON.stringify(plan)})`);
-      project.setPlan(plan);
-      return ok({ plan });
-    }],
-    ['POST', '/__emulator/reset', async () => {
-      faults.length = 0;
-      await project.reset();
-      return ok(project.health());
+    ['POST', /^\/sweep$/, async (p) => ok({ deleted: await p.sweepExpired() })],
+    ['POST', /^\/reset$/, async (p) => {
+      await p.reset();
+      const { defaultBranchId, defaultHost } = p.defaultEndpoint();
+      return ok({ defaultBranchId, defaultHost });
     }],
   ];
+
+  function health(): unknown {
+    const stack = projects.stackDefault;
+    const { defaultBranchId, defaultHost } = stack.defaultEndpoint();
+    return { defaultProjectId: stack.id, defaultBranchId, defaultHost, sourceHash };
+  }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://emulator');
     const method = req.method ?? 'GET';
-    if (method === 'GET' && url.pathname === '/__emulator/health') return send(res, ok({ ...project.health(), sourceHash }));
+    if (method === 'GET' && url.pathname === '/__emulator/health') return send(res, ok(health()));
     if (!authorized(req.headers.authorization, apiKey)) {
       return send(res, error(401, 'UNAUTHORIZED', 'authentication failed: the Authorization header must be "Bearer <API key>" with a valid key'));
     }
 
     if (url.pathname.startsWith('/__emulator/')) {
-      const route = control.find(([m, p]) => m === method && p === url.pathname);
-      if (route === undefined) return send(res, error(404, 'NOT_FOUND', `no emulator control route ${method} ${url.pathname}`));
-      return send(res, await route[2]([], url, await readJson(req)));
+      const scoped = /^\/__emulator\/projects\/([^/]+)(.*)$/.exec(url.pathname);
+      const route = scoped === null ? undefined : findRoute(projectControl, method, scoped[2]);
+      if (scoped === null || route === undefined) {
+        return send(res, error(404, 'NOT_FOUND', `no emulator control route ${method} ${url.pathname}; they live under /__emulator/projects/{project_id}`));
+      }
+      const project = projects.get(decodeURIComponent(scoped[1]));
+      return send(res, await route.handler(project, route.params, url, await readJson(req)));
     }
 
     if (!url.pathname.startsWith('/api/v2/')) return send(res, error(404, 'NOT_FOUND', `no route ${method} ${url.pathname}; the API lives under /api/v2`));
-    const fault = takeFault(faults, method, url.pathname + url.search);
+    const apiPath = url.pathname.slice('/api/v2'.length);
+    if (apiPath === '/projects' && method === 'GET') return send(res, ok(projects.list()));
+    if (apiPath === '/projects' && method === 'POST') return send(res, { status: 201, body: await projects.create(await readJson(req)) });
+    const scoped = /^\/projects\/([^/]+)(.*)$/.exec(apiPath);
+    const route = scoped === null ? undefined : findRoute(projectApi, method, scoped[2]);
+    if (scoped === null || route === undefined) return send(res, error(404, 'NOT_FOUND', `no route ${method} ${url.pathname} in the emulated Neon API`));
+    const project = projects.get(decodeURIComponent(scoped[1]));
+
+    const fault = project.faults.take(method, url.pathname + url.search);
     if (fault !== undefined && !fault.after) return answerFault(res, fault, `${method} ${url.pathname}`);
-    const reply = await routeApi(method, url, req).catch((err: unknown) => {
-      if (err instanceof ApiError) return error(err.status, err.code, err.message);
-      throw err;
-    });
+    const body = await readJson(req);
+    const reply = await Promise.resolve()
+      .then(() => route.handler(project, route.params, url, body))
+      .catch((err: unknown) => {
+        if (err instanceof ApiError) return error(err.status, err.code, err.message);
+        throw err;
+      });
     // An `after` fault lets the call take effect and then loses its answer, as a dropped
     // connection or a proxy error after a successful POST would.
     if (fault !== undefined) return answerFault(res, fault, `${method} ${url.pathname} (after answering ${reply.status})`);
     send(res, reply);
-  }
-
-  async function routeApi(method: string, url: URL, req: http.IncomingMessage): Promise<Reply> {
-    const apiPath = url.pathname.slice('/api/v2'.length);
-    for (const [m, pattern, handler] of api) {
-      const match = pattern.exec(apiPath);
-      if (match === null || m !== method) continue;
-      const params = match.slice(1).map(decodeURIComponent);
-      project.checkProject(params[0]);
-      return handler(params, url, await readJson(req));
-    }
-    return error(404, 'NOT_FOUND', `no route ${method} ${url.pathname} in the emulated Neon API`);
   }
 
   function answerFault(res: http.ServerResponse, fault: Fault, call: string): void {
@@ -170,6 +157,19 @@ export function createServer(project: Project, apiKey: string, log: Log): http.S
       send(res, error(500, 'INTERNAL_ERROR', (err as Error).message));
     });
   });
+}
+
+function findRoute(routes: ProjectRoute[], method: string, rest: string): { handler: ProjectHandler; params: string[] } | undefined {
+  for (const [m, pattern, handler] of routes) {
+    const match = pattern.exec(rest);
+    if (match !== null && m === method) return { handler, params: match.slice(1).map(decodeURIComponent) };
+  }
+  return undefined;
+}
+
+/** A project's emulator settings as the control route shows them: never its password. */
+function publicSettings(settings: Project['settings']): Record<string, unknown> {
+  return { id: settings.id, name: settings.name, role: settings.role, database: settings.database, branch_limit: settings.branchLimit };
 }
 
 function ok(body: unknown): Reply {
@@ -216,29 +216,4 @@ async function readJson(req: http.IncomingMessage): Promise<unknown> {
   } catch {
     throw new ApiError(400, 'BAD_REQUEST', 'request body is not valid JSON');
   }
-}
-
-function parseFault(body: unknown): Fault {
-  const f = (body ?? {}) as Partial<Fault>;
-  const statuses: FaultStatus[] = [423, 429, 500, 503, 'hang'];
-  if (!statuses.includes(f.status as FaultStatus)) {
-    throw new ApiError(400, 'BAD_REQUEST', `fault status must be one of 423, 429, 500, 503, "hang" (got ${JSON.stringify(f.status)})`);
-  }
-  if (!Number.isInteger(f.count) || (f.count as number) < 1) {
-    throw new ApiError(400, 'BAD_REQUEST', `fault count must be a positive integer (got ${JSON.stringify(f.count)})`);
-  }
-  if (f.method !== undefined && typeof f.method !== 'string') throw new ApiError(400, 'BAD_REQUEST', 'fault method must be a string');
-  if (f.path !== undefined && typeof f.path !== 'string') throw new ApiError(400, 'BAD_REQUEST', 'fault path must be a string');
-  if (f.after !== undefined && typeof f.after !== 'boolean') throw new ApiError(400, 'BAD_REQUEST', 'fault after must be a boolean');
-  return { status: f.status as FaultStatus, count: f.count as number, method: f.method?.toUpperCase(), path: f.path, after: f.after };
-}
-
-/** Consumes one use of the first fault matching this call. */
-function takeFault(faults: Fault[], method: string, pathAndQuery: string): Fault | undefined {
-  const index = faults.findIndex((f) => (f.method === undefined || f.method === method) && (f.path === undefined || pathAndQuery.includes(f.path)));
-  if (index === -1) return undefined;
-  const fault = faults[index];
-  fault.count -= 1;
-  if (fault.count === 0) faults.splice(index, 1);
-  return fault;
 }

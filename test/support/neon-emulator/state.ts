@@ -1,16 +1,17 @@
-// The emulator's persisted model: the project's branches, their endpoints and annotations, and the
-// operations. Saved as one JSON file in the state directory after every change, so a restarted
-// emulator serves the same branches over the same data directories.
+// The emulator's persisted model, one JSON file per project (`projects/<id>.json` in the state
+// directory): the project's settings, its branches with their endpoints and annotations, and its
+// operations. Saved after every change, so a restarted emulator serves the same projects and
+// branches over the same data directories. The files hold the projects' role passwords: the
+// directory is private to the user that runs the emulator.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { OperationAction } from '@neon/sdk';
-
 import type { PlanName } from './plan.js';
 
 export interface EndpointRecord {
   id: string;
-  /** The endpoint's host is 127.0.0.<hostNumber>. */
+  /** The endpoint's address, see addresses.ts (2 is 127.0.0.2). */
   hostNumber: number;
   createdAt: string;
   minCu: number;
@@ -34,7 +35,7 @@ export interface BranchRecord {
   ttlIntervalSeconds?: number;
   isDefault: boolean;
   protected: boolean;
-  /** The role's password on this branch; absent = EMULATOR_ROLE_PASSWORD (as before passwords were per branch). */
+  /** The owner role's password on this branch; absent = the project's (as before passwords were per branch). */
   rolePassword?: string;
   logicalSize: number;
   annotation?: AnnotationRecord;
@@ -55,34 +56,70 @@ export interface OperationRecord {
   error?: string;
 }
 
-export interface EmulatorState {
-  version: 1;
-  projectCreatedAt: string;
-  /** The project's plan; absent = EMULATOR_PLAN. */
+/** What a project is made with: its identity, its owner role and database, its limits. */
+export interface ProjectSettings {
+  id: string;
+  name: string;
+  createdAt: string;
+  /** The owner role every branch has (Neon creates one with the project), and its password. */
+  role: string;
+  rolePassword: string;
+  /** The database the owner role owns on every branch. */
+  database: string;
+  /** Branches allowed, the default branch included (Neon's plan limit). */
+  branchLimit: number;
+  /** The stack's own project (EMULATOR_PROJECT_ID): made at first start, never deleted. */
+  stackDefault: boolean;
+  /** The project's plan; absent = free, like a new user's project. */
   plan?: PlanName;
+}
+
+export interface ProjectState {
+  version: 2;
+  settings: ProjectSettings;
   branches: BranchRecord[];
   operations: OperationRecord[];
 }
 
+export const PROJECTS_DIR = 'projects';
+
 export class StateStore {
-  readonly #file: string;
+  readonly #dir: string;
 
   constructor(stateDir: string) {
-    this.#file = path.join(stateDir, 'state.json');
+    this.#dir = path.join(stateDir, PROJECTS_DIR);
   }
 
-  load(): EmulatorState | undefined {
-    if (!fs.existsSync(this.#file)) return undefined;
-    const state = JSON.parse(fs.readFileSync(this.#file, 'utf8')) as EmulatorState;
-    if (state.version !== 1) throw new Error(`neon emulator: ${this.#file} has unknown version ${String(state.version)}; delete the state directory to start over`);
-    return state;
+  prepare(): void {
+    fs.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    fs.chmodSync(this.#dir, 0o700);
+  }
+
+  /** Every saved project; a file of another format version stops the start with the fix. */
+  loadAll(): ProjectState[] {
+    const names = fs.readdirSync(this.#dir).filter((n) => n.endsWith('.json')).sort();
+    return names.map((name) => {
+      const file = path.join(this.#dir, name);
+      const state = JSON.parse(fs.readFileSync(file, 'utf8')) as ProjectState;
+      if (state.version !== 2) throw new Error(`neon emulator: ${file} has unknown version ${String(state.version)}; delete the state directory to start over`);
+      return state;
+    });
   }
 
   /** Write-then-rename, so a crash never leaves a half-written state file. */
-  save(state: EmulatorState): void {
-    const tmp = `${this.#file}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(state, null, 2));
-    fs.renameSync(tmp, this.#file);
+  save(state: ProjectState): void {
+    const file = this.#file(state.settings.id);
+    const tmp = `${file}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(state, null, 2), { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  }
+
+  remove(projectId: string): void {
+    fs.rmSync(this.#file(projectId), { force: true });
+  }
+
+  #file(projectId: string): string {
+    return path.join(this.#dir, `${projectId}.json`);
   }
 }
 
@@ -94,9 +131,12 @@ export function timestamp(ms: number = Date.now()): string {
 const ADJECTIVES = ['quiet', 'bold', 'small', 'misty', 'green', 'lively', 'still', 'young', 'wild', 'calm', 'dry', 'late', 'cold', 'empty', 'sweet', 'red'];
 const NOUNS = ['term', 'river', 'smoke', 'field', 'moon', 'bird', 'leaf', 'cloud', 'wave', 'hill', 'rain', 'frost', 'star', 'sea', 'dust', 'tree'];
 
-/** Ids shaped like Neon's: `br-quiet-river-12345678`, `ep-bold-moon-87654321`. */
-export function neonId(prefix: 'br' | 'ep'): string {
+/**
+ * Ids shaped like Neon's: `br-quiet-river-12345678`, `ep-bold-moon-87654321`, and for projects
+ * `cold-bonus-61650555` (no prefix).
+ */
+export function neonId(prefix: 'br' | 'ep' | ''): string {
   const pick = (words: string[]) => words[crypto.randomInt(words.length)];
   const digits = String(crypto.randomInt(10_000_000, 100_000_000));
-  return `${prefix}-${pick(ADJECTIVES)}-${pick(NOUNS)}-${digits}`;
+  return `${prefix === '' ? '' : `${prefix}-`}${pick(ADJECTIVES)}-${pick(NOUNS)}-${digits}`;
 }
