@@ -152,8 +152,8 @@ export class NeonApi {
   /**
    * The branch whose endpoint a connection string reaches (the standby). Matched on the endpoint
    * id (`options=endpoint=…`, else the host's first label without `-pooler`), so legacy, alias and
-   * pooler hosts of the same endpoint all find it; a host that names no endpoint id (an IP
-   * address, a custom name) is matched on the whole direct host.
+   * pooler hosts of the same endpoint all find it; only a URL that names no endpoint id (an IP
+   * address or a custom name as host, no `options=endpoint`) is matched on the whole direct host.
    */
   async findBranchByEndpoint(connectionString: string): Promise<BranchInfo | undefined> {
     const url = new URL(connectionString);
@@ -162,9 +162,12 @@ export class NeonApi {
     const data = await this.call({ what: 'list endpoints', method: 'GET', projectScoped: true }, (signal) =>
       raw.listProjectEndpoints({ client: this.neon.client, path: { project_id: this.projectId }, throwOnError: false, signal }),
     );
+    // An endpoint id, once named, decides alone: Neon's proxy routes by it, so a host that
+    // happens to match another endpoint must not pick that one.
     const endpoint =
-      (wantedId !== undefined ? data.endpoints.find((e: Endpoint) => e.id.toLowerCase() === wantedId) : undefined) ??
-      data.endpoints.find((e: Endpoint) => directHostOf(e.host) === wantedHost);
+      wantedId !== undefined
+        ? data.endpoints.find((e: Endpoint) => e.id.toLowerCase() === wantedId)
+        : data.endpoints.find((e: Endpoint) => directHostOf(e.host) === wantedHost);
     if (!endpoint) return undefined;
     return (await this.listBranches()).find((b) => b.id === endpoint.branch_id);
   }
