@@ -64,9 +64,12 @@ export function createServer(projects: Projects, apiKey: string, log: Log): http
     ['GET', /^\/branches\/([^/]+)\/databases$/, (p, [id]) => ok({ databases: p.databasesOf(id) } satisfies ListProjectBranchDatabasesResponse)],
     ['GET', /^\/endpoints$/, (p) => ok({ endpoints: p.allEndpoints() } satisfies ListProjectEndpointsResponse)],
     ['GET', /^\/connection_uri$/, (p, _a, url) => ok(p.connectionUri(url.searchParams))],
-    ['GET', /^\/operations$/, (p) => {
-      const operations = p.operations.list();
-      return ok({ operations, pagination: { cursor: operations.at(-1)?.created_at ?? '' } } satisfies ListProjectOperationsResponse);
+    // Newest first, all on one page, with Neon's cursor (the last one's created_at): the page after
+    // it holds only older operations, so a client following cursors stops at an empty page.
+    ['GET', /^\/operations$/, (p, _a, url) => {
+      const after = url.searchParams.get('cursor');
+      const operations = p.operations.list().filter((op) => !after || op.created_at < after);
+      return ok({ operations, pagination: { cursor: operations.at(-1)?.created_at ?? after ?? '' } } satisfies ListProjectOperationsResponse);
     }],
     ['GET', /^\/operations\/([^/]+)$/, (p, [id]) => ok({ operation: p.operations.toApi(p.operation(id)) } satisfies GetProjectOperationResponse)],
   ];
