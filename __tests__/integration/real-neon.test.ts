@@ -22,6 +22,7 @@ import { withTemporaryBranch } from '../../src/temporary-branch.js';
 import { loadDataset, shopDataset } from '../../test/support/datasets.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 import { recordingIo } from '../../test/support/recording-io.js';
+import { findSecretLeaks, runAction } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
 
 const DB = `rn_shop_${process.pid}_${Date.now().toString(36)}`;
@@ -210,6 +211,22 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
     });
     expect(io.lines.filter((l) => l.startsWith('warning:'))).toEqual([]);
   });
+
+  test('through the action (dist/, npm run build): the password Neon hands the temporary branch is masked and never printed', async () => {
+    const backupBranch = (await neon.toolBranches('backup'))[0];
+    // The newest backup was made from the protected standby: its children share its fresh password.
+    const branchPassword = ((await api('GET', `/branches/${backupBranch.id}/roles/neondb_owner/reveal_password`)).json as { password: string }).password;
+    const standbyPassword = ((await api('GET', `/branches/${standbyEndpoint.branchId}/roles/neondb_owner/reveal_password`)).json as { password: string }).password;
+    expect(branchPassword).not.toBe(standbyPassword);
+    const run = await runAction(
+      { mode: 'restore', ...project.inputs, 'neon-database-url': consoleUrl(standbyPassword), 'backup-branch': backupBranch.id },
+      { env: { NEON_API_KEY: undefined, NEON_PROJECT_ID: undefined, NEON_DATABASE_URL: undefined, NEON_API_HOST: undefined }, timeoutMs: 180_000 },
+    );
+    expect(run.exitCode).toBe(0);
+    expect(run.outputs.verified).toBe('true');
+    expect(run.stdout).toContain(`::add-mask::${branchPassword}`);
+    expect(findSecretLeaks(run, [branchPassword, standbyPassword])).toEqual([]);
+  }, 240_000);
 
   test('a repeated DELETE of a branch answers 204, and the client takes it as done', async () => {
     const made = await neon.createBackupBranch({ name: 'rn-delete-twice', parentId: standbyEndpoint.branchId, runId: 'rn' });
