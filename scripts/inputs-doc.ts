@@ -7,7 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { ENV_FALLBACKS, MODES, REQUIRED_BY_MODE, SECRET_INPUTS, type InputName } from '../src/config.js';
-import { markdownTable } from '../src/report.js';
+import { asMarkdown, markdownTable } from '../src/report.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const INPUTS_DOC = path.join(root, 'docs', 'INPUTS.md');
@@ -31,14 +31,15 @@ export function renderInputsDoc(actionYmlText: string): string {
       SECRET_INPUTS.includes(name as InputName) ? 'Secret: pass it from `secrets.*`; masked in every log.' : undefined,
     ].filter(Boolean);
     const fallback = ENV_FALLBACKS[name as InputName];
+    // action.yml's own text is Markdown written for this table, placed as it is.
     return [
       `\`${name}\``,
       requiredFor(name),
       spec.default ? `\`${spec.default}\`` : fallback ? `env \`${fallback}\`` : '',
       [spec.description, ...notes].join(' '),
-    ];
+    ].map(asMarkdown);
   });
-  const outputs = Object.entries(action.outputs).map(([name, spec]) => [`\`${name}\``, spec.description]);
+  const outputs = Object.entries(action.outputs).map(([name, spec]) => [`\`${name}\``, spec.description].map(asMarkdown));
   return (
     '<!-- Generated from action.yml by `npm run docs:inputs`; do not edit by hand. -->\n\n' +
     '## Inputs\n\n' +

@@ -5,6 +5,7 @@
  */
 import { BOOLEAN_INPUTS, INPUT_NAMES, MODES, type RawInputs } from './config.js';
 import type { Io } from './io.js';
+import { inertLogText, markdownTextToPlain, showControlCharacters } from './log-safety.js';
 import { redact } from './secrets.js';
 import { guardCrashes, runFromInputs } from './run.js';
 
@@ -28,7 +29,7 @@ Inputs (flags take the action's input names; see docs/INPUTS.md for every detail
   --include LIST, --exclude LIST  glob patterns over db.collection
   --branch-prefix P             backup branch name prefix (default backup-)
   --retain N, --retain-days N   how many / how old backups to keep (default 7 / unset)
-  --backup-branch NAME|ID       restore/recover: which backup (default the newest; recover also 'standby')
+  --backup-branch NAME|ID       restore/recover: which backup (default the newest; 'standby' for the standby)
   --restore-prefix P            restore branch name prefix (default restore-test-)
   --restore-ttl-minutes N       expiry of the temporary restore branch (default 60)
   --verify full|sample          restore verification depth (default full)
@@ -53,16 +54,27 @@ const FLAG_INPUTS = INPUT_NAMES.filter((n) => n !== 'mode');
 
 /** `[mode, ...flags]` -> raw inputs; throws UsageError on anything it does not understand. */
 export function parseArgs(args: readonly string[]): RawInputs {
+  // A stray argument is named by its position, never shown: it is often a value that lost its
+  // flag, and values here are connection strings and keys.
   const [mode, ...rest] = args;
   if (mode === undefined || mode.startsWith('-')) throw new UsageError(`the first argument must be a mode: ${MODES.join(', ')}`);
-  if (!(MODES as readonly string[]).includes(mode)) throw new UsageError(`unknown mode '${mode}': use one of ${MODES.join(', ')}`);
+  if (!(MODES as readonly string[]).includes(mode)) {
+    throw new UsageError(`argument 1 is not a mode (not shown, it could be a secret): use one of ${MODES.join(', ')}`);
+  }
   const raw: RawInputs = { mode };
   for (let i = 0; i < rest.length; i++) {
     const arg = rest[i];
+    const position = i + 2;
     const m = /^--([a-z0-9-]+)(?:=([\s\S]*))?$/.exec(arg);
-    if (!m) throw new UsageError(`unexpected argument '${arg}': inputs are given as --input-name value`);
+    if (!m) {
+      const after = i > 0 && rest[i - 1].startsWith('--') ? ` (after ${flagName(rest[i - 1])})` : '';
+      throw new UsageError(
+        `unexpected argument ${position}${after} (not shown, it could be a secret): inputs are given as --input-name value; ` +
+          'quote a value that contains spaces',
+      );
+    }
     const name = m[1];
-    if (!(FLAG_INPUTS as readonly string[]).includes(name)) throw new UsageError(`unknown flag --${name}: see supaneon-sync --help`);
+    if (!(FLAG_INPUTS as readonly string[]).includes(name)) throw new UsageError(`unknown flag --${name} (argument ${position}): see supaneon-sync --help`);
     if (raw[name] !== undefined) throw new UsageError(`--${name} is given twice`);
     let value = m[2];
     if (value === undefined) {
@@ -79,6 +91,11 @@ export function parseArgs(args: readonly string[]): RawInputs {
     raw[name] = value;
   }
   return raw;
+}
+
+/** `--name=value` or `--name` -> `--name`, so a message can point at a flag without its value. */
+function flagName(arg: string): string {
+  return arg.split('=', 1)[0];
 }
 
 /** `**bold**` -> `bold`; a lone `***` (a redacted secret) stays as it is. */
@@ -105,7 +122,7 @@ export function markdownToText(markdown: string): string {
         .trim()
         .slice(1, -1)
         .split(/(?<!\\)\|/)
-        .map((c) => unbold(c.trim().replace(/\\\|/g, '|').replace(/\\\\/g, '\\')));
+        .map((c) => markdownTextToPlain(unbold(c.trim())));
       if (cells.every((c) => /^:?-+:?$/.test(c))) continue;
       table.push(cells);
       continue;
@@ -113,17 +130,27 @@ export function markdownToText(markdown: string): string {
     flush();
     const heading = /^#{1,6}\s+(.*)$/.exec(line);
     if (heading) {
-      out.push(unbold(heading[1]), '='.repeat(unbold(heading[1]).length));
+      const text = markdownTextToPlain(unbold(heading[1]));
+      out.push(text, '='.repeat(text.length));
     } else {
-      out.push(unbold(line));
+      out.push(markdownTextToPlain(unbold(line)));
     }
   }
   flush();
   return out.join('\n');
 }
 
+/**
+ * Writes one message to the terminal. Control characters are always shown escaped; inside a GitHub
+ * Actions step (`GITHUB_ACTIONS=true`, e.g. the CLI run from a workflow's `run:`) the runner reads
+ * this output for workflow commands too, so a message that could be one is made inert as the
+ * action does (log-safety.ts).
+ */
+function write(stream: NodeJS.WriteStream, text: string): void {
+  stream.write(`${process.env.GITHUB_ACTIONS === 'true' ? inertLogText(text) : showControlCharacters(text)}\n`);
+}
+
 function terminalIo(outputs: Array<[string, string]>): Io {
-  const write = (stream: NodeJS.WriteStream, text: string) => stream.write(`${text}\n`);
   return {
     log: {
       info: (m) => write(process.stdout, m),
@@ -158,14 +185,14 @@ export async function main(args: readonly string[]): Promise<number> {
     raw = parseArgs(args);
   } catch (error) {
     if (!(error instanceof UsageError)) throw error;
-    process.stderr.write(`supaneon-sync: ${redact(error.message)}\nRun 'supaneon-sync --help' for usage.\n`);
+    write(process.stderr, `supaneon-sync: ${redact(error.message)}\nRun 'supaneon-sync --help' for usage.`);
     return 2;
   }
-  guardCrashes((line) => process.stderr.write(`${line}\n`));
+  guardCrashes((line) => write(process.stderr, line));
   const outputs: Array<[string, string]> = [];
   // Nothing to mask in a terminal (no runner scans it); redact() still covers every message.
   const result = await runFromInputs(raw, process.env, terminalIo(outputs), () => undefined);
-  if (outputs.length > 0) process.stdout.write(`\n${outputs.map(([n, v]) => `${n}=${v}`).join('\n')}\n`);
-  if (!result.ok) process.stderr.write(`${result.failure}\n`);
+  if (outputs.length > 0) write(process.stdout, `\n${outputs.map(([n, v]) => `${n}=${v}`).join('\n')}`);
+  if (!result.ok) write(process.stderr, result.failure ?? 'supaneon-sync failed');
   return result.ok ? 0 : 1;
 }

@@ -89,6 +89,9 @@ export const ENV_FALLBACKS: Readonly<Partial<Record<InputName, string>>> = {
 
 export const DEFAULT_NEON_API_HOST = 'https://console.neon.tech/api/v2';
 
+/** backup-branch value that reads the standby itself instead of a backup branch (restore, recover). */
+export const STANDBY = 'standby';
+
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
     super(
@@ -137,6 +140,16 @@ function listOf(value: string | undefined): string[] {
     .split(/[,\n]/)
     .map((s) => s.trim())
     .filter((s) => s !== '');
+}
+
+/**
+ * A list input written but holding no item (`" , ,"`): refused, because an empty list means
+ * "everything" and a value that lost its names must not widen the selection.
+ */
+function onlySeparators(ctx: z.RefinementCtx, input: InputName, value: string | undefined, names: readonly string[], what: string): void {
+  if (value !== undefined && value.trim() !== '' && names.length === 0) {
+    problem(ctx, input, `holds only separators (commas, new lines) and no ${what}: list ${what}s, or leave it empty for ${input === 'exclude' ? 'no exclusion' : 'everything'}`);
+  }
 }
 
 /** One SQL query a line; blank lines dropped. Commas belong to SQL, so only newlines separate. */
@@ -302,6 +315,7 @@ function buildSchema() {
       .optional()
       .transform((value, ctx) => {
         const patterns = listOf(value);
+        onlySeparators(ctx, input, value, patterns, 'pattern');
         for (const p of patterns) {
           const wrong = validatePattern(p);
           if (wrong) problem(ctx, input, `is not usable: ${wrong}`);
@@ -343,6 +357,7 @@ function buildSchema() {
         .optional()
         .transform((value, ctx) => {
           const names = listOf(value);
+          onlySeparators(ctx, 'databases', value, names, 'database name');
           for (const name of names) {
             if (MONGO_DB_FORBIDDEN.test(name) || Buffer.byteLength(name) > 63) {
               problem(
@@ -410,8 +425,8 @@ function buildSchema() {
       if (mode === 'restore' && inputs['compare-source'] && inputs['mongodb-uri'] === undefined) {
         problem(ctx, 'mongodb-uri', 'is required when compare-source is true: pass the source connection string, or set compare-source to false');
       }
-      if (inputs['backup-branch'] === 'standby' && mode !== 'recover') {
-        problem(ctx, 'backup-branch', "'standby' is accepted only by mode recover: name a backup branch (name or id), or leave it empty for the newest");
+      if (inputs['backup-branch'] === STANDBY && mode !== 'recover' && mode !== 'restore') {
+        problem(ctx, 'backup-branch', "'standby' is accepted only by modes restore and recover: name a backup branch (name or id), or leave it empty for the newest");
       }
     }, { when: () => true }) // cross-input rules run even when single inputs failed: report everything at once
     .transform(

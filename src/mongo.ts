@@ -22,8 +22,61 @@ export interface SourceInfo {
   snapshotReads: boolean;
 }
 
-export async function connectMongo(uri: string, opts: { connectTimeoutMs?: number } = {}): Promise<MongoClient> {
+/**
+ * The names of the `?key=value` options of a MongoDB URI (empty when it has none). Values are
+ * never returned: options such as `authMechanismProperties` or `tlsCertificateKeyFilePassword`
+ * carry secrets, and any of them may be a secret pasted into the wrong place.
+ */
+export function uriOptions(uri: string): { name: string; value: string }[] {
+  const query = uri.split('?', 2)[1]?.split('#', 1)[0] ?? '';
+  return query
+    .split('&')
+    .filter((p) => p !== '')
+    .map((p) => {
+      const eq = p.indexOf('=');
+      const decode = (v: string) => {
+        try {
+          return decodeURIComponent(v);
+        } catch {
+          return v;
+        }
+      };
+      return eq === -1 ? { name: decode(p), value: '' } : { name: decode(p.slice(0, eq)), value: decode(p.slice(eq + 1)) };
+    });
+}
+
+/**
+ * A driver error as a message safe to print. The driver quotes option values in its errors
+ * (`Invalid read preference mode "…"`, `…, got <value>`): a configuration error is reported by the
+ * option it names, never its text; any other error has every option value of the URI cut out.
+ */
+export function describeDriverError(err: unknown, uri: string, input: string): string {
+  const e = err as { name?: string; message?: string };
+  const message = String(e?.message ?? err);
+  const options = uriOptions(uri);
+  const isConfigurationError = ['MongoParseError', 'MongoInvalidArgumentError', 'MongoAPIError', 'MongoMissingCredentialsError'].includes(e?.name ?? '');
+  if (isConfigurationError) {
+    const lower = message.toLowerCase();
+    const named = options.filter((o) => lower.includes(o.name.toLowerCase()) || (o.value.length > 0 && message.includes(o.value)));
+    const which =
+      named.length > 0
+        ? `option${named.length === 1 ? '' : 's'} ${[...new Set(named.map((o) => o.name))].join(', ')} (value not shown)`
+        : options.length > 0
+          ? `one of its options ${options.map((o) => o.name).join(', ')} (values not shown)`
+          : 'its form';
+    return `${input}: the MongoDB driver refuses ${which}; fix the connection string's ${named.length > 0 || options.length > 0 ? 'options' : 'syntax'} (see the MongoDB connection string documentation)`;
+  }
+  let out = message;
+  for (const o of options) {
+    // Values like "true" or "1" are everywhere in messages and say nothing; longer ones are cut out.
+    if (o.value.length >= 3 && !/^(true|false|\d+)$/i.test(o.value)) out = out.split(o.value).join(`<${o.name}>`);
+  }
+  return out;
+}
+
+export async function connectMongo(uri: string, opts: { connectTimeoutMs?: number; input?: string } = {}): Promise<MongoClient> {
   const timeout = opts.connectTimeoutMs ?? 10_000;
+  const input = opts.input ?? 'mongodb-uri';
   let client: MongoClient;
   try {
     client = new MongoClient(uri, {
@@ -33,16 +86,17 @@ export async function connectMongo(uri: string, opts: { connectTimeoutMs?: numbe
       connectTimeoutMS: timeout,
     });
   } catch (err) {
-    throw new Error(`mongodb-uri is not a valid MongoDB connection string: ${(err as Error).message}`, { cause: err });
+    // eslint-disable-next-line preserve-caught-error -- the driver's error quotes option values: it must not travel on
+    throw new Error(`${input} is not a usable MongoDB connection string: ${describeDriverError(err, uri, input)}`);
   }
   try {
     await client.connect();
     await client.db('admin').command({ ping: 1 });
   } catch (err) {
     await client.close().catch(() => undefined);
+    // eslint-disable-next-line preserve-caught-error -- the driver's error quotes option values: it must not travel on
     throw new Error(
-      `cannot reach MongoDB at ${describeMongoUri(uri)}: ${(err as Error).message}; check mongodb-uri and that the server accepts connections from this runner`,
-      { cause: err },
+      `cannot reach MongoDB at ${describeMongoUri(uri)}: ${describeDriverError(err, uri, input)}; check ${input} and that the server accepts connections from this runner`,
     );
   }
   return client;
@@ -84,6 +138,26 @@ export function snapshotTimeOf(session: ClientSession): string | undefined {
 }
 
 const INDEX_NOISE = ['v', 'ns'];
+
+/**
+ * Names in `databases` that the server does not list. MongoDB lists a database once it holds a
+ * collection, so a misspelt name and a database that was never created look the same: either way
+ * the backup would silently leave it out (and drop its tables from the standby).
+ */
+export async function missingDatabases(client: MongoClient, s: Selection): Promise<string[]> {
+  if (s.databases.length === 0) return [];
+  const listed = await client.db('admin').admin().listDatabases({ nameOnly: true });
+  const present = new Set(listed.databases.map((d) => d.name));
+  return s.databases.filter((db) => !present.has(db));
+}
+
+/** The one line validate and backup report for `missingDatabases`. */
+export function missingDatabasesMessage(missing: readonly string[]): string {
+  return (
+    `database${missing.length === 1 ? '' : 's'} ${missing.join(', ')} listed in 'databases' ${missing.length === 1 ? 'does' : 'do'} not exist: ` +
+    "fix the names in the 'databases' input"
+  );
+}
 
 export async function listSelectedCollections(client: MongoClient, s: Selection): Promise<CollectionSpec[]> {
   const listed = await client.db('admin').admin().listDatabases({ nameOnly: true });

@@ -39,7 +39,7 @@ export interface BranchInfo {
   createdAt: string;
   expiresAt?: string;
   isDefault: boolean;
-  /** Neon refuses to delete a protected branch, and its children get new role passwords. */
+  /** Protected in Neon: it cannot be deleted, still counts toward the branch limit, and its children get new role passwords. */
   protected?: boolean;
   annotations: Record<string, string>;
 }
@@ -571,7 +571,7 @@ function toBranchInfo(b: Branch, annotations: Record<string, string>): BranchInf
     createdAt: b.created_at,
     ...(b.expires_at ? { expiresAt: b.expires_at } : {}),
     isDefault: b.default === true,
-    protected: b.protected === true,
+    ...(b.protected === true ? { protected: true } : {}),
     annotations: { ...annotations },
   };
 }

@@ -5,6 +5,7 @@
  */
 import * as core from '@actions/core';
 import { parseConfig } from './config.js';
+import { inertLogText } from './log-safety.js';
 import { actionIo, readInputs } from './main.js';
 import { cleanupRestoreState, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from './modes/restore.js';
 import { guardCrashes, secureIo } from './run.js';
@@ -16,7 +17,8 @@ const state = { restoreBranchId: core.getState(STATE_RESTORE_BRANCH_ID), restore
 
 // Restore and recover record the temporary branch they read a backup through; other modes record nothing.
 if (!state.restoreBranchId && !state.restoreBranchName) {
-  core.info(`supaneon-sync post: nothing to clean up (mode ${mode} left no temporary branch on record)`);
+  // The mode input is shown as given: made inert like every other log line that carries a value.
+  core.info(inertLogText(`supaneon-sync post: nothing to clean up (mode ${mode} left no temporary branch on record)`));
 } else {
   const io = secureIo(raw, process.env, actionIo(), (secret) => core.setSecret(secret));
   try {

@@ -3,14 +3,29 @@
  * per-collection progress lines for long copies.
  */
 import type { Logger } from './io.js';
+import { markdownText } from './log-safety.js';
 
-function cell(value: string | number): string {
-  // A '|' would end the cell and a line break the row; both come from user data (collection names).
-  return String(value).replace(/\\/g, '\\\\').replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+export { markdownText } from './log-safety.js';
+
+/** A table cell that is Markdown this product wrote (e.g. `**FAIL**`), placed as it is. */
+export interface MarkdownCell {
+  readonly markdown: string;
 }
 
-export function markdownTable(headers: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
-  const line = (cells: readonly (string | number)[]) => `| ${cells.map(cell).join(' | ')} |`;
+export function asMarkdown(markdown: string): MarkdownCell {
+  return { markdown };
+}
+
+export type Cell = string | number | MarkdownCell;
+
+function cell(value: Cell): string {
+  // Everything else is text, often from user data (collection names, server messages): escaped so
+  // that '|' cannot end the cell, a line break cannot end the row, and HTML or emphasis renders as text.
+  return typeof value === 'object' ? value.markdown.replace(/\r?\n/g, ' ') : markdownText(value);
+}
+
+export function markdownTable(headers: readonly string[], rows: readonly (readonly Cell[])[]): string {
+  const line = (cells: readonly Cell[]) => `| ${cells.map(cell).join(' | ')} |`;
   return [line(headers), `|${headers.map(() => ' --- ').join('|')}|`, ...rows.map(line)].join('\n') + '\n';
 }
 

@@ -79,6 +79,57 @@ export function describeTarget(t: Pick<TargetCollection, 'database' | 'collectio
   return `${t.database}.${t.collection}`;
 }
 
+/**
+ * MongoDB's naming limits (MongoDB Limits and Thresholds): a database name has fewer than 64
+ * bytes and none of `/ \\ . " $` or NUL (Linux; Windows also refuses `* < > : | ?`, which
+ * target-database-prefix already may not contain); a namespace `<database>.<collection>` has at most
+ * 255 bytes (feature compatibility 4.4 and later; 235 for a sharded collection).
+ */
+export const MAX_DATABASE_NAME_BYTES = 63;
+export const MAX_NAMESPACE_BYTES = 255;
+// eslint-disable-next-line no-control-regex
+const DATABASE_NAME_FORBIDDEN = /[/\\. "$\u0000]/;
+
+/**
+ * Every target whose name the server would refuse, as one message naming the collection, the
+ * prefix and the limit, checked before anything is written (the server would only say
+ * "Invalid namespace", after the collections before it were written). Empty when all fit.
+ */
+export function targetNameProblems(targets: readonly TargetCollection[], prefix: string): string[] {
+  const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+  const problems: string[] = [];
+  const room: number[] = [];
+  for (const t of targets) {
+    const source = `${t.source.database}.${t.source.collection}`;
+    const dbBytes = bytes(t.database);
+    const nsBytes = bytes(describeTarget(t));
+    room.push(MAX_DATABASE_NAME_BYTES - bytes(t.source.database), MAX_NAMESPACE_BYTES - bytes(`${t.source.database}.${t.source.collection}`));
+    if (dbBytes > MAX_DATABASE_NAME_BYTES) {
+      problems.push(
+        `${source}: target database name "${t.database}" (target-database-prefix '${prefix}' + "${t.source.database}") is ${dbBytes} bytes; ` +
+          `MongoDB allows at most ${MAX_DATABASE_NAME_BYTES} bytes in a database name`,
+      );
+    } else if (nsBytes > MAX_NAMESPACE_BYTES) {
+      problems.push(
+        `${source}: target namespace "${describeTarget(t)}" (target-database-prefix '${prefix}') is ${nsBytes} bytes; ` +
+          `MongoDB allows at most ${MAX_NAMESPACE_BYTES} bytes in <database>.<collection>`,
+      );
+    }
+    if (DATABASE_NAME_FORBIDDEN.test(t.database)) {
+      problems.push(`${source}: target database name "${t.database}" contains one of / \\ . " $ or NUL, which MongoDB does not allow in a database name`);
+    }
+  }
+  if (problems.length > 0) {
+    const longestPrefix = Math.min(...room);
+    problems.push(
+      longestPrefix > 0
+        ? `Fix: use a target-database-prefix of at most ${longestPrefix} bytes for this backup, or recover these collections without a prefix`
+        : 'Fix: recover these collections without target-database-prefix, into a deployment that does not hold them yet',
+    );
+  }
+  return problems;
+}
+
 /** MongoDB's codes for "this server does not do that": NotImplemented, CommandNotSupported, InvalidOptions, IllegalOperation. */
 const UNSUPPORTED_CODES = new Set([238, 115, 72, 20]);
 

@@ -2,9 +2,9 @@
  * Retention: which of this product's branches to delete, and deleting them.
  *
  * `planRetention` is pure (branches in, decisions out) so every rule is unit-tested without a
- * server; `applyRetention` carries a plan out, one log line per branch; `ensureRoomForBranches`
- * is the check a mode runs before it creates branches, so the project's branch limit is met by
- * retention first and otherwise fails before any work is done.
+ * server; `applyRetention` carries a plan out, one log line per branch; `planRoom` is the check a
+ * mode runs before any work (does the project have room, or can retention make it safely?), and
+ * `ensureRoomForBranches` makes that room right before a branch is created.
  *
  * Rules (each decision carries its reason):
  * - Only branches annotated by this product are ever considered; backups only when they were taken
@@ -13,15 +13,16 @@
  *   set. The newest backup is never deleted, whatever the settings.
  * - Restore-test branches: delete once past their `expires_at`, or, without one, once older than
  *   the restore TTL.
- * - Never the project's default branch, never the standby, never a protected id (the branch a
- *   run is using), never a branch with children (Neon refuses; the child would lose its parent):
+ * - Never the project's default branch, never the standby, never a branch protected in Neon (it
+ *   still counts toward the limit), never a protected id (the branch a run is using), never a
+ *   branch with children (Neon refuses; the child would lose its parent):
  *   these are skipped and reported. A child that is itself deleted in the same plan does not block
  *   its parent; deletions are ordered children first.
  */
 import type { Logger } from './io.js';
 import { TOOL_ANNOTATION, newestFirst, type BranchInfo, type NeonApi, type ToolBranchKind } from './neon.js';
 
-/** Neon's free plan; used when the API does not report the project's limit. */
+/** Neon's free plan (and Launch) branch limit; shown as an estimate only, never used to delete. */
 export const FREE_PLAN_BRANCH_LIMIT = 10;
 
 export interface RetentionInput {
@@ -111,6 +112,7 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     let blocker: string | undefined;
     if (b.isDefault) blocker = 'it is the project default branch';
     else if (b.id === input.standbyId) blocker = 'it is the standby';
+    else if (b.protected) blocker = 'it is protected in Neon (it cannot be deleted and still counts toward the branch limit; unprotect it in the Neon console to let retention remove it)';
     else if (protectedIds.has(b.id)) blocker = 'it is in use by this run';
     else {
       const children = childrenOf(b.id);
@@ -186,61 +188,126 @@ export async function applyRetention(neon: Pick<NeonApi, 'deleteBranch'>, plan: 
 export interface RoomRequest {
   /** Branches the caller is about to create. */
   needed: number;
-  /** The project's branch limit (`getProject().branchLimit ?? FREE_PLAN_BRANCH_LIMIT`). */
-  limit: number;
+  /**
+   * The project's branch limit as Neon reports it (`getProject().branchLimit`). Undefined when
+   * Neon does not say: then nothing is deleted to make room (guessing the free plan's 10 would
+   * prune a paid project's backups down to a limit it does not have); Neon refuses the create if
+   * the project is really full, and the run says so.
+   */
+  limit: number | undefined;
   standbyId: string;
   retain: number;
   retainDays?: number;
   restoreTtlMinutes: number;
   /**
-   * Kinds retention may delete to make room. Backup mode passes both: the new backups count toward
-   * `retain`, so the oldest backups that the run's own retention would delete afterwards may go
-   * first. Restore mode passes only `restore-test`.
+   * Kinds retention may delete to make room: backup mode passes both, restore mode only
+   * `restore-test`. Only what retention would delete anyway goes (expired restore tests, backups
+   * beyond `retain` or past `retainDays`); never one of the `retain` newest backups (see planRoom).
    */
   kinds?: readonly ToolBranchKind[];
   protect?: readonly string[];
   now?: Date;
 }
 
+export interface RoomPlan {
+  /** Deletions that make room (possibly none). */
+  plan: RetentionPlan;
+  /** Whether `needed` more branches fit once `plan` is carried out (always true when the limit is unknown). */
+  enough: boolean;
+  /** When not enough: why, what exists and how to fix it. */
+  problem?: string;
+}
+
 /**
- * Makes sure `needed` more branches fit under the project's branch limit, deleting by retention
- * when they would not. Throws, naming the limit and every branch, when retention cannot free
- * enough. Returns the branches deleted (empty when there was room).
+ * What making room for `needed` branches would delete, without deleting anything.
+ *
+ * Why a backup within `retain` is never deleted to make room: Neon has no "replace", and a project
+ * at its limit cannot hold the new backup and all `retain` old ones at once. The only order that
+ * would fit (delete an old backup, then create the new one) leaves `retain - 1` completed backups
+ * whenever the run stops between the two steps (killed, cancelled, Neon down), and nothing this
+ * tool does afterwards brings the deleted backup back. There is no safe order, so the run refuses
+ * before it changes anything and says how to make room (lower `retain`, delete or unprotect other
+ * branches, raise the plan's limit).
  */
-export async function ensureRoomForBranches(
-  neon: Pick<NeonApi, 'listBranches' | 'deleteBranch'>,
-  req: RoomRequest,
-  io: { log: Logger },
-): Promise<BranchInfo[]> {
-  const branches = await neon.listBranches();
-  if (branches.length + req.needed <= req.limit) return [];
+export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): RoomPlan {
+  const none: RetentionPlan = { delete: [], reasons: {}, keep: [], skipped: [] };
+  if (req.limit === undefined || branches.length + req.needed <= req.limit) return { plan: none, enough: true };
 
   const kinds = req.kinds ?? ['backup', 'restore-test'];
-  const newBackups = kinds.includes('backup') ? req.needed : 0;
-  io.log.info(
-    `Retention: the project has ${branches.length} of its ${req.limit} branches and this run needs ${req.needed} more; applying retention first.`,
-  );
   const plan = planRetention({
     branches,
     standbyId: req.standbyId,
-    retain: Math.max(1, req.retain - newBackups),
+    retain: req.retain,
     retainDays: req.retainDays,
     restoreTtlMinutes: req.restoreTtlMinutes,
     now: req.now ?? new Date(),
     kinds,
     protect: req.protect,
   });
-  const deleted = await applyRetention(neon, plan, io);
-  const remaining = branches.length - deleted.length;
-  if (remaining + req.needed <= req.limit) return deleted;
+  const remaining = branches.length - plan.delete.length;
+  if (remaining + req.needed <= req.limit) return { plan, enough: true };
 
-  const listing = branches
-    .filter((b) => !deleted.some((d) => d.id === b.id))
-    .map((b) => `"${b.name}" (${b.id}${b.isDefault ? ', default' : ''}${b.annotations[TOOL_ANNOTATION] ? `, ${b.annotations[TOOL_ANNOTATION]}` : ''})`)
+  const going = new Set(plan.delete.map((b) => b.id));
+  const left = branches.filter((b) => !going.has(b.id));
+  const protectedOnes = left.filter((b) => b.protected);
+  const listing = left
+    .map((b) => {
+      const tags = [b.isDefault ? 'default' : undefined, b.protected ? 'protected' : undefined, b.annotations[TOOL_ANNOTATION]].filter(Boolean);
+      return `"${b.name}" (${b.id}${tags.length > 0 ? `, ${tags.join(', ')}` : ''})`;
+    })
     .join(', ');
+  const short = remaining + req.needed - req.limit;
+  const kept = plan.keep.length;
+  const why = !kinds.includes('backup')
+    ? 'Only expired restore-test branches are deleted to make room here, and none is left. '
+    : kept === 0
+      ? 'No branch that supaneon-sync made for this standby can go. '
+      : kept === 1
+        ? 'The only backup of this standby is the newest, which retention never deletes. '
+        : `Making room would mean deleting one of the ${kept} backup(s) that retain=${req.retain} keeps before the new backup exists, ` +
+        `and a run stopped in between would leave fewer than ${Math.min(req.retain, kept)} completed backups: supaneon-sync never deletes a kept backup before its replacement exists. `;
+  // Retention with a lower retain deletes the oldest kept backups before the snapshot: enough of them.
+  const fewer = Math.min(req.retain, kept) - short;
+  const lowerRetain = kinds.includes('backup') && fewer >= 1 ? `lower retain to ${fewer}, ` : '';
+  return {
+    plan,
+    enough: false,
+    problem:
+      `The Neon project's branch limit (${req.limit}) leaves no room: ${remaining} branches exist` +
+      `${plan.delete.length > 0 ? ` once retention has deleted ${plan.delete.length}` : ''} and this run needs ${req.needed} more. ${why}` +
+      (protectedOnes.length > 0 ? `${protectedOnes.length} protected branch(es) count toward the limit and are never deleted. ` : '') +
+      `Branches: ${listing}. ` +
+      `Fix: ${lowerRetain}delete or unprotect branches you no longer need in the Neon console, or raise the plan's branch limit.`,
+  };
+}
+
+/**
+ * Makes sure `needed` more branches fit under the project's branch limit, deleting only what
+ * retention would delete anyway (see planRoom). Throws, naming the limit and every branch, when
+ * that is not enough. Returns the branches deleted (empty when there was room or the limit is unknown).
+ * Call it as late as possible, right before the branch is created.
+ */
+export async function ensureRoomForBranches(
+  neon: Pick<NeonApi, 'listBranches' | 'deleteBranch'>,
+  req: RoomRequest,
+  io: { log: Logger },
+): Promise<BranchInfo[]> {
+  if (req.limit === undefined) {
+    io.log.info('Retention: Neon does not report this project\'s branch limit, so no branch is deleted to make room; retention runs after the new branch exists.');
+    return [];
+  }
+  const branches = await neon.listBranches();
+  const room = planRoom(branches, req);
+  if (room.plan.delete.length === 0 && room.plan.skipped.length === 0 && room.enough) return [];
+  if (!room.enough) throw new Error(room.problem);
+  io.log.info(
+    `Retention: the project has ${branches.length} of its ${req.limit} branches and this run needs ${req.needed} more; applying retention first.`,
+  );
+  const deleted = await applyRetention(neon, room.plan, io);
+  if (branches.length - deleted.length + req.needed <= req.limit) return deleted;
   throw new Error(
-    `The Neon project's branch limit (${req.limit}) leaves no room: ${remaining} branches exist and this run needs ${req.needed} more, ` +
-      `after retention deleted ${deleted.length}. Branches: ${listing}. ` +
-      'Fix: delete branches you no longer need in the Neon console, lower retain, or raise the plan limit.',
+    `The Neon project's branch limit (${req.limit}) leaves no room: retention could delete only ${deleted.length} of ${room.plan.delete.length} branch(es) ` +
+      '(see the warnings above) and this run needs ' +
+      `${req.needed} more. Fix: delete branches you no longer need in the Neon console, or retry the run.`,
   );
 }

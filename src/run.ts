@@ -7,7 +7,7 @@ import { ConfigError, effectiveInputs, parseConfig, SECRET_INPUTS, type RawInput
 import type { Io } from './io.js';
 import { dispatch } from './modes/index.js';
 import { reportInvalidConfiguration } from './modes/validate.js';
-import { redact, registerSecret, type MaskFn } from './secrets.js';
+import { MIN_MASK_LENGTH, redact, registerSecret, type MaskFn } from './secrets.js';
 
 export interface RunResult {
   ok: boolean;
@@ -15,7 +15,17 @@ export interface RunResult {
   failure?: string;
 }
 
-/** An Io whose every message, output, summary and state value passes through redact(). */
+/**
+ * Outputs that carry free text (check details, which quote server messages): redacted. Every other
+ * output is an id, a name or a number this product generated or read from Neon, and passes as it
+ * is: rewriting one (`b***-cold-leaf-1`) would hand the next job a value that does not exist.
+ */
+const FREE_TEXT_OUTPUTS = new Set(['report']);
+
+/**
+ * An Io whose every message and summary passes through redact(), and every free-text output.
+ * Outputs and state that hold ids, names and numbers are written unchanged (see above).
+ */
 export function redactingIo(io: Io): Io {
   return {
     log: {
@@ -25,9 +35,10 @@ export function redactingIo(io: Io): Io {
       debug: (m) => io.log.debug(redact(m)),
       group: (name, fn) => io.log.group(redact(name), fn),
     },
-    setOutput: (name, value) => io.setOutput(name, redact(String(value))),
+    setOutput: (name, value) => io.setOutput(name, FREE_TEXT_OUTPUTS.has(name) ? redact(String(value)) : value),
     appendSummary: (markdown) => io.appendSummary(redact(markdown)),
-    saveState: (name, value) => io.saveState(name, redact(value)),
+    // State holds only the temporary branch's name and id, made by this product.
+    saveState: (name, value) => io.saveState(name, value),
   };
 }
 
@@ -37,8 +48,17 @@ export function redactingIo(io: Io): Io {
  */
 export function secureIo(raw: RawInputs, env: NodeJS.ProcessEnv, rawIo: Io, mask: MaskFn): Io {
   const effective = effectiveInputs(raw, env);
-  for (const input of SECRET_INPUTS) registerSecret(effective[input], mask);
-  return redactingIo(rawIo);
+  const tooShort = SECRET_INPUTS.filter((input) => registerSecret(effective[input], mask));
+  const io = redactingIo(rawIo);
+  if (tooShort.length > 0) {
+    io.log.warn(
+      `${tooShort.join(', ')}: a password or key shorter than ${MIN_MASK_LENGTH} characters is too short to mask safely ` +
+        '(the runner would hide every occurrence of it, inside branch ids and numbers too, and drop the job outputs that contain it). ' +
+        'It is not registered for masking; it is still removed from every connection string this action prints. ' +
+        `Fix: use a password or key of at least ${MIN_MASK_LENGTH} characters.`,
+    );
+  }
+  return io;
 }
 
 export async function runFromInputs(raw: RawInputs, env: NodeJS.ProcessEnv, rawIo: Io, mask: MaskFn): Promise<RunResult> {

@@ -6,8 +6,20 @@
  * connection string or its URL-decoded form, so each derived form is registered explicitly.
  * Driver errors echo connection strings, so redact() also blanks the password of any
  * `scheme://user:password@` it finds, known or not.
+ *
+ * Short values are the exception. GitHub's runner masks a registered value wherever it occurs, in
+ * every later log line, and silently drops any job output that contains it: a one-letter password
+ * `r` registered with `::add-mask::` would turn `br-cold-leaf-1` into `b***-cold-leaf-1` in the log
+ * and drop the `branch-id` output the next job needs. So a form shorter than MIN_MASK_LENGTH is
+ * neither registered with the runner nor replaced in free text; it is removed only where a password
+ * sits in a connection string (`scheme://user:…@`, `:…@`), and the run warns once that it is too
+ * short to mask safely. Longer forms (the whole URL, `user:password`, the percent-encoded form) are
+ * still registered and replaced everywhere.
  */
 export type MaskFn = (value: string) => void;
+
+/** Shortest secret form that is masked everywhere; shorter ones would hit ids and numbers we print. */
+export const MIN_MASK_LENGTH = 8;
 
 const REDACTED = '***';
 const known = new Set<string>();
@@ -15,6 +27,8 @@ const known = new Set<string>();
 let runMask: MaskFn | undefined;
 // Longest first, so a URL is replaced whole rather than leaving pieces around a replaced password.
 let ordered: string[] = [];
+// Forms too short to mask everywhere: removed only between ':' and '@' (a URL's password).
+let short: string[] = [];
 
 /**
  * The user-info part (`user:password`) of a URL-like string, or undefined. It ends at the last '@'
@@ -72,16 +86,28 @@ export function deriveSecretForms(value: string): string[] {
   return [...forms];
 }
 
-/** Registers a secret and all its derived forms: masked from now on and redacted by redact(). */
-export function registerSecret(value: string | undefined, mask: MaskFn): void {
+/**
+ * Registers a secret and all its derived forms: masked from now on and redacted by redact().
+ * Returns true when some form (the value or its password) was too short to mask everywhere: the
+ * caller warns once (see the top of this file).
+ */
+export function registerSecret(value: string | undefined, mask: MaskFn): boolean {
   runMask = mask;
-  if (value === undefined || value.trim() === '') return;
+  if (value === undefined || value.trim() === '') return false;
+  let tooShort = false;
   for (const form of deriveSecretForms(value)) {
+    if ([...form].length < MIN_MASK_LENGTH) {
+      tooShort = true;
+      if (!short.includes(form)) short.push(form);
+      continue;
+    }
     if (known.has(form)) continue;
     known.add(form);
     mask(form);
   }
   ordered = [...known].sort((a, b) => b.length - a.length);
+  short.sort((a, b) => b.length - a.length);
+  return tooShort;
 }
 
 // scheme://user:password@ — the password stops at '@' and never spans white space or a path.
@@ -91,6 +117,7 @@ const URL_CREDENTIALS = /\b([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^\s:@/?#]+):([^\s@/?#
 export function redact(message: string): string {
   let out = message;
   for (const form of ordered) out = out.split(form).join(REDACTED);
+  for (const form of short) out = out.split(`:${form}@`).join(`:${REDACTED}@`);
   return out.replace(URL_CREDENTIALS, (_m, scheme: string, user: string) => `${scheme}${user}:${REDACTED}@`);
 }
 
@@ -111,4 +138,5 @@ export function clearSecrets(): void {
   known.clear();
   ordered = [];
   runMask = undefined;
+  short = [];
 }

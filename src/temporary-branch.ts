@@ -6,13 +6,13 @@
  * id as soon as it does, so the post step can delete it after a killed run.
  */
 import type pg from 'pg';
-import type { Config } from './config.js';
+import { STANDBY, type Config } from './config.js';
 import type { Io } from './io.js';
-import { TOOL_ANNOTATION, type BranchInfo, type NeonApi } from './neon.js';
+import { TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from './neon.js';
 import { roleAndDatabaseOf } from './connection-string.js';
 import { connectPostgres } from './postgres.js';
 import { registerRuntimeSecret } from './secrets.js';
-import { FREE_PLAN_BRANCH_LIMIT, applyRetention, ensureRoomForBranches, planRetention } from './retention.js';
+import { applyRetention, ensureRoomForBranches, planRetention } from './retention.js';
 
 /** Names of the values saved for the post step (`STATE_<name>` there). */
 export const STATE_RESTORE_BRANCH_NAME = 'restore-branch-name';
@@ -49,13 +49,25 @@ export interface TemporaryBranchRequest {
 }
 
 /**
- * The backup to read: input backup-branch (a branch id or exact name), else the newest backup this
- * tool made from this standby (from any standby when the standby cannot be identified).
+ * The backup to read: input backup-branch (a branch id or exact name of a backup this tool made),
+ * `standby` for the standby itself, else the newest backup this tool made from this standby (from
+ * any standby when the standby cannot be identified).
+ *
+ * A branch this tool did not make (`main`, a developer's branch, a restore test) is refused: its
+ * data is not a frozen backup, and reading it by a slip of the input would verify or recover
+ * something else than the user thinks. Reading the standby is possible, but only when asked for by
+ * its own value, `standby`.
  * `alternative` names one more choice the caller accepts, added to every error's advice.
  */
 export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, opts: { alternative?: string } = {}): Promise<BranchInfo> {
   const orElse = opts.alternative ? `, or ${opts.alternative}` : '';
   const wanted = config.backupBranch;
+  if (wanted === STANDBY) {
+    const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl);
+    if (!standby) throw new Error(`backup-branch is 'standby', but ${standbyNotFound(config)}`);
+    io.log.info(`backup: the standby itself, "${standby.name}" (${standby.id}), as asked (backup-branch: standby)`);
+    return standby;
+  }
   if (wanted) {
     const branch = await neon.findBranch(wanted);
     if (!branch) {
@@ -71,7 +83,14 @@ export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, 
       );
     }
     if (branch.annotations[TOOL_ANNOTATION] !== 'backup') {
-      io.log.warn(`backup-branch "${branch.name}" (${branch.id}) was not made by supaneon-sync backup; reading the newest completed backup recorded on it`);
+      const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl).catch(() => undefined);
+      const isStandby = standby?.id === branch.id;
+      throw new Error(
+        `backup-branch "${wanted}" is branch "${branch.name}" (${branch.id}), which ${isStandby ? 'is the standby, not a backup:' : 'was not made by supaneon-sync backup:'} ` +
+          'restore and recover read only the backup branches this tool made. ' +
+          `Fix: pass a backup job's branch-id or branch-name output, leave backup-branch empty for the newest backup, ` +
+          `or set backup-branch: ${STANDBY} to read the standby itself${orElse}`,
+      );
     }
     io.log.info(`backup: "${branch.name}" (${branch.id}), created ${branch.createdAt}`);
     return branch;
@@ -215,7 +234,7 @@ async function makeRoom(neon: NeonApi, config: Config, io: Io, standbyId: string
     neon,
     {
       needed: 1,
-      limit: project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT,
+      limit: project.branchLimit,
       standbyId,
       retain: config.retain,
       restoreTtlMinutes: config.restoreTtlMinutes,

@@ -15,6 +15,7 @@ import { cleanupRestoreState, restore, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BR
 import { connectMongo } from '../../src/mongo.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
 import { roleAndDatabaseOf } from '../../src/connection-string.js';
+import { connectPostgres } from '../../src/postgres.js';
 import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
 import { actionEntry } from '../../test/support/action-process.js';
 import { parseCommandFile } from '../../test/support/run-bundle.js';
@@ -38,6 +39,36 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
 
   const config = (inputs: RawInputs = {}): Config => parseConfig({ mode: 'restore', databases: DB, ...inputs }, projectEnv());
   const restoreBranches = async () => neon.toolBranches('restore-test');
+
+  /** Waits until a session on the (one) restore branch runs a query containing `text`. */
+  async function waitForQueryOnRestoreBranch(text: string, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let branches = await restoreBranches();
+    while (branches.length === 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      branches = await restoreBranches();
+    }
+    if (branches.length !== 1) throw new Error(`expected one restore branch, found ${branches.length}`);
+    const res = await fetch(`${project.apiHost}/projects/${project.projectId}/branches/${branches[0].id}/endpoints`, {
+      headers: { authorization: `Bearer ${project.apiKey}` },
+      signal: AbortSignal.timeout(30_000),
+    });
+    const { endpoints } = (await res.json()) as { endpoints: Array<{ host: string }> };
+    const client = await connectPostgres(project.databaseUrl, { host: endpoints[0].host, applicationName: 'restore test watcher' });
+    try {
+      while (Date.now() < deadline) {
+        const r = await client.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND position($1 in query) > 0',
+          [text],
+        );
+        if (r.rows[0].n > 0) return;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    } finally {
+      await client.end();
+    }
+    throw new Error(`no session on the restore branch ran ${JSON.stringify(text)} within ${timeoutMs / 1000} s`);
+  }
 
   beforeAll(async () => {
     project = await createTestProject('restore.test.ts');
@@ -221,7 +252,7 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     try {
       // Wait until the data checks are done and the sleeping user check runs, then kill without warning.
       await waitFor(() => main.result().log.includes(`PASS ${DB}.random: jsonb agrees with the document`), 90_000);
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      await waitForQueryOnRestoreBranch('pg_sleep(60)', 60_000);
     } finally {
       main.child.kill('SIGKILL');
       await main.exited;

@@ -251,10 +251,20 @@ describe('parseConfig', () => {
 
   test('target-database-prefix and backup-branch', () => {
     expect(problemsOf({ ...VALID, 'target-database-prefix': 'a.b' })).toEqual([expect.stringMatching(/^input 'target-database-prefix' 'a.b' cannot start a MongoDB database name/)]);
-    expect(problemsOf({ ...VALID, mode: 'restore', 'backup-branch': 'standby' })).toEqual([
-      expect.stringMatching(/^input 'backup-branch' 'standby' is accepted only by mode recover/),
+    expect(problemsOf({ ...VALID, mode: 'backup', 'backup-branch': 'standby' })).toEqual([
+      expect.stringMatching(/^input 'backup-branch' 'standby' is accepted only by modes restore and recover/),
     ]);
+    expect(parseConfig({ ...VALID, mode: 'restore', 'backup-branch': 'standby' }, {}).backupBranch).toBe('standby');
     expect(parseConfig({ ...VALID, mode: 'recover', 'target-mongodb-uri': 'mongodb://t/', 'backup-branch': 'standby' }, {}).backupBranch).toBe('standby');
+  });
+
+  test('a list input made only of separators is a usage error, not "everything"', () => {
+    expect(problemsOf({ ...VALID, databases: ' , ,' })).toEqual([expect.stringMatching(/^input 'databases' holds only separators .* no database name/)]);
+    expect(problemsOf({ ...VALID, databases: ',\n,' })).toHaveLength(1);
+    expect(problemsOf({ ...VALID, include: ',' })).toEqual([expect.stringMatching(/^input 'include' holds only separators/)]);
+    expect(problemsOf({ ...VALID, exclude: ' ,\n ' })).toEqual([expect.stringMatching(/^input 'exclude' holds only separators/)]);
+    // Empty and white space alone still mean unset.
+    expect(parseConfig({ ...VALID, databases: '  ' }, {}).databases).toEqual([]);
   });
 
   test('unknown inputs are refused', () => {

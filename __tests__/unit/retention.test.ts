@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals';
-import { planRetention, applyRetention, ensureRoomForBranches, type RetentionInput } from '../../src/retention.js';
+import { planRetention, planRoom, applyRetention, ensureRoomForBranches, type RetentionInput } from '../../src/retention.js';
 import { TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
 import type { Logger } from '../../src/io.js';
 
@@ -215,12 +215,49 @@ describe('ensureRoomForBranches', () => {
     expect(project.live.size).toBe(2);
   });
 
-  test('makes room by retention, counting the new backup toward retain', async () => {
-    // limit 5: standby + 4 backups; retain 4 and one new backup coming -> the oldest goes now.
+  test('makes room only with what retention deletes anyway: a backup beyond retain', async () => {
+    // limit 5: standby + 4 backups; retain 3 -> the oldest is beyond retain and goes now.
     const project = fakeProject([standby(), backup(1, 40), backup(2, 30), backup(3, 20), backup(4, 10)]);
-    const deleted = await ensureRoomForBranches(project, { needed: 1, limit: 5, standbyId: STANDBY, retain: 4, restoreTtlMinutes: 60, now: NOW }, { log: recordingLog() });
+    const deleted = await ensureRoomForBranches(project, { needed: 1, limit: 5, standbyId: STANDBY, retain: 3, restoreTtlMinutes: 60, now: NOW }, { log: recordingLog() });
     expect(ids(deleted)).toEqual(['br-backup-1']);
     expect(project.live.size).toBe(4);
+  });
+
+  test('never deletes one of the retain newest backups before the new one exists: refuses, says why and how to fix it', async () => {
+    // limit 5: standby + 4 backups, retain 4. Deleting backup-1 first would leave 3 completed
+    // backups if the run stopped before its own backup exists.
+    const project = fakeProject([standby(), backup(1, 40), backup(2, 30), backup(3, 20), backup(4, 10)]);
+    const error = await ensureRoomForBranches(project, { needed: 1, limit: 5, standbyId: STANDBY, retain: 4, restoreTtlMinutes: 60, now: NOW }, { log: recordingLog() }).then(
+      () => undefined,
+      (e: unknown) => e as Error,
+    );
+    expect(error?.message).toMatch(/branch limit \(5\) leaves no room/);
+    expect(error?.message).toMatch(/fewer than 4 completed backups/);
+    expect(error?.message).toMatch(/Fix: lower retain to 3/);
+    expect(project.live.size).toBe(5);
+  });
+
+  test('planRoom deletes nothing and plans nothing when Neon does not report the limit (no guessed free-plan 10)', async () => {
+    const branches = [standby(), ...Array.from({ length: 14 }, (_, i) => backup(i + 1, 100 - i))];
+    const room = planRoom(branches, { needed: 1, limit: undefined, standbyId: STANDBY, retain: 14, restoreTtlMinutes: 60, now: NOW });
+    expect(room).toEqual({ plan: { delete: [], reasons: {}, keep: [], skipped: [] }, enough: true });
+    const project = fakeProject(branches);
+    const log = recordingLog();
+    expect(await ensureRoomForBranches(project, { needed: 1, limit: undefined, standbyId: STANDBY, retain: 14, restoreTtlMinutes: 60, now: NOW }, { log })).toEqual([]);
+    expect(project.live.size).toBe(15);
+    expect(log.lines).toContainEqual(expect.stringMatching(/does not report this project's branch limit/));
+  });
+
+  test('a protected branch is never planned for deletion, counts toward the limit, and the refusal says so', () => {
+    const old = backup(1, 40, { protected: true });
+    const branches = [standby(), old, backup(2, 30), backup(3, 20)];
+    const p = plan(branches, { retain: 1 });
+    expect(ids(p.delete)).toEqual(['br-backup-2']);
+    expect(p.skipped).toEqual([{ branch: old, reason: expect.stringMatching(/protected in Neon/) }]);
+    const room = planRoom(branches, { needed: 2, limit: 4, standbyId: STANDBY, retain: 1, restoreTtlMinutes: 60, now: NOW });
+    expect(room.enough).toBe(false);
+    expect(room.problem).toMatch(/1 protected branch\(es\) count toward the limit and are never deleted/);
+    expect(room.problem).toContain('"backup-1" (br-backup-1, protected, backup)');
   });
 
   test('fails before any work when retention cannot free enough, naming the limit and the branches', async () => {
@@ -235,6 +272,8 @@ describe('ensureRoomForBranches', () => {
     expect(error?.message).toContain('"feature-x" (br-user)');
     expect(error?.message).toContain('"backup-1" (br-backup-1, backup)');
     expect(error?.message).toMatch(/Fix: /);
+    expect(error?.message).toMatch(/The only backup of this standby is the newest, which retention never deletes/);
+    expect(error?.message).not.toMatch(/lower retain/);
     expect(project.live.size).toBe(3); // the only backup is the newest: never deleted
   });
 

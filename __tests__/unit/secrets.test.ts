@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { repoRoot } from '../../test/support/stack.js';
-import { clearSecrets, deriveSecretForms, redact, registerRuntimeSecret, registerSecret, userInfoOf } from '../../src/secrets.js';
+import { clearSecrets, deriveSecretForms, MIN_MASK_LENGTH, redact, registerRuntimeSecret, registerSecret, userInfoOf } from '../../src/secrets.js';
 
 // A password with every URL-special character, URL-encoded in the connection string.
 const PASSWORD = 'p@ss:w/rd%zz?#&';
@@ -107,6 +107,42 @@ describe('secrets learned during a run', () => {
     registerRuntimeSecret('npg_fr/sh@pw');
     expect(masked).toEqual(expect.arrayContaining(['npg_fr/sh@pw', encodeURIComponent('npg_fr/sh@pw')]));
     expect(redact('password npg_fr/sh@pw and npg_fr%2Fsh%40pw')).toBe('password *** and ***');
+    clearSecrets();
+  });
+});
+
+describe('short secrets', () => {
+  test('a one-letter password is not masked everywhere (it would rewrite ids and numbers) but still leaves connection strings', () => {
+    clearSecrets();
+    const masked: string[] = [];
+    const tooShort = registerSecret('mongodb://leak_user:r@db.example.net/', (v) => masked.push(v));
+    expect(tooShort).toBe(true);
+    expect(masked).not.toContain('r');
+    expect(masked.every((m) => m.length >= MIN_MASK_LENGTH)).toBe(true);
+    expect(masked).toContain('leak_user:r');
+    expect(redact('branch br-cold-leaf-36040892, consistency per-collection')).toBe('branch br-cold-leaf-36040892, consistency per-collection');
+    expect(redact('failed: mongodb://other:r@h/ and :r@h')).toBe('failed: mongodb://other:***@h/ and :***@h');
+    clearSecrets();
+  });
+
+  test.each([
+    ['URL-encoded', 'mongodb://u:%40%3A@h/', ['%40%3A']],
+    ['unicode', 'mongodb://u:%C3%BC@h/', ['ü']],
+    ['a short key', 'abc', ['abc']],
+  ])('%s short secret: reported as too short, its short forms never registered', (_label, value, forms) => {
+    clearSecrets();
+    const masked: string[] = [];
+    expect(registerSecret(value, (v) => masked.push(v))).toBe(true);
+    for (const f of forms) expect(masked).not.toContain(f);
+    clearSecrets();
+  });
+
+  test('a password of MIN_MASK_LENGTH characters is masked and redacted everywhere', () => {
+    clearSecrets();
+    const masked: string[] = [];
+    expect(registerSecret('mongodb://u:abcdefgh@h/', (v) => masked.push(v))).toBe(false);
+    expect(masked).toContain('abcdefgh');
+    expect(redact('echo abcdefgh')).toBe('echo ***');
     clearSecrets();
   });
 });

@@ -1,11 +1,13 @@
 /**
  * mode: backup — the runbook:
  *   1. read the selection and connect to MongoDB;
- *   2. find the standby branch behind neon-database-url, take its backup lock, and make sure the
- *      project has room for one more branch (retention first, or fail before anything is written);
+ *   2. find the standby branch behind neon-database-url, take its backup lock, and check that the
+ *      project has room for one more branch, or that retention can make it without deleting a kept
+ *      backup (else fail before anything is written);
  *   3. record the run as running;
  *   4. sync every selected collection into the standby in one transaction (standby.ts);
- *   5. freeze the committed standby as a storage-only snapshot branch;
+ *   5. make that room (as late as possible) and freeze the committed standby as a storage-only
+ *      snapshot branch;
  *   6. apply retention to this tool's branches;
  *   7. outputs and job summary.
  * Nothing that fails before the commit in step 4 changes the standby; nothing that fails after it
@@ -23,6 +25,8 @@ import {
   describeSource,
   estimateDocumentCount,
   listSelectedCollections,
+  missingDatabases,
+  missingDatabasesMessage,
   rawDocuments,
   snapshotTimeOf,
   type CollectionSpec,
@@ -30,8 +34,8 @@ import {
 } from '../mongo.js';
 import { NeonApi, standbyNotFound, type BranchInfo } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
-import { formatBytes, formatDuration, markdownTable } from '../report.js';
-import { FREE_PLAN_BRANCH_LIMIT, applyRetention, ensureRoomForBranches, planRetention } from '../retention.js';
+import { asMarkdown, formatBytes, formatDuration, markdownTable, markdownText } from '../report.js';
+import { applyRetention, ensureRoomForBranches, planRetention, planRoom, type RoomRequest } from '../retention.js';
 import { acquireBackupLock, recordRunStart, syncStandby, type CollectionSource, type SyncResult } from '../standby.js';
 
 /** MongoDB's error code when a snapshot read outlives the server's snapshot history (5 minutes by default). */
@@ -58,7 +62,14 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     // 1. The source and what it holds.
     mongo = await connectMongo(mongodbUri);
     const source = await describeSource(mongo, mongodbUri);
+    // A listed database that does not exist is refused before anything is touched: backing up
+    // without it would drop its tables from the standby, silently.
+    const missing = await missingDatabases(mongo, selection);
+    if (missing.length > 0) throw new Error(`${missingDatabasesMessage(missing)}; nothing was changed`);
     const specs = await listSelectedCollections(mongo, selection);
+    for (const db of config.databases.filter((d) => !specs.some((s) => s.database === d))) {
+      io.log.info(`database ${db} (listed in 'databases') has no collection to back up: it is empty, or include/exclude leave out all of its collections`);
+    }
     if (specs.length === 0) {
       throw new Error(
         'no collection matches the selection (databases/include/exclude); nothing to back up. ' +
@@ -75,19 +86,19 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     // transaction need a direct connection, not the pooler: connectPostgres always makes one.)
     standbyClient = await connectPostgres(config.neonDatabaseUrl, { applicationName: 'supaneon-sync backup' });
     await acquireBackupLock(standbyClient, config.lockWaitSeconds, io.log);
+    // Room for the snapshot: checked now, before any work, but made only right before the snapshot
+    // is created (step 5), so a run that stops earlier has deleted nothing.
     const project = await neon.getProject();
-    const madeRoom = await ensureRoomForBranches(
-      neon,
-      {
-        needed: 1,
-        limit: project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT,
-        standbyId: standby.id,
-        retain: config.retain,
-        retainDays: config.retainDays,
-        restoreTtlMinutes: config.restoreTtlMinutes,
-      },
-      io,
-    );
+    const roomRequest: RoomRequest = {
+      needed: 1,
+      limit: project.branchLimit,
+      standbyId: standby.id,
+      retain: config.retain,
+      retainDays: config.retainDays,
+      restoreTtlMinutes: config.restoreTtlMinutes,
+    };
+    const room = planRoom(await neon.listBranches(), roomRequest);
+    if (!room.enough) throw new Error(`${room.problem} Nothing was changed.`);
 
     // 3. An audit trail even if this run dies.
     await recordRunStart(standbyClient, {
@@ -108,8 +119,24 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     estimates = new CountEstimates(mongo, specs);
     const sync = await syncWithBestConsistency(standbyClient, mongo, source, specs, runId, config, io, estimates);
     io.log.info(`standby committed: ${sync.result.changed} row(s) written, consistency ${sync.consistency}`);
+    for (const db of config.databases) {
+      const own = sync.result.collections.filter((c) => c.spec.database === db && c.spec.kind !== 'view');
+      if (own.length > 0 && own.every((c) => c.documents === 0)) {
+        io.log.info(`database ${db} (listed in 'databases') is empty: its ${own.length} collection(s) hold no documents and are backed up as empty tables`);
+      }
+    }
 
-    // 5. The immutable snapshot.
+    // 5. The immutable snapshot, room made for it first if the project is at its limit.
+    let madeRoom: BranchInfo[];
+    try {
+      madeRoom = await ensureRoomForBranches(neon, { ...roomRequest, now: new Date() }, io);
+    } catch (err) {
+      throw new Error(
+        `the standby was updated and committed, but no room could be made for the snapshot branch: ${(err as Error).message} ` +
+          'The standby holds this backup; the next successful run creates a snapshot of it',
+        { cause: err },
+      );
+    }
     const branch = await createSnapshotBranch(neon, config.branchPrefix, standby.id, runId, io);
 
     // 6. Retention (never fails the run: its problems are warnings).
@@ -336,22 +363,22 @@ function summary(s: {
     c.documents,
     formatBytes(c.bsonBytes),
     c.inserted + c.updated + c.deleted,
-    `\`${c.contentHash.slice(0, 16)}…\``,
+    asMarkdown(`\`${c.contentHash.slice(0, 16)}…\``),
   ]);
   const lines = [
     '## supaneon-sync backup',
     '',
-    `Snapshot branch **${s.branch.name}** (\`${s.branch.id}\`) from standby **${s.standby.name}** (\`${s.standby.id}\`), ` +
+    `Snapshot branch **${markdownText(s.branch.name)}** (${markdownText(s.branch.id)}) from standby **${markdownText(s.standby.name)}** (${markdownText(s.standby.id)}), ` +
       `run \`${s.runId}\`, ${formatDuration(s.seconds)}, consistency ${s.consistency}.`,
     '',
     markdownTable(['Collection', 'Postgres table', 'Documents', 'Size', 'Changed', 'Content hash'], rows),
     `Total: ${s.totals.documents} documents, ${formatBytes(s.totals.bytes)}, ${s.sync.changed} row(s) written.`,
   ];
-  if (s.sync.droppedTables.length > 0) lines.push('', `Dropped tables (collections gone or deselected): ${s.sync.droppedTables.join(', ')}`);
+  if (s.sync.droppedTables.length > 0) lines.push('', `Dropped tables (collections gone or deselected): ${markdownText(s.sync.droppedTables.join(', '))}`);
   lines.push('', '### Retention');
   if (s.deleted.length === 0) lines.push('', 'No branch deleted.');
   else lines.push('', markdownTable(['Deleted branch', 'Id', 'Created', 'Why'], s.deleted.map((b) => [b.name, b.id, b.createdAt, s.plan.reasons[b.id] ?? 'made room for this backup'])));
-  for (const k of s.plan.skipped) lines.push(`- kept ${k.branch.name} (${k.branch.id}): ${k.reason}`);
-  lines.push('', `Backups kept: ${s.plan.keep.map((b) => b.name).join(', ') || 'none'}.`);
+  for (const k of s.plan.skipped) lines.push(`- kept ${markdownText(`${k.branch.name} (${k.branch.id}): ${k.reason}`)}`);
+  lines.push('', `Backups kept: ${markdownText(s.plan.keep.map((b) => b.name).join(', ') || 'none')}.`);
   return lines.join('\n') + '\n';
 }

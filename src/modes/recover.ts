@@ -11,13 +11,13 @@
  */
 import type { MongoClient } from 'mongodb';
 import type pg from 'pg';
-import type { Config } from '../config.js';
+import { STANDBY, type Config } from '../config.js';
 import type { Io } from '../io.js';
 import { readManifest, type CollectionRecord, type Manifest } from '../manifest.js';
 import { connectMongo } from '../mongo.js';
 import { NeonApi } from '../neon.js';
 import { connectPostgres } from '../postgres.js';
-import { formatBytes, formatDuration, markdownTable, Progress } from '../report.js';
+import { formatBytes, formatDuration, markdownTable, markdownText, Progress } from '../report.js';
 import {
   createRecordedIndexes,
   createTargetCollection,
@@ -26,6 +26,7 @@ import {
   insertDocuments,
   occupiedTargets,
   readBack,
+  targetNameProblems,
   viewMatches,
   type IndexOutcome,
   type TargetCollection,
@@ -94,7 +95,11 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
         problems: [],
       }));
 
-      const target = await connectMongo(targetUri);
+      const badNames = targetNameProblems(outcomes.map((o) => o.target), config.targetDatabasePrefix);
+      if (badNames.length > 0) {
+        throw new Error(`recover cannot write under these names, nothing was written: ${badNames.join('; ')}`);
+      }
+      const target = await connectMongo(targetUri, { input: 'target-mongodb-uri' });
       try {
         await writeAll(config, io, source.client, target, outcomes);
         await verifyAll(config, io, target, outcomes);
@@ -114,7 +119,7 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
     });
   } catch (err) {
     finish(false);
-    await io.appendSummary(`## supaneon-sync recover: FAILED\n\n${(err as Error).message}\n`);
+    await io.appendSummary(`## supaneon-sync recover: FAILED\n\n${markdownText((err as Error).message)}\n`);
     throw err;
   }
 }
@@ -129,7 +134,7 @@ interface Source {
 
 /** Runs `use` with the backup open: the standby's own database, or a backup branch through a temporary branch. */
 async function withSource<T>(config: Config, io: Io, neon: NeonApi, use: (source: Source) => Promise<T>): Promise<T> {
-  if (config.backupBranch === 'standby') {
+  if (config.backupBranch === STANDBY) {
     const client = await connectPostgres(config.neonDatabaseUrl, { applicationName: 'supaneon-sync recover' });
     try {
       const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl).catch((err: Error) => {
@@ -143,7 +148,7 @@ async function withSource<T>(config: Config, io: Io, neon: NeonApi, use: (source
   }
   // Named apart from restore's branches (a restore and a recover may start in the same second), and
   // annotated as a restore test like them, so the post step and the sweeps remove it the same way.
-  const backup = await chooseBackupBranch(neon, config, io, { alternative: 'backup-branch: standby to read the standby itself' });
+  const backup = await chooseBackupBranch(neon, config, io, {});
   return withTemporaryBranch(neon, config, io, { backup, purpose: 'recover', keep: false }, ({ client }) =>
     use({ client, runId: backup.annotations['run-id'], branchId: backup.id, label: `backup branch "${backup.name}"` }),
   );
@@ -269,7 +274,7 @@ function summary(label: string, manifest: Manifest, outcomes: readonly Collectio
   });
   return (
     `## supaneon-sync recover: ${ok ? 'verified' : 'FAILED'}\n\n` +
-    `Backup run \`${manifest.backup.runId}\` from ${label}, ${outcomes.length} collection(s) in ${formatDuration(seconds)}.\n\n` +
+    `Backup run ${markdownText(manifest.backup.runId)} from ${markdownText(label)}, ${outcomes.length} collection(s) in ${formatDuration(seconds)}.\n\n` +
     markdownTable(['source', 'target', 'kind', 'documents (target / backup)', 'size', 'indexes', 'content hash', 'verified'], rows)
   );
 }

@@ -15,7 +15,7 @@ import type { Config } from '../config.js';
 import type { Io } from '../io.js';
 import { connectMongo } from '../mongo.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
-import { formatDuration, markdownTable } from '../report.js';
+import { asMarkdown, formatDuration, markdownTable, markdownText } from '../report.js';
 import { chooseBackupBranch, withTemporaryBranch } from '../temporary-branch.js';
 import { compareSourceCounts, logCheck, runUserCheck, verifyBackup, type CheckResult, type VerifyReport } from '../verify.js';
 
@@ -154,13 +154,13 @@ function summary(backup: BranchInfo, restoreBranch: BranchInfo | undefined, chec
   return [
     '## supaneon-sync restore verification',
     '',
-    `Backup branch \`${backup.name}\` (\`${backup.id}\`)${run ? `, run \`${run.runId}\`` : ''}: ${verdict}. ` +
+    `Backup branch ${markdownText(backup.name)} (${markdownText(backup.id)})${run ? `, run ${markdownText(run.runId)}` : ''}: ${verdict}. ` +
       `${report.collections} collection(s), ${report.documents} document(s), ${formatDuration(seconds)}. ` +
-      `Temporary branch \`${restoreBranch?.name ?? '-'}\`${restoreBranch?.id ? ` (\`${restoreBranch.id}\`)` : ''}.`,
+      `Temporary branch ${markdownText(restoreBranch?.name ?? '-')}${restoreBranch?.id ? ` (${markdownText(restoreBranch.id)})` : ''}.`,
     '',
     markdownTable(
       ['Collection', 'Check', 'Result', 'Details'],
-      checks.map((c) => [c.subject, c.check, c.status === 'pass' ? 'pass' : c.status === 'fail' ? '**FAIL**' : 'notice', c.detail]),
+      checks.map((c) => [c.subject, c.check, c.status === 'pass' ? 'pass' : c.status === 'fail' ? asMarkdown('**FAIL**') : 'notice', c.detail]),
     ),
   ].join('\n');
 }

@@ -23,10 +23,11 @@ import {
   describeSource,
   estimateDocumentCount,
   listSelectedCollections,
+  missingDatabasesMessage,
 } from '../mongo.js';
 import { NeonApi, TOOL_ANNOTATION, standbyNotFound, type BranchInfo } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
-import { formatBytes, formatDuration, markdownTable } from '../report.js';
+import { asMarkdown, formatBytes, formatDuration, markdownTable } from '../report.js';
 
 export type CheckGroup = 'configuration' | 'mongodb' | 'neon-api' | 'postgres';
 
@@ -224,10 +225,7 @@ async function checkMongo(config: Config, collections: CollectionEstimate[]): Pr
           `cannot read ${unreadable.join('; ')}: grant the user read on these databases, or leave them out with 'exclude'`,
         );
       } else if (missing.length > 0) {
-        checks.fail(
-          'read selected collections',
-          `database${missing.length === 1 ? '' : 's'} ${missing.join(', ')} listed in 'databases' ${missing.length === 1 ? 'does' : 'do'} not exist: fix the names in the 'databases' input`,
-        );
+        checks.fail('read selected collections', missingDatabasesMessage(missing));
       } else if (specs.length === 0) {
         checks.pass('read selected collections', "no collection matches the selection: a backup would be empty (check 'databases', 'include' and 'exclude')");
       } else {
@@ -295,21 +293,23 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
     checks.fail('standby branch', messageOf(error));
   }
 
+  // An estimate only: backup never deletes by a guessed limit.
   const limit = project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT;
+  const limitNote = project.branchLimit === undefined ? ` (Neon does not report this project's limit; ${FREE_PLAN_BRANCH_LIMIT}, the free plan's, is assumed here)` : '';
   const backups = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'backup');
   const restores = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'restore-test');
   const others = branches.length - backups.length - restores.length;
   // A backup run holds the retained backups plus its new one; a restore test adds one more.
   const needed = others + config.retain + 2;
   const usage =
-    `${branches.length} of ${limit} branches used (${backups.length} backup${backups.length === 1 ? '' : 's'} of this tool, ` +
+    `${branches.length} of ${limit} branches used${limitNote} (${backups.length} backup${backups.length === 1 ? '' : 's'} of this tool, ` +
     `${restores.length} restore test${restores.length === 1 ? '' : 's'}, ${others} other${others === 1 ? '' : 's'})`;
   if (others + 1 > limit) {
     checks.fail('branch usage', `${usage}: no room for a backup branch; delete unused branches or raise the plan's limit`);
   } else if (needed > limit) {
     checks.pass(
       'branch usage',
-      `${usage}; note: with retain ${config.retain} the project needs ${needed} branches, so older backups are deleted earlier than retain suggests; lower 'retain' to ${Math.max(1, limit - others - 2)}`,
+      `${usage}; note: with retain ${config.retain} the project needs ${needed} branches, and a backup that finds no room refuses rather than delete one of the ${config.retain} kept backups before its replacement exists; lower 'retain' to ${Math.max(1, limit - others - 2)}`,
     );
   } else {
     checks.pass('branch usage', usage);
@@ -400,7 +400,7 @@ async function publish(report: ValidationReport, io: Io, seconds: number): Promi
     `## supaneon-sync validate: ${report.valid ? 'ready to back up' : `${failed} check${failed === 1 ? '' : 's'} failed`}\n\n` +
     markdownTable(
       ['Area', 'Check', 'Result', 'Details'],
-      report.checks.map((c) => [GROUP_TITLES[c.group], c.name, c.ok ? 'pass' : c.skipped ? 'not checked' : '**FAIL**', c.detail]),
+      report.checks.map((c) => [GROUP_TITLES[c.group], c.name, c.ok ? 'pass' : c.skipped ? 'not checked' : asMarkdown('**FAIL**'), c.detail]),
     );
   if (report.collections.length > 0) {
     summary +=

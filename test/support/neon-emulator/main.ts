@@ -66,7 +66,7 @@ async function main(): Promise<void> {
     server.listen(config.port, '127.0.0.1', resolve);
   });
   running.sweeper = setInterval(() => {
-    projects.sweepExpired().catch((error: unknown) => log(`expiry sweep failed: ${(error as Error).message}`));
+    void projects.sweepExpired(log);
   }, SWEEP_INTERVAL_MS);
   const { defaultBranchId, defaultHost } = projects.stackDefault.defaultEndpoint();
   log(`ready in ${Date.now() - started} ms: API http://127.0.0.1:${config.port}/api/v2, the stack's project ${config.projectId}, default branch ${defaultBranchId} at ${defaultHost}:${config.pgPort}`);

@@ -133,11 +133,15 @@ export class Projects {
     return answer;
   }
 
-  /** Neon's background job, for every project: deletes branches whose expires_at has passed. */
-  async sweepExpired(): Promise<void> {
-    for (const project of this.#projects.values()) {
-      if (!project.deleted) await project.sweepExpired();
-    }
+  /**
+   * Neon's background job, for every project at once (one project's busy work queue must not hold
+   * up another's expiry): deletes branches whose expires_at has passed.
+   */
+  async sweepExpired(log: Log): Promise<void> {
+    const live = [...this.#projects.values()].filter((p) => !p.deleted);
+    await Promise.all(live.map((p) => p.sweepExpired().catch((error: unknown) => {
+      if (!p.deleted) log(`expiry sweep of project ${p.id} failed: ${(error as Error).message}`);
+    })));
   }
 
   async stopAll(): Promise<void> {
