@@ -15,9 +15,9 @@ Back up MongoDB into Neon Postgres, verify restores, recover into MongoDB.
 
 Modes:
   validate   check everything a backup needs (nothing is changed)
-  backup     sync MongoDB into the standby branch and freeze it as a backup branch
+  backup     sync MongoDB (or a mongodump directory) into the standby branch and freeze it as a backup branch
   restore    restore a backup into a temporary branch and verify it
-  recover    write a backup back into MongoDB
+  recover    write a backup back into MongoDB (or into a mongodump directory, for mongorestore)
 
 Inputs (flags take the action's input names; see docs/INPUTS.md for every detail):
   --mongodb-uri URI             source MongoDB (env MONGODB_SRV_URL)
@@ -37,11 +37,15 @@ Inputs (flags take the action's input names; see docs/INPUTS.md for every detail
   --checks SQL                  restore: SQL queries, one a line, each must return true
   --compare-source BOOL         restore: compare counts with the live MongoDB (default false)
   --keep-restore-branch BOOL    restore: keep the temporary branch (default false)
-  --target-mongodb-uri URI      recover: the MongoDB to write into (required)
+  --target-mongodb-uri URI      recover: the MongoDB to write into (or --target-dump-dir)
   --target-database-prefix P    recover: prefix for target database names (default none)
   --drop-target BOOL            recover: replace non-empty target collections (default false)
   --batch-size N                documents per cursor batch (default 1000)
   --lock-wait-seconds N         backup: wait this long for a concurrent backup (default 0)
+  --source-dump-dir DIR         backup: read this mongodump directory (or archive) instead of mongodb-uri
+  --target-dump-dir DIR         recover: write a mongodump directory here instead of target-mongodb-uri
+  --dump-gzip BOOL              recover into a dump: gzip the files like mongodump --gzip (default false)
+  --dump-archive BOOL           recover into a dump: one mongodump --archive file (default false)
 
 Flags accept --name value or --name=value; boolean flags alone mean true.
 Outputs are printed as name=value lines at the end.

@@ -41,6 +41,14 @@ export interface Config {
   readonly dropTarget: boolean;
   readonly batchSize: number;
   readonly lockWaitSeconds: number;
+  /** backup: a mongodump output directory to read instead of a live MongoDB. */
+  readonly sourceDumpDir: string | undefined;
+  /** recover: write a mongodump directory here instead of into a live MongoDB. */
+  readonly targetDumpDir: string | undefined;
+  /** recover into a dump: compress its files as mongodump --gzip does. */
+  readonly dumpGzip: boolean;
+  /** recover into a dump: one mongodump --archive file at target-dump-dir instead of a directory. */
+  readonly dumpArchive: boolean;
 }
 
 /** Every input of action.yml, in its order. The CLI accepts each (except mode) as `--<name>`. */
@@ -70,10 +78,14 @@ export const INPUT_NAMES = [
   'drop-target',
   'batch-size',
   'lock-wait-seconds',
+  'source-dump-dir',
+  'target-dump-dir',
+  'dump-gzip',
+  'dump-archive',
 ] as const;
 export type InputName = (typeof INPUT_NAMES)[number];
 
-export const BOOLEAN_INPUTS: readonly InputName[] = ['compare-source', 'keep-restore-branch', 'drop-target'];
+export const BOOLEAN_INPUTS: readonly InputName[] = ['compare-source', 'keep-restore-branch', 'drop-target', 'dump-gzip', 'dump-archive'];
 
 /** Inputs that carry credentials: masked before anything is logged. */
 export const SECRET_INPUTS: readonly InputName[] = ['mongodb-uri', 'neon-api-key', 'neon-database-url', 'target-mongodb-uri'];
@@ -104,10 +116,12 @@ export class ConfigError extends Error {
 
 /** Inputs each mode cannot run without (after environment fallbacks). */
 export const REQUIRED_BY_MODE: Readonly<Record<Mode, readonly InputName[]>> = {
-  validate: ['mongodb-uri', 'neon-api-key', 'neon-project-id', 'neon-database-url'],
-  backup: ['mongodb-uri', 'neon-api-key', 'neon-project-id', 'neon-database-url'],
+  // validate and backup also need one source, recover one target: see dumpRules (mongodb-uri or
+  // source-dump-dir; target-mongodb-uri or target-dump-dir).
+  validate: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
+  backup: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
   restore: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
-  recover: ['neon-api-key', 'neon-project-id', 'neon-database-url', 'target-mongodb-uri'],
+  recover: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
 };
 
 const REQUIRED_HINT: Partial<Record<InputName, string>> = {
@@ -308,6 +322,53 @@ function secretInput(input: InputName, check: (v: string) => string | undefined)
     });
 }
 
+/**
+ * Where a backup reads from and a recover writes to: exactly one of a live MongoDB and a mongodump
+ * directory each. The dump inputs belong to those modes only.
+ */
+function dumpRules(
+  ctx: z.RefinementCtx,
+  mode: Mode,
+  inputs: {
+    'mongodb-uri'?: string;
+    'source-dump-dir'?: string;
+    'target-mongodb-uri'?: string;
+    'target-dump-dir'?: string;
+    'dump-gzip': boolean;
+    'dump-archive': boolean;
+  },
+): void {
+  const source = inputs['source-dump-dir'];
+  const target = inputs['target-dump-dir'];
+  if (mode === 'backup' || mode === 'validate') {
+    if (source !== undefined && inputs['mongodb-uri'] !== undefined) {
+      problem(ctx, 'source-dump-dir', 'and mongodb-uri are both set: a backup reads one source; remove one of them');
+    } else if (source === undefined && inputs['mongodb-uri'] === undefined) {
+      problem(ctx, 'mongodb-uri', `is required for mode ${mode}: ${REQUIRED_HINT['mongodb-uri']}; or pass source-dump-dir to back up a mongodump directory`);
+    }
+  } else if (source !== undefined) {
+    problem(ctx, 'source-dump-dir', `is used only by modes backup and validate, not ${mode}: remove it`);
+  }
+  if (mode === 'recover') {
+    if (target !== undefined && inputs['target-mongodb-uri'] !== undefined) {
+      problem(ctx, 'target-dump-dir', 'and target-mongodb-uri are both set: recover writes to one target; remove one of them');
+    } else if (target === undefined && inputs['target-mongodb-uri'] === undefined) {
+      problem(
+        ctx,
+        'target-mongodb-uri',
+        `is required for mode recover: ${REQUIRED_HINT['target-mongodb-uri']}; or pass target-dump-dir to write a mongodump directory`,
+      );
+    }
+    for (const input of ['dump-gzip', 'dump-archive'] as const) {
+      if (inputs[input] && target === undefined) {
+        problem(ctx, input, `shapes the dump written to target-dump-dir, which is not set: set target-dump-dir, or remove ${input}`);
+      }
+    }
+  } else if (target !== undefined) {
+    problem(ctx, 'target-dump-dir', `is used only by mode recover, not ${mode}: remove it`);
+  }
+}
+
 function buildSchema() {
   const patternList = (input: InputName) =>
     z
@@ -408,6 +469,10 @@ function buildSchema() {
       'drop-target': booleanInput('drop-target', false),
       'batch-size': integerInput('batch-size', 1, 100_000, 1000),
       'lock-wait-seconds': integerInput('lock-wait-seconds', 0, 3600, 0),
+      'source-dump-dir': z.string().optional(),
+      'target-dump-dir': z.string().optional(),
+      'dump-gzip': booleanInput('dump-gzip', false),
+      'dump-archive': booleanInput('dump-archive', false),
     })
     .superRefine((inputs, ctx) => {
       const mode = inputs.mode;
@@ -425,6 +490,7 @@ function buildSchema() {
       if (mode === 'restore' && inputs['compare-source'] && inputs['mongodb-uri'] === undefined) {
         problem(ctx, 'mongodb-uri', 'is required when compare-source is true: pass the source connection string, or set compare-source to false');
       }
+      dumpRules(ctx, mode as Mode, inputs);
       if (inputs['backup-branch'] === STANDBY && mode !== 'recover' && mode !== 'restore') {
         problem(ctx, 'backup-branch', "'standby' is accepted only by modes restore and recover: name a backup branch (name or id), or leave it empty for the newest");
       }
@@ -457,6 +523,10 @@ function buildSchema() {
           dropTarget: i['drop-target'],
           batchSize: i['batch-size'] as number,
           lockWaitSeconds: i['lock-wait-seconds'] as number,
+          sourceDumpDir: i['source-dump-dir'],
+          targetDumpDir: i['target-dump-dir'],
+          dumpGzip: i['dump-gzip'],
+          dumpArchive: i['dump-archive'],
         }),
     );
 }
@@ -472,6 +542,8 @@ export function effectiveInputs(input: RawInputs, env: NodeJS.ProcessEnv = proce
     if (v !== undefined && v.trim() !== '') out[key] = v;
   }
   for (const [input, variable] of Object.entries(ENV_FALLBACKS)) {
+    // A backup of a dump reads no MongoDB: MONGODB_SRV_URL, set for other runs, must not become a second source.
+    if (input === 'mongodb-uri' && out['source-dump-dir'] !== undefined) continue;
     const fromEnv = env[variable]?.trim();
     if (out[input] === undefined && fromEnv) out[input] = fromEnv;
   }

@@ -17,7 +17,8 @@ import { META_SCHEMA, quoteIdent } from './naming.js';
 export const TOOL_VERSION = '0.1.0';
 
 export type BackupStatus = 'running' | 'completed' | 'abandoned';
-export type Consistency = 'snapshot' | 'per-collection';
+/** 'dump': read from mongodump files, as consistent as the dump itself was. */
+export type Consistency = 'snapshot' | 'per-collection' | 'dump';
 export type CollectionKind = 'collection' | 'timeseries' | 'view';
 
 export interface GithubRun {

@@ -293,6 +293,38 @@ describe('parseConfig', () => {
     expect(message).toMatch(/^invalid configuration \(5 problems\):\n- input /);
   });
 
+  test('backup reads exactly one source: mongodb-uri or source-dump-dir', () => {
+    const { 'mongodb-uri': source, ...rest } = VALID;
+    const fromDump = parseConfig({ ...rest, mode: 'backup', 'source-dump-dir': './dump' }, {});
+    expect(fromDump.sourceDumpDir).toBe('./dump');
+    expect(fromDump.mongodbUri).toBeUndefined();
+    // MONGODB_SRV_URL, set for other runs, does not become a second source.
+    expect(parseConfig({ ...rest, mode: 'backup', 'source-dump-dir': './dump' }, { MONGODB_SRV_URL: source }).mongodbUri).toBeUndefined();
+    expect(problemsOf({ ...VALID, mode: 'backup', 'source-dump-dir': './dump' })).toEqual([
+      expect.stringMatching(/^input 'source-dump-dir' and mongodb-uri are both set: a backup reads one source; remove one of them$/),
+    ]);
+    expect(problemsOf({ ...rest, mode: 'backup' })).toEqual([expect.stringMatching(/^input 'mongodb-uri' is required for mode backup: .+or pass source-dump-dir/)]);
+    expect(problemsOf({ ...rest, mode: 'restore', 'source-dump-dir': './dump' })).toEqual([
+      "input 'source-dump-dir' is used only by modes backup and validate, not restore: remove it",
+    ]);
+    expect(parseConfig({ ...rest, mode: 'validate', 'source-dump-dir': './dump' }, { MONGODB_SRV_URL: source }).sourceDumpDir).toBe('./dump');
+  });
+
+  test('recover writes exactly one target: target-mongodb-uri or target-dump-dir', () => {
+    const { 'mongodb-uri': _source, ...rest } = VALID;
+    const toDump = parseConfig({ ...rest, mode: 'recover', 'target-dump-dir': './out', 'dump-gzip': 'true' }, {});
+    expect(toDump.targetDumpDir).toBe('./out');
+    expect(toDump.dumpGzip).toBe(true);
+    expect(toDump.targetMongodbUri).toBeUndefined();
+    expect(problemsOf({ ...rest, mode: 'recover', 'target-dump-dir': './out', 'target-mongodb-uri': `mongodb://t:${PASSWORD}@target/` })).toEqual([
+      "input 'target-dump-dir' and target-mongodb-uri are both set: recover writes to one target; remove one of them",
+    ]);
+    expect(problemsOf({ ...rest, mode: 'recover', 'target-mongodb-uri': 'mongodb://target/', 'dump-gzip': 'true' })).toEqual([
+      expect.stringMatching(/^input 'dump-gzip' shapes the dump written to target-dump-dir, which is not set/),
+    ]);
+    expect(problemsOf({ ...rest, mode: 'restore', 'target-dump-dir': './out' })).toEqual(["input 'target-dump-dir' is used only by mode recover, not restore: remove it"]);
+  });
+
   test('INPUT_NAMES lists exactly the inputs of action.yml, in order', () => {
     const action = parse(readFileSync(path.join(repoRoot, 'action.yml'), 'utf8')) as { inputs: Record<string, unknown> };
     expect(Object.keys(action.inputs)).toEqual([...INPUT_NAMES]);

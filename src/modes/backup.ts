@@ -1,6 +1,6 @@
 /**
  * mode: backup — the runbook:
- *   1. read the selection and connect to MongoDB;
+ *   1. read the selection from the source: a live MongoDB, or a mongodump directory (source-dump-dir);
  *   2. find the standby branch behind neon-database-url, take its backup lock, and check that the
  *      project has room for one more branch, or that retention can make it without deleting a kept
  *      backup (else fail before anything is written);
@@ -18,7 +18,8 @@ import type { ClientSession, MongoClient } from 'mongodb';
 import type pg from 'pg';
 import type { Config } from '../config.js';
 import type { Io } from '../io.js';
-import { TOOL_VERSION, type Consistency, type GithubRun } from '../manifest.js';
+import { dumpDocuments, openDumpDirectory } from '../dump-source.js';
+import { TOOL_VERSION, type Consistency, type GithubRun, type SourceDescription } from '../manifest.js';
 import {
   clusterTime,
   connectMongo,
@@ -32,6 +33,7 @@ import {
   type CollectionSpec,
   type SourceInfo,
 } from '../mongo.js';
+import type { Selection } from '../selection.js';
 import { NeonApi, standbyNotFound, type BranchInfo } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { asMarkdown, formatBytes, formatDuration, markdownTable, markdownText } from '../report.js';
@@ -44,8 +46,9 @@ const SNAPSHOT_TOO_OLD = 239;
 export async function backup(config: Config, io: Io): Promise<boolean> {
   const started = new Date();
   const runId = randomUUID();
-  const mongodbUri = config.mongodbUri;
-  if (!mongodbUri) throw new Error('mode backup needs mongodb-uri (or MONGODB_SRV_URL): the MongoDB deployment to back up');
+  if (!config.mongodbUri && !config.sourceDumpDir) {
+    throw new Error('mode backup needs mongodb-uri (or MONGODB_SRV_URL), the MongoDB deployment to back up, or source-dump-dir, a mongodump directory');
+  }
   const neon = new NeonApi({
     apiKey: config.neonApiKey,
     projectId: config.neonProjectId,
@@ -55,28 +58,24 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
   });
   const selection = { databases: config.databases, include: config.include, exclude: config.exclude };
 
-  let mongo: MongoClient | undefined;
+  let source: BackupSource | undefined;
   let standbyClient: pg.Client | undefined;
-  let estimates: CountEstimates | undefined;
   try {
     // 1. The source and what it holds.
-    mongo = await connectMongo(mongodbUri);
-    const source = await describeSource(mongo, mongodbUri);
-    // A listed database that does not exist is refused before anything is touched: backing up
-    // without it would drop its tables from the standby, silently.
-    const missing = await missingDatabases(mongo, selection);
-    if (missing.length > 0) throw new Error(`${missingDatabasesMessage(missing)}; nothing was changed`);
-    const specs = await listSelectedCollections(mongo, selection);
+    source = config.sourceDumpDir
+      ? await openDumpSource(config.sourceDumpDir, selection, io)
+      : await openLiveSource(config.mongodbUri as string, selection);
+    const specs = source.specs;
     for (const db of config.databases.filter((d) => !specs.some((s) => s.database === d))) {
       io.log.info(`database ${db} (listed in 'databases') has no collection to back up: it is empty, or include/exclude leave out all of its collections`);
     }
     if (specs.length === 0) {
       throw new Error(
-        'no collection matches the selection (databases/include/exclude); nothing to back up. ' +
+        `no collection ${config.sourceDumpDir ? `of the dump in ${config.sourceDumpDir} ` : ''}matches the selection (databases/include/exclude); nothing to back up. ` +
           'Check the inputs, or run mode validate to list what the selection covers',
       );
     }
-    io.log.info(`MongoDB ${source.serverVersion} (${source.topology}): ${specs.length} collection(s) selected`);
+    io.log.info(`${source.label}: ${specs.length} collection(s) selected`);
 
     // 2. The standby branch, and room for the snapshot this run will make.
     const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl);
@@ -107,17 +106,16 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
       status: 'running',
       startedAt: started,
       finishedAt: null,
-      clusterTimeStart: (await clusterTime(mongo)) ?? null,
+      clusterTimeStart: await source.clusterTime(),
       clusterTimeEnd: null,
       consistency: null,
       github: githubRun(),
-      source: { hosts: source.hosts, serverVersion: source.serverVersion, topology: source.topology },
+      source: source.description,
     });
     io.log.info(`backup run ${runId} started`);
 
-    // 4. The sync, in one transaction. Count estimates (for progress ETAs only) arrive on the side.
-    estimates = new CountEstimates(mongo, specs);
-    const sync = await syncWithBestConsistency(standbyClient, mongo, source, specs, runId, config, io, estimates);
+    // 4. The sync, in one transaction.
+    const sync = await source.sync(standbyClient, runId, config, io);
     io.log.info(`standby committed: ${sync.result.changed} row(s) written, consistency ${sync.consistency}`);
     for (const db of config.databases) {
       const own = sync.result.collections.filter((c) => c.spec.database === db && c.spec.kind !== 'view');
@@ -174,11 +172,95 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     );
     return true;
   } finally {
-    estimates?.stop();
     // Ending the session also releases the backup lock.
     await standbyClient?.end().catch(() => undefined);
-    await mongo?.close().catch(() => undefined);
+    await source?.close().catch(() => undefined);
   }
+}
+
+/**
+ * Where a backup's documents come from. The sync, manifest and snapshot are the same whatever the
+ * source; only the listing of collections, the streams of raw BSON and the consistency differ.
+ */
+interface BackupSource {
+  /** For the log: what is read. */
+  label: string;
+  /** Recorded in the manifest (never credentials). */
+  description: SourceDescription;
+  specs: CollectionSpec[];
+  /** The source's logical time when the run starts, if it has one. */
+  clusterTime(): Promise<string | null>;
+  /** Brings the standby to the source's state in one transaction (standby.ts). */
+  sync(client: pg.Client, runId: string, config: Config, io: Io): Promise<{ result: SyncResult; consistency: Consistency }>;
+  close(): Promise<void>;
+}
+
+async function openLiveSource(uri: string, selection: Selection): Promise<BackupSource> {
+  const mongo = await connectMongo(uri);
+  let estimates: CountEstimates | undefined;
+  try {
+    const info = await describeSource(mongo, uri);
+    // A listed database that does not exist is refused before anything is touched: backing up
+    // without it would drop its tables from the standby, silently.
+    const missing = await missingDatabases(mongo, selection);
+    if (missing.length > 0) throw new Error(`${missingDatabasesMessage(missing)}; nothing was changed`);
+    const specs = await listSelectedCollections(mongo, selection);
+    return {
+      label: `MongoDB ${info.serverVersion} (${info.topology})`,
+      description: { hosts: info.hosts, serverVersion: info.serverVersion, topology: info.topology },
+      specs,
+      clusterTime: async () => (await clusterTime(mongo)) ?? null,
+      sync: (client, runId, config, io) => {
+        // Count estimates (for progress ETAs only) arrive on the side.
+        estimates = new CountEstimates(mongo, specs);
+        return syncWithBestConsistency(client, mongo, info, specs, runId, config, io, estimates);
+      },
+      close: async () => {
+        estimates?.stop();
+        await mongo.close();
+      },
+    };
+  } catch (err) {
+    await mongo.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * A mongodump directory as the source. Every metadata file is read and checked here, before the
+ * standby is touched; the documents stream from their files inside the sync's transaction, so a
+ * damaged `.bson` rolls the whole sync back. A dump has no cluster time: consistency is `dump`.
+ */
+async function openDumpSource(dir: string, selection: Selection, io: Io): Promise<BackupSource> {
+  const dump = await openDumpDirectory(dir, selection);
+  // As for a live source: a listed database the dump does not hold would silently drop its tables.
+  const missing = selection.databases.filter((d) => !dump.databases.includes(d));
+  if (missing.length > 0) throw new Error(`${missingDatabasesMessage(missing).replace(' not exist', ` not exist in the dump ${dir}`)}; nothing was changed`);
+  if (dump.oplog) {
+    io.log.warn(
+      `${dir} has an oplog.bson (mongodump --oplog): the writes made while it was dumped are not replayed, so each collection is as mongodump read it; ` +
+        'for one point in time, restore the dump with mongorestore --oplogReplay and back up that MongoDB instead',
+    );
+  }
+  const specs = dump.collections.map((c) => c.spec);
+  return {
+    label: `mongodump directory ${dir}${dump.serverVersion ? ` (MongoDB ${dump.serverVersion})` : ''}`,
+    // The path stays out of the manifest: it says where a file lay on one runner, not what was backed up.
+    description: { hosts: [], serverVersion: dump.serverVersion ?? 'unknown', topology: 'dump' },
+    specs,
+    clusterTime: async () => null,
+    sync: async (client, runId, _config, io) => {
+      const sources: CollectionSource[] = dump.collections.map((c) => ({ spec: c.spec, documents: () => dumpDocuments(c) }));
+      const result = await syncStandby(client, {
+        runId,
+        sources,
+        log: io.log,
+        finish: async () => ({ clusterTimeEnd: null, consistency: 'dump' }),
+      });
+      return { result, consistency: 'dump' };
+    },
+    close: async () => undefined,
+  };
 }
 
 /**

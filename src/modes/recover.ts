@@ -8,13 +8,20 @@
  *   4. per collection: create it with its recorded options, stream the stored documents into it in
  *      unordered bulk inserts, then build its indexes; then recreate the views;
  *   5. read every target collection back and compare counts and content hashes with the manifest.
+ *
+ * With target-dump-dir the target is a mongodump directory instead (dump-target.ts): steps 3 and 4
+ * write files in a staging directory, step 5 reads those files back, and only a verified dump is
+ * renamed into place.
  */
-import type { MongoClient } from 'mongodb';
+import { BSON, type MongoClient } from 'mongodb';
 import type pg from 'pg';
 import { STANDBY, type Config } from '../config.js';
 import type { Io } from '../io.js';
 import { readManifest, type CollectionRecord, type Manifest } from '../manifest.js';
-import { connectMongo } from '../mongo.js';
+import { cleanIndex, dumpTypeOf } from '../dump-format.js';
+import { ArchiveWriter } from '../dump-archive.js';
+import { DumpWriter, checkDumpTarget, type DumpSink } from '../dump-target.js';
+import { connectMongo, type CollectionSpec } from '../mongo.js';
 import { NeonApi } from '../neon.js';
 import { connectPostgres } from '../postgres.js';
 import { formatBytes, formatDuration, markdownTable, markdownText, Progress } from '../report.js';
@@ -35,6 +42,8 @@ import { isSelected } from '../selection.js';
 import { storedDocuments } from '../stored-documents.js';
 import { chooseBackupBranch, withTemporaryBranch } from '../temporary-branch.js';
 
+const { EJSON } = BSON;
+
 interface CollectionOutcome {
   target: TargetCollection;
   record: CollectionRecord;
@@ -54,8 +63,9 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
   const started = Date.now();
   const { log } = io;
   const targetUri = config.targetMongodbUri;
-  if (!targetUri) {
-    throw new Error('target-mongodb-uri is required: recover never writes to an implicit target');
+  const dumpDir = config.targetDumpDir;
+  if (!targetUri && !dumpDir) {
+    throw new Error('target-mongodb-uri or target-dump-dir is required: recover never writes to an implicit target');
   }
   const neon = new NeonApi({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log });
   let outcomes: CollectionOutcome[] = [];
@@ -69,6 +79,8 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
   };
 
   try {
+    // A dump target that cannot be written fails now, before a temporary branch is made for nothing.
+    if (dumpDir) await checkDumpTarget(dumpDir, { archive: config.dumpArchive, replace: config.dropTarget });
     return await withSource(config, io, neon, async (source) => {
       io.setOutput('backup-branch-id', source.branchId);
       const manifest = await readManifest(source.client, source.runId);
@@ -95,23 +107,31 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
         problems: [],
       }));
 
+      // The same limits for a dump: mongorestore writes it under these names.
       const badNames = targetNameProblems(outcomes.map((o) => o.target), config.targetDatabasePrefix);
       if (badNames.length > 0) {
         throw new Error(`recover cannot write under these names, nothing was written: ${badNames.join('; ')}`);
       }
-      const target = await connectMongo(targetUri, { input: 'target-mongodb-uri' });
-      try {
-        await writeAll(config, io, source.client, target, outcomes);
-        await verifyAll(config, io, target, outcomes);
-      } finally {
-        await target.close().catch(() => undefined);
+      if (dumpDir) {
+        await writeDump(config, io, source.client, dumpDir, outcomes, manifest.backup.source?.serverVersion ?? 'unknown');
+      } else {
+        const target = await connectMongo(targetUri as string, { input: 'target-mongodb-uri' });
+        try {
+          await writeAll(config, io, source.client, target, outcomes);
+          await verifyAll(config, io, target, outcomes);
+        } finally {
+          await target.close().catch(() => undefined);
+        }
       }
       const ok = outcomes.every((o) => o.verified);
       const seconds = finish(ok);
-      await io.appendSummary(summary(source.label, manifest, outcomes, ok, seconds));
+      await io.appendSummary(summary(source.label, manifest, outcomes, ok, seconds, dumpDir));
       if (ok) {
         const documents = outcomes.reduce((n, o) => n + o.documents, 0);
-        log.info(`recover verified: ${outcomes.length} collection(s), ${documents} document(s) in ${formatDuration(seconds)}`);
+        log.info(
+          `recover verified: ${outcomes.length} collection(s), ${documents} document(s) in ${formatDuration(seconds)}` +
+            (dumpDir ? `; mongodump directory ${dumpDir} is ready for mongorestore${config.dumpGzip ? ' --gzip' : ''}` : ''),
+        );
       } else {
         for (const o of outcomes.filter((x) => !x.verified)) log.error(`${describeTarget(o.target)}: ${o.problems.join('; ')}`);
       }
@@ -227,6 +247,103 @@ async function writeAll(config: Config, io: Io, pgClient: pg.Client, target: Mon
   }
 }
 
+/** The collection as recorded, in the shape the dump writer takes. */
+function specOf(record: CollectionRecord): CollectionSpec {
+  return { database: record.database, collection: record.collection, kind: record.kind, options: record.options, indexes: record.indexes };
+}
+
+/**
+ * recover into a mongodump directory: every selected collection is written into a staging directory
+ * beside target-dump-dir, every file is read back and checked against the manifest, and only then
+ * is the dump renamed into place. A failure or a mismatch leaves the target as it was.
+ */
+async function writeDump(
+  config: Config,
+  io: Io,
+  pgClient: pg.Client,
+  dir: string,
+  outcomes: CollectionOutcome[],
+  serverVersion: string,
+): Promise<void> {
+  const options = { gzip: config.dumpGzip, replace: config.dropTarget };
+  const writer: DumpSink = config.dumpArchive ? await ArchiveWriter.open(dir, options) : await DumpWriter.open(dir, options);
+  let committed = false;
+  try {
+    await writer.begin(
+      outcomes.map((o) => ({ database: o.target.database, spec: specOf(o.record), bytes: o.record.bsonBytes })),
+      serverVersion,
+    );
+    for (const o of outcomes) {
+      const name = describeTarget(o.target);
+      const spec = specOf(o.record);
+      const file = writer.describe(o.target.database, o.record.collection);
+      await io.log.group(`export ${o.record.database}.${o.record.collection} → ${file}`, async () => {
+        const progress = new Progress(name, io.log, { total: o.record.documents });
+        const rows =
+          o.record.kind === 'view'
+            ? undefined
+            : storedDocuments(pgClient, { schemaName: o.record.schemaName, tableName: o.record.tableName, label: name });
+        try {
+          const totals = await writer.writeCollection(o.target.database, spec, rows, (p) => {
+            progress.add(p.documents - o.documents, p.bytes - o.bytes);
+            o.documents = p.documents;
+            o.bytes = p.bytes;
+          });
+          o.sourceHash = totals.contentHash;
+        } catch (err) {
+          throw new Error(`export of ${o.record.database}.${o.record.collection} to ${file} failed: ${(err as Error).message}; ${dir} was not changed`, {
+            cause: err,
+          });
+        }
+        progress.done();
+        o.indexes = o.record.indexes.map((ix) => ({ name: String(ix.name ?? JSON.stringify(ix.key)), created: true }));
+      });
+    }
+    await writer.end();
+
+    await io.log.group('verify the dump files against the manifest', async () => {
+      for (const o of outcomes) {
+        const back = await writer.readBack(o.target.database, specOf(o.record));
+        const type = dumpTypeOf(o.record.kind);
+        if (back.metadata.collectionName !== o.record.collection || back.metadata.kind !== type) {
+          o.problems.push(`metadata file names ${back.metadata.collectionName} (${back.metadata.kind}), not ${o.record.collection} (${type})`);
+        }
+        // The index definitions read back must be the recorded ones, field order and number types included.
+        const written = EJSON.stringify(back.metadata.indexes, { relaxed: false });
+        const recorded = EJSON.stringify(o.record.kind === 'view' ? [] : o.record.indexes.map(cleanIndex), { relaxed: false });
+        if (written !== recorded) o.problems.push(`the metadata file's indexes ${written} differ from the manifest's ${recorded}`);
+        if (EJSON.stringify(back.metadata.options, { relaxed: false }) !== EJSON.stringify(o.record.options, { relaxed: false })) {
+          o.problems.push("the metadata file's options differ from the manifest's");
+        }
+        if (o.record.kind !== 'view') {
+          if (o.documents !== o.record.documents || o.sourceHash !== o.record.contentHash) {
+            o.problems.push(
+              `the backup's rows (${o.documents} documents, hash ${o.sourceHash}) differ from its manifest (${o.record.documents}, ${o.record.contentHash})`,
+            );
+          }
+          o.targetDocuments = back.documents;
+          o.targetHash = back.contentHash;
+          if (back.documents !== o.record.documents) o.problems.push(`the .bson file holds ${back.documents} documents, the manifest ${o.record.documents}`);
+          if (back.contentHash !== o.record.contentHash) {
+            o.problems.push(`content hash read back from the .bson file ${back.contentHash} differs from the manifest's ${o.record.contentHash}`);
+          }
+        }
+        o.verified = o.problems.length === 0;
+        io.log.info(`${describeTarget(o.target)}: ${o.verified ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`);
+      }
+    });
+
+    if (outcomes.every((o) => o.verified)) {
+      await writer.commit();
+      committed = true;
+    } else {
+      io.log.error(`the dump did not match the backup: ${dir} was not changed`);
+    }
+  } finally {
+    if (!committed) await writer.abort().catch(() => undefined);
+  }
+}
+
 async function verifyAll(config: Config, io: Io, target: MongoClient, outcomes: CollectionOutcome[]): Promise<void> {
   await io.log.group('verify the target against the manifest', async () => {
     for (const o of outcomes) {
@@ -257,7 +374,14 @@ async function verifyAll(config: Config, io: Io, target: MongoClient, outcomes: 
   });
 }
 
-function summary(label: string, manifest: Manifest, outcomes: readonly CollectionOutcome[], ok: boolean, seconds: number): string {
+function summary(
+  label: string,
+  manifest: Manifest,
+  outcomes: readonly CollectionOutcome[],
+  ok: boolean,
+  seconds: number,
+  dumpDir?: string,
+): string {
   const rows = outcomes.map((o) => {
     const refused = o.indexes.filter((i) => !i.created).map((i) => i.name);
     const created = o.indexes.filter((i) => i.created).length;
@@ -274,7 +398,9 @@ function summary(label: string, manifest: Manifest, outcomes: readonly Collectio
   });
   return (
     `## supaneon-sync recover: ${ok ? 'verified' : 'FAILED'}\n\n` +
-    `Backup run ${markdownText(manifest.backup.runId)} from ${markdownText(label)}, ${outcomes.length} collection(s) in ${formatDuration(seconds)}.\n\n` +
+    `Backup run ${markdownText(manifest.backup.runId)} from ${markdownText(label)}, ${outcomes.length} collection(s) in ${formatDuration(seconds)}` +
+    (dumpDir ? `, written as the mongodump directory ${markdownText(dumpDir)}${ok ? '' : ' (not created: verification failed)'}` : '') +
+    '.\n\n' +
     markdownTable(['source', 'target', 'kind', 'documents (target / backup)', 'size', 'indexes', 'content hash', 'verified'], rows)
   );
 }

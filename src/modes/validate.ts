@@ -2,7 +2,8 @@
  * mode: validate — checks everything a backup needs, without changing anything:
  *   1. configuration,
  *   2. MongoDB: reachable, credentials, version and topology, databases listed, each selected
- *      collection readable (estimated counts and sizes, each bounded in time),
+ *      collection readable (estimated counts and sizes, each bounded in time); or, with
+ *      source-dump-dir, the dump: found, every metadata file parsed, the selected collections' files,
  *   3. Neon API: key and project, the standby branch behind neon-database-url, branch usage
  *      against the plan's limit, this tool's existing backups,
  *   4. Neon Postgres: TLS with the certificate verified, and the role can create schemas and
@@ -11,10 +12,12 @@
  * unreachable host costs its timeout once, not once per check.
  */
 import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import type { MongoClient } from 'mongodb';
 import type pg from 'pg';
 import { rowTableColumns } from '../codec.js';
 import type { Config } from '../config.js';
+import { openDumpDirectory } from '../dump-source.js';
 import type { Io, Logger } from '../io.js';
 import {
   ESTIMATE_TIMEOUT_MS,
@@ -95,7 +98,9 @@ export async function validate(config: Config, io: Io): Promise<boolean> {
   const collections: CollectionEstimate[] = [];
 
   const [mongodb, neonApi, postgres] = await Promise.all([
-    withDeadline('mongodb', 'MongoDB', () => checkMongo(config, collections)),
+    config.sourceDumpDir
+      ? withDeadline('mongodb', 'the mongodump directory', () => checkDump(config.sourceDumpDir as string, config, collections))
+      : withDeadline('mongodb', 'MongoDB', () => checkMongo(config, collections)),
     withDeadline('neon-api', 'the Neon API', () => checkNeonApi(config, io.log)),
     withDeadline('postgres', 'Neon Postgres', () => checkPostgres(config)),
   ]);
@@ -155,6 +160,35 @@ async function withDeadline(group: CheckGroup, what: string, run: () => Promise<
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * A dump as the source: it is found and every metadata file parses (what openDumpDirectory checks
+ * before a backup touches the standby); sizes come from the files. The documents' framing is
+ * checked by the backup itself, inside its transaction: reading every file here could outlast the
+ * check's deadline on a large dump.
+ */
+async function checkDump(dir: string, config: Config, collections: CollectionEstimate[]): Promise<CheckResult[]> {
+  const checks = new Checks('mongodb');
+  try {
+    const dump = await openDumpDirectory(dir, config);
+    checks.pass('dump readable', `${dump.dir}${dump.serverVersion ? ` (dumped from MongoDB ${dump.serverVersion})` : ''}: every metadata file parses`);
+    let bytes = 0;
+    for (const c of dump.collections) {
+      const size = c.bsonFile ? (await stat(c.bsonFile)).size : undefined;
+      bytes += size ?? 0;
+      collections.push({ database: c.spec.database, collection: c.spec.collection, kind: c.spec.kind, ...(size === undefined ? {} : { bytes: size }) });
+    }
+    if (dump.collections.length === 0) {
+      checks.pass('read selected collections', "no collection of the dump matches the selection: a backup would be empty (check 'databases', 'include' and 'exclude')");
+    } else {
+      checks.pass('read selected collections', `${dump.collections.length} collection${dump.collections.length === 1 ? '' : 's'} in the dump, ${formatBytes(bytes)} of files`);
+    }
+  } catch (error) {
+    checks.fail('dump readable', messageOf(error));
+    checks.skip(['read selected collections'], 'the dump cannot be read');
+  }
+  return checks.results;
 }
 
 async function checkMongo(config: Config, collections: CollectionEstimate[]): Promise<CheckResult[]> {
