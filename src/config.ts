@@ -252,6 +252,10 @@ function neonDatabaseUrlProblem(value: string): string | undefined {
   if (!SECURE_SSLMODES.includes(sslmode)) {
     return `has sslmode=${sslmode}, which allows unencrypted or unverified connections: TLS to Neon is required; use sslmode=require, verify-ca or verify-full`;
   }
+  const channelBinding = url.searchParams.get('channel_binding');
+  if (channelBinding !== null && channelBinding !== '' && !['require', 'prefer', 'disable'].includes(channelBinding)) {
+    return `has channel_binding=${channelBinding}: use require (as Neon's console writes it), prefer or disable, or leave it out`;
+  }
   return undefined;
 }
 

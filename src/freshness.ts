@@ -64,9 +64,9 @@ export function judgeFreshness(
  * behind neon-database-url; when it cannot be identified, every backup of the project counts).
  */
 export async function backupFreshness(
-  neon: Pick<NeonApi, 'listBranches' | 'findBranchByEndpointHost'>,
+  neon: Pick<NeonApi, 'listBranches' | 'findBranchByEndpoint'>,
   opts: { neonDatabaseUrl: string; maxAgeMs: number; maxAgeText: string; now?: Date },
 ): Promise<Freshness> {
-  const standby = await neon.findBranchByEndpointHost(new URL(opts.neonDatabaseUrl).hostname).catch(() => undefined);
+  const standby = await neon.findBranchByEndpoint(opts.neonDatabaseUrl).catch(() => undefined);
   return judgeFreshness(await neon.listBranches(), { ...opts, now: opts.now ?? new Date(), standbyId: standby?.id });
 }

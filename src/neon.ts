@@ -14,8 +14,19 @@
  *
  * Mutations return operations; a branch or endpoint is used only after they have all finished.
  */
-import { createNeonClient, raw, type NeonClient, type Branch, type Endpoint, type Operation, type RawResult } from '@neon/sdk';
+import {
+  createNeonClient,
+  raw,
+  type NeonClient,
+  type Branch,
+  type ConnectionDetails,
+  type ConnectionParameters,
+  type Endpoint,
+  type Operation,
+  type RawResult,
+} from '@neon/sdk';
 import type { Logger } from './io.js';
+import { directHostOf, endpointIdOf } from './connection-string.js';
 
 /** Annotation key marking what this product made; value `backup` or `restore-test`. */
 export const TOOL_ANNOTATION = 'supaneon-sync';
@@ -28,9 +39,18 @@ export interface BranchInfo {
   createdAt: string;
   expiresAt?: string;
   isDefault: boolean;
-  /** Protected in Neon: it cannot be deleted, and still counts toward the branch limit. */
+  /** Protected in Neon: it cannot be deleted, still counts toward the branch limit, and its children get new role passwords. */
   protected?: boolean;
   annotations: Record<string, string>;
+}
+
+/** What a temporary branch is reached with: its endpoint, and the role's password on that branch. */
+export interface RestoreBranch {
+  branch: BranchInfo;
+  host: string;
+  endpointId: string;
+  /** The password of `role` on this branch, as Neon handed it out (never the standby URL's). */
+  password: string;
 }
 
 export interface NeonApiOptions {
@@ -59,7 +79,7 @@ export class NeonCallError extends Error {
   }
 }
 
-type Method = 'GET' | 'POST' | 'DELETE';
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
 
 interface CallContext {
   /** What the call does, for messages: `create branch "backup-…"`. */
@@ -129,13 +149,25 @@ export class NeonApi {
     return candidates.find((b) => b.id === nameOrId) ?? candidates.find((b) => b.name === nameOrId);
   }
 
-  /** The branch serving `host` (the standby's endpoint); `ep-x-pooler.…` is read as `ep-x.…`. */
-  async findBranchByEndpointHost(host: string): Promise<BranchInfo | undefined> {
-    const wanted = normaliseEndpointHost(host);
+  /**
+   * The branch whose endpoint a connection string reaches (the standby). Matched on the endpoint
+   * id (`options=endpoint=…`, else the host's first label without `-pooler`), so legacy, alias and
+   * pooler hosts of the same endpoint all find it; only a URL that names no endpoint id (an IP
+   * address or a custom name as host, no `options=endpoint`) is matched on the whole direct host.
+   */
+  async findBranchByEndpoint(connectionString: string): Promise<BranchInfo | undefined> {
+    const url = new URL(connectionString);
+    const wantedId = endpointIdOf(url);
+    const wantedHost = directHostOf(url.hostname);
     const data = await this.call({ what: 'list endpoints', method: 'GET', projectScoped: true }, (signal) =>
       raw.listProjectEndpoints({ client: this.neon.client, path: { project_id: this.projectId }, throwOnError: false, signal }),
     );
-    const endpoint = data.endpoints.find((e: Endpoint) => normaliseEndpointHost(e.host) === wanted);
+    // An endpoint id, once named, decides alone: Neon's proxy routes by it, so a host that
+    // happens to match another endpoint must not pick that one.
+    const endpoint =
+      wantedId !== undefined
+        ? data.endpoints.find((e: Endpoint) => e.id.toLowerCase() === wantedId)
+        : data.endpoints.find((e: Endpoint) => directHostOf(e.host) === wantedHost);
     if (!endpoint) return undefined;
     return (await this.listBranches()).find((b) => b.id === endpoint.branch_id);
   }
@@ -148,14 +180,68 @@ export class NeonApi {
   }
 
   /**
-   * A short-lived child of a backup branch with a small read-write endpoint that suspends quickly,
-   * and an expiry as a safety net should every cleanup fail. Returns once the endpoint is usable.
+   * A short-lived child of a backup branch with a read-write endpoint, and an expiry as a safety
+   * net should every cleanup fail. Returns once the endpoint is usable, with the password of
+   * `role` on the new branch: from the create response's `connection_uris` when it carries one for
+   * this role and database, else revealed through the API. A branch made from a protected branch
+   * gets new passwords, and a password reset on the standby never reaches older backups, so the
+   * standby URL's password cannot be assumed to work there.
    */
-  async createRestoreBranch(a: { name: string; parentId: string; expiresAt: string }): Promise<{ branch: BranchInfo; host: string }> {
+  async createRestoreBranch(a: { name: string; parentId: string; expiresAt: string; role: string; database: string }): Promise<RestoreBranch> {
     const annotations = { [TOOL_ANNOTATION]: 'restore-test', 'backup-branch-id': a.parentId };
     const created = await this.createBranch({ name: a.name, parentId: a.parentId, expiresAt: a.expiresAt, annotations, withEndpoint: true });
-    const host = created.host ?? (await this.endpointHostOf(created.branch.id));
-    return { branch: created.branch, host };
+    const endpoint = created.endpoint ?? (await this.readWriteEndpointOf(created.branch.id));
+    const given = created.connectionParameters?.find((c) => c.role === a.role && c.database === a.database)?.password;
+    const password = given ?? (await this.rolePassword(created.branch.id, a.role));
+    return { branch: created.branch, host: endpoint.host, endpointId: endpoint.id, password };
+  }
+
+  /**
+   * The password of `role` on a branch (`GET …/roles/{role}/reveal_password`). Neon keeps it only
+   * for roles it created or reset itself; a role made in SQL has none to reveal.
+   */
+  async rolePassword(branchId: string, role: string): Promise<string> {
+    const what = `reveal the password of role "${role}" on branch ${branchId}`;
+    try {
+      const data = await this.call({ what, method: 'GET' }, (signal) =>
+        raw.getProjectBranchRolePassword({
+          client: this.neon.client,
+          path: { project_id: this.projectId, branch_id: branchId, role_name: role },
+          throwOnError: false,
+          signal,
+        }),
+      );
+      if (typeof data.password !== 'string' || data.password === '') throw new Error('the answer holds no password');
+      return data.password;
+    } catch (e) {
+      if (e instanceof NeonCallError && e.status !== undefined && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 403) {
+        throw new NeonCallError(
+          `${e.message.split(' Fix: ')[0]} ` +
+            `Fix: the role of neon-database-url must be one Neon manages (created or reset in the Neon console or API), ` +
+            'so that a new branch\'s password can be read; reset its password in the console once, or use such a role.',
+          e.call,
+          e.status,
+          e.code,
+        );
+      }
+      if (e instanceof NeonCallError) throw e;
+      throw new NeonCallError(`Neon API: ${what} in project "${this.projectId}" failed: ${(e as Error).message}.`, what, undefined, undefined);
+    }
+  }
+
+  /** Moves a branch's expiry (`PATCH` `branch.expires_at`), so long work does not lose its branch. */
+  async setBranchExpiry(branchId: string, expiresAt: string): Promise<void> {
+    const what = `extend the expiry of branch ${branchId} to ${expiresAt}`;
+    const data = await this.call({ what, method: 'PATCH' }, (signal) =>
+      raw.updateProjectBranch({
+        client: this.neon.client,
+        path: { project_id: this.projectId, branch_id: branchId },
+        body: { branch: { expires_at: expiresAt } },
+        throwOnError: false,
+        signal,
+      }),
+    );
+    await this.waitForOperations(data.operations ?? [], what);
   }
 
   /** Deletes a branch and waits for the deletion to finish; a branch already gone is done. */
@@ -205,18 +291,17 @@ export class NeonApi {
     expiresAt?: string;
     annotations: Record<string, string>;
     withEndpoint: boolean;
-  }): Promise<{ branch: BranchInfo; host?: string }> {
+  }): Promise<{ branch: BranchInfo; endpoint?: { id: string; host: string }; connectionParameters?: ConnectionParameters[] }> {
     const what = `create branch "${a.name}" from ${a.parentId}`;
     const body = {
       branch: { name: a.name, parent_id: a.parentId, ...(a.expiresAt ? { expires_at: a.expiresAt } : {}) },
       ...(a.withEndpoint
         ? {
-            endpoints: [
-              // The smallest compute, suspended after a minute idle: verification needs minutes of
-              // compute, and non-default branches share a small monthly allowance. (The free plan
-              // keeps its fixed 5 minutes: Neon ignores the setting there rather than refusing it.)
-              { type: 'read_write' as const, autoscaling_limit_min_cu: 0.25, autoscaling_limit_max_cu: 0.25, suspend_timeout_seconds: 60 },
-            ],
+            // Only the type: Free and Launch refuse a create that sets scale-to-zero ("suspend
+            // interval changing is not allowed for your account") and limit compute sizes, so the
+            // project's own defaults apply, which every plan accepts. The branch is deleted as soon
+            // as the work is done, and its compute then stops.
+            endpoints: [{ type: 'read_write' as const }],
           }
         : {}),
       annotation_value: a.annotations,
@@ -229,8 +314,13 @@ export class NeonApi {
           raw.createProjectBranch({ client: this.neon.client, path: { project_id: this.projectId }, body, throwOnError: false, signal }),
         );
         await this.waitForOperations(result.operations ?? [], what);
-        const host = result.endpoints?.find((e: Endpoint) => e.type === 'read_write')?.host;
-        return { branch: toBranchInfo(result.branch, a.annotations), host };
+        const rw = result.endpoints?.find((e: Endpoint) => e.type === 'read_write');
+        const connectionParameters = (result.connection_uris ?? []).map((c: ConnectionDetails) => c.connection_parameters).filter(Boolean);
+        return {
+          branch: toBranchInfo(result.branch, a.annotations),
+          ...(rw ? { endpoint: { id: rw.id, host: rw.host } } : {}),
+          connectionParameters,
+        };
       } catch (e) {
         // A create that was only slow may finish after it was given up on: its retry then meets
         // the name taken (409). That branch is ours if its annotations say so.
@@ -267,7 +357,7 @@ export class NeonApi {
     return existing;
   }
 
-  private async endpointHostOf(branchId: string): Promise<string> {
+  private async readWriteEndpointOf(branchId: string): Promise<{ id: string; host: string }> {
     const data = await this.call({ what: `list endpoints of branch ${branchId}`, method: 'GET' }, (signal) =>
       raw.listProjectBranchEndpoints({
         client: this.neon.client,
@@ -276,9 +366,9 @@ export class NeonApi {
         signal,
       }),
     );
-    const host = data.endpoints.find((e: Endpoint) => e.type === 'read_write')?.host;
-    if (!host) throw new NeonCallError(`Neon API: branch ${branchId} has no read-write endpoint.`, 'list endpoints', undefined, undefined);
-    return host;
+    const endpoint = data.endpoints.find((e: Endpoint) => e.type === 'read_write');
+    if (!endpoint) throw new NeonCallError(`Neon API: branch ${branchId} has no read-write endpoint.`, 'list endpoints', undefined, undefined);
+    return { id: endpoint.id, host: endpoint.host };
   }
 
   /** Unfinished operations of one branch (used when a create response was lost). */
@@ -397,8 +487,7 @@ function describeFailure(error: unknown, response: Response | undefined, timedOu
   const body = (e.body ?? error) as { code?: unknown; message?: unknown } | undefined;
   const code = typeof e.code === 'string' ? e.code : typeof body?.code === 'string' ? body.code : undefined;
   const message = typeof body?.message === 'string' ? body.message : typeof e.message === 'string' ? e.message : String(error);
-  const retryAfter = response?.headers.get('retry-after');
-  const retryAfterMs = retryAfter && /^\d+$/.test(retryAfter.trim()) ? Number(retryAfter.trim()) * 1000 : undefined;
+  const retryAfterMs = retryAfterToMs(response?.headers.get('retry-after'));
   if (timedOut || e.kind === 'timeout') {
     return { summary: `no answer within ${Math.round(timeoutMs / 1000)} s`, transient: true };
   }
@@ -419,6 +508,9 @@ function fixHint(ctx: CallContext, f: Failure, projectId: string): string {
   if (f.status === 401 || f.status === 403) return 'check the neon-api-key input: the key must be valid and have access to the project.';
   if (f.status === 404 && ctx.projectScoped) return `check the neon-project-id input: project "${projectId}" was not found for this API key.`;
   if (f.status === 404) return 'the branch or operation no longer exists; check the branch id or name given to the action.';
+  if (text.includes('not allowed for your account')) {
+    return "the project's Neon plan does not allow this; see the plan's limits in the Neon console, or upgrade the plan.";
+  }
   if (text.includes('limit')) return "the project's plan limit was reached: delete unused branches in the Neon console or lower retain.";
   if (f.status === 423) return 'another operation kept the project locked; retry the run later.';
   if (f.status === 429) return 'the Neon API rate limit was hit; retry later or run less often.';
@@ -433,12 +525,42 @@ function backoffMs(attempt: number, retryAfterMs: number | undefined): number {
   return retryAfterMs !== undefined ? Math.max(retryAfterMs, jittered) : jittered;
 }
 
+/**
+ * The one line for a standby URL that reaches no branch of the project: names the input, the
+ * endpoint it was read as, and the fix.
+ */
+export function standbyNotFound(config: { neonDatabaseUrl: string; neonProjectId: string }): string {
+  let where = '(unparseable URL)';
+  try {
+    const u = new URL(config.neonDatabaseUrl);
+    const id = endpointIdOf(u);
+    where = id ? `endpoint ${id} (host ${u.hostname})` : `host ${u.hostname}`;
+  } catch {
+    // the configuration check names a malformed URL on its own
+  }
+  return (
+    `neon-database-url reaches ${where}, which is in no branch of Neon project "${config.neonProjectId}"; ` +
+    'copy the connection string from that project\'s dashboard (Connect), or set neon-project-id to the project that holds this endpoint'
+  );
+}
+
 /** `ep-cool-1234-pooler.eu.aws.neon.tech` → `ep-cool-1234.eu.aws.neon.tech`, lower-cased. */
-export function normaliseEndpointHost(host: string): string {
-  const lower = host.trim().toLowerCase().replace(/\.$/, '');
-  const [first, ...rest] = lower.split('.');
-  const label = first.endsWith('-pooler') ? first.slice(0, -'-pooler'.length) : first;
-  return [label, ...rest].join('.');
+export const normaliseEndpointHost = directHostOf;
+
+/** The longest a Retry-After is obeyed: beyond it the call's own deadline decides. */
+const MAX_RETRY_AFTER_MS = 60_000;
+
+/**
+ * `Retry-After` as milliseconds from now: delay-seconds or an HTTP date (RFC 9110 allows both);
+ * undefined when absent or unreadable, 0 for a date already past.
+ */
+export function retryAfterToMs(value: string | null | undefined, now = Date.now()): number | undefined {
+  const text = value?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Math.min(MAX_RETRY_AFTER_MS, Number(text) * 1000);
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) return undefined;
+  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, at - now));
 }
 
 function toBranchInfo(b: Branch, annotations: Record<string, string>): BranchInfo {

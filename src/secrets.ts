@@ -23,6 +23,8 @@ export const MIN_MASK_LENGTH = 8;
 
 const REDACTED = '***';
 const known = new Set<string>();
+/** The mask function of the run, kept so a secret learned mid-run (a branch's password) is masked the same way. */
+let runMask: MaskFn | undefined;
 // Longest first, so a URL is replaced whole rather than leaving pieces around a replaced password.
 let ordered: string[] = [];
 // Forms too short to mask everywhere: removed only between ':' and '@' (a URL's password).
@@ -90,6 +92,7 @@ export function deriveSecretForms(value: string): string[] {
  * caller warns once (see the top of this file).
  */
 export function registerSecret(value: string | undefined, mask: MaskFn): boolean {
+  runMask = mask;
   if (value === undefined || value.trim() === '') return false;
   let tooShort = false;
   for (const form of deriveSecretForms(value)) {
@@ -118,9 +121,22 @@ export function redact(message: string): string {
   return out.replace(URL_CREDENTIALS, (_m, scheme: string, user: string) => `${scheme}${user}:${REDACTED}@`);
 }
 
+/**
+ * Registers a secret the run learned after start (a password Neon handed out for a new branch)
+ * with the run's mask function, before it can reach any message. Without a run's mask (a library
+ * caller), it is still redacted from every message that passes through redact().
+ */
+export function registerRuntimeSecret(value: string | undefined): void {
+  const mask = runMask ?? (() => undefined);
+  registerSecret(value, mask);
+  // A password travels URL-encoded inside a connection string: that form is masked too.
+  if (value !== undefined && encodeURIComponent(value) !== value) registerSecret(encodeURIComponent(value), mask);
+}
+
 /** Forgets every registered secret (a new run in the same process, e.g. between tests). */
 export function clearSecrets(): void {
   known.clear();
   ordered = [];
+  runMask = undefined;
   short = [];
 }

@@ -8,8 +8,10 @@
 import type pg from 'pg';
 import { STANDBY, type Config } from './config.js';
 import type { Io } from './io.js';
-import { TOOL_ANNOTATION, type BranchInfo, type NeonApi } from './neon.js';
+import { TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from './neon.js';
+import { roleAndDatabaseOf } from './connection-string.js';
 import { connectPostgres } from './postgres.js';
+import { registerRuntimeSecret } from './secrets.js';
 import { applyRetention, ensureRoomForBranches, planRetention } from './retention.js';
 
 /** Names of the values saved for the post step (`STATE_<name>` there). */
@@ -19,12 +21,18 @@ export const STATE_RESTORE_BRANCH_ID = 'restore-branch-id';
 /** A fresh endpoint may refuse connections for a moment after its operations finish. */
 const CONNECT_DEADLINE_MS = 60_000;
 
+/** Neon refuses an expiry more than 30 days ahead; ask for a little less, as the clocks differ. */
+const MAX_EXPIRY_MS = 30 * 24 * 3600_000 - 3600_000;
+/** The expiry is pushed forward each time a third of restore-ttl-minutes has passed, so two renewals can fail before it bites. */
+const RENEWALS_PER_TTL = 3;
+
 /** What the work inside the temporary branch is given. */
 export interface TemporaryBranch {
   branch: BranchInfo;
   host: string;
+  /** The first expiry; it is pushed forward while the work runs. */
   expiresAt: string;
-  /** Connected with the standby's role and database at the branch's endpoint, TLS verified; closed afterwards. */
+  /** Connected with the standby's role and database and the password Neon gave that role on this branch, TLS verified; closed afterwards. */
   client: pg.Client;
 }
 
@@ -36,6 +44,8 @@ export interface TemporaryBranchRequest {
   keep: boolean;
   /** Called as soon as the branch exists, before the connection is tried. */
   onCreated?: (branch: BranchInfo) => void;
+  /** How often the expiry is pushed forward (default: a third of restore-ttl-minutes). */
+  renewEveryMs?: number;
 }
 
 /**
@@ -53,14 +63,8 @@ export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, 
   const orElse = opts.alternative ? `, or ${opts.alternative}` : '';
   const wanted = config.backupBranch;
   if (wanted === STANDBY) {
-    const host = new URL(config.neonDatabaseUrl).hostname;
-    const standby = await neon.findBranchByEndpointHost(host);
-    if (!standby) {
-      throw new Error(
-        `backup-branch is 'standby', but no branch of Neon project "${config.neonProjectId}" has the endpoint ${host} of neon-database-url; ` +
-          'check that neon-database-url and neon-project-id belong to the same project',
-      );
-    }
+    const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl);
+    if (!standby) throw new Error(`backup-branch is 'standby', but ${standbyNotFound(config)}`);
     io.log.info(`backup: the standby itself, "${standby.name}" (${standby.id}), as asked (backup-branch: standby)`);
     return standby;
   }
@@ -79,7 +83,7 @@ export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, 
       );
     }
     if (branch.annotations[TOOL_ANNOTATION] !== 'backup') {
-      const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch(() => undefined);
+      const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl).catch(() => undefined);
       const isStandby = standby?.id === branch.id;
       throw new Error(
         `backup-branch "${wanted}" is branch "${branch.name}" (${branch.id}), which ${isStandby ? 'is the standby, not a backup:' : 'was not made by supaneon-sync backup:'} ` +
@@ -93,7 +97,7 @@ export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, 
   }
   const backups = await neon.toolBranches('backup');
   // Prefer this standby's backups when several standbys share the project.
-  const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch(() => undefined);
+  const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl).catch(() => undefined);
   const mine = standby ? backups.filter((b) => b.annotations['standby-branch-id'] === standby.id) : backups;
   const newest = mine[0];
   if (!newest) {
@@ -123,24 +127,90 @@ export async function withTemporaryBranch<T>(
 
   const prefix = `${config.restorePrefix}${req.purpose === 'restore' ? '' : `${req.purpose}-`}`;
   const name = await unusedName(neon, prefix);
-  const expiresAt = rfc3339Seconds(new Date(Date.now() + config.restoreTtlMinutes * 60_000));
+  const ttlMs = Math.min(config.restoreTtlMinutes * 60_000, MAX_EXPIRY_MS);
+  const expiresAt = expiryFrom(Date.now(), ttlMs);
+  const made: MadeBranch = { name, branch: undefined, expiresAt };
   io.saveState(STATE_RESTORE_BRANCH_NAME, name);
-  let branch: BranchInfo | undefined;
+  let renewal: ExpiryRenewal | undefined;
   try {
-    const created = await neon.createRestoreBranch({ name, parentId: req.backup.id, expiresAt });
-    branch = created.branch;
+    const created = await neon.createRestoreBranch({ name, parentId: req.backup.id, expiresAt, ...roleAndDatabaseOf(config.neonDatabaseUrl) });
+    // Masked before anything else can print it.
+    registerRuntimeSecret(created.password);
+    const branch = created.branch;
+    made.branch = branch;
     io.saveState(STATE_RESTORE_BRANCH_ID, branch.id);
     req.onCreated?.(branch);
     io.log.info(`temporary branch "${name}" (${branch.id}) created from "${req.backup.name}" at ${created.host}, expires ${expiresAt}`);
-    const client = await connectWithPatience(config.neonDatabaseUrl, created.host, `supaneon-sync ${req.purpose}`);
+    renewal = renewExpiry(neon, made, ttlMs, req.renewEveryMs ?? ttlMs / RENEWALS_PER_TTL, io);
+    const endpoint = { host: created.host, endpointId: created.endpointId, password: created.password };
+    const client = await connectWithPatience(config.neonDatabaseUrl, endpoint, `supaneon-sync ${req.purpose}`);
     try {
       return await use({ branch, host: created.host, expiresAt, client });
     } finally {
       await client.end().catch(() => undefined);
     }
   } finally {
-    await removeOrKeep(neon, { name, branch, expiresAt }, req.keep, config, io);
+    await renewal?.stop();
+    await removeOrKeep(neon, made, req.keep, config, io);
   }
+}
+
+interface MadeBranch {
+  name: string;
+  branch: BranchInfo | undefined;
+  /** The expiry as last set. */
+  expiresAt: string;
+}
+
+interface ExpiryRenewal {
+  /** Stops renewing; resolves once a renewal in flight has settled. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Neon deletes a branch when its expiry passes, even while it is in use: a verify or recover that
+ * outlives restore-ttl-minutes would lose its branch mid-way. So while the work runs, the expiry is
+ * moved to now + ttl every `everyMs`. A failed renewal is a warning (the next one tries again); the
+ * expiry stays the safety net for a run that dies.
+ */
+function renewExpiry(neon: NeonApi, made: MadeBranch, ttlMs: number, everyMs: number, io: Io): ExpiryRenewal {
+  const branch = made.branch;
+  if (branch === undefined) return { stop: async () => undefined };
+  let stopped = false;
+  let inFlight: Promise<void> = Promise.resolve();
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    timer = setTimeout(() => {
+      inFlight = (async () => {
+        const next = expiryFrom(Date.now(), ttlMs);
+        try {
+          await neon.setBranchExpiry(branch.id, next);
+          made.expiresAt = next;
+          io.log.debug(`temporary branch "${branch.name}" (${branch.id}): expiry moved to ${next}`);
+        } catch (e) {
+          io.log.warn(
+            `could not move the expiry of temporary branch "${branch.name}" (${branch.id}): ${(e as Error).message}; ` +
+              `it expires at ${made.expiresAt} unless a later attempt succeeds`,
+          );
+        }
+        if (!stopped) schedule();
+      })();
+    }, everyMs);
+    // A pending renewal must not keep a finished process alive.
+    timer.unref();
+  };
+  schedule();
+  return {
+    stop: async () => {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      await inFlight;
+    },
+  };
+}
+
+function expiryFrom(now: number, ttlMs: number): string {
+  return rfc3339Seconds(new Date(now + ttlMs));
 }
 
 /** 2026-06-15T12:03:04.567Z -> 20260615T120304Z, the UTC stamp in this tool's branch names. */
@@ -184,11 +254,15 @@ async function unusedName(neon: NeonApi, prefix: string): Promise<string> {
   return name;
 }
 
-async function connectWithPatience(url: string, host: string, applicationName: string): Promise<pg.Client> {
+async function connectWithPatience(
+  url: string,
+  endpoint: { host: string; endpointId: string; password: string },
+  applicationName: string,
+): Promise<pg.Client> {
   const deadline = Date.now() + CONNECT_DEADLINE_MS;
   for (let delay = 500; ; delay = Math.min(5000, delay * 2)) {
     try {
-      return await connectPostgres(url, { host, applicationName });
+      return await connectPostgres(url, { endpoint, applicationName });
     } catch (e) {
       if (Date.now() + delay > deadline) throw e;
       await new Promise((resolve) => setTimeout(resolve, delay));
@@ -198,7 +272,7 @@ async function connectWithPatience(url: string, host: string, applicationName: s
 
 async function removeOrKeep(
   neon: NeonApi,
-  made: { name: string; branch: BranchInfo | undefined; expiresAt: string },
+  made: MadeBranch,
   keep: boolean,
   config: Config,
   io: Io,
@@ -234,9 +308,9 @@ function connectHint(b: BranchInfo, config: Config): string {
   const database = decodeURIComponent(u.pathname.replace(/^\//, ''));
   return (
     `keeping restore branch "${b.name}" (${b.id}) as asked (keep-restore-branch: true)` +
-    `${b.expiresAt ? `; it expires at ${b.expiresAt}` : ''}. Connect with the standby's credentials: ` +
-    `psql "postgresql://${role}@<endpoint host of branch ${b.id}>/${database}?sslmode=require" (password: the standby's), ` +
-    'or copy its connection string from the Neon console. Delete it there when done.'
+    `${b.expiresAt ? `; it expires at ${b.expiresAt}` : ''}. Connect with the standby's role and database: ` +
+    `psql "postgresql://${role}@<endpoint host of branch ${b.id}>/${database}?sslmode=require" with that branch's own password ` +
+    '(the Neon console shows it; it may differ from the standby\'s), or copy its connection string from the console. Delete it there when done.'
   );
 }
 

@@ -12,6 +12,7 @@ import { backup, snapshotName } from '../../src/modes/backup.js';
 import { connectMongo } from '../../src/mongo.js';
 import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
+import { roleAndDatabaseOf } from '../../src/connection-string.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
 import { actionEntry, startAction } from '../../test/support/action-process.js';
@@ -55,6 +56,7 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
       name: `read-${branch.name}`,
       parentId: branch.id,
       expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      ...roleAndDatabaseOf(project.databaseUrl),
     });
     try {
       const client = await connectPostgres(project.databaseUrl, { host });
@@ -188,6 +190,7 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
       name: `child-of-${oldest.name}`,
       parentId: oldest.id,
       expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      ...roleAndDatabaseOf(project.databaseUrl),
     });
     const fourth = await runBackup();
     expect(fourth.outputs['deleted-branches']).toBe('');

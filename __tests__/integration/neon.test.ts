@@ -4,6 +4,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from '@jest/globals';
 import type { Logger } from '../../src/io.js';
 import { NeonApi, TOOL_ANNOTATION, normaliseEndpointHost, type NeonApiOptions } from '../../src/neon.js';
+import { roleAndDatabaseOf } from '../../src/connection-string.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { describeWithStack } from '../../test/support/stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
@@ -67,11 +68,10 @@ describeWithStack('NeonApi against the emulator', STACK, () => {
     expect(info.id).toBe(project.projectId);
     expect(info.branchLimit).toBe(10);
 
-    const host = new URL(project.databaseUrl).hostname;
-    const standby = await neon.findBranchByEndpointHost(host);
+    const standby = await neon.findBranchByEndpoint(project.databaseUrl);
     expect(standby?.id).toBe(defaultBranchId);
     expect(standby?.isDefault).toBe(true);
-    expect(await neon.findBranchByEndpointHost('ep-nowhere-1.example.com')).toBeUndefined();
+    expect(await neon.findBranchByEndpoint('postgresql://u@ep-nowhere-1.example.com/db')).toBeUndefined();
   });
 
   test('backup branches: storage only, annotated, listed newest first, exact names only', async () => {
@@ -112,7 +112,7 @@ describeWithStack('NeonApi against the emulator', STACK, () => {
     const neon = api();
     const backupBranch = await neon.createBackupBranch({ name: 'nt-backup-r', parentId: defaultBranchId, runId: 'run-r' });
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const { branch, host } = await neon.createRestoreBranch({ name: 'nt-restore-1', parentId: backupBranch.id, expiresAt });
+    const { branch, host } = await neon.createRestoreBranch({ name: 'nt-restore-1', parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(project.databaseUrl) });
     expect(branch.annotations).toEqual({ [TOOL_ANNOTATION]: 'restore-test', 'backup-branch-id': backupBranch.id });
     expect(host).not.toBe(new URL(project.databaseUrl).hostname);
     const listed = (await neon.toolBranches('restore-test'))[0];
@@ -122,7 +122,8 @@ describeWithStack('NeonApi against the emulator', STACK, () => {
     const client = await connectPostgres(project.databaseUrl, { host });
     try {
       const r = await client.query('SELECT host(inet_server_addr()) AS addr');
-      expect(r.rows[0].addr).toBe(host);
+      // The endpoint's entry (like Neon's proxy) forwards to the branch's cluster on 127.1.X.Y.
+      expect(r.rows[0].addr).toBe(host.replace(/^127\.0\./, '127.1.'));
     } finally {
       await client.end();
     }

@@ -14,6 +14,7 @@ import { backup } from '../../src/modes/backup.js';
 import { cleanupRestoreState, restore, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from '../../src/modes/restore.js';
 import { connectMongo } from '../../src/mongo.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
+import { roleAndDatabaseOf } from '../../src/connection-string.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
 import { actionEntry } from '../../test/support/action-process.js';
@@ -212,7 +213,7 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     let swept = false;
     for (let attempt = 0; attempt < 5 && !swept; attempt++) {
       const expiresAt = new Date(Date.now() + 2000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-      const leftover = await neon.createRestoreBranch({ name: `restore-test-leftover-${attempt}`, parentId: backupBranch.id, expiresAt });
+      const leftover = await neon.createRestoreBranch({ name: `restore-test-leftover-${attempt}`, parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(project.databaseUrl) });
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(expiresAt) - Date.now()) + 20));
       const io = recordingIo();
       expect(await restore(config(), io)).toBe(true);

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { repoRoot } from '../../test/support/stack.js';
-import { clearSecrets, deriveSecretForms, MIN_MASK_LENGTH, redact, registerSecret, userInfoOf } from '../../src/secrets.js';
+import { clearSecrets, deriveSecretForms, MIN_MASK_LENGTH, redact, registerRuntimeSecret, registerSecret, userInfoOf } from '../../src/secrets.js';
 
 // A password with every URL-special character, URL-encoded in the connection string.
 const PASSWORD = 'p@ss:w/rd%zz?#&';
@@ -96,6 +96,18 @@ describe('guardCrashes', () => {
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('reported: supaneon-sync failed unexpectedly: driver said postgresql://owner:***@h/db');
     expect(result.stderr).not.toContain('CrashPw1');
+  });
+});
+
+describe('secrets learned during a run', () => {
+  test('a branch password is masked with the run mask, raw and URL-encoded, and redacted', () => {
+    clearSecrets();
+    const masked: string[] = [];
+    registerSecret('postgresql://u:standby-pw@h/db', (v) => masked.push(v));
+    registerRuntimeSecret('npg_fr/sh@pw');
+    expect(masked).toEqual(expect.arrayContaining(['npg_fr/sh@pw', encodeURIComponent('npg_fr/sh@pw')]));
+    expect(redact('password npg_fr/sh@pw and npg_fr%2Fsh%40pw')).toBe('password *** and ***');
+    clearSecrets();
   });
 });
 

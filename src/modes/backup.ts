@@ -37,7 +37,7 @@ import {
 } from '../mongo.js';
 import { currentGithubRun } from '../github-run.js';
 import type { Selection } from '../selection.js';
-import { NeonApi, normaliseEndpointHost, type BranchInfo } from '../neon.js';
+import { NeonApi, standbyNotFound, type BranchInfo } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { asMarkdown, formatBytes, formatDuration, markdownTable, markdownText } from '../report.js';
 import { applyRetention, ensureRoomForBranches, planRetention, planRoom, type RoomRequest } from '../retention.js';
@@ -82,19 +82,12 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     io.log.info(`${source.label}: ${specs.length} collection(s) selected`);
 
     // 2. The standby branch, and room for the snapshot this run will make.
-    const standbyHost = new URL(config.neonDatabaseUrl).hostname;
-    const standby = await neon.findBranchByEndpointHost(standbyHost);
-    if (!standby) {
-      throw new Error(
-        `no branch of Neon project "${config.neonProjectId}" has the endpoint ${standbyHost} of neon-database-url; ` +
-          'check that neon-database-url and neon-project-id belong to the same project',
-      );
-    }
+    const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl);
+    if (!standby) throw new Error(standbyNotFound(config));
     io.log.info(`standby: branch "${standby.name}" (${standby.id}) at ${describePostgresUrl(config.neonDatabaseUrl)}`);
-    // One backup at a time from here on, retention included. Session advisory locks and a long
-    // transaction need a direct connection, not the pooler.
-    const directHost = normaliseEndpointHost(standbyHost) !== standbyHost.toLowerCase() ? normaliseEndpointHost(standbyHost) : undefined;
-    standbyClient = await connectPostgres(config.neonDatabaseUrl, { host: directHost, applicationName: 'supaneon-sync backup' });
+    // One backup at a time from here on, retention included. (Session advisory locks and a long
+    // transaction need a direct connection, not the pooler: connectPostgres always makes one.)
+    standbyClient = await connectPostgres(config.neonDatabaseUrl, { applicationName: 'supaneon-sync backup' });
     await acquireBackupLock(standbyClient, config.lockWaitSeconds, io.log);
     // A narrower selection stops here, before retention or the sync has changed anything.
     await checkSelectionChange(standbyClient, source, config.allowSelectionChange, io);

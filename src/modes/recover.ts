@@ -157,7 +157,7 @@ async function withSource<T>(config: Config, io: Io, neon: NeonApi, use: (source
   if (config.backupBranch === STANDBY) {
     const client = await connectPostgres(config.neonDatabaseUrl, { applicationName: 'supaneon-sync recover' });
     try {
-      const standby = await neon.findBranchByEndpointHost(new URL(config.neonDatabaseUrl).hostname).catch((err: Error) => {
+      const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl).catch((err: Error) => {
         io.log.warn(`could not identify the standby branch through the Neon API (${err.message}); continuing with its database`);
         return undefined;
       });

@@ -29,7 +29,7 @@ import {
   listSelectedCollections,
   missingDatabasesMessage,
 } from '../mongo.js';
-import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
+import { NeonApi, TOOL_ANNOTATION, standbyNotFound, type BranchInfo } from '../neon.js';
 import { backupFreshness } from '../freshness.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { asMarkdown, formatBytes, formatDuration, markdownTable } from '../report.js';
@@ -323,16 +323,12 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
     return checks.results;
   }
 
-  const host = new URL(config.neonDatabaseUrl).hostname;
   try {
-    const standby = await neon.findBranchByEndpointHost(host);
+    const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl);
     if (standby) {
       checks.pass('standby branch', `neon-database-url points at branch "${standby.name}" (${standby.id})${standby.isDefault ? ', the default branch' : ''}`);
     } else {
-      checks.fail(
-        'standby branch',
-        `no endpoint of project ${config.neonProjectId} has host ${host}: neon-database-url must be a connection string of this project (copy it from the project's dashboard)`,
-      );
+      checks.fail('standby branch', standbyNotFound(config));
     }
   } catch (error) {
     checks.fail('standby branch', messageOf(error));

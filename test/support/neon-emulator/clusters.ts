@@ -10,6 +10,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import pg from 'pg';
 import { DEFAULT_HOST_NUMBER, hostOf, LAST_HOST_NUMBER } from './addresses.js';
+import { backendHostOf, Entries } from './entry.js';
 import type { EmulatorConfig } from './config.js';
 
 /** The emulator's own superuser, reachable only over each cluster's unix socket. */
@@ -35,8 +36,12 @@ export class Clusters {
   /** uid/gid that own the data directories, or undefined when the clusters run as ourselves. */
   readonly #owner: { uid: number; gid: number } | undefined;
 
+  /** The endpoints' connection entries (like Neon's proxy), one per running cluster. */
+  readonly entries: Entries;
+
   constructor(config: EmulatorConfig) {
     this.#config = config;
+    this.entries = new Entries(config);
     const isRoot = process.getuid?.() === 0;
     if (isRoot && config.pgUser === '') {
       throw new Error('neon emulator: running as root needs EMULATOR_PG_USER (PostgreSQL refuses to run as root)');
@@ -142,7 +147,13 @@ export class Clusters {
   /** Starts the cluster of a branch on its address (a cluster already running is left running). */
   async start(branchId: string, hostNumber: number, owner: Pick<ProjectOwner, 'role' | 'rolePassword'>): Promise<void> {
     if (!(await this.isRunning(branchId))) await this.#startStopped(branchId, hostNumber);
-    // The role's password follows the project's settings even if they changed since the data was made.
+    // The role's password is the branch's own (the caller's), whatever the copied data held.
+    await this.setRolePassword(hostNumber, owner);
+    await this.entries.open(hostNumber, branchId);
+  }
+
+  /** Sets the owner role's password in a running cluster (a reset_password, a child's fresh password). */
+  async setRolePassword(hostNumber: number, owner: Pick<ProjectOwner, 'role' | 'rolePassword'>): Promise<void> {
     await this.withAdmin(hostNumber, 'postgres', async (client) => {
       const ddl = await client.query<{ sql: string }>(
         "SELECT format('ALTER ROLE %I PASSWORD %L', rolname, $2::text) AS sql FROM pg_roles WHERE rolname = $1",
@@ -169,6 +180,7 @@ export class Clusters {
   }
 
   async stop(branchId: string): Promise<void> {
+    await this.entries.closeBranch(branchId);
     if (!(await this.isRunning(branchId))) return;
     await this.#run('pg_ctl', ['stop', '-D', this.dataDir(branchId), '-m', 'fast', '-w', '-t', '60', '-s']);
   }
@@ -277,7 +289,8 @@ hostssl  all          all             127.0.0.0/8   scram-sha-256
 
 function clusterSettings(hostNumber: number, port: number, socketDir: string): string {
   return `# Written by the Neon emulator at every start.
-listen_addresses = '${hostOf(hostNumber)}'
+# Behind the endpoint's entry (entry.ts), which listens on the endpoint address itself.
+listen_addresses = '${backendHostOf(hostNumber)}'
 port = ${port}
 unix_socket_directories = '${socketDir}'
 unix_socket_permissions = 0700

@@ -4,6 +4,7 @@
 // the pool of endpoint addresses (projects.ts holds them all). HTTP lives in server.ts; this module
 // speaks in Neon's JSON shapes, typed by the official client's types so the emulator cannot drift
 // from Neon's spec.
+import crypto from 'node:crypto';
 import { z } from 'zod';
 import type {
   AnnotationData,
@@ -28,6 +29,7 @@ import type { Clusters } from './clusters.js';
 import { ApiError, type Log } from './errors.js';
 import { Faults } from './faults.js';
 import { Operations } from './operations.js';
+import { checkCanProtect, checkEndpointSettings, PLANS, subscriptionTypeOf, type PlanName } from './plan.js';
 import {
   neonId, timestamp, type BranchRecord, type OperationRecord, type ProjectSettings, type ProjectState, type StateStore,
 } from './state.js';
@@ -73,7 +75,7 @@ const createBodySchema: z.ZodType<CreateBody> = z.object({
   annotation_value: z.record(z.string(), z.string()).optional(),
 });
 
-const settingsBodySchema = z.object({ branch_limit: z.number().int().min(1).optional() });
+const settingsBodySchema = z.object({ branch_limit: z.number().int().min(1).optional(), plan: z.enum(PLANS).optional() });
 
 const updateBodySchema: z.ZodType<UpdateBody> = z.object({
   branch: z.object({
@@ -92,6 +94,8 @@ export class Project {
   #work: Promise<unknown> = Promise.resolve();
   /** Set when the project's deletion starts: from then on it answers 404 and takes no work. */
   #deleted = false;
+  /** Ids of branches deleted since start: a repeated DELETE of one answers 204, as Neon does. */
+  readonly #deletedBranches = new Set<string>();
 
   private constructor(state: ProjectState, deps: ProjectDeps) {
     this.#deps = deps;
@@ -164,7 +168,7 @@ export class Project {
     await project.#recoverInterruptedWork();
     for (const b of state.branches) if (b.endpoint) deps.addresses.claim(b.endpoint.hostNumber);
     const running = state.branches.filter((b) => b.endpoint !== undefined);
-    await Promise.all(running.map((b) => deps.clusters.start(b.id, b.endpoint!.hostNumber, state.settings)));
+    await Promise.all(running.map((b) => deps.clusters.start(b.id, b.endpoint!.hostNumber, { role: state.settings.role, rolePassword: b.rolePassword ?? state.settings.rolePassword })));
     return project;
   }
 
@@ -194,6 +198,7 @@ export class Project {
       }
       this.#state.settings.branchLimit = body.branch_limit;
     }
+    if (body.plan !== undefined) this.#state.settings.plan = body.plan;
     this.#save();
     return this.#state.settings;
   }
@@ -219,7 +224,10 @@ export class Project {
         consumption_period_start: created, consumption_period_end: timestamp(Date.parse(created) + MAX_EXPIRY_MS),
         data_storage_bytes_hour: 0, data_transfer_bytes: 0, written_data_bytes: 0,
         compute_time_seconds: 0, active_time_seconds: 0,
-        owner: { email: 'owner@localhost', name: 'local', branches_limit: this.settings.branchLimit, subscription_type: 'free_v3' },
+        default_endpoint_settings: { autoscaling_limit_min_cu: 0.25, autoscaling_limit_max_cu: 0.25, suspend_timeout_seconds: 0 },
+        settings: { allowed_ips: { ips: [], protected_branches_only: false }, enable_logical_replication: false, block_public_connections: false, block_vpc_connections: false },
+        synthetic_storage_size: 0,
+        owner: { email: 'owner@localhost', name: 'local', branches_limit: this.settings.branchLimit, subscription_type: subscriptionTypeOf(this.plan) },
       } satisfies NeonProject,
     };
   }
@@ -234,6 +242,61 @@ export class Project {
       active_time: 0, cpu_used_sec: 0, creation_source: 'console', created_at: created, updated_at: created,
       owner_id: 'org-local',
     } satisfies ProjectListItem;
+  }
+
+  /** The id of this project's endpoint at an address, if it has one there. */
+  endpointIdAt(hostNumber: number): string | undefined {
+    return this.#state.branches.find((b) => b.endpoint?.hostNumber === hostNumber)?.endpoint?.id;
+  }
+
+  /** The project's plan: what it refuses (plan.ts). */
+  get plan(): PlanName {
+    return this.settings.plan ?? 'free';
+  }
+
+  /** Whether this id is of a branch deleted earlier (Neon answers a repeated DELETE 204). */
+  wasDeleted(branchId: string): boolean {
+    return this.#deletedBranches.has(branchId);
+  }
+
+  /** The owner role's password on a branch (store_passwords is on: Neon can reveal it). */
+  passwordOf(b: BranchRecord): string {
+    return b.rolePassword ?? this.settings.rolePassword;
+  }
+
+  #ownerOn(b: BranchRecord): { role: string; rolePassword: string } {
+    return { role: this.settings.role, rolePassword: this.passwordOf(b) };
+  }
+
+  revealRolePassword(branchId: string, roleName: string): { password: string } {
+    const b = this.branch(branchId);
+    this.#checkRole(b, roleName);
+    return { password: this.passwordOf(b) };
+  }
+
+  /**
+   * Neon's reset_password: a new random password for the role on this branch only. Branches made
+   * from it earlier keep the old one (their data was copied before); later children inherit it.
+   */
+  async resetRolePassword(branchId: string, roleName: string): Promise<{ role: Role & { password: string }; operations: ReturnType<Operations['toApi']>[] }> {
+    const b = this.branch(branchId);
+    this.#checkRole(b, roleName);
+    this.#checkNotLocked();
+    const ops = this.#ops.begin([{ action: 'apply_config', branchId: b.id, ...(b.endpoint ? { endpointId: b.endpoint.id } : {}) }]);
+    b.rolePassword = freshPassword();
+    b.updatedAt = timestamp();
+    this.#save();
+    const endpoint = b.endpoint;
+    if (endpoint) await this.#serial(() => this.#deps.clusters.setRolePassword(endpoint.hostNumber, this.#ownerOn(b)));
+    this.#ops.complete(ops);
+    this.#save();
+    this.#deps.log(`reset the password of role ${roleName} on branch ${b.id} of project ${this.id}`);
+    const [role] = this.rolesOf(b.id);
+    return { role: { ...role, password: this.passwordOf(b) }, operations: ops.map((op) => this.#ops.toApi(op)) };
+  }
+
+  #checkRole(b: BranchRecord, roleName: string): void {
+    if (roleName !== this.settings.role) throw new ApiError(404, 'NOT_FOUND', `role ${roleName} not found on branch ${b.id}`);
   }
 
   branch(branchId: string): BranchRecord {
@@ -256,12 +319,13 @@ export class Project {
       .filter((b) => search === '' || b.name.toLowerCase().includes(search) || b.id.toLowerCase().includes(search))
       .sort((a, b) => order * (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1));
     // The cursor is an opaque offset into the sorted list.
-    const offset = Number(query.get('cursor') ?? '0') || 0;
+    const offset = decodeCursor(query.get('cursor'));
     const limit = query.has('limit') ? Math.max(1, Number(query.get('limit')) || 1) : matching.length;
     const page = matching.slice(offset, offset + limit);
     const annotations: Record<string, AnnotationData> = {};
     for (const b of page) if (b.annotation !== undefined) annotations[b.id] = this.#annotationJson(b);
-    const next = offset + limit < matching.length ? String(offset + limit) : undefined;
+    // Neon hands out a next cursor even when everything fits on this page; it then leads to an empty page.
+    const next = encodeCursor(offset + page.length);
     return {
       branches: page.map((b) => this.branchJson(b)),
       annotations,
@@ -297,7 +361,7 @@ export class Project {
     if (roleName !== this.settings.role) throw new ApiError(404, 'NOT_FOUND', `role ${roleName} not found on branch ${b.id}`);
     if (databaseName !== this.settings.database) throw new ApiError(404, 'NOT_FOUND', `database ${databaseName} not found on branch ${b.id}`);
     // There is no pooler here: `pooled=true` gets the same direct host.
-    return { uri: this.#uri(b.endpoint.hostNumber) } satisfies GetConnectionUriResponse;
+    return { uri: this.#uri(b.endpoint.hostNumber, this.passwordOf(b)) } satisfies GetConnectionUriResponse;
   }
 
   operation(operationId: string): OperationRecord {
@@ -332,6 +396,8 @@ export class Project {
       throw new ApiError(400, 'BAD_REQUEST', `init_source ${fields.init_source} is not supported by the emulator (only parent-data)`);
     }
     const endpoints = body.endpoints ?? [];
+    for (const e of endpoints) checkEndpointSettings(this.plan, e);
+    if (fields.protected === true) checkCanProtect(this.plan);
     if (endpoints.length > 1 || endpoints.some((e) => e.type !== 'read_write')) {
       throw new ApiError(400, 'BAD_REQUEST', 'the emulator supports at most one endpoint per branch, of type read_write');
     }
@@ -354,6 +420,9 @@ export class Project {
       id, name, parentId: parent.id, createdAt: created, updatedAt: created, expiresAt,
       ttlIntervalSeconds: expiresAt === undefined ? undefined : Math.round((Date.parse(expiresAt) - now) / 1000),
       isDefault: false, protected: fields.protected ?? false, logicalSize: parent.logicalSize,
+      // A branch made from a protected branch gets new role passwords, as on Neon; otherwise the
+      // copied data carries the parent's.
+      rolePassword: parent.protected ? freshPassword() : parent.rolePassword,
       annotation: body.annotation_value === undefined ? undefined : { value: body.annotation_value, createdAt: created, updatedAt: created },
       endpoint: ep === undefined ? undefined : {
         id: neonId('ep'), hostNumber: this.#deps.addresses.take(), createdAt: created,
@@ -372,7 +441,7 @@ export class Project {
     try {
       await this.#serial(async () => {
         await this.#deps.clusters.copy({ branchId: parent.id, hostNumber: parent.endpoint?.hostNumber }, id);
-        if (record.endpoint) await this.#deps.clusters.start(id, record.endpoint.hostNumber, this.settings);
+        if (record.endpoint) await this.#deps.clusters.start(id, record.endpoint.hostNumber, this.#ownerOn(record));
         record.logicalSize = await this.#deps.clusters.logicalSize(id);
       });
     } catch (error) {
@@ -400,13 +469,14 @@ export class Project {
 
   /** What Neon returns with a new branch or project: its endpoints, and the role's password. */
   #creationAnswer(b: BranchRecord) {
-    const { role, rolePassword, database } = this.settings;
+    const { role, database } = this.settings;
+    const rolePassword = this.passwordOf(b);
     return {
       endpoints: b.endpoint ? [this.endpointJson(b)] : [],
       roles: this.rolesOf(b.id).map((r) => ({ ...r, password: rolePassword })),
       databases: this.databasesOf(b.id),
       connection_uris: b.endpoint ? [{
-        connection_uri: this.#uri(b.endpoint.hostNumber),
+        connection_uri: this.#uri(b.endpoint.hostNumber, rolePassword),
         connection_parameters: {
           database, password: rolePassword, role,
           host: hostOf(b.endpoint.hostNumber), pooler_host: hostOf(b.endpoint.hostNumber),
@@ -420,6 +490,7 @@ export class Project {
     const { branch: fields } = parseBody(updateBodySchema, rawBody);
     const now = Date.now();
     if (fields.name !== undefined && fields.name !== b.name) this.#checkNameFree(fields.name);
+    if (fields.protected === true) checkCanProtect(this.plan);
     let expiresAt = b.expiresAt;
     if (fields.expires_at === null) {
       expiresAt = undefined;
@@ -492,6 +563,9 @@ export class Project {
       delete main.expiresAt;
       delete main.ttlIntervalSeconds;
       delete main.annotation;
+      delete main.rolePassword;
+      main.protected = false;
+      await this.#deps.clusters.setRolePassword(main.endpoint!.hostNumber, this.#ownerOn(main));
       await this.#deps.clusters.recreateDatabase(main.endpoint!.hostNumber, this.settings);
       main.logicalSize = await this.#deps.clusters.logicalSize(main.id);
       main.updatedAt = timestamp();
@@ -520,6 +594,7 @@ export class Project {
       state_changed_at: ready && readyAt !== undefined ? timestamp(readyAt) : b.createdAt,
       logical_size: b.logicalSize,
       creation_source: 'console',
+      created_by: { name: 'local', image: '' },
       primary: b.isDefault,
       default: b.isDefault,
       protected: b.protected,
@@ -546,7 +621,7 @@ export class Project {
       type: 'read_write', current_state: active ? 'active' : 'init', pending_state: active ? undefined : 'active',
       settings: {}, pooler_enabled: false, pooler_mode: 'transaction', disabled: false, passwordless_access: false,
       creation_source: 'console', created_at: ep.createdAt, updated_at: ep.createdAt,
-      started_at: active ? ep.createdAt : undefined, proxy_host: host,
+      started_at: active ? ep.createdAt : undefined, last_active: ep.createdAt, proxy_host: host,
       suspend_timeout_seconds: ep.suspendTimeoutSeconds, provisioner: 'k8s-neonvm',
     } satisfies Endpoint;
   }
@@ -567,6 +642,7 @@ export class Project {
     specs.push({ action: 'delete_timeline', branchId: b.id });
     const ops = this.#ops.begin(specs);
     this.#state.branches = this.#state.branches.filter((other) => other.id !== b.id);
+    this.#deletedBranches.add(b.id);
     this.#save();
     try {
       await this.#serial(() => this.#deps.clusters.remove(b.id));
@@ -609,8 +685,8 @@ export class Project {
     return this.#state.branches.filter((b) => b.parentId === branchId);
   }
 
-  #uri(hostNumber: number): string {
-    const { role, rolePassword, database } = this.settings;
+  #uri(hostNumber: number, rolePassword = this.settings.rolePassword): string {
+    const { role, database } = this.settings;
     const { pgPort } = this.#deps;
     return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(rolePassword)}@${hostOf(hostNumber)}:${pgPort}/${encodeURIComponent(database)}?sslmode=require`;
   }
@@ -648,4 +724,24 @@ function parseExpiry(value: string, now: number): string {
   if (ms <= now) throw new ApiError(400, 'BAD_REQUEST', `expires_at ${value} is not in the future`);
   if (ms > now + MAX_EXPIRY_MS) throw new ApiError(400, 'BAD_REQUEST', `expires_at ${value} is more than 30 days in the future`);
   return timestamp(ms);
+}
+
+/** Neon's generated passwords: `npg_` and 12 random characters. */
+function freshPassword(): string {
+  return `npg_${crypto.randomBytes(9).toString('base64url')}`;
+}
+
+function encodeCursor(offset: number): string {
+  return Buffer.from(JSON.stringify({ offset })).toString('base64');
+}
+
+function decodeCursor(cursor: string | null): number {
+  if (!cursor) return 0;
+  try {
+    const { offset } = JSON.parse(Buffer.from(cursor, 'base64').toString('utf8')) as { offset?: unknown };
+    if (typeof offset === 'number' && Number.isInteger(offset) && offset >= 0) return offset;
+  } catch {
+    // fall through
+  }
+  throw new ApiError(400, '', `invalid cursor ${JSON.stringify(cursor)}: pass pagination.next of the previous page as it is`);
 }

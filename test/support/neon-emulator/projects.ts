@@ -47,6 +47,14 @@ export class Projects {
       clusters, addresses: new AddressPool(), store, log, pgPort: config.pgPort, operationDelayMs: config.operationDelayMs,
     };
     const projects = new Projects(config, deps);
+    // The endpoints' entries refuse an options=endpoint naming another endpoint: they ask here which one an address serves.
+    clusters.entries.resolveEndpointsWith((hostNumber) => {
+      for (const p of projects.#projects.values()) {
+        const id = p.endpointIdAt(hostNumber);
+        if (id !== undefined) return id;
+      }
+      return undefined;
+    });
     const saved = store.loadAll();
     if (saved.length === 0) {
       // Leftovers of a first start that never completed: nothing refers to them.

@@ -55,13 +55,22 @@ export function createServer(projects: Projects, apiKey: string, log: Log): http
     ['POST', /^\/branches$/, async (p, _a, _u, body) => ({ status: 201, body: await p.createBranch(body) })],
     ['GET', /^\/branches\/([^/]+)$/, (p, [id]) => ok(p.getBranch(id))],
     ['PATCH', /^\/branches\/([^/]+)$/, (p, [id], _u, body) => ok(p.updateBranch(id, body))],
-    ['DELETE', /^\/branches\/([^/]+)$/, async (p, [id]) => ok(await p.deleteBranch(id))],
+    // A branch deleted before: Neon answers 204 ("doesn't exist or has already been deleted").
+    ['DELETE', /^\/branches\/([^/]+)$/, async (p, [id]) => (p.wasDeleted(id) ? { status: 204 } : ok(await p.deleteBranch(id)))],
+    ['GET', /^\/branches\/([^/]+)\/roles\/([^/]+)\/reveal_password$/, (p, [id, role]) => ok(p.revealRolePassword(id, role))],
+    ['POST', /^\/branches\/([^/]+)\/roles\/([^/]+)\/reset_password$/, async (p, [id, role]) => ok(await p.resetRolePassword(id, role))],
     ['GET', /^\/branches\/([^/]+)\/endpoints$/, (p, [id]) => ok({ endpoints: p.endpointsOf(id) } satisfies ListProjectBranchEndpointsResponse)],
     ['GET', /^\/branches\/([^/]+)\/roles$/, (p, [id]) => ok({ roles: p.rolesOf(id) } satisfies ListProjectBranchRolesResponse)],
     ['GET', /^\/branches\/([^/]+)\/databases$/, (p, [id]) => ok({ databases: p.databasesOf(id) } satisfies ListProjectBranchDatabasesResponse)],
     ['GET', /^\/endpoints$/, (p) => ok({ endpoints: p.allEndpoints() } satisfies ListProjectEndpointsResponse)],
     ['GET', /^\/connection_uri$/, (p, _a, url) => ok(p.connectionUri(url.searchParams))],
-    ['GET', /^\/operations$/, (p) => ok({ operations: p.operations.list() } satisfies ListProjectOperationsResponse)],
+    // Newest first, all on one page, with Neon's cursor (the last one's created_at): the page after
+    // it holds only older operations, so a client following cursors stops at an empty page.
+    ['GET', /^\/operations$/, (p, _a, url) => {
+      const after = url.searchParams.get('cursor');
+      const operations = p.operations.list().filter((op) => !after || op.created_at < after);
+      return ok({ operations, pagination: { cursor: operations.at(-1)?.created_at ?? after ?? '' } } satisfies ListProjectOperationsResponse);
+    }],
     ['GET', /^\/operations\/([^/]+)$/, (p, [id]) => ok({ operation: p.operations.toApi(p.operation(id)) } satisfies GetProjectOperationResponse)],
   ];
 
@@ -176,6 +185,11 @@ function error(status: number, code: string, message: string): Reply {
 
 function send(res: http.ServerResponse, reply: Reply): void {
   if (res.headersSent) return;
+  if (reply.status === 204) {
+    res.writeHead(204);
+    res.end();
+    return;
+  }
   const text = JSON.stringify(reply.body ?? {});
   res.writeHead(reply.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);

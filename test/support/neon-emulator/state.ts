@@ -7,6 +7,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { OperationAction } from '@neon/sdk';
+import type { PlanName } from './plan.js';
 
 export interface EndpointRecord {
   id: string;
@@ -34,6 +35,8 @@ export interface BranchRecord {
   ttlIntervalSeconds?: number;
   isDefault: boolean;
   protected: boolean;
+  /** The owner role's password on this branch; absent = the project's (as before passwords were per branch). */
+  rolePassword?: string;
   logicalSize: number;
   annotation?: AnnotationRecord;
   /** Absent for a storage-only branch (created without endpoints): its cluster never runs. */
@@ -67,6 +70,8 @@ export interface ProjectSettings {
   branchLimit: number;
   /** The stack's own project (EMULATOR_PROJECT_ID): made at first start, never deleted. */
   stackDefault: boolean;
+  /** The project's plan; absent = free, like a new user's project. */
+  plan?: PlanName;
 }
 
 export interface ProjectState {
