@@ -57,6 +57,41 @@ export interface Config {
   readonly dumpGzip: boolean;
   /** recover into a dump: one mongodump --archive file at target-dump-dir instead of a directory. */
   readonly dumpArchive: boolean;
+  /** Neon API timeouts from the environment (not inputs); unset means the client's defaults. */
+  readonly neonTimeouts: NeonTimeouts;
+}
+
+export interface NeonTimeouts {
+  /** One HTTP request may take this long. */
+  readonly requestTimeoutMs?: number;
+  /** One call keeps retrying 423/429/5xx this long. */
+  readonly retryDeadlineMs?: number;
+}
+
+/**
+ * How long one Neon API request may take and how long a call keeps retrying: the defaults suit
+ * Neon; SUPANEON_NEON_REQUEST_TIMEOUT_SECONDS / SUPANEON_NEON_RETRY_DEADLINE_SECONDS shorten them
+ * (fault tests) or lengthen them (a slow network). Environment variables rather than inputs: they
+ * tune the transport, not what a run does.
+ */
+const NEON_TIMEOUT_VARIABLES = {
+  requestTimeoutMs: 'SUPANEON_NEON_REQUEST_TIMEOUT_SECONDS',
+  retryDeadlineMs: 'SUPANEON_NEON_RETRY_DEADLINE_SECONDS',
+} as const;
+
+function neonTimeoutsFrom(env: NodeJS.ProcessEnv, problems: string[]): NeonTimeouts {
+  const out: { -readonly [K in keyof NeonTimeouts]: NeonTimeouts[K] } = {};
+  for (const [key, variable] of Object.entries(NEON_TIMEOUT_VARIABLES) as [keyof NeonTimeouts, string][]) {
+    const raw = env[variable]?.trim();
+    if (raw === undefined || raw === '') continue;
+    const seconds = Number(raw);
+    if (!Number.isFinite(seconds) || seconds <= 0) {
+      problems.push(`environment variable ${variable} must be a positive number of seconds: unset it or give e.g. 30`);
+      continue;
+    }
+    out[key] = seconds * 1000;
+  }
+  return Object.freeze(out);
 }
 
 /** Every input of action.yml, in its order. The CLI accepts each (except mode) as `--<name>`. */
@@ -523,7 +558,7 @@ function buildSchema() {
       }
     }, { when: () => true }) // cross-input rules run even when single inputs failed: report everything at once
     .transform(
-      (i): Config =>
+      (i): Omit<Config, 'neonTimeouts'> =>
         Object.freeze({
           mode: i.mode as Mode,
           mongodbUri: i['mongodb-uri'],
@@ -590,11 +625,13 @@ export function parseConfig(input: RawInputs, env: NodeJS.ProcessEnv = process.e
     }
   }
   const result = buildSchema().safeParse(raw);
-  if (result.success && problems.length === 0) return result.data;
+  const environmentProblems: string[] = [];
+  const neonTimeouts = neonTimeoutsFrom(env, environmentProblems);
+  if (result.success && problems.length === 0 && environmentProblems.length === 0) return Object.freeze({ ...result.data, neonTimeouts });
   if (!result.success) {
     for (const issue of result.error.issues) {
       problems.push({ input: String(issue.path[0] ?? 'mode') as InputName, message: issue.message });
     }
   }
-  throw new ConfigError(problems.map((p) => `input '${p.input}' ${p.message}`));
+  throw new ConfigError([...problems.map((p) => `input '${p.input}' ${p.message}`), ...environmentProblems]);
 }

@@ -25,6 +25,7 @@ import {
   type Operation,
   type RawResult,
 } from '@neon/sdk';
+import type { Config } from './config.js';
 import type { Logger } from './io.js';
 import { directHostOf, endpointIdOf } from './connection-string.js';
 
@@ -64,6 +65,25 @@ export interface NeonApiOptions {
   retryDeadlineMs?: number;
   /** How long to wait for a mutation's operations to finish (default 10 min). */
   operationTimeoutMs?: number;
+}
+
+/**
+ * The client every mode uses: the configured project, key and API host, and the timeouts from the
+ * configuration unless the caller needs its own (validate answers quickly rather than retrying).
+ */
+export function neonApiFor(
+  config: Pick<Config, 'neonApiKey' | 'neonProjectId' | 'neonApiHost' | 'neonTimeouts'>,
+  log: Logger,
+  overrides: Pick<NeonApiOptions, 'requestTimeoutMs' | 'retryDeadlineMs'> = {},
+): NeonApi {
+  return new NeonApi({
+    apiKey: config.neonApiKey,
+    projectId: config.neonProjectId,
+    baseUrl: config.neonApiHost,
+    log,
+    ...config.neonTimeouts,
+    ...overrides,
+  });
 }
 
 /** An API call that failed for good: names the call, the branch, Neon's answer and a fix. */

@@ -31,6 +31,16 @@ function problemsOf(input: RawInputs, env: NodeJS.ProcessEnv = {}): string[] {
 }
 
 describe('parseConfig', () => {
+  test('Neon API timeouts come from the environment, in seconds, and a bad value names its variable', () => {
+    expect(parseConfig(VALID, {}).neonTimeouts).toEqual({});
+    const env = { SUPANEON_NEON_REQUEST_TIMEOUT_SECONDS: '2', SUPANEON_NEON_RETRY_DEADLINE_SECONDS: '8.5' };
+    expect(parseConfig(VALID, env).neonTimeouts).toEqual({ requestTimeoutMs: 2000, retryDeadlineMs: 8500 });
+    expect(problemsOf(VALID, { SUPANEON_NEON_REQUEST_TIMEOUT_SECONDS: '-1', SUPANEON_NEON_RETRY_DEADLINE_SECONDS: 'soon' })).toEqual([
+      'environment variable SUPANEON_NEON_REQUEST_TIMEOUT_SECONDS must be a positive number of seconds: unset it or give e.g. 30',
+      'environment variable SUPANEON_NEON_RETRY_DEADLINE_SECONDS must be a positive number of seconds: unset it or give e.g. 30',
+    ]);
+  });
+
   test('a valid validate configuration gets every default and is frozen', () => {
     const config = parseConfig(VALID, {});
     expect(config).toMatchObject({

@@ -37,7 +37,7 @@ import {
 } from '../mongo.js';
 import { currentGithubRun } from '../github-run.js';
 import type { Selection } from '../selection.js';
-import { NeonApi, standbyNotFound, type BranchInfo } from '../neon.js';
+import { neonApiFor, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { asMarkdown, formatBytes, formatDuration, markdownTable, markdownText } from '../report.js';
 import { applyRetention, ensureRoomForBranches, planRetention, planRoom, type RoomRequest } from '../retention.js';
@@ -53,13 +53,7 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
   if (!config.mongodbUri && !config.sourceDumpDir) {
     throw new Error('mode backup needs mongodb-uri (or MONGODB_SRV_URL), the MongoDB deployment to back up, or source-dump-dir, a mongodump directory');
   }
-  const neon = new NeonApi({
-    apiKey: config.neonApiKey,
-    projectId: config.neonProjectId,
-    baseUrl: config.neonApiHost,
-    log: io.log,
-    ...neonTimeoutsFromEnv(),
-  });
+  const neon = neonApiFor(config, io.log);
   const selection = { databases: config.databases, include: config.include, exclude: config.exclude };
 
   let source: BackupSource | undefined;
@@ -426,24 +420,6 @@ async function removeHalfMadeBranch(neon: NeonApi, name: string, runId: string, 
 export function snapshotName(prefix: string, at: Date): string {
   const iso = at.toISOString(); // 2026-05-01T10:00:00.000Z
   return `${prefix}${iso.slice(0, 10).replace(/-/g, '')}T${iso.slice(11, 19).replace(/:/g, '')}Z`;
-}
-
-/**
- * How long one Neon API request may take and how long a call keeps retrying: the defaults suit
- * Neon; SUPANEON_NEON_REQUEST_TIMEOUT_SECONDS / SUPANEON_NEON_RETRY_DEADLINE_SECONDS shorten them
- * (fault tests) or lengthen them (a slow network).
- */
-function neonTimeoutsFromEnv(): { requestTimeoutMs?: number; retryDeadlineMs?: number } {
-  const seconds = (name: string): number | undefined => {
-    const raw = process.env[name];
-    if (raw === undefined || raw === '') return undefined;
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number of seconds`);
-    return n * 1000;
-  };
-  const requestTimeoutMs = seconds('SUPANEON_NEON_REQUEST_TIMEOUT_SECONDS');
-  const retryDeadlineMs = seconds('SUPANEON_NEON_RETRY_DEADLINE_SECONDS');
-  return { ...(requestTimeoutMs ? { requestTimeoutMs } : {}), ...(retryDeadlineMs ? { retryDeadlineMs } : {}) };
 }
 
 /** The workflow run that made this backup, recorded in the manifest; null outside GitHub Actions. */

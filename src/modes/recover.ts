@@ -22,7 +22,7 @@ import { cleanIndex, dumpTypeOf } from '../dump-format.js';
 import { ArchiveWriter } from '../dump-archive.js';
 import { DumpWriter, checkDumpTarget, type DumpSink } from '../dump-target.js';
 import { connectMongo, type CollectionSpec } from '../mongo.js';
-import { NeonApi } from '../neon.js';
+import { neonApiFor, type NeonApi } from '../neon.js';
 import { connectPostgres } from '../postgres.js';
 import { formatBytes, formatDuration, markdownTable, markdownText, Progress } from '../report.js';
 import {
@@ -67,7 +67,7 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
   if (!targetUri && !dumpDir) {
     throw new Error('target-mongodb-uri or target-dump-dir is required: recover never writes to an implicit target');
   }
-  const neon = new NeonApi({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log });
+  const neon = neonApiFor(config, log);
   let outcomes: CollectionOutcome[] = [];
   const finish = (verified: boolean): number => {
     const seconds = (Date.now() - started) / 1000;

@@ -16,7 +16,7 @@ import type { Config } from '../config.js';
 import type { Io } from '../io.js';
 import { backupFreshness } from '../freshness.js';
 import { connectMongo } from '../mongo.js';
-import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
+import { neonApiFor, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
 import { asMarkdown, formatDuration, markdownTable, markdownText } from '../report.js';
 import { chooseBackupBranch, withTemporaryBranch } from '../temporary-branch.js';
 import { compareSourceCounts, logCheck, runUserCheck, verifyBackup, type CheckResult, type VerifyReport } from '../verify.js';
@@ -26,7 +26,7 @@ export { STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from '../temporary
 
 export async function restore(config: Config, io: Io): Promise<boolean> {
   const started = Date.now();
-  const neon = newNeonApi(config, io);
+  const neon = neonApiFor(config, io.log);
   const finish = (verified: boolean, collections: number, documents: number) => {
     io.setOutput('verified', verified ? 'true' : 'false');
     io.setOutput('collections', collections);
@@ -113,7 +113,7 @@ export async function cleanupRestoreState(
     io.log.info(`supaneon-sync post: keeping restore branch ${name ?? id} (keep-restore-branch: true); it expires on its own`);
     return;
   }
-  const neon = newNeonApi(config, io);
+  const neon = neonApiFor(config, io.log);
   const branches = await neon.listBranches();
   const targets = branches.filter(
     (b) => b.annotations[TOOL_ANNOTATION] === 'restore-test' && (id ? b.id === id : b.name === name),
@@ -130,10 +130,6 @@ export async function cleanupRestoreState(
     await neon.deleteBranch(b.id);
     io.log.info(`supaneon-sync post: deleted restore branch "${b.name}" (${b.id}) left by the main step`);
   }
-}
-
-function newNeonApi(config: Config, io: Io): NeonApi {
-  return new NeonApi({ apiKey: config.neonApiKey, projectId: config.neonProjectId, baseUrl: config.neonApiHost, log: io.log });
 }
 
 async function sourceComparison(config: Config, report: VerifyReport, io: Io): Promise<CheckResult[]> {

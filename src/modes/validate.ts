@@ -29,7 +29,7 @@ import {
   listSelectedCollections,
   missingDatabasesMessage,
 } from '../mongo.js';
-import { NeonApi, TOOL_ANNOTATION, standbyNotFound, type BranchInfo } from '../neon.js';
+import { neonApiFor, TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
 import { backupFreshness } from '../freshness.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { asMarkdown, formatBytes, formatDuration, markdownTable } from '../report.js';
@@ -296,14 +296,7 @@ function freshnessCheck(config: Config): string[] {
 
 async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]> {
   const checks = new Checks('neon-api');
-  const neon = new NeonApi({
-    apiKey: config.neonApiKey,
-    projectId: config.neonProjectId,
-    baseUrl: config.neonApiHost,
-    log,
-    requestTimeoutMs: CONNECT_TIMEOUT_MS,
-    retryDeadlineMs: 8_000,
-  });
+  const neon = neonApiFor(config, log, { requestTimeoutMs: CONNECT_TIMEOUT_MS, retryDeadlineMs: 8_000 });
   let project: Awaited<ReturnType<NeonApi['getProject']>>;
   try {
     project = await neon.getProject();
