@@ -13,6 +13,8 @@ const NAME_PREFIX = 'test:';
 export interface TestProjectOptions {
   /** Branches the project allows, its default branch included (Neon's plan limit; default 10). */
   branchLimit?: number;
+  /** The Neon plan the project is on (default free, which refuses protected branches, as Neon does). */
+  plan?: 'free' | 'launch' | 'scale';
 }
 
 export type FaultStatus = 423 | 429 | 500 | 503 | 'hang';
@@ -116,6 +118,11 @@ export async function createTestProject(label: string, opts: TestProjectOptions 
   const projectId = created.project.id;
   const project = testProject(stack, label, projectId, created);
   try {
+    if (opts.plan !== undefined) {
+      await call(stack, 'PATCH', `${controlBase(stack)}/projects/${projectId}`, `setting the plan of ${label}'s project`, {
+        body: { plan: opts.plan },
+      });
+    }
     if (opts.branchLimit !== undefined) {
       await call(stack, 'PATCH', `${controlBase(stack)}/projects/${projectId}`, `setting the branch limit of ${label}'s project`, {
         body: { branch_limit: opts.branchLimit },
