@@ -312,7 +312,7 @@ function startActionStep(step: 'main' | 'post', inputs: Record<string, string>, 
       ? main.argv
       : fromBundle
         ? [path.join(repoRoot, 'dist', 'post', 'index.js')]
-        : ['--import', 'tsx', path.join(repoRoot, 'src', 'post.ts')];
+        : ['--import', 'tsx', path.join(repoRoot, 'src', 'post-index.ts')];
   const dir = mkdtempSync(path.join(os.tmpdir(), 'supaneon-restore-step-'));
   const files = { output: path.join(dir, 'output'), state: path.join(dir, 'state'), summary: path.join(dir, 'summary') };
   for (const f of Object.values(files)) writeFileSync(f, '');
