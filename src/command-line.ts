@@ -3,7 +3,8 @@
  * (kebab-case flags), the same environment fallbacks, the same code path as the action.
  * Exit codes: 0 success, 1 the mode failed, 2 usage error.
  */
-import { BOOLEAN_INPUTS, INPUT_NAMES, MODES, type RawInputs } from './config.js';
+import type { RawInputs } from './config.js';
+import { BOOLEAN_INPUTS, INPUT_NAMES, MODES } from './inputs.js';
 import type { Io } from './io.js';
 import { inertLogText, markdownTextToPlain, showControlCharacters } from './log-safety.js';
 import { redact } from './secrets.js';

@@ -4,8 +4,9 @@
  * turn any failure into the single line the edge reports, and (with github-token) alert.
  */
 import { ALERT_MODES, sendAlert } from './alerts.js';
-import { ConfigError, effectiveInputs, parseConfig, SECRET_INPUTS, type Mode, type RawInputs } from './config.js';
+import { ConfigError, effectiveInputs, parseConfig, type RawInputs } from './config.js';
 import { currentGithubRun } from './github-run.js';
+import { SECRET_INPUTS, type Mode } from './inputs.js';
 import type { Io } from './io.js';
 import { dispatch } from './modes/index.js';
 import { reportInvalidConfiguration } from './modes/validate.js';
