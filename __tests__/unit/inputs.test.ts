@@ -1,10 +1,11 @@
 // The one table of inputs (src/inputs.ts) against everything that describes an input elsewhere:
-// action.yml (the file GitHub reads) and the configuration's rules.
+// action.yml (the file GitHub reads), the configuration's rules and the CLI's help.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { ConfigError, parseConfig, type RawInputs } from '../../src/config.js';
-import { actionYmlInput, ENV_FALLBACKS, INPUT_NAMES, INPUTS, MODES, REQUIRED_BY_MODE, requiredHint } from '../../src/inputs.js';
+import { HELP } from '../../src/command-line.js';
+import { actionYmlInput, defaultText, ENV_FALLBACKS, INPUT_NAMES, INPUTS, MODES, REQUIRED_BY_MODE, requiredHint, type InputName } from '../../src/inputs.js';
 import { embedInActionYml } from '../../scripts/inputs-doc.js';
 import { repoRoot } from '../../test/support/stack.js';
 
@@ -79,5 +80,20 @@ describe('the table', () => {
         expect(problemsOf({ ...VALID, [name]: String(outside) })).toEqual([`input '${name}' must be from ${spec.min} to ${spec.max}; got ${outside}`]);
       }
     }
+  });
+});
+
+describe('the CLI help', () => {
+  test('lists every input but mode as a flag, with its env fallback and default', () => {
+    const lines = HELP.split('\n');
+    for (const name of INPUT_NAMES.filter((n): n is Exclude<InputName, 'mode'> => n !== 'mode')) {
+      const line = lines.find((l) => l.startsWith(`  --${name} `)) ?? '';
+      expect({ name, line: line !== '' }).toEqual({ name, line: true });
+      const env = ENV_FALLBACKS[name];
+      if (env) expect(line).toContain(`env ${env}`);
+      if (defaultText(name)) expect(line).toContain(`default ${defaultText(name)}`);
+    }
+    expect(HELP).toContain(`  --neon-api-host URL`);
+    expect(HELP).toMatch(/--retain N +how many backup branches to keep \(1-100; default 7\)/);
   });
 });
