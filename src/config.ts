@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { parseMaxAge } from './freshness.js';
+import { currentGithubRun, type GithubRunInfo } from './github-run.js';
 import {
   DEFAULT_NEON_API_HOST,
   ENV_FALLBACKS,
@@ -28,6 +29,14 @@ export { DEFAULT_NEON_API_HOST, INPUT_NAMES, MODES, type InputName, type Mode };
 
 /** Keys are input names (kebab-case); '' or undefined = unset. */
 export type RawInputs = Record<string, string | undefined>;
+
+declare const effective: unique symbol;
+/**
+ * Raw inputs after effectiveInputs(): trimmed, empty ones dropped, environment fallbacks applied.
+ * A distinct type so a run computes them once and hands the same values to masking, the
+ * configuration and the alert.
+ */
+export type EffectiveInputs = Readonly<RawInputs> & { readonly [effective]: true };
 
 export interface Config {
   readonly mode: Mode;
@@ -72,6 +81,8 @@ export interface Config {
   readonly dumpArchive: boolean;
   /** Neon API timeouts from the environment (not inputs); unset means the client's defaults. */
   readonly neonTimeouts: NeonTimeouts;
+  /** The GitHub Actions run this is (from the environment, not inputs); undefined outside a workflow. */
+  readonly githubRun: GithubRunInfo | undefined;
 }
 
 export interface NeonTimeouts {
@@ -511,7 +522,7 @@ function buildSchema() {
       }
     }, { when: () => true }) // cross-input rules run even when single inputs failed: report everything at once
     .transform(
-      (i): Omit<Config, 'neonTimeouts'> =>
+      (i): Omit<Config, 'neonTimeouts' | 'githubRun'> =>
         Object.freeze({
           mode: i.mode as Mode,
           mongodbUri: i['mongodb-uri'],
@@ -554,7 +565,7 @@ function buildSchema() {
  * The effective raw value of every input: the input when set, else its environment fallback;
  * trimmed, with '' meaning unset. Unknown keys are kept so parseConfig can refuse them.
  */
-export function effectiveInputs(input: RawInputs, env: NodeJS.ProcessEnv = process.env): RawInputs {
+export function effectiveInputs(input: RawInputs, env: NodeJS.ProcessEnv = process.env): EffectiveInputs {
   const out: RawInputs = {};
   for (const [key, value] of Object.entries(input)) {
     const v = key === 'checks' ? value : value?.trim();
@@ -566,11 +577,19 @@ export function effectiveInputs(input: RawInputs, env: NodeJS.ProcessEnv = proce
     const fromEnv = env[variable]?.trim();
     if (out[input] === undefined && fromEnv) out[input] = fromEnv;
   }
-  return out;
+  return out as EffectiveInputs;
 }
 
+/** Raw inputs (with their environment fallbacks) -> Config; throws ConfigError listing every problem. */
 export function parseConfig(input: RawInputs, env: NodeJS.ProcessEnv = process.env): Config {
-  const raw = effectiveInputs(input, env);
+  return configFrom(effectiveInputs(input, env), env, currentGithubRun());
+}
+
+/**
+ * The Config of inputs already made effective (run.ts does that once per run) and of the
+ * environment: the Neon timeouts read from env, the GitHub run as the edge read it.
+ */
+export function configFrom(raw: EffectiveInputs, env: NodeJS.ProcessEnv, githubRun: GithubRunInfo | undefined): Config {
   const problems: Problem[] = [];
   for (const key of Object.keys(raw)) {
     if (!(INPUT_NAMES as readonly string[]).includes(key)) {
@@ -580,7 +599,7 @@ export function parseConfig(input: RawInputs, env: NodeJS.ProcessEnv = process.e
   const result = buildSchema().safeParse(raw);
   const environmentProblems: string[] = [];
   const neonTimeouts = neonTimeoutsFrom(env, environmentProblems);
-  if (result.success && problems.length === 0 && environmentProblems.length === 0) return Object.freeze({ ...result.data, neonTimeouts });
+  if (result.success && problems.length === 0 && environmentProblems.length === 0) return Object.freeze({ ...result.data, neonTimeouts, githubRun });
   if (!result.success) {
     for (const issue of result.error.issues) {
       problems.push({ input: String(issue.path[0] ?? 'mode') as InputName, message: issue.message });

@@ -3,8 +3,9 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { ConfigError, parseConfig, type RawInputs } from '../../src/config.js';
+import { configFrom, ConfigError, effectiveInputs, parseConfig, type RawInputs } from '../../src/config.js';
 import { HELP } from '../../src/command-line.js';
+import type { GithubRunInfo } from '../../src/github-run.js';
 import { actionYmlInput, defaultText, ENV_FALLBACKS, INPUT_NAMES, INPUTS, MODES, REQUIRED_BY_MODE, requiredHint, type InputName } from '../../src/inputs.js';
 import { embedInActionYml } from '../../scripts/inputs-doc.js';
 import { repoRoot } from '../../test/support/stack.js';
@@ -95,5 +96,26 @@ describe('the CLI help', () => {
     }
     expect(HELP).toContain(`  --neon-api-host URL`);
     expect(HELP).toMatch(/--retain N +how many backup branches to keep \(1-100; default 7\)/);
+  });
+});
+
+describe('the run environment', () => {
+  test('configFrom keeps the GitHub run the edge read, and inputs made effective once', () => {
+    const run: GithubRunInfo = {
+      owner: 'acme',
+      repo: 'shop',
+      repository: 'acme/shop',
+      runId: '7',
+      sha: 'abc',
+      serverUrl: 'https://github.com',
+      apiUrl: 'https://api.github.com',
+      runUrl: 'https://github.com/acme/shop/actions/runs/7',
+    };
+    const { 'neon-api-key': _key, ...rest } = VALID;
+    const effective = effectiveInputs(rest, { NEON_API_KEY: 'napi_from_env_1' });
+    const config = configFrom(effective, {}, run);
+    expect(config.githubRun).toEqual(run);
+    expect(config.neonApiKey).toBe('napi_from_env_1');
+    expect(configFrom(effective, {}, undefined).githubRun).toBeUndefined();
   });
 });
