@@ -1,47 +1,47 @@
-// Writes docs/INPUTS.md (the inputs and outputs tables) from action.yml, with which modes require
-// each input taken from the configuration's own rules, and puts the same tables into README.md
-// between its `<!-- inputs:start -->` and `<!-- inputs:end -->` markers. Unit tests fail when either
-// differs from action.yml: run `npm run docs:inputs` after changing it.
+// Writes the inputs from the one table of inputs (src/inputs.ts): the `inputs:` block of action.yml
+// (the file GitHub reads), docs/INPUTS.md (the inputs table, and the outputs table from action.yml's
+// `outputs:`), and the same tables into README.md between its `<!-- inputs:start -->` and
+// `<!-- inputs:end -->` markers. Unit tests fail when any of them differs from the table: run
+// `npm run docs:inputs` after changing src/inputs.ts.
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { ENV_FALLBACKS, MODES, REQUIRED_BY_MODE, SECRET_INPUTS, type InputName } from '../src/config.js';
+import { actionYmlInput, defaultText, ENV_FALLBACKS, INPUT_NAMES, MODES, REQUIRED_BY_MODE, SECRET_INPUTS, type InputName } from '../src/inputs.js';
 import { asMarkdown, markdownTable } from '../src/report.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const INPUTS_DOC = path.join(root, 'docs', 'INPUTS.md');
+export const ACTION_YML = path.join(root, 'action.yml');
 
 interface ActionYml {
-  inputs: Record<string, { description: string; required?: boolean; default?: string }>;
   outputs: Record<string, { description: string }>;
 }
 
-function requiredFor(name: string): string {
-  if (name === 'mode') return 'yes';
-  const modes = MODES.filter((m) => REQUIRED_BY_MODE[m].includes(name as InputName));
+function requiredFor(name: InputName): string {
+  const modes = MODES.filter((m) => REQUIRED_BY_MODE[m].includes(name));
   if (modes.length === 0) return 'no';
   return modes.length === MODES.length ? 'yes' : modes.join(', ');
 }
 
+/** docs/INPUTS.md: the inputs from the table, the outputs from action.yml (the table holds inputs only). */
 export function renderInputsDoc(actionYmlText: string): string {
   const action = parse(actionYmlText) as ActionYml;
-  const inputs = Object.entries(action.inputs).map(([name, spec]) => {
-    const notes = [
-      SECRET_INPUTS.includes(name as InputName) ? 'Secret: pass it from `secrets.*`; masked in every log.' : undefined,
-    ].filter(Boolean);
-    const fallback = ENV_FALLBACKS[name as InputName];
-    // action.yml's own text is Markdown written for this table, placed as it is.
+  const inputs = INPUT_NAMES.map((name) => {
+    const notes = [SECRET_INPUTS.includes(name) ? 'Secret: pass it from `secrets.*`; masked in every log.' : undefined].filter(Boolean);
+    const fallback = ENV_FALLBACKS[name];
+    const shown = fallback ? '' : defaultText(name);
+    // The descriptions are Markdown written for this table, placed as they are.
     return [
       `\`${name}\``,
       requiredFor(name),
-      spec.default ? `\`${spec.default}\`` : fallback ? `env \`${fallback}\`` : '',
-      [spec.description, ...notes].join(' '),
+      shown ? `\`${shown}\`` : fallback ? `env \`${fallback}\`` : '',
+      [actionYmlInput(name).description, ...notes].join(' '),
     ].map(asMarkdown);
   });
   const outputs = Object.entries(action.outputs).map(([name, spec]) => [`\`${name}\``, spec.description].map(asMarkdown));
   return (
-    '<!-- Generated from action.yml by `npm run docs:inputs`; do not edit by hand. -->\n\n' +
+    '<!-- Generated from src/inputs.ts and the outputs of action.yml by `npm run docs:inputs`; do not edit by hand. -->\n\n' +
     '## Inputs\n\n' +
     'Every input is also a CLI flag (`--input-name value`). An empty input falls back to the environment ' +
     'variable shown under Default.\n\n' +
@@ -51,6 +51,25 @@ export function renderInputsDoc(actionYmlText: string): string {
   );
 }
 
+/**
+ * action.yml's `inputs:` block from the table, in the layout the file has always had (two-space
+ * indents, double-quoted descriptions; JSON's string escapes are valid YAML).
+ */
+export function renderActionInputs(): string {
+  const lines = ['inputs:'];
+  for (const name of INPUT_NAMES) {
+    const spec = actionYmlInput(name);
+    lines.push(`  ${name}:`, `    description: ${JSON.stringify(spec.description)}`, `    required: ${spec.required}`);
+    if (spec.default !== undefined) lines.push(`    default: ${JSON.stringify(spec.default)}`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** action.yml with its `inputs:` block (up to the blank line before `outputs:`) replaced. */
+export function embedInActionYml(actionYmlText: string): string {
+  return actionYmlText.replace(/^inputs:\n[\s\S]*?\n(?=\noutputs:)/m, renderActionInputs());
+}
+
 /** The README with the tables (one heading level down, under its own section) between the markers. */
 export function embedInReadme(readme: string, doc: string): string {
   const tables = doc.replace(/^<!--.*-->\n\n/, '').replace(/^## /gm, '### ');
@@ -58,7 +77,13 @@ export function embedInReadme(readme: string, doc: string): string {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const doc = renderInputsDoc(readFileSync(path.join(root, 'action.yml'), 'utf8'));
+  const actionYml = readFileSync(ACTION_YML, 'utf8');
+  const updatedActionYml = embedInActionYml(actionYml);
+  if (updatedActionYml !== actionYml) {
+    writeFileSync(ACTION_YML, updatedActionYml);
+    process.stdout.write('updated the inputs of action.yml\n');
+  }
+  const doc = renderInputsDoc(updatedActionYml);
   writeFileSync(INPUTS_DOC, doc);
   process.stdout.write(`wrote ${path.relative(root, INPUTS_DOC)}\n`);
   const readmeFile = path.join(root, 'README.md');

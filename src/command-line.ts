@@ -3,11 +3,22 @@
  * (kebab-case flags), the same environment fallbacks, the same code path as the action.
  * Exit codes: 0 success, 1 the mode failed, 2 usage error.
  */
-import { BOOLEAN_INPUTS, INPUT_NAMES, MODES, type RawInputs } from './config.js';
+import { parseArgs as parseArgTokens } from 'node:util';
+import type { RawInputs } from './config.js';
+import { BOOLEAN_INPUTS, helpLine, INPUT_NAMES, MODES, placeholderOf } from './inputs.js';
 import type { Io } from './io.js';
 import { inertLogText, markdownTextToPlain, showControlCharacters } from './log-safety.js';
 import { redact } from './secrets.js';
 import { guardCrashes, runFromInputs } from './run.js';
+
+const FLAG_INPUTS = INPUT_NAMES.filter((n) => n !== 'mode');
+
+/** One line per flag, from the inputs table (inputs.ts): placeholder, help, env fallback, range, default. */
+function flagLines(): string {
+  const flags = FLAG_INPUTS.map((name) => `--${name} ${placeholderOf(name)}`);
+  const width = Math.max(...flags.map((f) => f.length)) + 2;
+  return FLAG_INPUTS.map((name, i) => `  ${flags[i].padEnd(width)}${helpLine(name)}`).join('\n');
+}
 
 export const HELP = `Usage: supaneon-sync <mode> [--input-name value ...]
 
@@ -20,35 +31,7 @@ Modes:
   recover    write a backup back into MongoDB (or into a mongodump directory, for mongorestore)
 
 Inputs (flags take the action's input names; see docs/INPUTS.md for every detail):
-  --mongodb-uri URI             source MongoDB (env MONGODB_SRV_URL)
-  --neon-api-key KEY            Neon API key (env NEON_API_KEY)
-  --neon-project-id ID          Neon project id (env NEON_PROJECT_ID)
-  --neon-database-url URL       standby branch connection string, sslmode=require (env NEON_DATABASE_URL)
-  --neon-api-host URL           Neon API base URL (env NEON_API_HOST; default https://console.neon.tech/api/v2)
-  --databases LIST              databases to back up (comma separated; default every non-system one)
-  --include LIST, --exclude LIST  glob patterns over db.collection
-  --branch-prefix P             backup branch name prefix (default backup-)
-  --retain N, --retain-days N   how many / how old backups to keep (default 7 / unset)
-  --backup-branch NAME|ID       restore/recover: which backup (default the newest; 'standby' for the standby)
-  --restore-prefix P            restore branch name prefix (default restore-test-)
-  --restore-ttl-minutes N       expiry of the temporary restore branch (default 60)
-  --verify full|sample          restore verification depth (default full)
-  --sample-size N               documents per collection when verify=sample (default 1000)
-  --checks SQL                  restore: SQL queries, one a line, each must return true
-  --compare-source BOOL         restore: compare counts with the live MongoDB (default false)
-  --keep-restore-branch BOOL    restore: keep the temporary branch (default false)
-  --target-mongodb-uri URI      recover: the MongoDB to write into (or --target-dump-dir)
-  --target-database-prefix P    recover: prefix for target database names (default none)
-  --drop-target BOOL            recover: replace non-empty target collections (default false)
-  --batch-size N                documents per cursor batch (default 1000)
-  --lock-wait-seconds N         backup: wait this long for a concurrent backup (default 0)
-  --max-backup-age AGE          restore/validate: fail when the newest backup is older (90m, 26h, 7d)
-  --allow-selection-change BOOL backup: accept dropping tables the previous backup selected (default false)
-  --github-token TOKEN          alerts: open/close a tracking issue (needs GITHUB_REPOSITORY; see docs)
-  --source-dump-dir DIR         backup: read this mongodump directory (or archive) instead of mongodb-uri
-  --target-dump-dir DIR         recover: write a mongodump directory here instead of target-mongodb-uri
-  --dump-gzip BOOL              recover into a dump: gzip the files like mongodump --gzip (default false)
-  --dump-archive BOOL           recover into a dump: one mongodump --archive file (default false)
+${flagLines()}
 
 Flags accept --name value or --name=value; boolean flags alone mean true.
 Outputs are printed as name=value lines at the end.
@@ -57,7 +40,8 @@ Exit codes: 0 success, 1 failure, 2 usage error.
 
 export class UsageError extends Error {}
 
-const FLAG_INPUTS = INPUT_NAMES.filter((n) => n !== 'mode');
+// Flag names this CLI may repeat in a message; anything else that starts with '-' is not shown.
+const FLAG_NAME = /^[a-z0-9-]+$/;
 
 /** `[mode, ...flags]` -> raw inputs; throws UsageError on anything it does not understand. */
 export function parseArgs(args: readonly string[]): RawInputs {
@@ -68,41 +52,52 @@ export function parseArgs(args: readonly string[]): RawInputs {
   if (!(MODES as readonly string[]).includes(mode)) {
     throw new UsageError(`argument 1 is not a mode (not shown, it could be a secret): use one of ${MODES.join(', ')}`);
   }
+  // Not strict: util.parseArgs's own errors quote the argument (a value could be a secret) and
+  // refuse `--drop-target false`; the tokens are checked here instead. Boolean flags are declared
+  // boolean so `--drop-target` alone is complete; every other flag takes the next argument as its
+  // value, even one starting with '-'.
+  const { tokens } = parseArgTokens({
+    args: [...rest],
+    options: Object.fromEntries(FLAG_INPUTS.map((name) => [name, { type: BOOLEAN_INPUTS.includes(name) ? 'boolean' : 'string' }] as const)),
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
   const raw: RawInputs = { mode };
-  for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i];
-    const position = i + 2;
-    const m = /^--([a-z0-9-]+)(?:=([\s\S]*))?$/.exec(arg);
-    if (!m) {
-      const after = i > 0 && rest[i - 1].startsWith('--') ? ` (after ${flagName(rest[i - 1])})` : '';
-      throw new UsageError(
-        `unexpected argument ${position}${after} (not shown, it could be a secret): inputs are given as --input-name value; ` +
-          'quote a value that contains spaces',
-      );
-    }
-    const name = m[1];
-    if (!(FLAG_INPUTS as readonly string[]).includes(name)) throw new UsageError(`unknown flag --${name} (argument ${position}): see supaneon-sync --help`);
+  // The flag given as the argument right before a stray one, named in the message when that
+  // argument was the flag alone (`--retain=5`, `--drop-target`), never when it was a value.
+  let flagBefore: { index: number; flag: string } | undefined;
+  const unexpected = (index: number) => {
+    const after = flagBefore?.index === index - 1 ? ` (after ${flagBefore.flag})` : '';
+    return new UsageError(
+      `unexpected argument ${index + 2}${after} (not shown, it could be a secret): inputs are given as --input-name value; ` +
+        'quote a value that contains spaces',
+    );
+  };
+  let consumed = -1;
+  for (const token of tokens) {
+    if (token.index === consumed) continue; // a boolean flag's explicit value (a '-x' there is split into tokens too)
+    if (token.kind !== 'option' || !token.rawName.startsWith('--') || !FLAG_NAME.test(token.name)) throw unexpected(token.index);
+    const name = token.name;
+    if (!(FLAG_INPUTS as readonly string[]).includes(name)) throw new UsageError(`unknown flag --${name} (argument ${token.index + 2}): see supaneon-sync --help`);
     if (raw[name] !== undefined) throw new UsageError(`--${name} is given twice`);
-    let value = m[2];
+    let value = token.value;
     if (value === undefined) {
-      const next = rest[i + 1];
-      const isBoolean = (BOOLEAN_INPUTS as readonly string[]).includes(name);
-      if (isBoolean && (next === undefined || next.startsWith('--'))) {
+      if (!(BOOLEAN_INPUTS as readonly string[]).includes(name)) throw new UsageError(`--${name} needs a value`);
+      // A boolean flag alone means true; a following argument that is not a flag is its value.
+      const next = rest[token.index + 1];
+      if (next === undefined || next.startsWith('--')) {
         value = 'true';
       } else {
-        if (next === undefined) throw new UsageError(`--${name} needs a value`);
         value = next;
-        i++;
+        consumed = token.index + 1;
       }
     }
     raw[name] = value;
+    const valueWasNextArgument = token.value === undefined ? consumed === token.index + 1 : !token.inlineValue;
+    flagBefore = valueWasNextArgument ? undefined : { index: token.index, flag: `--${name}` };
   }
   return raw;
-}
-
-/** `--name=value` or `--name` -> `--name`, so a message can point at a flag without its value. */
-function flagName(arg: string): string {
-  return arg.split('=', 1)[0];
 }
 
 /** `**bold**` -> `bold`; a lone `***` (a redacted secret) stays as it is. */

@@ -7,14 +7,36 @@
  */
 import { z } from 'zod';
 import { parseMaxAge } from './freshness.js';
+import { currentGithubRun, type GithubRunInfo } from './github-run.js';
+import {
+  DEFAULT_NEON_API_HOST,
+  ENV_FALLBACKS,
+  INPUT_NAMES,
+  INPUTS,
+  MODES,
+  REQUIRED_BY_MODE,
+  requiredHint,
+  type InputName,
+  type InputOfKind,
+  type Mode,
+} from './inputs.js';
 import { userInfoOf } from './secrets.js';
 import { validatePattern } from './selection.js';
 
-export type Mode = 'validate' | 'backup' | 'restore' | 'recover';
-export const MODES: readonly Mode[] = ['validate', 'backup', 'restore', 'recover'];
+// What every input is (kind, default, range, env fallback, which modes need it) lives in inputs.ts;
+// these names are re-exported for the callers that know them from here.
+export { DEFAULT_NEON_API_HOST, INPUT_NAMES, MODES, type InputName, type Mode };
 
 /** Keys are input names (kebab-case); '' or undefined = unset. */
 export type RawInputs = Record<string, string | undefined>;
+
+declare const effective: unique symbol;
+/**
+ * Raw inputs after effectiveInputs(): trimmed, empty ones dropped, environment fallbacks applied.
+ * A distinct type so a run computes them once and hands the same values to masking, the
+ * configuration and the alert.
+ */
+export type EffectiveInputs = Readonly<RawInputs> & { readonly [effective]: true };
 
 export interface Config {
   readonly mode: Mode;
@@ -59,6 +81,8 @@ export interface Config {
   readonly dumpArchive: boolean;
   /** Neon API timeouts from the environment (not inputs); unset means the client's defaults. */
   readonly neonTimeouts: NeonTimeouts;
+  /** The GitHub Actions run this is (from the environment, not inputs); undefined outside a workflow. */
+  readonly githubRun: GithubRunInfo | undefined;
 }
 
 export interface NeonTimeouts {
@@ -94,59 +118,6 @@ function neonTimeoutsFrom(env: NodeJS.ProcessEnv, problems: string[]): NeonTimeo
   return Object.freeze(out);
 }
 
-/** Every input of action.yml, in its order. The CLI accepts each (except mode) as `--<name>`. */
-export const INPUT_NAMES = [
-  'mode',
-  'mongodb-uri',
-  'neon-api-key',
-  'neon-project-id',
-  'neon-database-url',
-  'neon-api-host',
-  'databases',
-  'include',
-  'exclude',
-  'branch-prefix',
-  'retain',
-  'retain-days',
-  'backup-branch',
-  'restore-prefix',
-  'restore-ttl-minutes',
-  'verify',
-  'sample-size',
-  'checks',
-  'compare-source',
-  'keep-restore-branch',
-  'target-mongodb-uri',
-  'target-database-prefix',
-  'drop-target',
-  'batch-size',
-  'lock-wait-seconds',
-  'max-backup-age',
-  'allow-selection-change',
-  'github-token',
-  'source-dump-dir',
-  'target-dump-dir',
-  'dump-gzip',
-  'dump-archive',
-] as const;
-export type InputName = (typeof INPUT_NAMES)[number];
-
-export const BOOLEAN_INPUTS: readonly InputName[] = ['compare-source', 'keep-restore-branch', 'drop-target', 'allow-selection-change', 'dump-gzip', 'dump-archive'];
-
-/** Inputs that carry credentials: masked before anything is logged. */
-export const SECRET_INPUTS: readonly InputName[] = ['mongodb-uri', 'neon-api-key', 'neon-database-url', 'target-mongodb-uri', 'github-token'];
-
-/** Environment variables users of the original scripts already have; used when the input is empty. */
-export const ENV_FALLBACKS: Readonly<Partial<Record<InputName, string>>> = {
-  'mongodb-uri': 'MONGODB_SRV_URL',
-  'neon-api-key': 'NEON_API_KEY',
-  'neon-project-id': 'NEON_PROJECT_ID',
-  'neon-database-url': 'NEON_DATABASE_URL',
-  'neon-api-host': 'NEON_API_HOST',
-};
-
-export const DEFAULT_NEON_API_HOST = 'https://console.neon.tech/api/v2';
-
 /** backup-branch value that reads the standby itself instead of a backup branch (restore, recover). */
 export const STANDBY = 'standby';
 
@@ -159,24 +130,6 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
   }
 }
-
-/** Inputs each mode cannot run without (after environment fallbacks). */
-export const REQUIRED_BY_MODE: Readonly<Record<Mode, readonly InputName[]>> = {
-  // validate and backup also need one source, recover one target: see dumpRules (mongodb-uri or
-  // source-dump-dir; target-mongodb-uri or target-dump-dir).
-  validate: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
-  backup: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
-  restore: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
-  recover: ['neon-api-key', 'neon-project-id', 'neon-database-url'],
-};
-
-const REQUIRED_HINT: Partial<Record<InputName, string>> = {
-  'mongodb-uri': 'pass the MongoDB connection string (mongodb+srv://…) from a secret, or set MONGODB_SRV_URL',
-  'neon-api-key': 'pass a Neon API key from a secret, or set NEON_API_KEY',
-  'neon-project-id': "pass the Neon project id (Project settings, e.g. 'late-frost-12345678'), or set NEON_PROJECT_ID",
-  'neon-database-url': "pass the standby branch's connection string (postgresql://…?sslmode=require) from a secret, or set NEON_DATABASE_URL",
-  'target-mongodb-uri': 'recover never writes to an implicit target: pass the MongoDB connection string to restore into',
-};
 
 // Neon project ids are lowercase words and digits joined by hyphens, e.g. 'late-frost-12345678'.
 const NEON_PROJECT_ID = /^[a-z0-9]+(?:-[a-z0-9]+)+$/;
@@ -306,7 +259,11 @@ function apiHostProblem(value: string): string | undefined {
   return `has scheme '${url.protocol.replace(/:$/, '')}': use https://, e.g. ${DEFAULT_NEON_API_HOST}`;
 }
 
-function integerInput(input: InputName, min: number, max: number, fallback: number | undefined) {
+/** A whole number within the input's range (inputs.ts); its default when unset. */
+function integerInput(input: InputOfKind<'integer'>) {
+  const spec: { min: number; max: number; default?: number } = INPUTS[input];
+  const { min, max } = spec;
+  const fallback = spec.default;
   return z
     .string()
     .optional()
@@ -325,7 +282,8 @@ function integerInput(input: InputName, min: number, max: number, fallback: numb
     });
 }
 
-function booleanInput(input: InputName, fallback: boolean) {
+function booleanInput(input: InputOfKind<'boolean'>) {
+  const fallback: boolean = INPUTS[input].default;
   return z
     .string()
     .optional()
@@ -338,7 +296,9 @@ function booleanInput(input: InputName, fallback: boolean) {
     });
 }
 
-function prefixInput(input: InputName, fallback: string) {
+/** The start of Neon branch names; its default (inputs.ts) when unset. */
+function prefixInput(input: 'branch-prefix' | 'restore-prefix') {
+  const fallback: string = INPUTS[input].default;
   return z
     .string()
     .optional()
@@ -357,7 +317,7 @@ function prefixInput(input: InputName, fallback: string) {
 }
 
 /** A secret string: the rule reports problems without the value. */
-function secretInput(input: InputName, check: (v: string) => string | undefined) {
+function secretInput(input: InputOfKind<'secret'>, check: (v: string) => string | undefined) {
   return z
     .string()
     .optional()
@@ -390,7 +350,7 @@ function dumpRules(
     if (source !== undefined && inputs['mongodb-uri'] !== undefined) {
       problem(ctx, 'source-dump-dir', 'and mongodb-uri are both set: a backup reads one source; remove one of them');
     } else if (source === undefined && inputs['mongodb-uri'] === undefined) {
-      problem(ctx, 'mongodb-uri', `is required for mode ${mode}: ${REQUIRED_HINT['mongodb-uri']}; or pass source-dump-dir to back up a mongodump directory`);
+      problem(ctx, 'mongodb-uri', `is required for mode ${mode}: ${requiredHint('mongodb-uri')}; or pass source-dump-dir to back up a mongodump directory`);
     }
   } else if (source !== undefined) {
     problem(ctx, 'source-dump-dir', `is used only by modes backup and validate, not ${mode}: remove it`);
@@ -402,7 +362,7 @@ function dumpRules(
       problem(
         ctx,
         'target-mongodb-uri',
-        `is required for mode recover: ${REQUIRED_HINT['target-mongodb-uri']}; or pass target-dump-dir to write a mongodump directory`,
+        `is required for mode recover: ${requiredHint('target-mongodb-uri')}; or pass target-dump-dir to write a mongodump directory`,
       );
     }
     for (const input of ['dump-gzip', 'dump-archive'] as const) {
@@ -430,116 +390,120 @@ function buildSchema() {
         return patterns;
       });
 
-  return z
-    .object({
-      mode: z.string().optional(),
-      'mongodb-uri': secretInput('mongodb-uri', mongoUriProblem),
-      'neon-api-key': secretInput('neon-api-key', (v) =>
-        /\s/.test(v) ? 'contains white space: copy the key again without spaces or line breaks' : undefined,
-      ),
-      'neon-project-id': z
-        .string()
-        .optional()
-        .superRefine((value, ctx) => {
-          if (value !== undefined && !NEON_PROJECT_ID.test(value)) {
+  // One rule per input of inputs.ts (`satisfies` below makes a missing or unknown one a compile
+  // error); defaults and ranges come from the table, rules that span inputs follow in superRefine.
+  const perInput = {
+    mode: z.string().optional(),
+    'mongodb-uri': secretInput('mongodb-uri', mongoUriProblem),
+    'neon-api-key': secretInput('neon-api-key', (v) =>
+      /\s/.test(v) ? 'contains white space: copy the key again without spaces or line breaks' : undefined,
+    ),
+    'neon-project-id': z
+      .string()
+      .optional()
+      .superRefine((value, ctx) => {
+        if (value !== undefined && !NEON_PROJECT_ID.test(value)) {
+          problem(
+            ctx,
+            'neon-project-id',
+            `'${value}' does not look like a Neon project id (lowercase words and digits joined by hyphens, e.g. 'late-frost-12345678'): copy it from the project's settings page`,
+          );
+        }
+      }),
+    'neon-database-url': secretInput('neon-database-url', neonDatabaseUrlProblem),
+    'neon-api-host': z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        const host = value ?? INPUTS['neon-api-host'].default;
+        const wrong = apiHostProblem(host);
+        if (wrong) problem(ctx, 'neon-api-host', wrong);
+        return host.replace(/\/+$/, '');
+      }),
+    databases: z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        const names = listOf(value);
+        onlySeparators(ctx, 'databases', value, names, 'database name');
+        for (const name of names) {
+          if (MONGO_DB_FORBIDDEN.test(name) || Buffer.byteLength(name) > 63) {
             problem(
               ctx,
-              'neon-project-id',
-              `'${value}' does not look like a Neon project id (lowercase words and digits joined by hyphens, e.g. 'late-frost-12345678'): copy it from the project's settings page`,
+              'databases',
+              `'${name}' is not a MongoDB database name (at most 63 bytes, none of / \\ . " $ * < > : | ? or spaces): list database names separated by commas or new lines`,
             );
           }
-        }),
-      'neon-database-url': secretInput('neon-database-url', neonDatabaseUrlProblem),
-      'neon-api-host': z
-        .string()
-        .optional()
-        .transform((value, ctx) => {
-          const host = value ?? DEFAULT_NEON_API_HOST;
-          const wrong = apiHostProblem(host);
-          if (wrong) problem(ctx, 'neon-api-host', wrong);
-          return host.replace(/\/+$/, '');
-        }),
-      databases: z
-        .string()
-        .optional()
-        .transform((value, ctx) => {
-          const names = listOf(value);
-          onlySeparators(ctx, 'databases', value, names, 'database name');
-          for (const name of names) {
-            if (MONGO_DB_FORBIDDEN.test(name) || Buffer.byteLength(name) > 63) {
-              problem(
-                ctx,
-                'databases',
-                `'${name}' is not a MongoDB database name (at most 63 bytes, none of / \\ . " $ * < > : | ? or spaces): list database names separated by commas or new lines`,
-              );
-            }
-          }
-          return names;
-        }),
-      include: patternList('include'),
-      exclude: patternList('exclude'),
-      'branch-prefix': prefixInput('branch-prefix', 'backup-'),
-      retain: integerInput('retain', 1, 100, 7),
-      'retain-days': integerInput('retain-days', 1, 36500, undefined),
-      'backup-branch': z.string().optional(),
-      'restore-prefix': prefixInput('restore-prefix', 'restore-test-'),
-      'restore-ttl-minutes': integerInput('restore-ttl-minutes', 5, 43200, 60),
-      verify: z
-        .string()
-        .optional()
-        .transform((value, ctx): 'full' | 'sample' => {
-          if (value === undefined) return 'full';
-          if (value === 'full' || value === 'sample') return value;
-          problem(ctx, 'verify', `must be 'full' or 'sample'; got '${value}'`);
+        }
+        return names;
+      }),
+    include: patternList('include'),
+    exclude: patternList('exclude'),
+    'branch-prefix': prefixInput('branch-prefix'),
+    retain: integerInput('retain'),
+    'retain-days': integerInput('retain-days'),
+    'backup-branch': z.string().optional(),
+    'restore-prefix': prefixInput('restore-prefix'),
+    'restore-ttl-minutes': integerInput('restore-ttl-minutes'),
+    verify: z
+      .string()
+      .optional()
+      .transform((value, ctx): 'full' | 'sample' => {
+        if (value === undefined) return INPUTS.verify.default;
+        if ((INPUTS.verify.choices as readonly string[]).includes(value)) return value as 'full' | 'sample';
+        problem(ctx, 'verify', `must be 'full' or 'sample'; got '${value}'`);
+        return z.NEVER;
+      }),
+    'sample-size': integerInput('sample-size'),
+    checks: z.string().optional().transform(linesOf),
+    'compare-source': booleanInput('compare-source'),
+    'keep-restore-branch': booleanInput('keep-restore-branch'),
+    'target-mongodb-uri': secretInput('target-mongodb-uri', mongoUriProblem),
+    'target-database-prefix': z
+      .string()
+      .optional()
+      .transform((value, ctx) => {
+        const prefix = value ?? '';
+        if (MONGO_DB_FORBIDDEN.test(prefix) || Buffer.byteLength(prefix) > 32) {
+          problem(
+            ctx,
+            'target-database-prefix',
+            `'${prefix}' cannot start a MongoDB database name: use at most 32 bytes and none of / \\ . " $ * < > : | ? or spaces (e.g. 'restored_')`,
+          );
+        }
+        return prefix;
+      }),
+    'drop-target': booleanInput('drop-target'),
+    'batch-size': integerInput('batch-size'),
+    'lock-wait-seconds': integerInput('lock-wait-seconds'),
+    'max-backup-age': z
+      .string()
+      .optional()
+      .transform((value, ctx): { ms: number; text: string } | undefined => {
+        if (value === undefined) return undefined;
+        const ms = parseMaxAge(value);
+        if (typeof ms === 'string') {
+          problem(ctx, 'max-backup-age', ms);
           return z.NEVER;
-        }),
-      'sample-size': integerInput('sample-size', 1, 1_000_000, 1000),
-      checks: z.string().optional().transform(linesOf),
-      'compare-source': booleanInput('compare-source', false),
-      'keep-restore-branch': booleanInput('keep-restore-branch', false),
-      'target-mongodb-uri': secretInput('target-mongodb-uri', mongoUriProblem),
-      'target-database-prefix': z
-        .string()
-        .optional()
-        .transform((value, ctx) => {
-          const prefix = value ?? '';
-          if (MONGO_DB_FORBIDDEN.test(prefix) || Buffer.byteLength(prefix) > 32) {
-            problem(
-              ctx,
-              'target-database-prefix',
-              `'${prefix}' cannot start a MongoDB database name: use at most 32 bytes and none of / \\ . " $ * < > : | ? or spaces (e.g. 'restored_')`,
-            );
-          }
-          return prefix;
-        }),
-      'drop-target': booleanInput('drop-target', false),
-      'batch-size': integerInput('batch-size', 1, 100_000, 1000),
-      'lock-wait-seconds': integerInput('lock-wait-seconds', 0, 3600, 0),
-      'max-backup-age': z
-        .string()
-        .optional()
-        .transform((value, ctx): { ms: number; text: string } | undefined => {
-          if (value === undefined) return undefined;
-          const ms = parseMaxAge(value);
-          if (typeof ms === 'string') {
-            problem(ctx, 'max-backup-age', ms);
-            return z.NEVER;
-          }
-          return { ms, text: value };
-        }),
-      'allow-selection-change': booleanInput('allow-selection-change', false),
-      'github-token': secretInput('github-token', (v) =>
-        /\s/.test(v) ? 'contains white space: pass ${{ github.token }} or a token from a secret, without spaces or line breaks' : undefined,
-      ),
-      'source-dump-dir': z.string().optional(),
-      'target-dump-dir': z.string().optional(),
-      'dump-gzip': booleanInput('dump-gzip', false),
-      'dump-archive': booleanInput('dump-archive', false),
-    })
+        }
+        return { ms, text: value };
+      }),
+    'allow-selection-change': booleanInput('allow-selection-change'),
+    'github-token': secretInput('github-token', (v) =>
+      /\s/.test(v) ? 'contains white space: pass ${{ github.token }} or a token from a secret, without spaces or line breaks' : undefined,
+    ),
+    'source-dump-dir': z.string().optional(),
+    'target-dump-dir': z.string().optional(),
+    'dump-gzip': booleanInput('dump-gzip'),
+    'dump-archive': booleanInput('dump-archive'),
+  } satisfies Record<InputName, z.ZodType>;
+
+  return z
+    .object(perInput)
     .superRefine((inputs, ctx) => {
       const mode = inputs.mode;
       if (mode === undefined) {
-        problem(ctx, 'mode', `is required: set it to one of ${MODES.join(', ')}`);
+        problem(ctx, 'mode', `is required: ${requiredHint('mode')}`);
         return;
       }
       if (!(MODES as readonly string[]).includes(mode)) {
@@ -547,7 +511,7 @@ function buildSchema() {
         return;
       }
       for (const input of REQUIRED_BY_MODE[mode as Mode]) {
-        if (inputs[input] === undefined) problem(ctx, input, `is required for mode ${mode}: ${REQUIRED_HINT[input]}`);
+        if (inputs[input] === undefined) problem(ctx, input, `is required for mode ${mode}: ${requiredHint(input)}`);
       }
       if (mode === 'restore' && inputs['compare-source'] && inputs['mongodb-uri'] === undefined) {
         problem(ctx, 'mongodb-uri', 'is required when compare-source is true: pass the source connection string, or set compare-source to false');
@@ -558,7 +522,7 @@ function buildSchema() {
       }
     }, { when: () => true }) // cross-input rules run even when single inputs failed: report everything at once
     .transform(
-      (i): Omit<Config, 'neonTimeouts'> =>
+      (i): Omit<Config, 'neonTimeouts' | 'githubRun'> =>
         Object.freeze({
           mode: i.mode as Mode,
           mongodbUri: i['mongodb-uri'],
@@ -601,7 +565,7 @@ function buildSchema() {
  * The effective raw value of every input: the input when set, else its environment fallback;
  * trimmed, with '' meaning unset. Unknown keys are kept so parseConfig can refuse them.
  */
-export function effectiveInputs(input: RawInputs, env: NodeJS.ProcessEnv = process.env): RawInputs {
+export function effectiveInputs(input: RawInputs, env: NodeJS.ProcessEnv = process.env): EffectiveInputs {
   const out: RawInputs = {};
   for (const [key, value] of Object.entries(input)) {
     const v = key === 'checks' ? value : value?.trim();
@@ -613,11 +577,19 @@ export function effectiveInputs(input: RawInputs, env: NodeJS.ProcessEnv = proce
     const fromEnv = env[variable]?.trim();
     if (out[input] === undefined && fromEnv) out[input] = fromEnv;
   }
-  return out;
+  return out as EffectiveInputs;
 }
 
+/** Raw inputs (with their environment fallbacks) -> Config; throws ConfigError listing every problem. */
 export function parseConfig(input: RawInputs, env: NodeJS.ProcessEnv = process.env): Config {
-  const raw = effectiveInputs(input, env);
+  return configFrom(effectiveInputs(input, env), env, currentGithubRun());
+}
+
+/**
+ * The Config of inputs already made effective (run.ts does that once per run) and of the
+ * environment: the Neon timeouts read from env, the GitHub run as the edge read it.
+ */
+export function configFrom(raw: EffectiveInputs, env: NodeJS.ProcessEnv, githubRun: GithubRunInfo | undefined): Config {
   const problems: Problem[] = [];
   for (const key of Object.keys(raw)) {
     if (!(INPUT_NAMES as readonly string[]).includes(key)) {
@@ -627,7 +599,7 @@ export function parseConfig(input: RawInputs, env: NodeJS.ProcessEnv = process.e
   const result = buildSchema().safeParse(raw);
   const environmentProblems: string[] = [];
   const neonTimeouts = neonTimeoutsFrom(env, environmentProblems);
-  if (result.success && problems.length === 0 && environmentProblems.length === 0) return Object.freeze({ ...result.data, neonTimeouts });
+  if (result.success && problems.length === 0 && environmentProblems.length === 0) return Object.freeze({ ...result.data, neonTimeouts, githubRun });
   if (!result.success) {
     for (const issue of result.error.issues) {
       problems.push({ input: String(issue.path[0] ?? 'mode') as InputName, message: issue.message });

@@ -5,7 +5,8 @@
  * Importing this module runs nothing: post-index.ts (the bundle's entry) and local-action call run().
  */
 import * as core from '@actions/core';
-import { parseConfig } from './config.js';
+import { configFrom, effectiveInputs } from './config.js';
+import { currentGithubRun } from './github-run.js';
 import { inertLogText } from './log-safety.js';
 import { actionIo, readInputs } from './main.js';
 import { cleanupRestoreState, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from './modes/restore.js';
@@ -23,9 +24,10 @@ export async function run(): Promise<void> {
     core.info(inertLogText(`supaneon-sync post: nothing to clean up (mode ${mode} left no temporary branch on record)`));
     return;
   }
-  const io = secureIo(raw, process.env, actionIo(), (secret) => core.setSecret(secret));
+  const effective = effectiveInputs(raw, process.env);
+  const io = secureIo(effective, actionIo(), (secret) => core.setSecret(secret));
   try {
-    await cleanupRestoreState(state, parseConfig(raw, process.env), io);
+    await cleanupRestoreState(state, configFrom(effective, process.env, currentGithubRun()), io);
   } catch (error) {
     // A warning, not a failure: the branch carries an expiry and the next backup or restore sweeps
     // expired restore branches, so the job's own result should stand.

@@ -4,8 +4,9 @@
  * turn any failure into the single line the edge reports, and (with github-token) alert.
  */
 import { ALERT_MODES, sendAlert } from './alerts.js';
-import { ConfigError, effectiveInputs, parseConfig, SECRET_INPUTS, type Mode, type RawInputs } from './config.js';
-import { currentGithubRun } from './github-run.js';
+import { ConfigError, configFrom, effectiveInputs, type EffectiveInputs, type RawInputs } from './config.js';
+import { currentGithubRun, type GithubRunInfo } from './github-run.js';
+import { SECRET_INPUTS, type Mode } from './inputs.js';
 import type { Io } from './io.js';
 import { dispatch } from './modes/index.js';
 import { reportInvalidConfiguration } from './modes/validate.js';
@@ -48,8 +49,7 @@ export function redactingIo(io: Io): Io {
  * Registers every secret input (after env fallbacks, valid or not: a malformed URL still holds a
  * password) and returns the redacting Io. Call before writing anything.
  */
-export function secureIo(raw: RawInputs, env: NodeJS.ProcessEnv, rawIo: Io, mask: MaskFn): Io {
-  const effective = effectiveInputs(raw, env);
+export function secureIo(effective: EffectiveInputs, rawIo: Io, mask: MaskFn): Io {
   const tooShort = SECRET_INPUTS.filter((input) => registerSecret(effective[input], mask));
   const io = redactingIo(rawIo);
   if (tooShort.length > 0) {
@@ -64,21 +64,24 @@ export function secureIo(raw: RawInputs, env: NodeJS.ProcessEnv, rawIo: Io, mask
 }
 
 export async function runFromInputs(raw: RawInputs, env: NodeJS.ProcessEnv, rawIo: Io, mask: MaskFn): Promise<RunResult> {
+  // Read once here, at the edge: masking, the configuration and the alert all see the same values.
+  const effective = effectiveInputs(raw, env);
+  const githubRun = currentGithubRun();
   const errors: string[] = [];
-  const io = recordingErrors(secureIo(raw, env, rawIo, mask), errors);
-  const result = await runMode(raw, env, io);
+  const io = recordingErrors(secureIo(effective, rawIo, mask), errors);
+  const result = await runMode(effective, env, githubRun, io);
   // sendAlert reports its own problems; this only guards the result against anything unforeseen.
-  await alertIfAsked(raw, env, result, errors, io).catch((error: unknown) => io.log.warn(`alert: not sent: ${messageOf(error)}`));
+  await alertIfAsked(effective, githubRun, result, errors, io).catch((error: unknown) => io.log.warn(`alert: not sent: ${messageOf(error)}`));
   return result;
 }
 
-async function runMode(raw: RawInputs, env: NodeJS.ProcessEnv, io: Io): Promise<RunResult> {
-  const modeName = raw.mode?.trim() || 'run';
+async function runMode(effective: EffectiveInputs, env: NodeJS.ProcessEnv, githubRun: GithubRunInfo | undefined, io: Io): Promise<RunResult> {
+  const modeName = effective.mode || 'run';
   const failed = (reason: string): RunResult => ({ ok: false, failure: redact(`supaneon-sync ${modeName} failed: ${reason}`) });
 
   let config;
   try {
-    config = parseConfig(raw, env);
+    config = configFrom(effective, env, githubRun);
   } catch (error) {
     if (!(error instanceof ConfigError)) return failed(messageOf(error));
     if (modeName === 'validate') {
@@ -116,11 +119,16 @@ function recordingErrors(io: Io, errors: string[]): Io {
  * for a configuration that does not parse: a broken workflow must alert as loudly as a broken
  * backup. Never changes the result.
  */
-async function alertIfAsked(raw: RawInputs, env: NodeJS.ProcessEnv, result: RunResult, errors: readonly string[], io: Io): Promise<void> {
-  const token = effectiveInputs(raw, env)['github-token'];
-  const mode = raw.mode?.trim() as Mode | undefined;
+async function alertIfAsked(
+  effective: EffectiveInputs,
+  run: GithubRunInfo | undefined,
+  result: RunResult,
+  errors: readonly string[],
+  io: Io,
+): Promise<void> {
+  const token = effective['github-token'];
+  const mode = effective.mode as Mode | undefined;
   if (!token || /\s/.test(token) || !mode || !ALERT_MODES.includes(mode)) return;
-  const run = currentGithubRun();
   if (!run) {
     io.log.warn('alert: github-token is set, but GITHUB_REPOSITORY and GITHUB_RUN_ID are not (this is not a GitHub Actions run), so no alert was sent');
     return;

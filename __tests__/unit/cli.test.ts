@@ -44,6 +44,22 @@ describe('parseArgs', () => {
     }
   });
 
+  test('a boolean flag takes --name=value, and a following non-flag argument as its value', () => {
+    expect(parseArgs(['recover', '--drop-target=false', '--dump-gzip'])).toMatchObject({ 'drop-target': 'false', 'dump-gzip': 'true' });
+    expect(parseArgs(['recover', '--drop-target', '-x'])).toMatchObject({ 'drop-target': '-x' });
+    expect(parseArgs(['backup', '--retain', '--5'])).toMatchObject({ retain: '--5' });
+  });
+
+  test.each([
+    [['backup', '--neon-api-key', '--Secret-Key-1', 'stray'], /^unexpected argument 4 \(not shown/],
+    [['backup', '-Secret1'], /^unexpected argument 2 \(not shown/],
+    [['backup', '--Secret1=x'], /^unexpected argument 2 \(not shown/],
+    [['backup', '--drop-target', '--', 'Secret1'], /^unexpected argument 3 \(after --drop-target\) \(not shown/],
+  ])('an argument that could be a secret is never shown: %j', (args, message) => {
+    expect(() => parseArgs(args)).toThrow(message);
+    expect(() => parseArgs(args)).not.toThrow(/Secret/);
+  });
+
   test('every input except mode is a flag, and the help names each', () => {
     for (const name of INPUT_NAMES.filter((n) => n !== 'mode')) {
       expect(parseArgs(['validate', `--${name}`, 'v'])[name]).toBe('v');

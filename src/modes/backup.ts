@@ -35,7 +35,6 @@ import {
   type CollectionSpec,
   type SourceInfo,
 } from '../mongo.js';
-import { currentGithubRun } from '../github-run.js';
 import type { Selection } from '../selection.js';
 import { neonApiFor, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
@@ -109,7 +108,7 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
       clusterTimeStart: await source.clusterTime(),
       clusterTimeEnd: null,
       consistency: null,
-      github: githubRun(),
+      github: githubRun(config),
       source: source.description,
     });
     io.log.info(`backup run ${runId} started`);
@@ -423,8 +422,8 @@ export function snapshotName(prefix: string, at: Date): string {
 }
 
 /** The workflow run that made this backup, recorded in the manifest; null outside GitHub Actions. */
-function githubRun(): GithubRun | null {
-  const run = currentGithubRun();
+function githubRun(config: Config): GithubRun | null {
+  const run = config.githubRun;
   return run ? { repository: run.repository, runId: run.runId, sha: run.sha, runUrl: run.runUrl } : null;
 }
 
