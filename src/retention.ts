@@ -185,6 +185,29 @@ export async function applyRetention(neon: Pick<NeonApi, 'deleteBranch'>, plan: 
   return deleted;
 }
 
+/** Existing branches and new ones against a project's branch limit. */
+export interface BranchBudget {
+  /** Whether the new branches fit beside the existing ones. */
+  fits: boolean;
+  /** Existing and new branches together. */
+  total: number;
+  /** How many branches too many (0 when they fit). */
+  short: number;
+  /** The retain under which they would fit, each kept backup being one branch; below 1 when none does. */
+  retainThatFits: number;
+}
+
+/**
+ * The branch-limit arithmetic, shared by the room check before a branch is made (planRoom) and
+ * validate's estimate of a project at rest: `existing` branches plus `needed` new ones against
+ * `limit`, and the retain (now `retain`) that would make room.
+ */
+export function branchBudget(a: { existing: number; needed: number; limit: number; retain: number }): BranchBudget {
+  const total = a.existing + a.needed;
+  const short = Math.max(0, total - a.limit);
+  return { fits: short === 0, total, short, retainThatFits: a.retain - short };
+}
+
 export interface RoomRequest {
   /** Branches the caller is about to create. */
   needed: number;
@@ -231,7 +254,9 @@ export interface RoomPlan {
  */
 export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): RoomPlan {
   const none: RetentionPlan = { delete: [], reasons: {}, keep: [], skipped: [] };
-  if (req.limit === undefined || branches.length + req.needed <= req.limit) return { plan: none, enough: true };
+  if (req.limit === undefined || branchBudget({ existing: branches.length, needed: req.needed, limit: req.limit, retain: req.retain }).fits) {
+    return { plan: none, enough: true };
+  }
 
   const kinds = req.kinds ?? ['backup', 'restore-test'];
   const plan = planRetention({
@@ -245,7 +270,10 @@ export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): Roo
     protect: req.protect,
   });
   const remaining = branches.length - plan.delete.length;
-  if (remaining + req.needed <= req.limit) return { plan, enough: true };
+  const kept = plan.keep.length;
+  // Retention with a lower retain deletes the oldest kept backups before the snapshot: enough of them.
+  const budget = branchBudget({ existing: remaining, needed: req.needed, limit: req.limit, retain: Math.min(req.retain, kept) });
+  if (budget.fits) return { plan, enough: true };
 
   const going = new Set(plan.delete.map((b) => b.id));
   const left = branches.filter((b) => !going.has(b.id));
@@ -256,8 +284,6 @@ export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): Roo
       return `"${b.name}" (${b.id}${tags.length > 0 ? `, ${tags.join(', ')}` : ''})`;
     })
     .join(', ');
-  const short = remaining + req.needed - req.limit;
-  const kept = plan.keep.length;
   const why = !kinds.includes('backup')
     ? 'Only expired restore-test branches are deleted to make room here, and none is left. '
     : kept === 0
@@ -266,8 +292,7 @@ export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): Roo
         ? 'The only backup of this standby is the newest, which retention never deletes. '
         : `Making room would mean deleting one of the ${kept} backup(s) that retain=${req.retain} keeps before the new backup exists, ` +
         `and a run stopped in between would leave fewer than ${Math.min(req.retain, kept)} completed backups: supaneon-sync never deletes a kept backup before its replacement exists. `;
-  // Retention with a lower retain deletes the oldest kept backups before the snapshot: enough of them.
-  const fewer = Math.min(req.retain, kept) - short;
+  const fewer = budget.retainThatFits;
   const lowerRetain = kinds.includes('backup') && fewer >= 1 ? `lower retain to ${fewer}, ` : '';
   return {
     plan,
@@ -304,7 +329,7 @@ export async function ensureRoomForBranches(
     `Retention: the project has ${branches.length} of its ${req.limit} branches and this run needs ${req.needed} more; applying retention first.`,
   );
   const deleted = await applyRetention(neon, room.plan, io);
-  if (branches.length - deleted.length + req.needed <= req.limit) return deleted;
+  if (branchBudget({ existing: branches.length - deleted.length, needed: req.needed, limit: req.limit, retain: req.retain }).fits) return deleted;
   throw new Error(
     `The Neon project's branch limit (${req.limit}) leaves no room: retention could delete only ${deleted.length} of ${room.plan.delete.length} branch(es) ` +
       '(see the warnings above) and this run needs ' +

@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import { STANDBY, type Config } from './config.js';
 import type { Io } from './io.js';
-import { TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from './neon.js';
+import { TOOL_ANNOTATION, findStandby, standbyNotFound, type BranchInfo, type NeonApi } from './neon.js';
 import { roleAndDatabaseOf } from './connection-string.js';
 import { connectPostgres } from './postgres.js';
 import { registerRuntimeSecret } from './secrets.js';
@@ -63,7 +63,7 @@ export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, 
   const orElse = opts.alternative ? `, or ${opts.alternative}` : '';
   const wanted = config.backupBranch;
   if (wanted === STANDBY) {
-    const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl);
+    const standby = await findStandby(neon, config);
     if (!standby) throw new Error(`backup-branch is 'standby', but ${standbyNotFound(config)}`);
     io.log.info(`backup: the standby itself, "${standby.name}" (${standby.id}), as asked (backup-branch: standby)`);
     return standby;
@@ -83,7 +83,7 @@ export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, 
       );
     }
     if (branch.annotations[TOOL_ANNOTATION] !== 'backup') {
-      const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl).catch(() => undefined);
+      const standby = await findStandby(neon, config).catch(() => undefined);
       const isStandby = standby?.id === branch.id;
       throw new Error(
         `backup-branch "${wanted}" is branch "${branch.name}" (${branch.id}), which ${isStandby ? 'is the standby, not a backup:' : 'was not made by supaneon-sync backup:'} ` +
@@ -97,7 +97,7 @@ export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, 
   }
   const backups = await neon.toolBranches('backup');
   // Prefer this standby's backups when several standbys share the project.
-  const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl).catch(() => undefined);
+  const standby = await findStandby(neon, config).catch(() => undefined);
   const mine = standby ? backups.filter((b) => b.annotations['standby-branch-id'] === standby.id) : backups;
   const newest = mine[0];
   if (!newest) {

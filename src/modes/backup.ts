@@ -37,7 +37,7 @@ import {
 } from '../mongo.js';
 import { currentGithubRun } from '../github-run.js';
 import type { Selection } from '../selection.js';
-import { neonApiFor, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
+import { findStandby, neonApiFor, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { asMarkdown, formatBytes, formatDuration, markdownTable, markdownText } from '../report.js';
 import { applyRetention, ensureRoomForBranches, planRetention, planRoom, type RoomRequest } from '../retention.js';
@@ -76,7 +76,7 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     io.log.info(`${source.label}: ${specs.length} collection(s) selected`);
 
     // 2. The standby branch, and room for the snapshot this run will make.
-    const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl);
+    const standby = await findStandby(neon, config);
     if (!standby) throw new Error(standbyNotFound(config));
     io.log.info(`standby: branch "${standby.name}" (${standby.id}) at ${describePostgresUrl(config.neonDatabaseUrl)}`);
     // One backup at a time from here on, retention included. (Session advisory locks and a long

@@ -22,7 +22,7 @@ import { cleanIndex, dumpTypeOf } from '../dump-format.js';
 import { ArchiveWriter } from '../dump-archive.js';
 import { DumpWriter, checkDumpTarget, type DumpSink } from '../dump-target.js';
 import { connectMongo, type CollectionSpec } from '../mongo.js';
-import { neonApiFor, type NeonApi } from '../neon.js';
+import { findStandby, neonApiFor, type NeonApi } from '../neon.js';
 import { connectPostgres } from '../postgres.js';
 import { formatBytes, formatDuration, markdownTable, markdownText, Progress } from '../report.js';
 import {
@@ -157,7 +157,7 @@ async function withSource<T>(config: Config, io: Io, neon: NeonApi, use: (source
   if (config.backupBranch === STANDBY) {
     const client = await connectPostgres(config.neonDatabaseUrl, { applicationName: 'supaneon-sync recover' });
     try {
-      const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl).catch((err: Error) => {
+      const standby = await findStandby(neon, config).catch((err: Error) => {
         io.log.warn(`could not identify the standby branch through the Neon API (${err.message}); continuing with its database`);
         return undefined;
       });

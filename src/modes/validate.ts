@@ -29,10 +29,11 @@ import {
   listSelectedCollections,
   missingDatabasesMessage,
 } from '../mongo.js';
-import { neonApiFor, TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
+import { findStandby, neonApiFor, TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
 import { backupFreshness } from '../freshness.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { asMarkdown, formatBytes, formatDuration, markdownTable } from '../report.js';
+import { branchBudget, FREE_PLAN_BRANCH_LIMIT } from '../retention.js';
 
 export type CheckGroup = 'configuration' | 'mongodb' | 'neon-api' | 'postgres';
 
@@ -64,8 +65,6 @@ interface CollectionEstimate {
 const CONNECT_TIMEOUT_MS = 5_000;
 const GROUP_DEADLINE_MS = 15_000;
 const REPORT_COLLECTIONS_LIMIT = 1000;
-// Neon's free plan; used when the API does not report the plan's allowance.
-const FREE_PLAN_BRANCH_LIMIT = 10;
 
 const GROUP_TITLES: Record<CheckGroup, string> = {
   configuration: 'Configuration',
@@ -317,7 +316,7 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
   }
 
   try {
-    const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl);
+    const standby = await findStandby(neon, config);
     if (standby) {
       checks.pass('standby branch', `neon-database-url points at branch "${standby.name}" (${standby.id})${standby.isDefault ? ', the default branch' : ''}`);
     } else {
@@ -333,17 +332,17 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
   const backups = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'backup');
   const restores = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'restore-test');
   const others = branches.length - backups.length - restores.length;
-  // A backup run holds the retained backups plus its new one; a restore test adds one more.
-  const needed = others + config.retain + 2;
+  // A backup run holds the retained backups plus its new one; a temporary branch adds one more.
+  const atRest = branchBudget({ existing: others, needed: config.retain + 2, limit, retain: config.retain });
   const usage =
     `${branches.length} of ${limit} branches used${limitNote} (${backups.length} backup${backups.length === 1 ? '' : 's'} of this tool, ` +
     `${restores.length} restore test${restores.length === 1 ? '' : 's'}, ${others} other${others === 1 ? '' : 's'})`;
-  if (others + 1 > limit) {
+  if (!branchBudget({ existing: others, needed: 1, limit, retain: config.retain }).fits) {
     checks.fail('branch usage', `${usage}: no room for a backup branch; delete unused branches or raise the plan's limit`);
-  } else if (needed > limit) {
+  } else if (!atRest.fits) {
     checks.pass(
       'branch usage',
-      `${usage}; note: with retain ${config.retain} the project needs ${needed} branches, and a backup that finds no room refuses rather than delete one of the ${config.retain} kept backups before its replacement exists; lower 'retain' to ${Math.max(1, limit - others - 2)}`,
+      `${usage}; note: with retain ${config.retain} the project needs ${atRest.total} branches, and a backup that finds no room refuses rather than delete one of the ${config.retain} kept backups before its replacement exists; lower 'retain' to ${Math.max(1, atRest.retainThatFits)}`,
     );
   } else {
     checks.pass('branch usage', usage);
