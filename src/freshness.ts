@@ -3,7 +3,7 @@
  * that silently stopped (a disabled schedule, a broken secret) still leaves older backups that
  * restore fine; only their age shows that nothing new arrives, so restore and validate check it.
  */
-import { TOOL_ANNOTATION, findStandby, type BranchInfo, type NeonApi } from './neon.js';
+import { BACKUP_KIND, TOOL_ANNOTATION, findStandby, type BranchInfo, type NeonApi } from './neon.js';
 
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 /** Ten years: longer is surely a typo, and keeps the milliseconds far inside a safe integer. */
@@ -44,7 +44,7 @@ export function judgeFreshness(
   opts: { maxAgeMs: number; maxAgeText: string; now: Date; standbyId?: string },
 ): Freshness {
   const backups = branches
-    .filter((b) => b.annotations[TOOL_ANNOTATION] === 'backup')
+    .filter((b) => b.annotations[TOOL_ANNOTATION] === BACKUP_KIND)
     .filter((b) => opts.standbyId === undefined || b.annotations['standby-branch-id'] === opts.standbyId)
     .sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
   const newest = backups[0];

@@ -26,9 +26,18 @@ import type { Logger } from './io.js';
 import { directHostOf, endpointIdOf } from './connection-string.js';
 import { AmbiguousPostError, backoffMs, CallPolicy, NeonCallError, sleep } from './neon-call.js';
 
-/** Annotation key marking what this product made; value `backup` or `restore-test`. */
+/** Annotation key marking what this product made; its value is the branch's kind (below). */
 export const TOOL_ANNOTATION = 'supaneon-sync';
-export type ToolBranchKind = 'backup' | 'restore-test';
+/** The kind of a backup branch (a frozen snapshot of the standby). */
+export const BACKUP_KIND = 'backup';
+/**
+ * The kind of a temporary branch, the expiring child through which restore and recover read a
+ * backup. Stored as `restore-test`, its name from when only restore made one: branches in users'
+ * Neon projects carry that value, and retention, the post step and the expiry sweep find them by
+ * it, so the stored value never changes.
+ */
+export const TEMPORARY_KIND = 'restore-test';
+export type ToolBranchKind = typeof BACKUP_KIND | typeof TEMPORARY_KIND;
 
 export interface BranchInfo {
   id: string;
@@ -43,7 +52,7 @@ export interface BranchInfo {
 }
 
 /** What a temporary branch is reached with: its endpoint, and the role's password on that branch. */
-export interface RestoreBranch {
+export interface CreatedTemporaryBranch {
   branch: BranchInfo;
   host: string;
   endpointId: string;
@@ -158,7 +167,7 @@ export class NeonApi {
 
   /** A storage-only child of `parentId` (no compute endpoint), annotated as a backup. */
   async createBackupBranch(a: { name: string; parentId: string; runId: string }): Promise<BranchInfo> {
-    const annotations = { [TOOL_ANNOTATION]: 'backup', 'run-id': a.runId, 'standby-branch-id': a.parentId };
+    const annotations = { [TOOL_ANNOTATION]: BACKUP_KIND, 'run-id': a.runId, 'standby-branch-id': a.parentId };
     const { branch } = await this.createBranch({ name: a.name, parentId: a.parentId, annotations, withEndpoint: false });
     return branch;
   }
@@ -171,8 +180,8 @@ export class NeonApi {
    * gets new passwords, and a password reset on the standby never reaches older backups, so the
    * standby URL's password cannot be assumed to work there.
    */
-  async createRestoreBranch(a: { name: string; parentId: string; expiresAt: string; role: string; database: string }): Promise<RestoreBranch> {
-    const annotations = { [TOOL_ANNOTATION]: 'restore-test', 'backup-branch-id': a.parentId };
+  async createTemporaryBranch(a: { name: string; parentId: string; expiresAt: string; role: string; database: string }): Promise<CreatedTemporaryBranch> {
+    const annotations = { [TOOL_ANNOTATION]: TEMPORARY_KIND, 'backup-branch-id': a.parentId };
     const created = await this.createBranch({ name: a.name, parentId: a.parentId, expiresAt: a.expiresAt, annotations, withEndpoint: true });
     const endpoint = created.endpoint ?? (await this.readWriteEndpointOf(created.branch.id));
     const given = created.connectionParameters?.find((c) => c.role === a.role && c.database === a.database)?.password;

@@ -37,6 +37,7 @@ import {
 } from '../mongo.js';
 import { currentGithubRun } from '../github-run.js';
 import type { Selection } from '../selection.js';
+import { freeBranchName } from '../naming.js';
 import { findStandby, neonApiFor, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { asMarkdown, formatBytes, formatDuration, markdownTable, markdownText } from '../report.js';
@@ -385,12 +386,7 @@ function isSnapshotTooOld(err: unknown): boolean {
  * good, a branch the failed call may still have made is removed, so no half-made snapshot stays.
  */
 async function createSnapshotBranch(neon: NeonApi, prefix: string, standbyId: string, runId: string, io: Io): Promise<BranchInfo> {
-  let name = snapshotName(prefix, new Date());
-  // Two runs within one second (tests, manual re-runs) would otherwise ask for the same name.
-  while ((await neon.findBranchesByName(name)).length > 0) {
-    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
-    name = snapshotName(prefix, new Date());
-  }
+  const name = await freeBranchName(neon, prefix);
   try {
     const branch = await neon.createBackupBranch({ name, parentId: standbyId, runId });
     io.log.info(`snapshot branch "${branch.name}" (${branch.id}) created from the standby, no compute endpoint`);
@@ -415,11 +411,6 @@ async function removeHalfMadeBranch(neon: NeonApi, name: string, runId: string, 
   } catch (err) {
     io.log.warn(`could not check for a half-made snapshot branch "${name}": ${(err as Error).message}; look for it in the Neon console`);
   }
-}
-
-export function snapshotName(prefix: string, at: Date): string {
-  const iso = at.toISOString(); // 2026-05-01T10:00:00.000Z
-  return `${prefix}${iso.slice(0, 10).replace(/-/g, '')}T${iso.slice(11, 19).replace(/:/g, '')}Z`;
 }
 
 /** The workflow run that made this backup, recorded in the manifest; null outside GitHub Actions. */

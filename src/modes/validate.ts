@@ -29,7 +29,7 @@ import {
   listSelectedCollections,
   missingDatabasesMessage,
 } from '../mongo.js';
-import { findStandby, neonApiFor, TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
+import { BACKUP_KIND, findStandby, neonApiFor, TEMPORARY_KIND, TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
 import { backupFreshness } from '../freshness.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { asMarkdown, formatBytes, formatDuration, markdownTable } from '../report.js';
@@ -329,14 +329,14 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
   // An estimate only: backup never deletes by a guessed limit.
   const limit = project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT;
   const limitNote = project.branchLimit === undefined ? ` (Neon does not report this project's limit; ${FREE_PLAN_BRANCH_LIMIT}, the free plan's, is assumed here)` : '';
-  const backups = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'backup');
-  const restores = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'restore-test');
-  const others = branches.length - backups.length - restores.length;
+  const backups = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === BACKUP_KIND);
+  const temporaries = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === TEMPORARY_KIND);
+  const others = branches.length - backups.length - temporaries.length;
   // A backup run holds the retained backups plus its new one; a temporary branch adds one more.
   const atRest = branchBudget({ existing: others, needed: config.retain + 2, limit, retain: config.retain });
   const usage =
     `${branches.length} of ${limit} branches used${limitNote} (${backups.length} backup${backups.length === 1 ? '' : 's'} of this tool, ` +
-    `${restores.length} restore test${restores.length === 1 ? '' : 's'}, ${others} other${others === 1 ? '' : 's'})`;
+    `${temporaries.length} restore test${temporaries.length === 1 ? '' : 's'}, ${others} other${others === 1 ? '' : 's'})`;
   if (!branchBudget({ existing: others, needed: 1, limit, retain: config.retain }).fits) {
     checks.fail('branch usage', `${usage}: no room for a backup branch; delete unused branches or raise the plan's limit`);
   } else if (!atRest.fits) {
