@@ -17,9 +17,9 @@ import type { Io } from '../io.js';
 import { backupFreshness } from '../freshness.js';
 import { connectMongo } from '../mongo.js';
 import { neonApiFor, type BranchInfo } from '../neon.js';
-import { asMarkdown, formatDuration, markdownTable, markdownText } from '../report.js';
+import { checkTable, formatDuration, logCheck, markdownText, type Check } from '../report.js';
 import { chooseBackupBranch, withTemporaryBranch } from '../temporary-branch.js';
-import { compareSourceCounts, logCheck, runUserCheck, verifyBackup, type CheckResult, type VerifyReport } from '../verify.js';
+import { compareSourceCounts, runUserCheck, verifyBackup, type VerifyReport } from '../verify.js';
 
 export async function restore(config: Config, io: Io): Promise<boolean> {
   const started = Date.now();
@@ -35,7 +35,7 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
   let backup: BranchInfo;
   let report: VerifyReport;
   let partial: VerifyReport | undefined; // what a run that fails after the data checks still reports
-  const extraChecks: CheckResult[] = [];
+  const extraChecks: Check[] = [];
   try {
     // 0. A schedule that stopped leaves old backups that still restore: their age must fail the run.
     if (config.maxBackupAgeMs !== undefined && config.maxBackupAge !== undefined) {
@@ -91,9 +91,9 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
   return verified;
 }
 
-async function sourceComparison(config: Config, report: VerifyReport, io: Io): Promise<CheckResult[]> {
+async function sourceComparison(config: Config, report: VerifyReport, io: Io): Promise<Check[]> {
   if (!config.mongodbUri) {
-    const r: CheckResult = { subject: '(source)', check: 'source count', status: 'notice', detail: 'compare-source needs mongodb-uri (or MONGODB_SRV_URL)' };
+    const r: Check = { subject: '(source)', check: 'source count', status: 'notice', detail: 'compare-source needs mongodb-uri (or MONGODB_SRV_URL)' };
     logCheck(io.log, r);
     return [r];
   }
@@ -104,7 +104,7 @@ async function sourceComparison(config: Config, report: VerifyReport, io: Io): P
     results.forEach((r) => logCheck(io.log, r));
     return results;
   } catch (e) {
-    const r: CheckResult = { subject: '(source)', check: 'source count', status: 'notice', detail: (e as Error).message };
+    const r: Check = { subject: '(source)', check: 'source count', status: 'notice', detail: (e as Error).message };
     logCheck(io.log, r);
     return [r];
   } finally {
@@ -112,7 +112,7 @@ async function sourceComparison(config: Config, report: VerifyReport, io: Io): P
   }
 }
 
-function summary(backup: BranchInfo, temporaryBranch: BranchInfo | undefined, checks: CheckResult[], verified: boolean, report: VerifyReport, seconds: number): string {
+function summary(backup: BranchInfo, temporaryBranch: BranchInfo | undefined, checks: Check[], verified: boolean, report: VerifyReport, seconds: number): string {
   const verdict = verified ? '**verified**' : `**FAILED** (${checks.filter((c) => c.status === 'fail').length} check(s))`;
   const run = report.manifest?.backup;
   return [
@@ -122,9 +122,12 @@ function summary(backup: BranchInfo, temporaryBranch: BranchInfo | undefined, ch
       `${report.collections} collection(s), ${report.documents} document(s), ${formatDuration(seconds)}. ` +
       `Temporary branch ${markdownText(temporaryBranch?.name ?? '-')}${temporaryBranch?.id ? ` (${markdownText(temporaryBranch.id)})` : ''}.`,
     '',
-    markdownTable(
-      ['Collection', 'Check', 'Result', 'Details'],
-      checks.map((c) => [c.subject, c.check, c.status === 'pass' ? 'pass' : c.status === 'fail' ? asMarkdown('**FAIL**') : 'notice', c.detail]),
+    checkTable(
+      [
+        ['Collection', (c) => c.subject],
+        ['Check', (c) => c.check],
+      ],
+      checks,
     ),
   ].join('\n');
 }
