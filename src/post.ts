@@ -28,7 +28,7 @@ export async function run(): Promise<void> {
     await cleanupTemporaryBranch(state, parseConfig(raw, process.env), io);
   } catch (error) {
     // A warning, not a failure: the branch carries an expiry and the next backup or restore sweeps
-    // expired restore branches, so the job's own result should stand.
+    // expired temporary branches, so the job's own result should stand.
     io.log.warn(
       `supaneon-sync post: could not delete temporary branch ${state.name || state.id}: ` +
         `${error instanceof Error ? error.message : String(error)}; it expires on its own, and the next backup or restore removes it`,
