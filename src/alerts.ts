@@ -35,7 +35,7 @@ export function alertMarker(mode: Mode): string {
   return `<!-- supaneon-sync alert: ${mode} -->`;
 }
 
-export function alertTitle(mode: Mode): string {
+function alertTitle(mode: Mode): string {
   return `supaneon-sync ${mode} is failing`;
 }
 
@@ -46,7 +46,7 @@ function fenced(lines: readonly string[]): string {
   return [`${fence}text`, ...lines, fence].join('\n');
 }
 
-export function failureBody(req: AlertRequest & { outcome: { ok: false } }): string {
+function failureBody(req: AlertRequest & { outcome: { ok: false } }): string {
   const { mode, run, outcome } = req;
   const when = (req.now ?? new Date()).toISOString();
   const details = outcome.details.slice(0, MAX_DETAIL_LINES);

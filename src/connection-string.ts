@@ -44,12 +44,8 @@ export function directHostOf(host: string): string {
   return [label, ...rest].join('.');
 }
 
-export function isPoolerHost(host: string): boolean {
-  return directHostOf(host) !== host.trim().toLowerCase().replace(/\.$/, '');
-}
-
 /** The `endpoint=` (or legacy `project=`) word of a libpq `options` value. */
-export function endpointOption(options: string | null | undefined): string | undefined {
+function endpointOption(options: string | null | undefined): string | undefined {
   if (!options) return undefined;
   for (const word of splitOptions(options)) {
     const m = /^(?:endpoint|project)=(.+)$/i.exec(word);

@@ -34,7 +34,7 @@ export const GZIP_SUFFIX = '.gz';
  * The largest document a `.bson` file may hold: MongoDB's 16 MiB limit plus the 16 KiB it allows
  * internal documents (the oplog) beyond it. A longer length is damage, not data.
  */
-export const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024 + 16 * 1024;
+const MAX_DOCUMENT_BYTES = 16 * 1024 * 1024 + 16 * 1024;
 
 /** Characters Go's url.PathEscape leaves as they are; every other byte becomes %XX (upper-case hex). */
 const PATH_SEGMENT_SAFE = /^[A-Za-z0-9\-_.~$&+:=@]$/;

@@ -3,8 +3,7 @@
  * that silently stopped (a disabled schedule, a broken secret) still leaves older backups that
  * restore fine; only their age shows that nothing new arrives, so restore and validate check it.
  */
-import type { BranchInfo, NeonApi } from './neon.js';
-import { TOOL_ANNOTATION } from './neon.js';
+import { BACKUP_KIND, TOOL_ANNOTATION, findStandby, type BranchInfo, type NeonApi } from './neon.js';
 
 const UNIT_MS = { m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 /** Ten years: longer is surely a typo, and keeps the milliseconds far inside a safe integer. */
@@ -45,7 +44,7 @@ export function judgeFreshness(
   opts: { maxAgeMs: number; maxAgeText: string; now: Date; standbyId?: string },
 ): Freshness {
   const backups = branches
-    .filter((b) => b.annotations[TOOL_ANNOTATION] === 'backup')
+    .filter((b) => b.annotations[TOOL_ANNOTATION] === BACKUP_KIND)
     .filter((b) => opts.standbyId === undefined || b.annotations['standby-branch-id'] === opts.standbyId)
     .sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
   const newest = backups[0];
@@ -67,6 +66,6 @@ export async function backupFreshness(
   neon: Pick<NeonApi, 'listBranches' | 'findBranchByEndpoint'>,
   opts: { neonDatabaseUrl: string; maxAgeMs: number; maxAgeText: string; now?: Date },
 ): Promise<Freshness> {
-  const standby = await neon.findBranchByEndpoint(opts.neonDatabaseUrl).catch(() => undefined);
+  const standby = await findStandby(neon, opts).catch(() => undefined);
   return judgeFreshness(await neon.listBranches(), { ...opts, now: opts.now ?? new Date(), standbyId: standby?.id });
 }

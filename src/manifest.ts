@@ -69,7 +69,7 @@ export interface Manifest {
 
 const S = quoteIdent(META_SCHEMA);
 export const BACKUPS_TABLE = `${S}.backups`;
-export const COLLECTIONS_TABLE = `${S}.backup_collections`;
+const COLLECTIONS_TABLE = `${S}.backup_collections`;
 
 /** Creates the metadata schema and tables when missing; safe to run on every backup. */
 export async function ensureManifestTables(client: pg.ClientBase): Promise<void> {
@@ -159,7 +159,7 @@ export async function completeBackup(
 }
 
 /** Whether this database already has the manifest tables (a standby that was never backed up to has none). */
-export async function manifestExists(client: pg.ClientBase): Promise<boolean> {
+async function manifestExists(client: pg.ClientBase): Promise<boolean> {
   const r = await client.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [`${META_SCHEMA}.backup_collections`]);
   return r.rows[0].present === true;
 }

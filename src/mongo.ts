@@ -126,7 +126,7 @@ export async function clusterTime(client: MongoClient): Promise<string | undefin
   return t ? timestampJson(t) : undefined;
 }
 
-export function timestampJson(t: Timestamp): string {
+function timestampJson(t: Timestamp): string {
   return BSON.EJSON.stringify(t, { relaxed: false });
 }
 

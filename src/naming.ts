@@ -17,8 +17,11 @@
 //   (`pg_catalog` -> `_pg_catalog~1a2b3c4d`).
 //
 // The exact mapping is recorded per collection in the manifest (schema_name, table_name).
+//
+// Also the names of the Neon branches this tool makes: a prefix and the UTC time to the second.
 
 import { createHash } from 'node:crypto';
+import type { NeonApi } from './neon.js';
 
 export const META_SCHEMA = 'supaneon_sync';
 
@@ -79,4 +82,23 @@ export function quoteIdent(name: string): string {
   if (name === '') throw new Error('cannot quote an empty SQL identifier (PostgreSQL has no zero-length identifiers)');
   if (name.includes('\0')) throw new Error(`cannot quote SQL identifier ${JSON.stringify(name)}: it contains a NUL character`);
   return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** `<prefix>YYYYMMDDTHHMMSSZ`: 2026-06-15T12:03:04.567Z -> `<prefix>20260615T120304Z`, every branch this tool makes. */
+export function branchName(prefix: string, at: Date): string {
+  return `${prefix}${at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')}`;
+}
+
+/**
+ * `branchName(prefix, now)` that no branch of the project has yet. Neon refuses duplicate names,
+ * and two runs within one second (a retried job, a matrix, tests) would ask for the same one: the
+ * later waits for the next second.
+ */
+export async function freeBranchName(neon: Pick<NeonApi, 'findBranchesByName'>, prefix: string): Promise<string> {
+  let name = branchName(prefix, new Date());
+  while ((await neon.findBranchesByName(name)).length > 0) {
+    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
+    name = branchName(prefix, new Date());
+  }
+  return name;
 }

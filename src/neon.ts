@@ -2,15 +2,12 @@
  * The Neon management API as this product needs it: branches, their endpoints and annotations,
  * over the official `@neon/sdk` client.
  *
- * Every call goes through one retry policy (`NeonApi.call`):
- * - 423 (another operation holds the project's lock), 429 and 503 are always safe to replay:
- *   nothing was done. Retried with jittered exponential backoff until an overall deadline.
- * - Other 5xx, network errors and timeouts are replayed only for GET and DELETE. After an
- *   ambiguous POST (the branch may or may not exist) the branch is looked up by its exact name
- *   before anything is created again, so a branch is never created twice.
+ * Every call goes through one failure policy (neon-call.ts: timeouts, retries, Retry-After, the
+ * error and its fix). After an ambiguous POST (the branch may or may not exist) the branch is looked
+ * up by its exact name before anything is created again, so a branch is never created twice.
  * The SDK's raw layer is used because the ergonomic `branches.create` cannot send annotations and
  * `branches.list` drops the response's annotation map; the raw layer does no retries of its own,
- * so the policy above is the only one in force.
+ * so that policy is the only one in force.
  *
  * Mutations return operations; a branch or endpoint is used only after they have all finished.
  */
@@ -23,15 +20,24 @@ import {
   type ConnectionParameters,
   type Endpoint,
   type Operation,
-  type RawResult,
 } from '@neon/sdk';
 import type { Config } from './config.js';
 import type { Logger } from './io.js';
 import { directHostOf, endpointIdOf } from './connection-string.js';
+import { AmbiguousPostError, backoffMs, CallPolicy, NeonCallError, sleep } from './neon-call.js';
 
-/** Annotation key marking what this product made; value `backup` or `restore-test`. */
+/** Annotation key marking what this product made; its value is the branch's kind (below). */
 export const TOOL_ANNOTATION = 'supaneon-sync';
-export type ToolBranchKind = 'backup' | 'restore-test';
+/** The kind of a backup branch (a frozen snapshot of the standby). */
+export const BACKUP_KIND = 'backup';
+/**
+ * The kind of a temporary branch, the expiring child through which restore and recover read a
+ * backup. Stored as `restore-test`, its name from when only restore made one: branches in users'
+ * Neon projects carry that value, and retention, the post step and the expiry sweep find them by
+ * it, so the stored value never changes.
+ */
+export const TEMPORARY_KIND = 'restore-test';
+export type ToolBranchKind = typeof BACKUP_KIND | typeof TEMPORARY_KIND;
 
 export interface BranchInfo {
   id: string;
@@ -46,7 +52,7 @@ export interface BranchInfo {
 }
 
 /** What a temporary branch is reached with: its endpoint, and the role's password on that branch. */
-export interface RestoreBranch {
+export interface CreatedTemporaryBranch {
   branch: BranchInfo;
   host: string;
   endpointId: string;
@@ -86,42 +92,6 @@ export function neonApiFor(
   });
 }
 
-/** An API call that failed for good: names the call, the branch, Neon's answer and a fix. */
-export class NeonCallError extends Error {
-  constructor(
-    message: string,
-    readonly call: string,
-    readonly status: number | undefined,
-    readonly code: string | undefined,
-  ) {
-    super(message);
-    this.name = 'NeonCallError';
-  }
-}
-
-type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
-
-interface CallContext {
-  /** What the call does, for messages: `create branch "backup-…"`. */
-  what: string;
-  method: Method;
-  /** Project-level calls: a 404 means the project id is wrong. */
-  projectScoped?: boolean;
-  /** Branch-level DELETE: a 404 means the branch is already gone (the call returns undefined). */
-  notFoundIsDone?: boolean;
-}
-
-/**
- * A POST that got no usable answer (timeout, network error, 5xx other than 503): it may or may
- * not have been carried out, so the caller must look before trying again.
- */
-class AmbiguousPostError extends Error {
-  constructor(readonly failure: Failure) {
-    super(failure.summary);
-  }
-}
-
-const ALWAYS_RETRYABLE = new Set([423, 429, 503]);
 const OPERATION_SUCCESS = new Set(['finished', 'skipped']);
 const OPERATION_FAILURE = new Set(['failed', 'error', 'cancelled']);
 
@@ -129,22 +99,25 @@ export class NeonApi {
   private readonly neon: NeonClient;
   private readonly projectId: string;
   private readonly log: Logger;
-  private readonly requestTimeoutMs: number;
-  private readonly retryDeadlineMs: number;
+  private readonly calls: CallPolicy;
   private readonly operationTimeoutMs: number;
 
   constructor(opts: NeonApiOptions) {
     this.projectId = opts.projectId;
     this.log = opts.log;
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? 30_000;
-    this.retryDeadlineMs = opts.retryDeadlineMs ?? 180_000;
+    this.calls = new CallPolicy({
+      projectId: opts.projectId,
+      log: opts.log,
+      requestTimeoutMs: opts.requestTimeoutMs ?? 30_000,
+      retryDeadlineMs: opts.retryDeadlineMs ?? 180_000,
+    });
     this.operationTimeoutMs = opts.operationTimeoutMs ?? 600_000;
-    // retries: 0 because every call below goes through `call`, which owns the retry policy.
+    // retries: 0 because every call below goes through `calls`, which owns the retry policy.
     this.neon = createNeonClient({ apiKey: opts.apiKey, baseUrl: opts.baseUrl.replace(/\/+$/, ''), retries: 0 });
   }
 
   async getProject(): Promise<{ id: string; name: string; branchLimit?: number }> {
-    const data = await this.call({ what: `get project "${this.projectId}"`, method: 'GET', projectScoped: true }, (signal) =>
+    const data = await this.calls.call({ what: `get project "${this.projectId}"`, method: 'GET', projectScoped: true }, (signal) =>
       raw.getProject({ client: this.neon.client, path: { project_id: this.projectId }, throwOnError: false, signal }),
     );
     const project = data.project;
@@ -179,7 +152,7 @@ export class NeonApi {
     const url = new URL(connectionString);
     const wantedId = endpointIdOf(url);
     const wantedHost = directHostOf(url.hostname);
-    const data = await this.call({ what: 'list endpoints', method: 'GET', projectScoped: true }, (signal) =>
+    const data = await this.calls.call({ what: 'list endpoints', method: 'GET', projectScoped: true }, (signal) =>
       raw.listProjectEndpoints({ client: this.neon.client, path: { project_id: this.projectId }, throwOnError: false, signal }),
     );
     // An endpoint id, once named, decides alone: Neon's proxy routes by it, so a host that
@@ -194,7 +167,7 @@ export class NeonApi {
 
   /** A storage-only child of `parentId` (no compute endpoint), annotated as a backup. */
   async createBackupBranch(a: { name: string; parentId: string; runId: string }): Promise<BranchInfo> {
-    const annotations = { [TOOL_ANNOTATION]: 'backup', 'run-id': a.runId, 'standby-branch-id': a.parentId };
+    const annotations = { [TOOL_ANNOTATION]: BACKUP_KIND, 'run-id': a.runId, 'standby-branch-id': a.parentId };
     const { branch } = await this.createBranch({ name: a.name, parentId: a.parentId, annotations, withEndpoint: false });
     return branch;
   }
@@ -207,8 +180,8 @@ export class NeonApi {
    * gets new passwords, and a password reset on the standby never reaches older backups, so the
    * standby URL's password cannot be assumed to work there.
    */
-  async createRestoreBranch(a: { name: string; parentId: string; expiresAt: string; role: string; database: string }): Promise<RestoreBranch> {
-    const annotations = { [TOOL_ANNOTATION]: 'restore-test', 'backup-branch-id': a.parentId };
+  async createTemporaryBranch(a: { name: string; parentId: string; expiresAt: string; role: string; database: string }): Promise<CreatedTemporaryBranch> {
+    const annotations = { [TOOL_ANNOTATION]: TEMPORARY_KIND, 'backup-branch-id': a.parentId };
     const created = await this.createBranch({ name: a.name, parentId: a.parentId, expiresAt: a.expiresAt, annotations, withEndpoint: true });
     const endpoint = created.endpoint ?? (await this.readWriteEndpointOf(created.branch.id));
     const given = created.connectionParameters?.find((c) => c.role === a.role && c.database === a.database)?.password;
@@ -223,7 +196,7 @@ export class NeonApi {
   async rolePassword(branchId: string, role: string): Promise<string> {
     const what = `reveal the password of role "${role}" on branch ${branchId}`;
     try {
-      const data = await this.call({ what, method: 'GET' }, (signal) =>
+      const data = await this.calls.call({ what, method: 'GET' }, (signal) =>
         raw.getProjectBranchRolePassword({
           client: this.neon.client,
           path: { project_id: this.projectId, branch_id: branchId, role_name: role },
@@ -239,20 +212,18 @@ export class NeonApi {
           `${e.message.split(' Fix: ')[0]} ` +
             `Fix: the role of neon-database-url must be one Neon manages (created or reset in the Neon console or API), ` +
             'so that a new branch\'s password can be read; reset its password in the console once, or use such a role.',
-          e.call,
           e.status,
-          e.code,
         );
       }
       if (e instanceof NeonCallError) throw e;
-      throw new NeonCallError(`Neon API: ${what} in project "${this.projectId}" failed: ${(e as Error).message}.`, what, undefined, undefined);
+      throw new NeonCallError(`Neon API: ${what} in project "${this.projectId}" failed: ${(e as Error).message}.`);
     }
   }
 
   /** Moves a branch's expiry (`PATCH` `branch.expires_at`), so long work does not lose its branch. */
   async setBranchExpiry(branchId: string, expiresAt: string): Promise<void> {
     const what = `extend the expiry of branch ${branchId} to ${expiresAt}`;
-    const data = await this.call({ what, method: 'PATCH' }, (signal) =>
+    const data = await this.calls.call({ what, method: 'PATCH' }, (signal) =>
       raw.updateProjectBranch({
         client: this.neon.client,
         path: { project_id: this.projectId, branch_id: branchId },
@@ -266,7 +237,7 @@ export class NeonApi {
 
   /** Deletes a branch and waits for the deletion to finish; a branch already gone is done. */
   async deleteBranch(id: string): Promise<void> {
-    const data = await this.call({ what: `delete branch ${id}`, method: 'DELETE', notFoundIsDone: true }, (signal) =>
+    const data = await this.calls.call({ what: `delete branch ${id}`, method: 'DELETE', notFoundIsDone: true }, (signal) =>
       raw.deleteProjectBranch({ client: this.neon.client, path: { project_id: this.projectId, branch_id: id }, throwOnError: false, signal }),
     );
     // 204 (no body) and 404 mean nothing is left to wait for.
@@ -289,7 +260,7 @@ export class NeonApi {
       const query: { search?: string; cursor?: string } = {};
       if (search !== undefined) query.search = search;
       if (cursor !== undefined) query.cursor = cursor;
-      const data = await this.call({ what: 'list branches', method: 'GET', projectScoped: true }, (signal) =>
+      const data = await this.calls.call({ what: 'list branches', method: 'GET', projectScoped: true }, (signal) =>
         raw.listProjectBranches({ client: this.neon.client, path: { project_id: this.projectId }, query, throwOnError: false, signal }),
       );
       const annotations = data.annotations ?? {};
@@ -330,7 +301,7 @@ export class NeonApi {
     const started = Date.now();
     for (let n = 1; ; n++) {
       try {
-        const result = await this.call({ what, method: 'POST' }, (signal) =>
+        const result = await this.calls.call({ what, method: 'POST' }, (signal) =>
           raw.createProjectBranch({ client: this.neon.client, path: { project_id: this.projectId }, body, throwOnError: false, signal }),
         );
         await this.waitForOperations(result.operations ?? [], what);
@@ -349,10 +320,7 @@ export class NeonApi {
           if (existing) return { branch: existing };
         }
         if (!(e instanceof AmbiguousPostError)) throw e;
-        const waitMs = backoffMs(n, undefined);
-        if (Date.now() + waitMs - started > this.retryDeadlineMs) throw this.callError({ what, method: 'POST' }, e.failure, n, true);
-        this.log.info(`Neon API: ${what}: ${e.failure.summary}; checking whether the branch was created before trying again.`);
-        await sleep(waitMs);
+        await this.calls.pause({ what, method: 'POST' }, e.failure, n, started, backoffMs(n, undefined), 'checking whether the branch was created before trying again');
         const existing = await this.adoptCreatedBranch(a.name, a.parentId, a.annotations, what);
         if (existing) return { branch: existing };
       }
@@ -367,9 +335,6 @@ export class NeonApi {
       throw new NeonCallError(
         `Neon API: ${what}: a branch with this name and parent already exists (${existing.id}) but was not made by this run. ` +
           'Fix: delete or rename that branch, or choose another branch prefix.',
-        what,
-        undefined,
-        undefined,
       );
     }
     this.log.info(`Neon API: branch "${name}" (${existing.id}) was created despite the error; using it.`);
@@ -378,7 +343,7 @@ export class NeonApi {
   }
 
   private async readWriteEndpointOf(branchId: string): Promise<{ id: string; host: string }> {
-    const data = await this.call({ what: `list endpoints of branch ${branchId}`, method: 'GET' }, (signal) =>
+    const data = await this.calls.call({ what: `list endpoints of branch ${branchId}`, method: 'GET' }, (signal) =>
       raw.listProjectBranchEndpoints({
         client: this.neon.client,
         path: { project_id: this.projectId, branch_id: branchId },
@@ -387,13 +352,13 @@ export class NeonApi {
       }),
     );
     const endpoint = data.endpoints.find((e: Endpoint) => e.type === 'read_write');
-    if (!endpoint) throw new NeonCallError(`Neon API: branch ${branchId} has no read-write endpoint.`, 'list endpoints', undefined, undefined);
+    if (!endpoint) throw new NeonCallError(`Neon API: branch ${branchId} has no read-write endpoint.`);
     return { id: endpoint.id, host: endpoint.host };
   }
 
   /** Unfinished operations of one branch (used when a create response was lost). */
   private async pendingOperationsOf(branchId: string): Promise<Operation[]> {
-    const data = await this.call({ what: 'list operations', method: 'GET', projectScoped: true }, (signal) =>
+    const data = await this.calls.call({ what: 'list operations', method: 'GET', projectScoped: true }, (signal) =>
       raw.listProjectOperations({ client: this.neon.client, path: { project_id: this.projectId }, throwOnError: false, signal }),
     );
     return data.operations.filter((op: Operation) => op.branch_id === branchId && !OPERATION_SUCCESS.has(op.status));
@@ -413,9 +378,6 @@ export class NeonApi {
           throw new NeonCallError(
             `Neon API: ${what}: operation ${op.id} (${op.action}) ended "${op.status}"${op.error ? `: ${op.error}` : ''}. ` +
               'Fix: check the project in the Neon console; the run can be retried.',
-            what,
-            undefined,
-            op.status,
           );
         }
       }
@@ -423,16 +385,13 @@ export class NeonApi {
         throw new NeonCallError(
           `Neon API: ${what}: ${pending.length} operation(s) still running after ${Math.round(this.operationTimeoutMs / 1000)} s ` +
             `(${pending.map((op) => `${op.id} ${op.action} ${op.status}`).join(', ')}). Fix: check the project in the Neon console and retry.`,
-          what,
-          undefined,
-          undefined,
         );
       }
       await sleep(interval);
       interval = Math.min(2000, interval * 1.5);
       const polled: Operation[] = [];
       for (const op of pending) {
-        const data = await this.call({ what: `get operation ${op.id}`, method: 'GET' }, (signal) =>
+        const data = await this.calls.call({ what: `get operation ${op.id}`, method: 'GET' }, (signal) =>
           raw.getProjectOperation({
             client: this.neon.client,
             path: { project_id: this.projectId, operation_id: op.id },
@@ -445,104 +404,14 @@ export class NeonApi {
       pending = polled.filter((op) => !OPERATION_SUCCESS.has(op.status));
     }
   }
-
-  /**
-   * One API call under the retry policy described at the top of this file. Returns the response
-   * body (undefined on 404 for `notFoundIsDone`); throws AmbiguousPostError for a POST whose
-   * outcome is unknown.
-   */
-  private async call<T>(ctx: CallContext, attempt: (signal: AbortSignal) => Promise<RawResult<T>>): Promise<T> {
-    const started = Date.now();
-    for (let n = 1; ; n++) {
-      const signal = AbortSignal.timeout(this.requestTimeoutMs);
-      let outcome: { data?: T; error?: unknown; response?: Response };
-      try {
-        outcome = await attempt(signal);
-      } catch (e) {
-        outcome = { data: undefined, error: e };
-      }
-      if (outcome.error === undefined) return outcome.data as T;
-
-      const failure = describeFailure(outcome.error, outcome.response, signal.aborted, this.requestTimeoutMs);
-      if (failure.status === 404 && ctx.notFoundIsDone) {
-        this.log.debug(`Neon API: ${ctx.what}: already gone (404).`);
-        return undefined as T;
-      }
-      const safeToReplay =
-        (failure.status !== undefined && ALWAYS_RETRYABLE.has(failure.status)) || (ctx.method !== 'POST' && failure.transient);
-      if (!safeToReplay) {
-        if (ctx.method === 'POST' && failure.transient) throw new AmbiguousPostError(failure);
-        throw this.callError(ctx, failure, n);
-      }
-      const waitMs = backoffMs(n, failure.retryAfterMs);
-      if (Date.now() + waitMs - started > this.retryDeadlineMs) throw this.callError(ctx, failure, n, true);
-      this.log.info(`Neon API: ${ctx.what}: ${failure.summary}; retrying in ${(waitMs / 1000).toFixed(1)} s (attempt ${n + 1}).`);
-      await sleep(waitMs);
-    }
-  }
-
-  private callError(ctx: CallContext, f: Failure, attempts: number, gaveUp = false): NeonCallError {
-    const tried = gaveUp ? ` (gave up after ${attempts} attempts in ${Math.round(this.retryDeadlineMs / 1000)} s)` : '';
-    return new NeonCallError(
-      `Neon API: ${ctx.what} in project "${this.projectId}" failed: ${f.summary}${tried}. Fix: ${fixHint(ctx, f, this.projectId)}`,
-      ctx.what,
-      f.status,
-      f.code,
-    );
-  }
 }
 
-interface Failure {
-  status?: number;
-  code?: string;
-  summary: string;
-  /** No answer, a timeout or a 5xx: the request may or may not have been carried out. */
-  transient: boolean;
-  retryAfterMs?: number;
-}
-
-function describeFailure(error: unknown, response: Response | undefined, timedOut: boolean, timeoutMs: number): Failure {
-  const e = (error ?? {}) as { kind?: string; status?: number; code?: string; message?: string; body?: unknown };
-  const status = response?.status ?? (typeof e.status === 'number' ? e.status : undefined);
-  const body = (e.body ?? error) as { code?: unknown; message?: unknown } | undefined;
-  const code = typeof e.code === 'string' ? e.code : typeof body?.code === 'string' ? body.code : undefined;
-  const message = typeof body?.message === 'string' ? body.message : typeof e.message === 'string' ? e.message : String(error);
-  const retryAfterMs = retryAfterToMs(response?.headers.get('retry-after'));
-  if (timedOut || e.kind === 'timeout') {
-    return { summary: `no answer within ${Math.round(timeoutMs / 1000)} s`, transient: true };
-  }
-  if (status === undefined) {
-    return { summary: `no response (${message})`, transient: true };
-  }
-  return {
-    status,
-    code,
-    summary: `HTTP ${status}${code ? ` ${code}` : ''}: ${message}`,
-    transient: status >= 500,
-    retryAfterMs,
-  };
-}
-
-function fixHint(ctx: CallContext, f: Failure, projectId: string): string {
-  const text = `${f.code ?? ''} ${f.summary}`.toLowerCase();
-  if (f.status === 401 || f.status === 403) return 'check the neon-api-key input: the key must be valid and have access to the project.';
-  if (f.status === 404 && ctx.projectScoped) return `check the neon-project-id input: project "${projectId}" was not found for this API key.`;
-  if (f.status === 404) return 'the branch or operation no longer exists; check the branch id or name given to the action.';
-  if (text.includes('not allowed for your account')) {
-    return "the project's Neon plan does not allow this; see the plan's limits in the Neon console, or upgrade the plan.";
-  }
-  if (text.includes('limit')) return "the project's plan limit was reached: delete unused branches in the Neon console or lower retain.";
-  if (f.status === 423) return 'another operation kept the project locked; retry the run later.';
-  if (f.status === 429) return 'the Neon API rate limit was hit; retry later or run less often.';
-  if (f.status === undefined || f.status >= 500) return 'the Neon API is unavailable or slow; check neon-api-host and the Neon status page, then retry.';
-  return 'check the inputs named above.';
-}
-
-/** Full-jitter exponential backoff (0.5 s doubling, capped at 10 s); honours Retry-After. */
-function backoffMs(attempt: number, retryAfterMs: number | undefined): number {
-  const ceiling = Math.min(10_000, 500 * 2 ** (attempt - 1));
-  const jittered = 100 + Math.random() * ceiling;
-  return retryAfterMs !== undefined ? Math.max(retryAfterMs, jittered) : jittered;
+/**
+ * The standby: the branch whose endpoint neon-database-url reaches (see findBranchByEndpoint);
+ * undefined when it reaches no branch of the project (standbyNotFound says so).
+ */
+export function findStandby(neon: Pick<NeonApi, 'findBranchByEndpoint'>, config: Pick<Config, 'neonDatabaseUrl'>): Promise<BranchInfo | undefined> {
+  return neon.findBranchByEndpoint(config.neonDatabaseUrl);
 }
 
 /**
@@ -567,22 +436,6 @@ export function standbyNotFound(config: { neonDatabaseUrl: string; neonProjectId
 /** `ep-cool-1234-pooler.eu.aws.neon.tech` → `ep-cool-1234.eu.aws.neon.tech`, lower-cased. */
 export const normaliseEndpointHost = directHostOf;
 
-/** The longest a Retry-After is obeyed: beyond it the call's own deadline decides. */
-const MAX_RETRY_AFTER_MS = 60_000;
-
-/**
- * `Retry-After` as milliseconds from now: delay-seconds or an HTTP date (RFC 9110 allows both);
- * undefined when absent or unreadable, 0 for a date already past.
- */
-export function retryAfterToMs(value: string | null | undefined, now = Date.now()): number | undefined {
-  const text = value?.trim();
-  if (!text) return undefined;
-  if (/^\d+$/.test(text)) return Math.min(MAX_RETRY_AFTER_MS, Number(text) * 1000);
-  const at = Date.parse(text);
-  if (Number.isNaN(at)) return undefined;
-  return Math.min(MAX_RETRY_AFTER_MS, Math.max(0, at - now));
-}
-
 function toBranchInfo(b: Branch, annotations: Record<string, string>): BranchInfo {
   return {
     id: b.id,
@@ -599,8 +452,4 @@ function toBranchInfo(b: Branch, annotations: Record<string, string>): BranchInf
 export function newestFirst(a: BranchInfo, b: BranchInfo): number {
   const byTime = Date.parse(b.createdAt) - Date.parse(a.createdAt);
   return byTime !== 0 ? byTime : b.name.localeCompare(a.name);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

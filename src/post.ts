@@ -9,17 +9,17 @@ import { configFrom, effectiveInputs } from './config.js';
 import { currentGithubRun } from './github-run.js';
 import { inertLogText } from './log-safety.js';
 import { actionIo, readInputs } from './main.js';
-import { cleanupRestoreState, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from './modes/restore.js';
 import { guardCrashes, secureIo } from './run.js';
+import { cleanupTemporaryBranch, STATE_TEMPORARY_BRANCH_ID, STATE_TEMPORARY_BRANCH_NAME } from './temporary-branch.js';
 
 export async function run(): Promise<void> {
   guardCrashes((line) => core.setFailed(line));
   const raw = readInputs();
   const mode = raw.mode?.trim() || 'unset';
-  const state = { restoreBranchId: core.getState(STATE_RESTORE_BRANCH_ID), restoreBranchName: core.getState(STATE_RESTORE_BRANCH_NAME) };
+  const state = { id: core.getState(STATE_TEMPORARY_BRANCH_ID), name: core.getState(STATE_TEMPORARY_BRANCH_NAME) };
 
   // Restore and recover record the temporary branch they read a backup through; other modes record nothing.
-  if (!state.restoreBranchId && !state.restoreBranchName) {
+  if (!state.id && !state.name) {
     // The mode input is shown as given: made inert like every other log line that carries a value.
     core.info(inertLogText(`supaneon-sync post: nothing to clean up (mode ${mode} left no temporary branch on record)`));
     return;
@@ -27,12 +27,12 @@ export async function run(): Promise<void> {
   const effective = effectiveInputs(raw, process.env);
   const io = secureIo(effective, actionIo(), (secret) => core.setSecret(secret));
   try {
-    await cleanupRestoreState(state, configFrom(effective, process.env, currentGithubRun()), io);
+    await cleanupTemporaryBranch(state, configFrom(effective, process.env, currentGithubRun()), io);
   } catch (error) {
     // A warning, not a failure: the branch carries an expiry and the next backup or restore sweeps
-    // expired restore branches, so the job's own result should stand.
+    // expired temporary branches, so the job's own result should stand.
     io.log.warn(
-      `supaneon-sync post: could not delete temporary branch ${state.restoreBranchName || state.restoreBranchId}: ` +
+      `supaneon-sync post: could not delete temporary branch ${state.name || state.id}: ` +
         `${error instanceof Error ? error.message : String(error)}; it expires on its own, and the next backup or restore removes it`,
     );
   }

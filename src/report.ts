@@ -1,6 +1,6 @@
 /**
- * Reporting helpers shared by every mode: Markdown tables for the job summary, human units, and
- * per-collection progress lines for long copies.
+ * Reporting helpers shared by every mode: the check every mode reports in and its table, Markdown
+ * tables for the job summary, human units, and per-collection progress lines for long copies.
  */
 import type { Logger } from './io.js';
 import { markdownText } from './log-safety.js';
@@ -27,6 +27,51 @@ function cell(value: Cell): string {
 export function markdownTable(headers: readonly string[], rows: readonly (readonly Cell[])[]): string {
   const line = (cells: readonly Cell[]) => `| ${cells.map(cell).join(' | ')} |`;
   return [line(headers), `|${headers.map(() => ' --- ').join('|')}|`, ...rows.map(line)].join('\n') + '\n';
+}
+
+/** `skipped`: not attempted because a check it depends on failed (nothing was proven). */
+export type CheckStatus = 'pass' | 'fail' | 'notice' | 'skipped';
+
+/**
+ * One check, the form every mode reports in: restore's checks of a backup, validate's checks of
+ * the services, recover's read-back of each collection.
+ */
+export interface Check {
+  /** What was checked: `db.collection`, a label such as `(manifest)` / `(user check 2)`, or an area. */
+  subject: string;
+  /** The check's name. */
+  check: string;
+  status: CheckStatus;
+  /** The numbers behind the verdict, or what went wrong. */
+  detail: string;
+}
+
+const RESULT_CELLS: Record<CheckStatus, Cell> = { pass: 'pass', fail: asMarkdown('**FAIL**'), notice: 'notice', skipped: 'not checked' };
+
+/** A column of a checks table: its header and each check's cell. */
+export type CheckColumn<C extends Check> = readonly [header: string, cell: (check: C) => Cell];
+
+/**
+ * The job-summary table of checks, one row per check: the columns that say what was checked (each
+ * mode's own), then Result and Details. Details is left out when no check has any (every
+ * collection of a recover verified), so a passing row ends in its result.
+ */
+export function checkTable<C extends Check>(columns: readonly CheckColumn<C>[], checks: readonly C[]): string {
+  const details = checks.some((c) => c.detail !== '');
+  return markdownTable(
+    [...columns.map(([header]) => header), 'Result', ...(details ? ['Details'] : [])],
+    checks.map((c) => [...columns.map(([, cellOf]) => cellOf(c)), RESULT_CELLS[c.status], ...(details ? [c.detail] : [])]),
+  );
+}
+
+const LOG_PREFIXES: Record<CheckStatus, string> = { pass: 'PASS', fail: 'FAIL', notice: 'NOTE', skipped: 'SKIP' };
+
+/** One log line per check: failures as errors, notices as warnings. */
+export function logCheck(log: Logger, r: Check): void {
+  const line = `${LOG_PREFIXES[r.status]} ${r.subject}: ${r.check}: ${r.detail}`;
+  if (r.status === 'fail') log.error(line);
+  else if (r.status === 'notice') log.warn(line);
+  else log.info(line);
 }
 
 const UNITS = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];

@@ -38,16 +38,16 @@ const INDEX_FIELDS_NOT_RECREATED = new Set(['v', 'ns']);
  * size in memory, and two batches are held at once (one being written, the next being read), so
  * the batch is small: a few MiB still amortize the round trips.
  */
-export const DEFAULT_BATCH_BYTES = 1024 * 1024;
+const DEFAULT_BATCH_BYTES = 1024 * 1024;
 /** A count bound too: many tiny documents decode into many objects, each with its own overhead. */
-export const DEFAULT_BATCH_DOCUMENTS = 1_000;
+const DEFAULT_BATCH_DOCUMENTS = 1_000;
 
 /**
  * Documents per reply when reading the target back. Each reply is held whole (raw documents are
  * views into it) while it is hashed, and the server bounds a reply at 16 MiB whatever the count, so
  * small replies keep memory low; hashing keeps up with the server, so they cost no time.
  */
-export const READ_BACK_BATCH_DOCUMENTS = 100;
+const READ_BACK_BATCH_DOCUMENTS = 100;
 
 export interface TargetCollection {
   /** The collection as recorded in the backup. */

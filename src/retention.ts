@@ -11,8 +11,8 @@
  *   from this standby (`standby-branch-id`), so two configurations sharing a project keep apart.
  * - Backups: keep the newest `retain`; delete the rest, and also any older than `retainDays` when
  *   set. The newest backup is never deleted, whatever the settings.
- * - Restore-test branches: delete once past their `expires_at`, or, without one, once older than
- *   the restore TTL.
+ * - Temporary branches (restore's and recover's): delete once past their `expires_at`, or, without
+ *   one, once older than the restore TTL.
  * - Never the project's default branch, never the standby, never a branch protected in Neon (it
  *   still counts toward the limit), never a protected id (the branch a run is using), never a
  *   branch with children (Neon refuses; the child would lose its parent):
@@ -20,7 +20,7 @@
  *   its parent; deletions are ordered children first.
  */
 import type { Logger } from './io.js';
-import { TOOL_ANNOTATION, newestFirst, type BranchInfo, type NeonApi, type ToolBranchKind } from './neon.js';
+import { BACKUP_KIND, TEMPORARY_KIND, TOOL_ANNOTATION, newestFirst, type BranchInfo, type NeonApi, type ToolBranchKind } from './neon.js';
 
 /** Neon's free plan (and Launch) branch limit; shown as an estimate only, never used to delete. */
 export const FREE_PLAN_BRANCH_LIMIT = 10;
@@ -34,10 +34,10 @@ export interface RetentionInput {
   retain: number;
   /** Delete backups older than this many days; undefined = no age limit. */
   retainDays?: number;
-  /** Restore-test branches without an expiry are deleted once older than this. */
+  /** Temporary branches without an expiry are deleted once older than this. */
   restoreTtlMinutes: number;
   now: Date;
-  /** Which kinds to plan for (default both): restore mode sweeps only `restore-test`. */
+  /** Which kinds to plan for (default both): restore and recover sweep only temporary branches. */
   kinds?: readonly ToolBranchKind[];
   /** Ids never to delete here, e.g. the branch the current run just made or is using. */
   protect?: readonly string[];
@@ -63,7 +63,7 @@ const DAY_MS = 86_400_000;
 const MINUTE_MS = 60_000;
 
 export function planRetention(input: RetentionInput): RetentionPlan {
-  const kinds = new Set<ToolBranchKind>(input.kinds ?? ['backup', 'restore-test']);
+  const kinds = new Set<ToolBranchKind>(input.kinds ?? [BACKUP_KIND, TEMPORARY_KIND]);
   const protectedIds = new Set(input.protect ?? []);
   const now = input.now.getTime();
 
@@ -71,16 +71,16 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   const wanted: { branch: BranchInfo; reason: string }[] = [];
   const keep: BranchInfo[] = [];
 
-  if (kinds.has('restore-test')) {
-    for (const b of input.branches.filter((x) => x.annotations[TOOL_ANNOTATION] === 'restore-test').sort(newestFirst)) {
-      const reason = restoreTestExpiry(b, now, input.restoreTtlMinutes);
+  if (kinds.has(TEMPORARY_KIND)) {
+    for (const b of input.branches.filter((x) => x.annotations[TOOL_ANNOTATION] === TEMPORARY_KIND).sort(newestFirst)) {
+      const reason = temporaryBranchExpiry(b, now, input.restoreTtlMinutes);
       if (reason) wanted.push({ branch: b, reason });
     }
   }
 
-  if (kinds.has('backup')) {
+  if (kinds.has(BACKUP_KIND)) {
     const backups = input.branches
-      .filter((b) => b.annotations[TOOL_ANNOTATION] === 'backup' && b.annotations['standby-branch-id'] === input.standbyId)
+      .filter((b) => b.annotations[TOOL_ANNOTATION] === BACKUP_KIND && b.annotations['standby-branch-id'] === input.standbyId)
       .sort(newestFirst);
     const retain = Math.max(1, Math.floor(input.retain));
     backups.forEach((b, index) => {
@@ -149,12 +149,12 @@ export function planRetention(input: RetentionInput): RetentionPlan {
   const reasons: Record<string, string> = {};
   for (const w of wanted) if (deleting.has(w.branch.id)) reasons[w.branch.id] = w.reason;
   // A backup that had to stay is still kept: list it with the others.
-  for (const s of skipped) if (s.branch.annotations[TOOL_ANNOTATION] === 'backup') keep.push(s.branch);
+  for (const s of skipped) if (s.branch.annotations[TOOL_ANNOTATION] === BACKUP_KIND) keep.push(s.branch);
   keep.sort(newestFirst);
   return { delete: order, reasons, keep, skipped };
 }
 
-function restoreTestExpiry(b: BranchInfo, now: number, ttlMinutes: number): string | undefined {
+function temporaryBranchExpiry(b: BranchInfo, now: number, ttlMinutes: number): string | undefined {
   if (b.expiresAt !== undefined) {
     const expires = Date.parse(b.expiresAt);
     return Number.isFinite(expires) && expires <= now ? `restore-test branch expired at ${b.expiresAt}` : undefined;
@@ -185,6 +185,29 @@ export async function applyRetention(neon: Pick<NeonApi, 'deleteBranch'>, plan: 
   return deleted;
 }
 
+/** Existing branches and new ones against a project's branch limit. */
+export interface BranchBudget {
+  /** Whether the new branches fit beside the existing ones. */
+  fits: boolean;
+  /** Existing and new branches together. */
+  total: number;
+  /** How many branches too many (0 when they fit). */
+  short: number;
+  /** The retain under which they would fit, each kept backup being one branch; below 1 when none does. */
+  retainThatFits: number;
+}
+
+/**
+ * The branch-limit arithmetic, shared by the room check before a branch is made (planRoom) and
+ * validate's estimate of a project at rest: `existing` branches plus `needed` new ones against
+ * `limit`, and the retain (now `retain`) that would make room.
+ */
+export function branchBudget(a: { existing: number; needed: number; limit: number; retain: number }): BranchBudget {
+  const total = a.existing + a.needed;
+  const short = Math.max(0, total - a.limit);
+  return { fits: short === 0, total, short, retainThatFits: a.retain - short };
+}
+
 export interface RoomRequest {
   /** Branches the caller is about to create. */
   needed: number;
@@ -200,8 +223,8 @@ export interface RoomRequest {
   retainDays?: number;
   restoreTtlMinutes: number;
   /**
-   * Kinds retention may delete to make room: backup mode passes both, restore mode only
-   * `restore-test`. Only what retention would delete anyway goes (expired restore tests, backups
+   * Kinds retention may delete to make room: backup mode passes both, restore and recover only
+   * temporary branches. Only what retention would delete anyway goes (expired restore tests, backups
    * beyond `retain` or past `retainDays`); never one of the `retain` newest backups (see planRoom).
    */
   kinds?: readonly ToolBranchKind[];
@@ -231,9 +254,11 @@ export interface RoomPlan {
  */
 export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): RoomPlan {
   const none: RetentionPlan = { delete: [], reasons: {}, keep: [], skipped: [] };
-  if (req.limit === undefined || branches.length + req.needed <= req.limit) return { plan: none, enough: true };
+  if (req.limit === undefined || branchBudget({ existing: branches.length, needed: req.needed, limit: req.limit, retain: req.retain }).fits) {
+    return { plan: none, enough: true };
+  }
 
-  const kinds = req.kinds ?? ['backup', 'restore-test'];
+  const kinds = req.kinds ?? [BACKUP_KIND, TEMPORARY_KIND];
   const plan = planRetention({
     branches,
     standbyId: req.standbyId,
@@ -245,7 +270,10 @@ export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): Roo
     protect: req.protect,
   });
   const remaining = branches.length - plan.delete.length;
-  if (remaining + req.needed <= req.limit) return { plan, enough: true };
+  const kept = plan.keep.length;
+  // Retention with a lower retain deletes the oldest kept backups before the snapshot: enough of them.
+  const budget = branchBudget({ existing: remaining, needed: req.needed, limit: req.limit, retain: Math.min(req.retain, kept) });
+  if (budget.fits) return { plan, enough: true };
 
   const going = new Set(plan.delete.map((b) => b.id));
   const left = branches.filter((b) => !going.has(b.id));
@@ -256,9 +284,7 @@ export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): Roo
       return `"${b.name}" (${b.id}${tags.length > 0 ? `, ${tags.join(', ')}` : ''})`;
     })
     .join(', ');
-  const short = remaining + req.needed - req.limit;
-  const kept = plan.keep.length;
-  const why = !kinds.includes('backup')
+  const why = !kinds.includes(BACKUP_KIND)
     ? 'Only expired restore-test branches are deleted to make room here, and none is left. '
     : kept === 0
       ? 'No branch that supaneon-sync made for this standby can go. '
@@ -266,9 +292,8 @@ export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): Roo
         ? 'The only backup of this standby is the newest, which retention never deletes. '
         : `Making room would mean deleting one of the ${kept} backup(s) that retain=${req.retain} keeps before the new backup exists, ` +
         `and a run stopped in between would leave fewer than ${Math.min(req.retain, kept)} completed backups: supaneon-sync never deletes a kept backup before its replacement exists. `;
-  // Retention with a lower retain deletes the oldest kept backups before the snapshot: enough of them.
-  const fewer = Math.min(req.retain, kept) - short;
-  const lowerRetain = kinds.includes('backup') && fewer >= 1 ? `lower retain to ${fewer}, ` : '';
+  const fewer = budget.retainThatFits;
+  const lowerRetain = kinds.includes(BACKUP_KIND) && fewer >= 1 ? `lower retain to ${fewer}, ` : '';
   return {
     plan,
     enough: false,
@@ -304,7 +329,7 @@ export async function ensureRoomForBranches(
     `Retention: the project has ${branches.length} of its ${req.limit} branches and this run needs ${req.needed} more; applying retention first.`,
   );
   const deleted = await applyRetention(neon, room.plan, io);
-  if (branches.length - deleted.length + req.needed <= req.limit) return deleted;
+  if (branchBudget({ existing: branches.length - deleted.length, needed: req.needed, limit: req.limit, retain: req.retain }).fits) return deleted;
   throw new Error(
     `The Neon project's branch limit (${req.limit}) leaves no room: retention could delete only ${deleted.length} of ${room.plan.delete.length} branch(es) ` +
       '(see the warnings above) and this run needs ' +

@@ -29,7 +29,7 @@ const FREE_TEXT_OUTPUTS = new Set(['report']);
  * An Io whose every message and summary passes through redact(), and every free-text output.
  * Outputs and state that hold ids, names and numbers are written unchanged (see above).
  */
-export function redactingIo(io: Io): Io {
+function redactingIo(io: Io): Io {
   return {
     log: {
       info: (m) => io.log.info(redact(m)),

@@ -1,22 +1,27 @@
 /**
  * The temporary read-write branch through which restore and recover read a backup. A backup branch
  * has no compute endpoint (it costs storage only), so a child with a small endpoint is made from it:
- * annotated as this tool's restore test, expiring after restore-ttl-minutes should every cleanup
- * fail, and deleted when the work is done. Its name is in the action state before it exists and its
- * id as soon as it does, so the post step can delete it after a killed run.
+ * annotated as this tool's temporary branch (TEMPORARY_KIND), expiring after restore-ttl-minutes
+ * should every cleanup fail, and deleted when the work is done. Its name is in the action state
+ * before it exists and its id as soon as it does, so the post step (cleanupTemporaryBranch) can
+ * delete it after a killed run.
  */
 import type pg from 'pg';
 import { STANDBY, type Config } from './config.js';
 import type { Io } from './io.js';
-import { TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from './neon.js';
+import { BACKUP_KIND, TEMPORARY_KIND, TOOL_ANNOTATION, findStandby, neonApiFor, standbyNotFound, type BranchInfo, type NeonApi } from './neon.js';
 import { roleAndDatabaseOf } from './connection-string.js';
+import { freeBranchName } from './naming.js';
 import { connectPostgres } from './postgres.js';
 import { registerRuntimeSecret } from './secrets.js';
 import { applyRetention, ensureRoomForBranches, planRetention } from './retention.js';
 
-/** Names of the values saved for the post step (`STATE_<name>` there). */
-export const STATE_RESTORE_BRANCH_NAME = 'restore-branch-name';
-export const STATE_RESTORE_BRANCH_ID = 'restore-branch-id';
+/**
+ * Names of the values saved for the post step (`STATE_<name>` there). They live within one job,
+ * whose main and post steps come from the same bundle, so they need not match older releases.
+ */
+export const STATE_TEMPORARY_BRANCH_NAME = 'temporary-branch-name';
+export const STATE_TEMPORARY_BRANCH_ID = 'temporary-branch-id';
 
 /** A fresh endpoint may refuse connections for a moment after its operations finish. */
 const CONNECT_DEADLINE_MS = 60_000;
@@ -53,7 +58,7 @@ export interface TemporaryBranchRequest {
  * `standby` for the standby itself, else the newest backup this tool made from this standby (from
  * any standby when the standby cannot be identified).
  *
- * A branch this tool did not make (`main`, a developer's branch, a restore test) is refused: its
+ * A branch this tool did not make (`main`, a developer's branch, a temporary branch) is refused: its
  * data is not a frozen backup, and reading it by a slip of the input would verify or recover
  * something else than the user thinks. Reading the standby is possible, but only when asked for by
  * its own value, `standby`.
@@ -63,7 +68,7 @@ export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, 
   const orElse = opts.alternative ? `, or ${opts.alternative}` : '';
   const wanted = config.backupBranch;
   if (wanted === STANDBY) {
-    const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl);
+    const standby = await findStandby(neon, config);
     if (!standby) throw new Error(`backup-branch is 'standby', but ${standbyNotFound(config)}`);
     io.log.info(`backup: the standby itself, "${standby.name}" (${standby.id}), as asked (backup-branch: standby)`);
     return standby;
@@ -82,8 +87,8 @@ export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, 
           `choose a backup branch made by mode backup${orElse}`,
       );
     }
-    if (branch.annotations[TOOL_ANNOTATION] !== 'backup') {
-      const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl).catch(() => undefined);
+    if (branch.annotations[TOOL_ANNOTATION] !== BACKUP_KIND) {
+      const standby = await findStandby(neon, config).catch(() => undefined);
       const isStandby = standby?.id === branch.id;
       throw new Error(
         `backup-branch "${wanted}" is branch "${branch.name}" (${branch.id}), which ${isStandby ? 'is the standby, not a backup:' : 'was not made by supaneon-sync backup:'} ` +
@@ -95,9 +100,9 @@ export async function chooseBackupBranch(neon: NeonApi, config: Config, io: Io, 
     io.log.info(`backup: "${branch.name}" (${branch.id}), created ${branch.createdAt}`);
     return branch;
   }
-  const backups = await neon.toolBranches('backup');
+  const backups = await neon.toolBranches(BACKUP_KIND);
   // Prefer this standby's backups when several standbys share the project.
-  const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl).catch(() => undefined);
+  const standby = await findStandby(neon, config).catch(() => undefined);
   const mine = standby ? backups.filter((b) => b.annotations['standby-branch-id'] === standby.id) : backups;
   const newest = mine[0];
   if (!newest) {
@@ -126,19 +131,19 @@ export async function withTemporaryBranch<T>(
   await makeRoom(neon, config, io, req.backup.annotations['standby-branch-id'] ?? req.backup.parentId ?? '');
 
   const prefix = `${config.restorePrefix}${req.purpose === 'restore' ? '' : `${req.purpose}-`}`;
-  const name = await unusedName(neon, prefix);
+  const name = await freeBranchName(neon, prefix);
   const ttlMs = Math.min(config.restoreTtlMinutes * 60_000, MAX_EXPIRY_MS);
   const expiresAt = expiryFrom(Date.now(), ttlMs);
   const made: MadeBranch = { name, branch: undefined, expiresAt };
-  io.saveState(STATE_RESTORE_BRANCH_NAME, name);
+  io.saveState(STATE_TEMPORARY_BRANCH_NAME, name);
   let renewal: ExpiryRenewal | undefined;
   try {
-    const created = await neon.createRestoreBranch({ name, parentId: req.backup.id, expiresAt, ...roleAndDatabaseOf(config.neonDatabaseUrl) });
+    const created = await neon.createTemporaryBranch({ name, parentId: req.backup.id, expiresAt, ...roleAndDatabaseOf(config.neonDatabaseUrl) });
     // Masked before anything else can print it.
     registerRuntimeSecret(created.password);
     const branch = created.branch;
     made.branch = branch;
-    io.saveState(STATE_RESTORE_BRANCH_ID, branch.id);
+    io.saveState(STATE_TEMPORARY_BRANCH_ID, branch.id);
     req.onCreated?.(branch);
     io.log.info(`temporary branch "${name}" (${branch.id}) created from "${req.backup.name}" at ${created.host}, expires ${expiresAt}`);
     renewal = renewExpiry(neon, made, ttlMs, req.renewEveryMs ?? ttlMs / RENEWALS_PER_TTL, io);
@@ -213,12 +218,7 @@ function expiryFrom(now: number, ttlMs: number): string {
   return rfc3339Seconds(new Date(now + ttlMs));
 }
 
-/** 2026-06-15T12:03:04.567Z -> 20260615T120304Z, the UTC stamp in this tool's branch names. */
-export function branchTimestamp(d: Date): string {
-  return d.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z');
-}
-
-/** Expired restore-test branches of earlier runs go first (they count against the branch limit), then one more must fit. */
+/** Expired temporary branches of earlier runs go first (they count against the branch limit), then one more must fit. */
 async function makeRoom(neon: NeonApi, config: Config, io: Io, standbyId: string): Promise<void> {
   const sweep = planRetention({
     branches: await neon.listBranches(),
@@ -226,7 +226,7 @@ async function makeRoom(neon: NeonApi, config: Config, io: Io, standbyId: string
     retain: config.retain,
     restoreTtlMinutes: config.restoreTtlMinutes,
     now: new Date(),
-    kinds: ['restore-test'],
+    kinds: [TEMPORARY_KIND],
   });
   if (sweep.delete.length > 0 || sweep.skipped.length > 0) await applyRetention(neon, sweep, io);
   const project = await neon.getProject();
@@ -238,20 +238,45 @@ async function makeRoom(neon: NeonApi, config: Config, io: Io, standbyId: string
       standbyId,
       retain: config.retain,
       restoreTtlMinutes: config.restoreTtlMinutes,
-      kinds: ['restore-test'],
+      kinds: [TEMPORARY_KIND],
     },
     io,
   );
 }
 
-/** Neon refuses duplicate names: two runs within one second (a retried job, a matrix) wait for the next second. */
-async function unusedName(neon: NeonApi, prefix: string): Promise<string> {
-  let name = `${prefix}${branchTimestamp(new Date())}`;
-  while ((await neon.findBranchesByName(name)).length > 0) {
-    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
-    name = `${prefix}${branchTimestamp(new Date())}`;
+/**
+ * The post step's cleanup: deletes the temporary branch the main step recorded (its id, else its
+ * name), if it still exists. Only a branch annotated as this tool's temporary branch is ever
+ * deleted here.
+ */
+export async function cleanupTemporaryBranch(state: { id?: string; name?: string }, config: Config, io: Io): Promise<void> {
+  const id = state.id?.trim() || undefined;
+  const name = state.name?.trim() || undefined;
+  if (!id && !name) {
+    io.log.info('supaneon-sync post: no restore branch recorded, nothing to clean up');
+    return;
   }
-  return name;
+  if (config.keepRestoreBranch) {
+    io.log.info(`supaneon-sync post: keeping restore branch ${name ?? id} (keep-restore-branch: true); it expires on its own`);
+    return;
+  }
+  const neon = neonApiFor(config, io.log);
+  const branches = await neon.listBranches();
+  const targets = branches.filter(
+    (b) => b.annotations[TOOL_ANNOTATION] === TEMPORARY_KIND && (id ? b.id === id : b.name === name),
+  );
+  const foreign = branches.find((b) => (id ? b.id === id : b.name === name) && b.annotations[TOOL_ANNOTATION] !== TEMPORARY_KIND);
+  if (foreign) {
+    io.log.warn(`supaneon-sync post: branch "${foreign.name}" (${foreign.id}) is not a supaneon-sync restore-test branch; not deleting it`);
+  }
+  if (targets.length === 0) {
+    io.log.info(`supaneon-sync post: restore branch ${name ?? ''}${id ? ` (${id})` : ''} is already gone`);
+    return;
+  }
+  for (const b of targets) {
+    await neon.deleteBranch(b.id);
+    io.log.info(`supaneon-sync post: deleted restore branch "${b.name}" (${b.id}) left by the main step`);
+  }
 }
 
 async function connectWithPatience(
@@ -278,10 +303,10 @@ async function removeOrKeep(
   io: Io,
 ): Promise<void> {
   try {
-    // No branch: the create failed, but Neon may have made it anyway; only this tool's restore test is touched.
+    // No branch: the create failed, but Neon may have made it anyway; only this tool's temporary branch is touched.
     const targets = made.branch
       ? [made.branch]
-      : (await neon.findBranchesByName(made.name)).filter((b) => b.annotations[TOOL_ANNOTATION] === 'restore-test');
+      : (await neon.findBranchesByName(made.name)).filter((b) => b.annotations[TOOL_ANNOTATION] === TEMPORARY_KIND);
     if (targets.length === 0) return;
     if (keep) {
       for (const b of targets) io.log.info(connectHint(b, config));
@@ -292,8 +317,8 @@ async function removeOrKeep(
       }
     }
     // Nothing left for the post step to do.
-    io.saveState(STATE_RESTORE_BRANCH_ID, '');
-    io.saveState(STATE_RESTORE_BRANCH_NAME, '');
+    io.saveState(STATE_TEMPORARY_BRANCH_ID, '');
+    io.saveState(STATE_TEMPORARY_BRANCH_NAME, '');
   } catch (e) {
     io.log.warn(
       `could not delete temporary branch "${made.name}"${made.branch ? ` (${made.branch.id})` : ''}: ${(e as Error).message}. ` +

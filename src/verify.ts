@@ -22,17 +22,7 @@ import { copyIn, copyOut } from './copy-streams.js';
 import { readManifest, type CollectionRecord, type Manifest } from './manifest.js';
 import { quoteIdent } from './naming.js';
 import type { Logger } from './io.js';
-
-export type CheckStatus = 'pass' | 'fail' | 'notice';
-
-export interface CheckResult {
-  /** `db.collection`, or a label such as `(manifest)` / `(user check 2)`. */
-  subject: string;
-  check: string;
-  status: CheckStatus;
-  /** The numbers behind the verdict, or what went wrong. */
-  detail: string;
-}
+import { logCheck, type Check } from './report.js';
 
 export interface VerifyOptions {
   /** The run whose manifest to check (the backup branch's `run-id` annotation); else the newest completed. */
@@ -44,7 +34,7 @@ export interface VerifyOptions {
 
 export interface VerifyReport {
   manifest?: Manifest;
-  checks: CheckResult[];
+  checks: Check[];
   /** Collections with a table that were checked (views are recorded, not stored). */
   collections: number;
   /** Rows counted in those tables. */
@@ -59,21 +49,13 @@ const EXAMPLES = 3;
 /** The temporary table of rebuilt query forms (one per session, emptied per collection). */
 const REBUILT = 'supaneon_verify_rebuilt';
 
-/** One log line per check: failures as errors, notices as warnings. */
-export function logCheck(log: Logger, r: CheckResult): void {
-  const line = `${r.status === 'pass' ? 'PASS' : r.status === 'fail' ? 'FAIL' : 'NOTE'} ${r.subject}: ${r.check}: ${r.detail}`;
-  if (r.status === 'fail') log.error(line);
-  else if (r.status === 'notice') log.warn(line);
-  else log.info(line);
-}
-
 export function label(c: Pick<CollectionRecord, 'database' | 'collection'>): string {
   return `${c.database}.${c.collection}`;
 }
 
 export async function verifyBackup(client: pg.Client, opts: VerifyOptions): Promise<VerifyReport> {
   const report: VerifyReport = { checks: [], collections: 0, documents: 0, counts: new Map() };
-  const add = (r: CheckResult) => {
+  const add = (r: Check) => {
     report.checks.push(r);
     logCheck(opts.log, r);
   };
@@ -133,7 +115,7 @@ async function verifyCollection(
   rebuilt: RebuiltRows,
   c: CollectionRecord,
   opts: VerifyOptions,
-  add: (r: CheckResult) => void,
+  add: (r: Check) => void,
   report: VerifyReport,
 ): Promise<void> {
   const subject = label(c);
@@ -439,7 +421,7 @@ function short(hash: string): string {
  * A user check: one SQL query that must return exactly one row with one column holding `true`.
  * Run read-only, so a check cannot change the branch it judges.
  */
-export async function runUserCheck(client: pg.Client, sql: string, index: number): Promise<CheckResult> {
+export async function runUserCheck(client: pg.Client, sql: string, index: number): Promise<Check> {
   const subject = `(user check ${index + 1})`;
   const shown = sql.length > 120 ? `${sql.slice(0, 117)}...` : sql;
   await client.query('BEGIN READ ONLY');
@@ -463,8 +445,8 @@ export async function compareSourceCounts(
   mongo: MongoClient,
   collections: readonly CollectionRecord[],
   restored: ReadonlyMap<string, number>,
-): Promise<CheckResult[]> {
-  const out: CheckResult[] = [];
+): Promise<Check[]> {
+  const out: Check[] = [];
   for (const c of collections) {
     const subject = label(c);
     const rows = restored.get(subject);

@@ -8,9 +8,9 @@ import { Int32, type Document, type MongoClient } from 'mongodb';
 import { parseConfig, type Config, type RawInputs } from '../../src/config.js';
 import type { Logger } from '../../src/io.js';
 import { readManifest, TOOL_VERSION } from '../../src/manifest.js';
-import { backup, snapshotName } from '../../src/modes/backup.js';
+import { backup } from '../../src/modes/backup.js';
 import { connectMongo } from '../../src/mongo.js';
-import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
+import { branchName, quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
 import { roleAndDatabaseOf } from '../../src/connection-string.js';
 import { connectPostgres } from '../../src/postgres.js';
@@ -52,7 +52,7 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
 
   /** Reads a branch that has no endpoint (a backup) through a short-lived read-write child of it. */
   async function onChildOf<T>(branch: BranchInfo, fn: (client: Awaited<ReturnType<typeof connectPostgres>>) => Promise<T>): Promise<T> {
-    const { branch: child, host } = await neon.createRestoreBranch({
+    const { branch: child, host } = await neon.createTemporaryBranch({
       name: `read-${branch.name}`,
       parentId: branch.id,
       expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
@@ -186,7 +186,7 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
 
     // The oldest backup gets a child (as a restore test would): it must survive retention.
     const oldest = first.branch;
-    const { branch: child } = await neon.createRestoreBranch({
+    const { branch: child } = await neon.createTemporaryBranch({
       name: `child-of-${oldest.name}`,
       parentId: oldest.id,
       expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
@@ -244,7 +244,7 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
   });
 
   test('snapshot names are UTC timestamps; the tool version matches the package', () => {
-    expect(snapshotName('backup-', new Date(Date.UTC(2026, 4, 1, 9, 8, 7)))).toBe('backup-20260501T090807Z');
+    expect(branchName('backup-', new Date(Date.UTC(2026, 4, 1, 9, 8, 7)))).toBe('backup-20260501T090807Z');
     const pkg = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string };
     expect(TOOL_VERSION).toBe(pkg.version);
   });

@@ -112,7 +112,7 @@ describeWithStack('NeonApi against the emulator', STACK, () => {
     const neon = api();
     const backupBranch = await neon.createBackupBranch({ name: 'nt-backup-r', parentId: defaultBranchId, runId: 'run-r' });
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const { branch, host } = await neon.createRestoreBranch({ name: 'nt-restore-1', parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(project.databaseUrl) });
+    const { branch, host } = await neon.createTemporaryBranch({ name: 'nt-restore-1', parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(project.databaseUrl) });
     expect(branch.annotations).toEqual({ [TOOL_ANNOTATION]: 'restore-test', 'backup-branch-id': backupBranch.id });
     expect(host).not.toBe(new URL(project.databaseUrl).hostname);
     const listed = (await neon.toolBranches('restore-test'))[0];

@@ -7,6 +7,7 @@ import type { Logger } from '../../src/io.js';
 import { backup } from '../../src/modes/backup.js';
 import { NeonApi } from '../../src/neon.js';
 import { recover } from '../../src/modes/recover.js';
+import { STATE_TEMPORARY_BRANCH_NAME } from '../../src/temporary-branch.js';
 import { loadCollection, randomDocuments } from '../../test/support/datasets.js';
 import { findSecretLeaks, runAction, runPost, startBundle } from '../../test/support/run-bundle.js';
 import { describeWithStack } from '../../test/support/stack.js';
@@ -309,7 +310,7 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     running.child.kill('SIGKILL');
     const killed = await running.result;
     expect(killed.signal).toBe('SIGKILL');
-    expect(killed.state['restore-branch-name']).toMatch(/^restore-test-/);
+    expect(killed.state[STATE_TEMPORARY_BRANCH_NAME]).toMatch(/^restore-test-/);
 
     try {
       const post = await runPost(inputs, killed.state, { timeoutMs: 120_000 });

@@ -11,7 +11,8 @@ import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { Int32, type Document, type MongoClient } from 'mongodb';
 import { parseConfig, type Config, type RawInputs } from '../../src/config.js';
 import { backup } from '../../src/modes/backup.js';
-import { cleanupRestoreState, restore, STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from '../../src/modes/restore.js';
+import { restore } from '../../src/modes/restore.js';
+import { cleanupTemporaryBranch, STATE_TEMPORARY_BRANCH_ID, STATE_TEMPORARY_BRANCH_NAME } from '../../src/temporary-branch.js';
 import { connectMongo } from '../../src/mongo.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
 import { roleAndDatabaseOf } from '../../src/connection-string.js';
@@ -120,11 +121,11 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
 
     // The name was on record before the branch existed, the id right after, both cleared once deleted.
     const names = io.state.map(([n]) => n);
-    expect(names.indexOf(STATE_RESTORE_BRANCH_NAME)).toBeLessThan(names.indexOf(STATE_RESTORE_BRANCH_ID));
-    expect(io.state).toContainEqual([STATE_RESTORE_BRANCH_ID, io.outputs['restore-branch-id']]);
+    expect(names.indexOf(STATE_TEMPORARY_BRANCH_NAME)).toBeLessThan(names.indexOf(STATE_TEMPORARY_BRANCH_ID));
+    expect(io.state).toContainEqual([STATE_TEMPORARY_BRANCH_ID, io.outputs['restore-branch-id']]);
     expect(io.state.slice(-2)).toEqual([
-      [STATE_RESTORE_BRANCH_ID, ''],
-      [STATE_RESTORE_BRANCH_NAME, ''],
+      [STATE_TEMPORARY_BRANCH_ID, ''],
+      [STATE_TEMPORARY_BRANCH_NAME, ''],
     ]);
     expect(await restoreBranches()).toEqual([]);
     expect((await neon.listBranches()).some((b) => b.id === io.outputs['restore-branch-id'])).toBe(false);
@@ -190,19 +191,19 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
 
     // With keep-restore-branch the post step leaves it alone; without, it deletes what was recorded.
     const post = recordingIo();
-    await cleanupRestoreState({ restoreBranchId: kept[0].id }, config({ 'keep-restore-branch': 'true' }), post);
+    await cleanupTemporaryBranch({ id: kept[0].id }, config({ 'keep-restore-branch': 'true' }), post);
     expect(await restoreBranches()).toHaveLength(1);
-    await cleanupRestoreState({ restoreBranchId: kept[0].id }, config(), post);
+    await cleanupTemporaryBranch({ id: kept[0].id }, config(), post);
     expect(post.lines).toContain(`supaneon-sync post: deleted restore branch "${kept[0].name}" (${kept[0].id}) left by the main step`);
     expect(await restoreBranches()).toEqual([]);
     // Run again (the branch is gone): says so, no error.
-    await cleanupRestoreState({ restoreBranchId: kept[0].id }, config(), post);
+    await cleanupTemporaryBranch({ id: kept[0].id }, config(), post);
     expect(post.lines.at(-1)).toMatch(/is already gone$/);
   });
 
   test('the post cleanup never deletes a branch that is not a restore test, even when named in the state', async () => {
     const post = recordingIo();
-    await cleanupRestoreState({ restoreBranchName: backupBranch.name }, config(), post);
+    await cleanupTemporaryBranch({ name: backupBranch.name }, config(), post);
     expect(post.lines.some((l) => l.startsWith(`warning: supaneon-sync post: branch "${backupBranch.name}"`))).toBe(true);
     expect((await neon.listBranches()).some((b) => b.id === backupBranch.id)).toBe(true);
   });
@@ -213,7 +214,7 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     let swept = false;
     for (let attempt = 0; attempt < 5 && !swept; attempt++) {
       const expiresAt = new Date(Date.now() + 2000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-      const leftover = await neon.createRestoreBranch({ name: `restore-test-leftover-${attempt}`, parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(project.databaseUrl) });
+      const leftover = await neon.createTemporaryBranch({ name: `restore-test-leftover-${attempt}`, parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(project.databaseUrl) });
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(expiresAt) - Date.now()) + 20));
       const io = recordingIo();
       expect(await restore(config(), io)).toBe(true);
@@ -259,15 +260,15 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     }
     const state = main.result().state;
     expect(main.result().signal).toBe('SIGKILL');
-    expect(state[STATE_RESTORE_BRANCH_NAME]).toMatch(/^restore-test-\d{8}T\d{6}Z$/);
-    expect(state[STATE_RESTORE_BRANCH_ID]).toMatch(/^br-/);
-    expect((await restoreBranches()).map((b) => b.id)).toEqual([state[STATE_RESTORE_BRANCH_ID]]);
+    expect(state[STATE_TEMPORARY_BRANCH_NAME]).toMatch(/^restore-test-\d{8}T\d{6}Z$/);
+    expect(state[STATE_TEMPORARY_BRANCH_ID]).toMatch(/^br-/);
+    expect((await restoreBranches()).map((b) => b.id)).toEqual([state[STATE_TEMPORARY_BRANCH_ID]]);
 
     const post = startActionStep('post', inputs, state);
     await post.exited;
     expect(post.result().exitCode).toBe(0);
     expect(post.result().log).toContain(
-      `supaneon-sync post: deleted restore branch "${state[STATE_RESTORE_BRANCH_NAME]}" (${state[STATE_RESTORE_BRANCH_ID]}) left by the main step`,
+      `supaneon-sync post: deleted restore branch "${state[STATE_TEMPORARY_BRANCH_NAME]}" (${state[STATE_TEMPORARY_BRANCH_ID]}) left by the main step`,
     );
     expect(await restoreBranches()).toEqual([]);
   }, 240_000);
@@ -278,7 +279,7 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     const inputs = { ...project.inputs, mode: 'restore', databases: DB };
     const main = startActionStep('main', inputs);
     try {
-      await waitFor(() => readFileSync(main.stateFile, 'utf8').includes(STATE_RESTORE_BRANCH_NAME), 90_000);
+      await waitFor(() => readFileSync(main.stateFile, 'utf8').includes(STATE_TEMPORARY_BRANCH_NAME), 90_000);
       const deadline = Date.now() + 60_000;
       while ((await restoreBranches()).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     } finally {
@@ -287,9 +288,9 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
       await project.clearFaults();
     }
     const state = main.result().state;
-    expect(state[STATE_RESTORE_BRANCH_ID]).toBeUndefined();
+    expect(state[STATE_TEMPORARY_BRANCH_ID]).toBeUndefined();
     const left = await restoreBranches();
-    expect(left.map((b) => b.name)).toEqual([state[STATE_RESTORE_BRANCH_NAME]]);
+    expect(left.map((b) => b.name)).toEqual([state[STATE_TEMPORARY_BRANCH_NAME]]);
 
     const post = startActionStep('post', inputs, state);
     await post.exited;

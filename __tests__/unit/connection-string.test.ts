@@ -7,7 +7,7 @@ import {
   roleAndDatabaseOf,
   withEndpointOption,
 } from '../../src/connection-string.js';
-import { retryAfterToMs } from '../../src/neon.js';
+import { retryAfterToMs } from '../../src/neon-call.js';
 
 // Exactly as Neon's console formats a connection string (pooled, with channel binding and the endpoint option).
 const CONSOLE_URL =

@@ -1,5 +1,5 @@
 import type { Logger } from '../../src/io.js';
-import { formatBytes, formatDuration, markdownTable, Progress } from '../../src/report.js';
+import { checkTable, formatBytes, formatDuration, markdownTable, Progress, type Check } from '../../src/report.js';
 
 function recordingLogger(lines: string[]): Logger {
   return {
@@ -15,6 +15,22 @@ test('markdownTable escapes cell separators and line breaks from user data', () 
   expect(markdownTable(['Collection', 'Documents'], [['shop.a|b', 3], ['x\ny', 0]])).toBe(
     '| Collection | Documents |\n| --- | --- |\n| shop.a\\|b | 3 |\n| x y | 0 |\n',
   );
+});
+
+test('checkTable: the mode\'s columns, then Result and Details; Details only when a check has any', () => {
+  const checks: Check[] = [
+    { subject: 'shop.a', check: 'row count', status: 'pass', detail: '3 rows' },
+    { subject: 'shop.b', check: 'row count', status: 'fail', detail: '2 rows, manifest says 3' },
+    { subject: '(source)', check: 'source count', status: 'notice', detail: 'drift' },
+    { subject: 'MongoDB', check: 'list databases', status: 'skipped', detail: 'not checked: unreachable' },
+  ];
+  expect(checkTable([['Collection', (c) => c.subject], ['Check', (c) => c.check]], checks)).toBe(
+    '| Collection | Check | Result | Details |\n| --- | --- | --- | --- |\n' +
+      '| shop.a | row count | pass | 3 rows |\n| shop.b | row count | **FAIL** | 2 rows, manifest says 3 |\n' +
+      '| (source) | source count | notice | drift |\n| MongoDB | list databases | not checked | not checked: unreachable |\n',
+  );
+  const passed: Check[] = [{ subject: 'shop.a', check: 'read back', status: 'pass', detail: '' }];
+  expect(checkTable([['source', (c) => c.subject]], passed)).toBe('| source | Result |\n| --- | --- |\n| shop.a | pass |\n');
 });
 
 test('formatBytes and formatDuration', () => {

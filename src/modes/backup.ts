@@ -36,7 +36,8 @@ import {
   type SourceInfo,
 } from '../mongo.js';
 import type { Selection } from '../selection.js';
-import { neonApiFor, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
+import { freeBranchName } from '../naming.js';
+import { findStandby, neonApiFor, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { asMarkdown, formatBytes, formatDuration, markdownTable, markdownText } from '../report.js';
 import { applyRetention, ensureRoomForBranches, planRetention, planRoom, type RoomRequest } from '../retention.js';
@@ -75,7 +76,7 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     io.log.info(`${source.label}: ${specs.length} collection(s) selected`);
 
     // 2. The standby branch, and room for the snapshot this run will make.
-    const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl);
+    const standby = await findStandby(neon, config);
     if (!standby) throw new Error(standbyNotFound(config));
     io.log.info(`standby: branch "${standby.name}" (${standby.id}) at ${describePostgresUrl(config.neonDatabaseUrl)}`);
     // One backup at a time from here on, retention included. (Session advisory locks and a long
@@ -384,12 +385,7 @@ function isSnapshotTooOld(err: unknown): boolean {
  * good, a branch the failed call may still have made is removed, so no half-made snapshot stays.
  */
 async function createSnapshotBranch(neon: NeonApi, prefix: string, standbyId: string, runId: string, io: Io): Promise<BranchInfo> {
-  let name = snapshotName(prefix, new Date());
-  // Two runs within one second (tests, manual re-runs) would otherwise ask for the same name.
-  while ((await neon.findBranchesByName(name)).length > 0) {
-    await new Promise((resolve) => setTimeout(resolve, 1000 - (Date.now() % 1000) + 5));
-    name = snapshotName(prefix, new Date());
-  }
+  const name = await freeBranchName(neon, prefix);
   try {
     const branch = await neon.createBackupBranch({ name, parentId: standbyId, runId });
     io.log.info(`snapshot branch "${branch.name}" (${branch.id}) created from the standby, no compute endpoint`);
@@ -414,11 +410,6 @@ async function removeHalfMadeBranch(neon: NeonApi, name: string, runId: string, 
   } catch (err) {
     io.log.warn(`could not check for a half-made snapshot branch "${name}": ${(err as Error).message}; look for it in the Neon console`);
   }
-}
-
-export function snapshotName(prefix: string, at: Date): string {
-  const iso = at.toISOString(); // 2026-05-01T10:00:00.000Z
-  return `${prefix}${iso.slice(0, 10).replace(/-/g, '')}T${iso.slice(11, 19).replace(/:/g, '')}Z`;
 }
 
 /** The workflow run that made this backup, recorded in the manifest; null outside GitHub Actions. */

@@ -9,9 +9,9 @@ import { recover } from './recover.js';
 import { restore } from './restore.js';
 import { validate } from './validate.js';
 
-export type ModeRunner = (config: Config, io: Io) => Promise<boolean>;
+type ModeRunner = (config: Config, io: Io) => Promise<boolean>;
 
-export const MODE_RUNNERS: Readonly<Record<Mode, ModeRunner>> = {
+const MODE_RUNNERS: Readonly<Record<Mode, ModeRunner>> = {
   validate,
   backup,
   restore,

@@ -22,9 +22,9 @@ import { cleanIndex, dumpTypeOf } from '../dump-format.js';
 import { ArchiveWriter } from '../dump-archive.js';
 import { DumpWriter, checkDumpTarget, type DumpSink } from '../dump-target.js';
 import { connectMongo, type CollectionSpec } from '../mongo.js';
-import { neonApiFor, type NeonApi } from '../neon.js';
+import { findStandby, neonApiFor, type NeonApi } from '../neon.js';
 import { connectPostgres } from '../postgres.js';
-import { formatBytes, formatDuration, markdownTable, markdownText, Progress } from '../report.js';
+import { checkTable, formatBytes, formatDuration, markdownText, Progress, type Check } from '../report.js';
 import {
   createRecordedIndexes,
   createTargetCollection,
@@ -44,7 +44,11 @@ import { chooseBackupBranch, withTemporaryBranch } from '../temporary-branch.js'
 
 const { EJSON } = BSON;
 
-interface CollectionOutcome {
+/**
+ * One collection's recovery, reported as a check of it (subject `db.collection`): it passes once
+ * the target reads back as the manifest recorded it (settle), and fails with what differed.
+ */
+interface CollectionOutcome extends Check {
   target: TargetCollection;
   record: CollectionRecord;
   documents: number;
@@ -55,8 +59,18 @@ interface CollectionOutcome {
   targetDocuments?: number;
   targetHash?: string;
   indexes: IndexOutcome[];
-  verified: boolean;
+  /** What differed from the manifest, gathered while verifying; the check's detail. */
   problems: string[];
+}
+
+/** The verdict once verification has gathered its problems: a pass when there are none. */
+function settle(o: CollectionOutcome): void {
+  o.status = o.problems.length === 0 ? 'pass' : 'fail';
+  o.detail = o.problems.join('; ');
+}
+
+function isVerified(o: CollectionOutcome): boolean {
+  return o.status === 'pass';
 }
 
 export async function recover(config: Config, io: Io): Promise<boolean> {
@@ -98,12 +112,15 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
         `recovering ${records.length} collection(s) of backup run ${manifest.backup.runId} (finished ${manifest.backup.finishedAt?.toISOString() ?? 'unknown'}) from ${source.label}`,
       );
       outcomes = records.map((record) => ({
+        subject: `${record.database}.${record.collection}`,
+        check: 'target read back = manifest',
+        status: 'fail',
+        detail: 'not verified',
         target: targetOf(config, record),
         record,
         documents: 0,
         bytes: 0,
         indexes: [],
-        verified: false,
         problems: [],
       }));
 
@@ -123,7 +140,7 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
           await target.close().catch(() => undefined);
         }
       }
-      const ok = outcomes.every((o) => o.verified);
+      const ok = outcomes.every(isVerified);
       const seconds = finish(ok);
       await io.appendSummary(summary(source.label, manifest, outcomes, ok, seconds, dumpDir));
       if (ok) {
@@ -133,7 +150,7 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
             (dumpDir ? `; mongodump directory ${dumpDir} is ready for mongorestore${config.dumpGzip ? ' --gzip' : ''}` : ''),
         );
       } else {
-        for (const o of outcomes.filter((x) => !x.verified)) log.error(`${describeTarget(o.target)}: ${o.problems.join('; ')}`);
+        for (const o of outcomes.filter((x) => !isVerified(x))) log.error(`${describeTarget(o.target)}: ${o.problems.join('; ')}`);
       }
       return ok;
     });
@@ -157,7 +174,7 @@ async function withSource<T>(config: Config, io: Io, neon: NeonApi, use: (source
   if (config.backupBranch === STANDBY) {
     const client = await connectPostgres(config.neonDatabaseUrl, { applicationName: 'supaneon-sync recover' });
     try {
-      const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl).catch((err: Error) => {
+      const standby = await findStandby(neon, config).catch((err: Error) => {
         io.log.warn(`could not identify the standby branch through the Neon API (${err.message}); continuing with its database`);
         return undefined;
       });
@@ -328,12 +345,12 @@ async function writeDump(
             o.problems.push(`content hash read back from the .bson file ${back.contentHash} differs from the manifest's ${o.record.contentHash}`);
           }
         }
-        o.verified = o.problems.length === 0;
-        io.log.info(`${describeTarget(o.target)}: ${o.verified ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`);
+        settle(o);
+        io.log.info(`${describeTarget(o.target)}: ${isVerified(o) ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`);
       }
     });
 
-    if (outcomes.every((o) => o.verified)) {
+    if (outcomes.every(isVerified)) {
       await writer.commit();
       committed = true;
     } else {
@@ -351,7 +368,7 @@ async function verifyAll(config: Config, io: Io, target: MongoClient, outcomes: 
       if (o.record.kind === 'view') {
         const matches = await viewMatches(target, o.target);
         if (!matches) o.problems.push('view missing or its definition differs from the backup');
-        o.verified = matches;
+        settle(o);
         continue;
       }
       if (o.documents !== o.record.documents || o.sourceHash !== o.record.contentHash) {
@@ -368,8 +385,8 @@ async function verifyAll(config: Config, io: Io, target: MongoClient, outcomes: 
       if (back.contentHash !== o.record.contentHash) {
         o.problems.push(`content hash read back from the target ${back.contentHash} differs from the manifest's ${o.record.contentHash}`);
       }
-      o.verified = o.problems.length === 0;
-      io.log.info(`${name}: ${o.verified ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`);
+      settle(o);
+      io.log.info(`${name}: ${isVerified(o) ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`);
     }
   });
 }
@@ -382,25 +399,27 @@ function summary(
   seconds: number,
   dumpDir?: string,
 ): string {
-  const rows = outcomes.map((o) => {
+  const stored = (o: CollectionOutcome, cell: string) => (o.record.kind === 'view' ? '-' : cell);
+  const indexes = (o: CollectionOutcome) => {
     const refused = o.indexes.filter((i) => !i.created).map((i) => i.name);
-    const created = o.indexes.filter((i) => i.created).length;
-    return [
-      `${o.record.database}.${o.record.collection}`,
-      describeTarget(o.target),
-      o.record.kind,
-      o.record.kind === 'view' ? '-' : `${o.targetDocuments ?? 0} / ${o.record.documents}`,
-      o.record.kind === 'view' ? '-' : formatBytes(o.bytes),
-      o.record.kind === 'view' ? '-' : `${created}${refused.length ? ` (refused: ${refused.join(', ')})` : ''}`,
-      o.record.kind === 'view' ? '-' : `${o.record.contentHash.slice(0, 12)}…`,
-      o.verified ? 'pass' : `FAIL: ${o.problems.join('; ')}`,
-    ];
-  });
+    return `${o.indexes.filter((i) => i.created).length}${refused.length ? ` (refused: ${refused.join(', ')})` : ''}`;
+  };
   return (
     `## supaneon-sync recover: ${ok ? 'verified' : 'FAILED'}\n\n` +
     `Backup run ${markdownText(manifest.backup.runId)} from ${markdownText(label)}, ${outcomes.length} collection(s) in ${formatDuration(seconds)}` +
     (dumpDir ? `, written as the mongodump directory ${markdownText(dumpDir)}${ok ? '' : ' (not created: verification failed)'}` : '') +
     '.\n\n' +
-    markdownTable(['source', 'target', 'kind', 'documents (target / backup)', 'size', 'indexes', 'content hash', 'verified'], rows)
+    checkTable(
+      [
+        ['source', (o) => o.subject],
+        ['target', (o) => describeTarget(o.target)],
+        ['kind', (o) => o.record.kind],
+        ['documents (target / backup)', (o) => stored(o, `${o.targetDocuments ?? 0} / ${o.record.documents}`)],
+        ['size', (o) => stored(o, formatBytes(o.bytes))],
+        ['indexes', (o) => stored(o, indexes(o))],
+        ['content hash', (o) => stored(o, `${o.record.contentHash.slice(0, 12)}…`)],
+      ],
+      outcomes,
+    )
   );
 }

@@ -2,7 +2,7 @@
  * mode: restore — prove a backup restores. The runbook:
  *   0. with max-backup-age, fail before anything is made when the newest backup is too old;
  *   1. pick the backup branch (input backup-branch, else this standby's newest backup);
- *   2. sweep this tool's expired restore-test branches and make sure one more branch fits;
+ *   2. sweep this tool's expired temporary branches and make sure one more branch fits;
  *   3. record the temporary branch's name in the action state (so the post step can remove it even
  *      if this step dies), create it from the backup with a small endpoint and an expiry, record
  *      its id;
@@ -16,13 +16,10 @@ import type { Config } from '../config.js';
 import type { Io } from '../io.js';
 import { backupFreshness } from '../freshness.js';
 import { connectMongo } from '../mongo.js';
-import { neonApiFor, TOOL_ANNOTATION, type BranchInfo } from '../neon.js';
-import { asMarkdown, formatDuration, markdownTable, markdownText } from '../report.js';
+import { neonApiFor, type BranchInfo } from '../neon.js';
+import { checkTable, formatDuration, logCheck, markdownText, type Check } from '../report.js';
 import { chooseBackupBranch, withTemporaryBranch } from '../temporary-branch.js';
-import { compareSourceCounts, logCheck, runUserCheck, verifyBackup, type CheckResult, type VerifyReport } from '../verify.js';
-
-// The post step reads the state the temporary branch records under these names.
-export { STATE_RESTORE_BRANCH_ID, STATE_RESTORE_BRANCH_NAME } from '../temporary-branch.js';
+import { compareSourceCounts, runUserCheck, verifyBackup, type VerifyReport } from '../verify.js';
 
 export async function restore(config: Config, io: Io): Promise<boolean> {
   const started = Date.now();
@@ -34,11 +31,11 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
     io.setOutput('duration-seconds', Math.round((Date.now() - started) / 1000));
   };
 
-  let restoreBranch: BranchInfo | undefined;
+  let temporaryBranch: BranchInfo | undefined;
   let backup: BranchInfo;
   let report: VerifyReport;
   let partial: VerifyReport | undefined; // what a run that fails after the data checks still reports
-  const extraChecks: CheckResult[] = [];
+  const extraChecks: Check[] = [];
   try {
     // 0. A schedule that stopped leaves old backups that still restore: their age must fail the run.
     if (config.maxBackupAgeMs !== undefined && config.maxBackupAge !== undefined) {
@@ -54,7 +51,7 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
 
     // 2, 3 and 5: the temporary branch, made room for, recorded, and removed (or kept) afterwards.
     const onCreated = (b: BranchInfo) => {
-      restoreBranch = b;
+      temporaryBranch = b;
       io.setOutput('restore-branch-id', b.id);
     };
     report = await withTemporaryBranch(neon, config, io, { backup, purpose: 'restore', keep: config.keepRestoreBranch, onCreated }, async ({ client }) => {
@@ -85,7 +82,7 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
   const failures = checks.filter((c) => c.status === 'fail');
   const verified = failures.length === 0;
   finish(verified, report.collections, report.documents);
-  await io.appendSummary(summary(backup, restoreBranch, checks, verified, report, (Date.now() - started) / 1000));
+  await io.appendSummary(summary(backup, temporaryBranch, checks, verified, report, (Date.now() - started) / 1000));
   if (verified) {
     io.log.info(`Verified: backup "${backup.name}" restores completely and exactly (${report.collections} collection(s), ${report.documents} document(s)).`);
   } else {
@@ -94,47 +91,9 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
   return verified;
 }
 
-/**
- * The post step's cleanup: deletes the restore branch the main step recorded, if it still exists.
- * Only a branch annotated as this tool's restore test is ever deleted here.
- */
-export async function cleanupRestoreState(
-  state: { restoreBranchId?: string; restoreBranchName?: string },
-  config: Config,
-  io: Io,
-): Promise<void> {
-  const id = state.restoreBranchId?.trim() || undefined;
-  const name = state.restoreBranchName?.trim() || undefined;
-  if (!id && !name) {
-    io.log.info('supaneon-sync post: no restore branch recorded, nothing to clean up');
-    return;
-  }
-  if (config.keepRestoreBranch) {
-    io.log.info(`supaneon-sync post: keeping restore branch ${name ?? id} (keep-restore-branch: true); it expires on its own`);
-    return;
-  }
-  const neon = neonApiFor(config, io.log);
-  const branches = await neon.listBranches();
-  const targets = branches.filter(
-    (b) => b.annotations[TOOL_ANNOTATION] === 'restore-test' && (id ? b.id === id : b.name === name),
-  );
-  const foreign = branches.find((b) => (id ? b.id === id : b.name === name) && b.annotations[TOOL_ANNOTATION] !== 'restore-test');
-  if (foreign) {
-    io.log.warn(`supaneon-sync post: branch "${foreign.name}" (${foreign.id}) is not a supaneon-sync restore-test branch; not deleting it`);
-  }
-  if (targets.length === 0) {
-    io.log.info(`supaneon-sync post: restore branch ${name ?? ''}${id ? ` (${id})` : ''} is already gone`);
-    return;
-  }
-  for (const b of targets) {
-    await neon.deleteBranch(b.id);
-    io.log.info(`supaneon-sync post: deleted restore branch "${b.name}" (${b.id}) left by the main step`);
-  }
-}
-
-async function sourceComparison(config: Config, report: VerifyReport, io: Io): Promise<CheckResult[]> {
+async function sourceComparison(config: Config, report: VerifyReport, io: Io): Promise<Check[]> {
   if (!config.mongodbUri) {
-    const r: CheckResult = { subject: '(source)', check: 'source count', status: 'notice', detail: 'compare-source needs mongodb-uri (or MONGODB_SRV_URL)' };
+    const r: Check = { subject: '(source)', check: 'source count', status: 'notice', detail: 'compare-source needs mongodb-uri (or MONGODB_SRV_URL)' };
     logCheck(io.log, r);
     return [r];
   }
@@ -145,7 +104,7 @@ async function sourceComparison(config: Config, report: VerifyReport, io: Io): P
     results.forEach((r) => logCheck(io.log, r));
     return results;
   } catch (e) {
-    const r: CheckResult = { subject: '(source)', check: 'source count', status: 'notice', detail: (e as Error).message };
+    const r: Check = { subject: '(source)', check: 'source count', status: 'notice', detail: (e as Error).message };
     logCheck(io.log, r);
     return [r];
   } finally {
@@ -153,7 +112,7 @@ async function sourceComparison(config: Config, report: VerifyReport, io: Io): P
   }
 }
 
-function summary(backup: BranchInfo, restoreBranch: BranchInfo | undefined, checks: CheckResult[], verified: boolean, report: VerifyReport, seconds: number): string {
+function summary(backup: BranchInfo, temporaryBranch: BranchInfo | undefined, checks: Check[], verified: boolean, report: VerifyReport, seconds: number): string {
   const verdict = verified ? '**verified**' : `**FAILED** (${checks.filter((c) => c.status === 'fail').length} check(s))`;
   const run = report.manifest?.backup;
   return [
@@ -161,11 +120,14 @@ function summary(backup: BranchInfo, restoreBranch: BranchInfo | undefined, chec
     '',
     `Backup branch ${markdownText(backup.name)} (${markdownText(backup.id)})${run ? `, run ${markdownText(run.runId)}` : ''}: ${verdict}. ` +
       `${report.collections} collection(s), ${report.documents} document(s), ${formatDuration(seconds)}. ` +
-      `Temporary branch ${markdownText(restoreBranch?.name ?? '-')}${restoreBranch?.id ? ` (${markdownText(restoreBranch.id)})` : ''}.`,
+      `Temporary branch ${markdownText(temporaryBranch?.name ?? '-')}${temporaryBranch?.id ? ` (${markdownText(temporaryBranch.id)})` : ''}.`,
     '',
-    markdownTable(
-      ['Collection', 'Check', 'Result', 'Details'],
-      checks.map((c) => [c.subject, c.check, c.status === 'pass' ? 'pass' : c.status === 'fail' ? asMarkdown('**FAIL**') : 'notice', c.detail]),
+    checkTable(
+      [
+        ['Collection', (c) => c.subject],
+        ['Check', (c) => c.check],
+      ],
+      checks,
     ),
   ].join('\n');
 }

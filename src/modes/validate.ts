@@ -29,25 +29,26 @@ import {
   listSelectedCollections,
   missingDatabasesMessage,
 } from '../mongo.js';
-import { neonApiFor, TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
+import { BACKUP_KIND, findStandby, neonApiFor, TEMPORARY_KIND, TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
 import { backupFreshness } from '../freshness.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
-import { asMarkdown, formatBytes, formatDuration, markdownTable } from '../report.js';
+import { checkTable, formatBytes, formatDuration, markdownTable, type Check } from '../report.js';
+import { branchBudget, FREE_PLAN_BRANCH_LIMIT } from '../retention.js';
 
-export type CheckGroup = 'configuration' | 'mongodb' | 'neon-api' | 'postgres';
+type CheckGroup = 'configuration' | 'mongodb' | 'neon-api' | 'postgres';
 
-export interface CheckResult {
+/** A check of one group; its subject is the group's title. */
+interface GroupCheck extends Check {
   group: CheckGroup;
-  name: string;
-  ok: boolean;
-  /** Not attempted because a check it depends on failed (ok is false: nothing was proven). */
-  skipped?: true;
-  detail: string;
 }
 
+/**
+ * The `report` output (JSON). Users' workflows read it, so its checks keep the form it was
+ * published with: `name` is the check, `ok` a pass, `skipped` a check not attempted.
+ */
 export interface ValidationReport {
   valid: boolean;
-  checks: CheckResult[];
+  checks: { group: CheckGroup; name: string; ok: boolean; skipped?: true; detail: string }[];
   collections: CollectionEstimate[];
 }
 
@@ -64,8 +65,6 @@ interface CollectionEstimate {
 const CONNECT_TIMEOUT_MS = 5_000;
 const GROUP_DEADLINE_MS = 15_000;
 const REPORT_COLLECTIONS_LIMIT = 1000;
-// Neon's free plan; used when the API does not report the plan's allowance.
-const FREE_PLAN_BRANCH_LIMIT = 10;
 
 const GROUP_TITLES: Record<CheckGroup, string> = {
   configuration: 'Configuration',
@@ -74,18 +73,22 @@ const GROUP_TITLES: Record<CheckGroup, string> = {
   postgres: 'Neon Postgres',
 };
 
+function groupCheck(group: CheckGroup, check: string, status: GroupCheck['status'], detail: string): GroupCheck {
+  return { group, subject: GROUP_TITLES[group], check, status, detail };
+}
+
 class Checks {
-  readonly results: CheckResult[] = [];
+  readonly results: GroupCheck[] = [];
   constructor(readonly group: CheckGroup) {}
   pass(name: string, detail: string): void {
-    this.results.push({ group: this.group, name, ok: true, detail });
+    this.results.push(groupCheck(this.group, name, 'pass', detail));
   }
   fail(name: string, detail: string): void {
-    this.results.push({ group: this.group, name, ok: false, detail });
+    this.results.push(groupCheck(this.group, name, 'fail', detail));
   }
   /** Marks the checks that could not run because an earlier one failed. */
   skip(names: readonly string[], because: string): void {
-    for (const name of names) this.results.push({ group: this.group, name, ok: false, skipped: true, detail: `not checked: ${because}` });
+    for (const name of names) this.results.push(groupCheck(this.group, name, 'skipped', `not checked: ${because}`));
   }
 }
 
@@ -106,14 +109,8 @@ export async function validate(config: Config, io: Io): Promise<boolean> {
     withDeadline('neon-api', 'the Neon API', () => checkNeonApi(config, io.log)),
     withDeadline('postgres', 'Neon Postgres', () => checkPostgres(config)),
   ]);
-  const report: ValidationReport = {
-    valid: false,
-    checks: [...configuration.results, ...mongodb, ...neonApi, ...postgres],
-    collections,
-  };
-  report.valid = report.checks.every((c) => c.ok);
-  await publish(report, io, (Date.now() - started) / 1000);
-  return report.valid;
+  const checks = [...configuration.results, ...mongodb, ...neonApi, ...postgres];
+  return publish(checks, collections, io, (Date.now() - started) / 1000);
 }
 
 /**
@@ -123,8 +120,7 @@ export async function validate(config: Config, io: Io): Promise<boolean> {
 export async function reportInvalidConfiguration(problems: readonly string[], io: Io): Promise<boolean> {
   const configuration = new Checks('configuration');
   for (const p of problems) configuration.fail('inputs', p);
-  const report: ValidationReport = { valid: false, checks: configuration.results, collections: [] };
-  await publish(report, io, 0);
+  await publish(configuration.results, [], io, 0);
   io.log.info('MongoDB, Neon API and Neon Postgres were not checked: fix the configuration first.');
   return false;
 }
@@ -141,18 +137,18 @@ function describeConfig(config: Config): string {
 }
 
 /** Runs one group's checks; a group that does not finish in time becomes one failed check. */
-async function withDeadline(group: CheckGroup, what: string, run: () => Promise<CheckResult[]>): Promise<CheckResult[]> {
+async function withDeadline(group: CheckGroup, what: string, run: () => Promise<GroupCheck[]>): Promise<GroupCheck[]> {
   let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<CheckResult[]>((resolve) => {
+  const deadline = new Promise<GroupCheck[]>((resolve) => {
     timer = setTimeout(
       () =>
         resolve([
-          {
+          groupCheck(
             group,
-            name: 'answered in time',
-            ok: false,
-            detail: `${what} did not answer within ${GROUP_DEADLINE_MS / 1000} s: check the host in its input and that this runner can reach it`,
-          },
+            'answered in time',
+            'fail',
+            `${what} did not answer within ${GROUP_DEADLINE_MS / 1000} s: check the host in its input and that this runner can reach it`,
+          ),
         ]),
       GROUP_DEADLINE_MS,
     );
@@ -170,7 +166,7 @@ async function withDeadline(group: CheckGroup, what: string, run: () => Promise<
  * checked by the backup itself, inside its transaction: reading every file here could outlast the
  * check's deadline on a large dump.
  */
-async function checkDump(dir: string, config: Config, collections: CollectionEstimate[]): Promise<CheckResult[]> {
+async function checkDump(dir: string, config: Config, collections: CollectionEstimate[]): Promise<GroupCheck[]> {
   const checks = new Checks('mongodb');
   try {
     const dump = await openDumpDirectory(dir, config);
@@ -193,7 +189,7 @@ async function checkDump(dir: string, config: Config, collections: CollectionEst
   return checks.results;
 }
 
-async function checkMongo(config: Config, collections: CollectionEstimate[]): Promise<CheckResult[]> {
+async function checkMongo(config: Config, collections: CollectionEstimate[]): Promise<GroupCheck[]> {
   const checks = new Checks('mongodb');
   const uri = config.mongodbUri as string; // required for validate by the configuration
   const where = describeMongoUri(uri);
@@ -294,7 +290,7 @@ function freshnessCheck(config: Config): string[] {
   return config.maxBackupAgeMs === undefined ? [] : ['backup freshness'];
 }
 
-async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]> {
+async function checkNeonApi(config: Config, log: Logger): Promise<GroupCheck[]> {
   const checks = new Checks('neon-api');
   const neon = neonApiFor(config, log, { requestTimeoutMs: CONNECT_TIMEOUT_MS, retryDeadlineMs: 8_000 });
   let project: Awaited<ReturnType<NeonApi['getProject']>>;
@@ -317,7 +313,7 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
   }
 
   try {
-    const standby = await neon.findBranchByEndpoint(config.neonDatabaseUrl);
+    const standby = await findStandby(neon, config);
     if (standby) {
       checks.pass('standby branch', `neon-database-url points at branch "${standby.name}" (${standby.id})${standby.isDefault ? ', the default branch' : ''}`);
     } else {
@@ -330,20 +326,20 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
   // An estimate only: backup never deletes by a guessed limit.
   const limit = project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT;
   const limitNote = project.branchLimit === undefined ? ` (Neon does not report this project's limit; ${FREE_PLAN_BRANCH_LIMIT}, the free plan's, is assumed here)` : '';
-  const backups = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'backup');
-  const restores = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === 'restore-test');
-  const others = branches.length - backups.length - restores.length;
-  // A backup run holds the retained backups plus its new one; a restore test adds one more.
-  const needed = others + config.retain + 2;
+  const backups = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === BACKUP_KIND);
+  const temporaries = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === TEMPORARY_KIND);
+  const others = branches.length - backups.length - temporaries.length;
+  // A backup run holds the retained backups plus its new one; a temporary branch adds one more.
+  const atRest = branchBudget({ existing: others, needed: config.retain + 2, limit, retain: config.retain });
   const usage =
     `${branches.length} of ${limit} branches used${limitNote} (${backups.length} backup${backups.length === 1 ? '' : 's'} of this tool, ` +
-    `${restores.length} restore test${restores.length === 1 ? '' : 's'}, ${others} other${others === 1 ? '' : 's'})`;
-  if (others + 1 > limit) {
+    `${temporaries.length} restore test${temporaries.length === 1 ? '' : 's'}, ${others} other${others === 1 ? '' : 's'})`;
+  if (!branchBudget({ existing: others, needed: 1, limit, retain: config.retain }).fits) {
     checks.fail('branch usage', `${usage}: no room for a backup branch; delete unused branches or raise the plan's limit`);
-  } else if (needed > limit) {
+  } else if (!atRest.fits) {
     checks.pass(
       'branch usage',
-      `${usage}; note: with retain ${config.retain} the project needs ${needed} branches, and a backup that finds no room refuses rather than delete one of the ${config.retain} kept backups before its replacement exists; lower 'retain' to ${Math.max(1, limit - others - 2)}`,
+      `${usage}; note: with retain ${config.retain} the project needs ${atRest.total} branches, and a backup that finds no room refuses rather than delete one of the ${config.retain} kept backups before its replacement exists; lower 'retain' to ${Math.max(1, atRest.retainThatFits)}`,
     );
   } else {
     checks.pass('branch usage', usage);
@@ -366,7 +362,7 @@ async function checkNeonApi(config: Config, log: Logger): Promise<CheckResult[]>
   return checks.results;
 }
 
-async function checkPostgres(config: Config): Promise<CheckResult[]> {
+async function checkPostgres(config: Config): Promise<GroupCheck[]> {
   const checks = new Checks('postgres');
   const where = describePostgresUrl(config.neonDatabaseUrl);
   let client: pg.Client | undefined;
@@ -411,46 +407,56 @@ async function checkPostgres(config: Config): Promise<CheckResult[]> {
   }
 }
 
-async function publish(report: ValidationReport, io: Io, seconds: number): Promise<void> {
+/** Logs, outputs and summarises the checks; returns whether every one passed. */
+async function publish(checks: readonly GroupCheck[], collections: readonly CollectionEstimate[], io: Io, seconds: number): Promise<boolean> {
+  const valid = checks.every((c) => c.status === 'pass');
   for (const group of Object.keys(GROUP_TITLES) as CheckGroup[]) {
-    const results = report.checks.filter((c) => c.group === group);
+    const results = checks.filter((c) => c.group === group);
     if (results.length === 0) continue;
     io.log.info(`${GROUP_TITLES[group]}:`);
     for (const c of results) {
-      if (c.ok || c.skipped) {
-        io.log.info(`  ${c.ok ? 'pass' : 'skip'}  ${c.name}: ${c.detail}`);
+      if (c.status !== 'fail') {
+        io.log.info(`  ${c.status === 'pass' ? 'pass' : 'skip'}  ${c.check}: ${c.detail}`);
       } else {
         // One error line per problem. Configuration problems already name their input.
-        io.log.error(group === 'configuration' ? `Configuration: ${c.detail}` : `${GROUP_TITLES[group]}: ${c.name}: ${c.detail}`);
+        io.log.error(group === 'configuration' ? `Configuration: ${c.detail}` : `${GROUP_TITLES[group]}: ${c.check}: ${c.detail}`);
       }
     }
   }
-  const failed = report.checks.filter((c) => !c.ok && !c.skipped).length;
-  const skipped = report.checks.filter((c) => c.skipped).length;
+  const failed = checks.filter((c) => c.status === 'fail').length;
+  const skipped = checks.filter((c) => c.status === 'skipped').length;
   io.log.info(
-    report.valid
-      ? `All ${report.checks.length} checks passed in ${formatDuration(seconds)}.`
-      : `${failed} of ${report.checks.length} checks failed${skipped > 0 ? `, ${skipped} not checked` : ''}.`,
+    valid
+      ? `All ${checks.length} checks passed in ${formatDuration(seconds)}.`
+      : `${failed} of ${checks.length} checks failed${skipped > 0 ? `, ${skipped} not checked` : ''}.`,
   );
 
-  io.setOutput('valid', report.valid);
+  io.setOutput('valid', valid);
   // Step outputs share 1 MB per job: a deployment with thousands of collections keeps its first ones.
-  const listed = report.collections.slice(0, REPORT_COLLECTIONS_LIMIT);
-  const omitted = report.collections.length - listed.length;
-  io.setOutput('report', JSON.stringify({ ...report, collections: listed, ...(omitted > 0 ? { collectionsOmitted: omitted } : {}) }));
+  const listed = collections.slice(0, REPORT_COLLECTIONS_LIMIT);
+  const omitted = collections.length - listed.length;
+  const report: ValidationReport = {
+    valid,
+    checks: checks.map((c) => ({ group: c.group, name: c.check, ok: c.status === 'pass', ...(c.status === 'skipped' ? { skipped: true as const } : {}), detail: c.detail })),
+    collections: listed,
+  };
+  io.setOutput('report', JSON.stringify({ ...report, ...(omitted > 0 ? { collectionsOmitted: omitted } : {}) }));
 
   let summary =
-    `## supaneon-sync validate: ${report.valid ? 'ready to back up' : `${failed} check${failed === 1 ? '' : 's'} failed`}\n\n` +
-    markdownTable(
-      ['Area', 'Check', 'Result', 'Details'],
-      report.checks.map((c) => [GROUP_TITLES[c.group], c.name, c.ok ? 'pass' : c.skipped ? 'not checked' : asMarkdown('**FAIL**'), c.detail]),
+    `## supaneon-sync validate: ${valid ? 'ready to back up' : `${failed} check${failed === 1 ? '' : 's'} failed`}\n\n` +
+    checkTable(
+      [
+        ['Area', (c) => c.subject],
+        ['Check', (c) => c.check],
+      ],
+      checks,
     );
-  if (report.collections.length > 0) {
+  if (collections.length > 0) {
     summary +=
       '\n### Selected collections\n\n' +
       markdownTable(
         ['Collection', 'Kind', 'Documents (estimated)', 'Size'],
-        report.collections.map((c) => [
+        collections.map((c) => [
           `${c.database}.${c.collection}`,
           c.kind,
           c.documents === undefined ? '-' : c.documents.toLocaleString('en-US'),
@@ -459,4 +465,5 @@ async function publish(report: ValidationReport, io: Io, seconds: number): Promi
       );
   }
   await io.appendSummary(summary);
+  return valid;
 }
