@@ -7,7 +7,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
-import { describeWithStack, repoRoot } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
+import { repoRoot } from '../../devkit/stack.js';
 
 const DIR = path.join(repoRoot, 'test', 'fixtures', 'neon-recordings');
 const STACK = ['NEON_API_KEY', 'NEON_API_HOST'];
