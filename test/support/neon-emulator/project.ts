@@ -54,17 +54,15 @@ type OperationSpec = { action: OperationAction; branchId?: string; endpointId?: 
 type CreateBody = NonNullable<CreateProjectBranchData['body']>;
 type UpdateBody = UpdateProjectBranchData['body'];
 
+// A branch is a copy of its parent as of now: parent_lsn, parent_timestamp, init_source and the
+// other fields nothing here sends are refused (400), not ignored.
 const createBodySchema: z.ZodType<CreateBody> = z.object({
   branch: z.object({
     parent_id: z.string().optional(),
     name: z.string().min(1).max(256).optional(),
-    parent_lsn: z.string().optional(),
-    parent_timestamp: z.string().optional(),
     protected: z.boolean().optional(),
-    archived: z.boolean().optional(),
-    init_source: z.string().optional(),
     expires_at: z.string().optional(),
-  }).optional(),
+  }).strict().optional(),
   endpoints: z.array(z.object({
     type: z.enum(['read_write', 'read_only']),
     autoscaling_limit_min_cu: z.number().optional(),
@@ -207,10 +205,10 @@ export class Project {
     return main;
   }
 
-  /** Where the project's default branch answers, and its connection string. */
-  defaultEndpoint(): { defaultBranchId: string; defaultHost: string; databaseUrl: string } {
+  /** Where the project's default branch answers. */
+  defaultEndpoint(): { defaultBranchId: string; defaultHost: string } {
     const main = this.defaultBranch;
-    return { defaultBranchId: main.id, defaultHost: hostOf(main.endpoint!.hostNumber), databaseUrl: this.#uri(main.endpoint!.hostNumber) };
+    return { defaultBranchId: main.id, defaultHost: hostOf(main.endpoint!.hostNumber) };
   }
 
   projectJson(): { project: NeonProject } {
@@ -372,12 +370,6 @@ export class Project {
     const body = parseBody(createBodySchema, rawBody ?? {});
     const fields = body.branch ?? {};
     const now = Date.now();
-    if (fields.parent_lsn !== undefined || fields.parent_timestamp !== undefined) {
-      throw new ApiError(400, 'BAD_REQUEST', 'parent_lsn and parent_timestamp are not supported by the emulator: branches copy the parent as of now');
-    }
-    if (fields.init_source !== undefined && fields.init_source !== 'parent-data') {
-      throw new ApiError(400, 'BAD_REQUEST', `init_source ${fields.init_source} is not supported by the emulator (only parent-data)`);
-    }
     const endpoints = body.endpoints ?? [];
     for (const e of endpoints) checkEndpointSettings(this.plan, e);
     if (fields.protected === true) checkCanProtect(this.plan);
@@ -671,7 +663,7 @@ export class Project {
     return this.#state.branches.filter((b) => b.parentId === branchId);
   }
 
-  #uri(hostNumber: number, rolePassword = this.settings.rolePassword): string {
+  #uri(hostNumber: number, rolePassword: string): string {
     const { role, database } = this.settings;
     const { pgPort } = this.#deps;
     return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(rolePassword)}@${hostOf(hostNumber)}:${pgPort}/${encodeURIComponent(database)}?sslmode=require`;
