@@ -3,7 +3,7 @@
 // shape (one character, percent-encoded, unicode), and the inputs that used to change the wrong
 // data silently (a missing database, a list of separators, a branch this tool did not make, a
 // recover prefix past MongoDB's limits, the branch limit reached). The log is read the way GitHub's
-// runner reads it (test/support/workflow-commands.ts): no name may trigger a command.
+// runner reads it (devkit/workflow-commands.ts): no name may trigger a command.
 import { MongoClient } from 'mongodb';
 import type { Logger } from '../../src/io.js';
 import { NeonApi, TOOL_ANNOTATION } from '../../src/neon.js';
