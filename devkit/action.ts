@@ -157,8 +157,14 @@ export function startAction(entry: ActionEntry, opts: ActionOptions = {}): Runni
   let stdout = '';
   let stderr = '';
   let log = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => ((stdout += d), (log += d)));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => ((stderr += d), (log += d)));
+  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    stdout += d;
+    log += d;
+  });
+  child.stderr?.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    log += d;
+  });
   const onLine = opts.onLine;
   const linesDone = onLine
     ? Promise.all(
