@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BSON } from 'mongodb';
 import { assertUtf8Text, decodeExact, encodeDocument, idKey, queryJson } from '../src/codec.js';
-import { COLLECTIONS, generateDocument, planDataset } from './generate.js';
+import { COLLECTIONS, generateDocument, planDataset } from '../devkit/generate.js';
 
 const { values } = parseArgs({
   options: { docs: { type: 'string', default: '20000' }, rounds: { type: 'string', default: '7' }, op: { type: 'string' } },

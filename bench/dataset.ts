@@ -7,7 +7,7 @@
  * of what is backed up and measured.
  */
 import { BSON, type Collection, type MongoClient } from 'mongodb';
-import { GENERATOR_VERSION, generateDocument, planDataset, roundChanges, type CollectionPlan } from './generate.js';
+import { GENERATOR_VERSION, generateDocument, planDataset, roundChanges, type CollectionPlan } from '../devkit/generate.js';
 
 const META_DATABASE = 'bench_meta';
 const META_COLLECTION = 'state';

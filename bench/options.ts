@@ -1,7 +1,7 @@
 /** `npm run bench -- [options]`: what to measure and where. */
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DEFAULT_SEED } from './generate.js';
+import { DEFAULT_SEED } from '../devkit/generate.js';
 
 /** In the order they run: the limits first, then what the targets need most, recover (no target) last. */
 export const MEASUREMENTS = ['read', 'write', 'full', 'naive', 'incremental', 'scan', 'verify', 'recover'] as const;

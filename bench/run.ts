@@ -11,12 +11,12 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import os from 'node:os';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { parseStackEnv, ensureStack } from '../test/support/stack.js';
+import { parseStackEnv, ensureStack } from '../devkit/stack.js';
 import { renderChart } from './chart.js';
 import { applyRound, ensureDataset, type DatasetInfo } from './dataset.js';
 import { renderMarkdown } from './doc.js';
 import { mb, seconds } from './format.js';
-import { BENCH_DATABASE, ROUNDS_PER_DATASET } from './generate.js';
+import { BENCH_DATABASE, ROUNDS_PER_DATASET } from '../devkit/generate.js';
 import { MEASUREMENTS, parseOptions, type BenchOptions, type MeasurementKey } from './options.js';
 import { findFerretDb } from './proc.js';
 import { summariseProfile } from './profile.js';

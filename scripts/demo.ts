@@ -10,16 +10,13 @@
  * Idempotent: it resets the stack's own Neon project (the one in .stack/env; tests make projects of
  * their own and never touch it) and drops its own MongoDB databases before it starts.
  */
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { BSON, MongoClient, type Document } from 'mongodb';
 import { schemaNameFor, tableNameFor, quoteIdent } from '../src/naming.js';
 import { connectPostgres } from '../src/postgres.js';
-import { loadDataset, shopDataset } from '../test/support/datasets.js';
-import { loadStackEnv, repoRoot } from '../test/support/stack.js';
+import { startAction, type ActionOptions, type ActionRun } from '../devkit/action.js';
+import { loadDataset, shopDataset } from '../devkit/shop.js';
+import { loadStackEnv } from '../devkit/stack.js';
+import { WorkflowCommandReader } from '../devkit/workflow-commands.js';
 
 const SHOP = 'shop';
 const RECOVER_PREFIX = 'recovered_';
@@ -43,30 +40,11 @@ interface StepResult {
   outputs: Record<string, string>;
 }
 
-/** Parses GITHUB_OUTPUT / GITHUB_STATE: `name<<delimiter` heredocs (what @actions/core writes) or `name=value`. */
-function parseCommandFile(text: string): Record<string, string> {
-  const values: Record<string, string> = {};
-  const lines = text.split('\n');
-  for (let i = 0; i < lines.length; i++) {
-    const heredoc = /^([^=<]+)<<(.+)$/.exec(lines[i]);
-    if (heredoc) {
-      const body: string[] = [];
-      for (i++; i < lines.length && lines[i] !== heredoc[2]; i++) body.push(lines[i]);
-      values[heredoc[1]] = body.join('\n');
-      continue;
-    }
-    const eq = lines[i].indexOf('=');
-    if (eq > 0) values[lines[i].slice(0, eq)] = lines[i].slice(eq + 1);
-  }
-  return values;
-}
-
 /** Workflow commands (`::group::`, `::warning::`, `::add-mask::`…) as a person would read them on GitHub. */
-function renderLogLine(line: string): string | undefined {
-  const command = /^::([a-z-]+)(?: [^:]*)?::(.*)$/.exec(line);
+function renderLogLine(line: string, commands: WorkflowCommandReader): string | undefined {
+  const command = commands.read(line);
   if (!command) return line;
-  const data = command[2].replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%');
-  switch (command[1]) {
+  switch (command.name) {
     case 'add-mask':
     case 'debug':
     case 'endgroup':
@@ -74,36 +52,26 @@ function renderLogLine(line: string): string | undefined {
     case 'set-output':
       return undefined;
     case 'group':
-      return bold(`▸ ${data}`);
+      return bold(`▸ ${command.data}`);
     case 'warning':
     case 'error':
     case 'notice':
-      return `${command[1]}: ${data}`;
+      return `${command.name}: ${command.data}`;
     default:
       return line;
   }
 }
 
-async function runNode(script: string, env: NodeJS.ProcessEnv): Promise<number> {
-  const child = spawn(process.execPath, [script], { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const print = (stream: NodeJS.ReadableStream) =>
-    new Promise<void>((resolve) => {
-      const rl = createInterface({ input: stream });
-      rl.on('line', (line) => {
-        const shown = renderLogLine(line);
-        if (shown !== undefined) for (const l of shown.split('\n')) console.log(`  │ ${l}`);
-      });
-      rl.on('close', resolve);
-    });
-  const [code] = await Promise.all([
-    new Promise<number>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('exit', (c, signal) => resolve(signal ? 128 : (c ?? 1)));
-    }),
-    print(child.stdout),
-    print(child.stderr),
-  ]);
-  return code;
+/** Runs one entry of the bundle as GitHub does, its log shown as it comes. */
+function runStep(entry: 'main' | 'post', opts: ActionOptions): Promise<ActionRun> {
+  const commands = new WorkflowCommandReader();
+  return startAction(entry, {
+    ...opts,
+    onLine: (line) => {
+      const shown = renderLogLine(line, commands);
+      if (shown !== undefined) for (const l of shown.split('\n')) console.log(`  │ ${l}`);
+    },
+  }).result;
 }
 
 /**
@@ -113,51 +81,31 @@ async function runNode(script: string, env: NodeJS.ProcessEnv): Promise<number> 
  */
 async function actionStep(title: string, inputs: Record<string, string>): Promise<StepResult> {
   heading(title);
-  const dir = await mkdtemp(path.join(tmpdir(), 'supaneon-demo-'));
-  try {
-    const files = { GITHUB_OUTPUT: 'output', GITHUB_STEP_SUMMARY: 'summary.md', GITHUB_STATE: 'state' };
-    const env: NodeJS.ProcessEnv = {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      NODE_EXTRA_CA_CERTS: stack.NODE_EXTRA_CA_CERTS,
-      GITHUB_ACTIONS: 'true',
-      RUNNER_TEMP: dir,
-    };
-    for (const [name, file] of Object.entries(files)) {
-      env[name] = path.join(dir, file);
-      await writeFile(env[name]!, '');
-    }
-    for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
-    console.log(dim(`  node dist/index.js   ${Object.keys(inputs).map((k) => `INPUT_${k.toUpperCase()}`).join(' ')}`));
+  const opts: ActionOptions = { inputs, baseEnv: 'runner', env: { NODE_EXTRA_CA_CERTS: stack.NODE_EXTRA_CA_CERTS }, timeoutMs: 30 * 60_000 };
+  console.log(dim(`  node dist/index.js   ${Object.keys(inputs).map((k) => `INPUT_${k.toUpperCase()}`).join(' ')}`));
 
-    const code = await runNode('dist/index.js', env);
+  const main = await runStep('main', opts);
+  const code = main.signal ? 128 : (main.exitCode ?? 1);
 
-    // GitHub runs the post step after the job, whatever happened; here, right after the step.
-    const state = parseCommandFile(await readFile(env.GITHUB_STATE!, 'utf8'));
-    if (Object.keys(state).length > 0) {
-      console.log(dim('  post step: node dist/post/index.js'));
-      const postEnv = { ...env };
-      for (const [name, value] of Object.entries(state)) postEnv[`STATE_${name}`] = value;
-      await runNode('dist/post/index.js', postEnv);
-    }
-
-    const outputs = parseCommandFile(await readFile(env.GITHUB_OUTPUT!, 'utf8'));
-    console.log(bold('\n  outputs'));
-    const width = Math.max(0, ...Object.keys(outputs).map((k) => k.length));
-    for (const [name, value] of Object.entries(outputs)) {
-      const shown = value.length > 200 ? `${value.slice(0, 200)}… (${value.length} characters)` : value;
-      console.log(`    ${name.padEnd(width)}  ${shown}`);
-    }
-    const summary = await readFile(env.GITHUB_STEP_SUMMARY!, 'utf8');
-    if (summary.trim()) {
-      console.log(bold('\n  job summary'));
-      for (const line of renderMarkdown(summary)) console.log(`    ${line}`);
-    }
-    console.log(code === 0 ? `\n  ✔ ${title}: exit 0` : `\n  ✘ ${title}: exit ${code}`);
-    return { ok: code === 0, outputs };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
+  // GitHub runs the post step after the job, whatever happened; here, right after the step.
+  if (Object.keys(main.state).length > 0) {
+    console.log(dim('  post step: node dist/post/index.js'));
+    await runStep('post', { ...opts, state: main.state });
   }
+
+  const { outputs } = main;
+  console.log(bold('\n  outputs'));
+  const width = Math.max(0, ...Object.keys(outputs).map((k) => k.length));
+  for (const [name, value] of Object.entries(outputs)) {
+    const shown = value.length > 200 ? `${value.slice(0, 200)}… (${value.length} characters)` : value;
+    console.log(`    ${name.padEnd(width)}  ${shown}`);
+  }
+  if (main.summary.trim()) {
+    console.log(bold('\n  job summary'));
+    for (const line of renderMarkdown(main.summary)) console.log(`    ${line}`);
+  }
+  console.log(code === 0 ? `\n  ✔ ${title}: exit 0` : `\n  ✘ ${title}: exit ${code}`);
+  return { ok: code === 0, outputs };
 }
 
 // ---------------------------------------------------------------------------------------------

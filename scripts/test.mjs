@@ -52,7 +52,7 @@ try {
   // it running.
   if (env.SUPANEON_SKIP_STACK !== '1') {
     const { tsImport } = await import('tsx/esm/api');
-    const { ensureStack } = await tsImport('../test/support/stack.ts', import.meta.url);
+    const { ensureStack } = await tsImport('../devkit/stack.ts', import.meta.url);
     Object.assign(env, await ensureStack());
   }
   const exitCode = await runJest();

@@ -11,11 +11,12 @@ import { currentGithubRun, type GithubRunInfo } from '../../src/github-run.js';
 import { readManifest } from '../../src/manifest.js';
 import { connectMongo } from '../../src/mongo.js';
 import { connectPostgres } from '../../src/postgres.js';
-import { loadCollection, randomDocuments } from '../../test/support/datasets.js';
+import { loadCollection } from '../../devkit/shop.js';
+import { randomDocuments } from '../../test/support/random-documents.js';
 import { startGithubStandIn, type GithubStandIn } from '../../test/support/github-api.js';
 import { recordingIo } from '../../test/support/recording-io.js';
-import { findSecretLeaks, runAction, type BundleRun } from '../../test/support/run-bundle.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { findSecretLeaks, runAction, type ActionRun } from '../../devkit/action.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const REPOSITORY = 'acme/shop';
@@ -127,7 +128,7 @@ describe('the bundle alerts with the runner environment', () => {
   // A backup whose configuration is refused fails at once, with no service needed.
   const broken = { mode: 'backup', retain: 'many', 'github-token': TOKEN };
 
-  function expectFailedWithoutLeak(run: BundleRun): void {
+  function expectFailedWithoutLeak(run: ActionRun): void {
     expect(run.exitCode).toBe(1);
     expect(run.stdout).toContain("::error::supaneon-sync backup failed: invalid configuration (1 problem):%0A- input 'retain' must be a whole number");
     expect(run.stdout.split('\n')).toContain(`::add-mask::${TOKEN}`);

@@ -10,9 +10,9 @@ import { connectMongo } from '../../src/mongo.js';
 import { quoteIdent, schemaNameFor } from '../../src/naming.js';
 import { NeonApi } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
-import { loadCollection, loadDataset, shopDataset } from '../../test/support/datasets.js';
-import { actionEntry, startAction, type ActionRun } from '../../test/support/action-process.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { loadCollection, loadDataset, shopDataset } from '../../devkit/shop.js';
+import { actionEntry, startAction, type ActionRun } from '../../devkit/action.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const suffix = `${process.pid}_${Date.now().toString(36)}`;
@@ -129,7 +129,7 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
   }
 
   async function expectSucceeds(more: Record<string, string> = {}): Promise<ActionRun> {
-    const run = await startAction(inputs(more)).result;
+    const run = await startAction('main', { inputs: inputs(more), build: 'current' }).result;
     if (run.exitCode !== 0) throw new Error(`the backup should have succeeded (exit ${run.exitCode}):\n${run.log}`);
     return run;
   }
@@ -207,7 +207,7 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
     const before = await backups();
     await project.injectFault({ status: 500, count: 10_000, method: 'GET', path: '/endpoints' });
     await changeSource();
-    const run = await startAction(inputs(), shortNeonTimeouts).result;
+    const run = await startAction('main', { inputs: inputs(), env: shortNeonTimeouts, build: 'current' }).result;
     expect(run.exitCode).toBe(1);
     expect(run.log).toMatch(/supaneon-sync backup failed: .*list endpoints.*HTTP 500/);
     expect(await standbyState()).toBe(state);
@@ -222,7 +222,7 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
       const before = await backups();
       await project.injectFault({ status: fault, count: 10_000, method: 'POST', path: '/branches' });
       await changeSource();
-      const run = await startAction(inputs(), shortNeonTimeouts).result;
+      const run = await startAction('main', { inputs: inputs(), env: shortNeonTimeouts, build: 'current' }).result;
       expect(run.exitCode).toBe(1);
       expect(run.log).toMatch(/the standby was updated and committed, but the snapshot branch "bkf-\d{8}T\d{6}Z" could not be created/);
       expect(run.log).toMatch(fault === 500 ? /HTTP 500/ : /no answer within 2 s/);
@@ -250,7 +250,7 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
       const state = await standbyState();
       const before = await backups();
       await changeSource();
-      const run = await startAction(inputs({ retain: '7' })).result;
+      const run = await startAction('main', { inputs: inputs({ retain: '7' }), build: 'current' }).result;
       expect(run.exitCode).toBe(1);
       expect(run.log).toMatch(new RegExp(`branch limit \\(${limit}\\) leaves no room`));
       expect(await standbyState()).toBe(state);
@@ -280,7 +280,7 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
       // Several megabytes in: inside the bulk collection (about 25 MB of documents).
       proxy.armAfter(8 * 1024 * 1024);
       const uri = env.MONGODB_SRV_URL.replace(/^(mongodb:\/\/(?:[^@/]*@)?)[^/?]+/, `$1127.0.0.1:${proxy.port}`);
-      const run = await startAction(inputs({ 'mongodb-uri': uri })).result;
+      const run = await startAction('main', { inputs: inputs({ 'mongodb-uri': uri }), build: 'current' }).result;
       expect(run.exitCode).toBe(1);
       expect(run.log).toMatch(new RegExp(`supaneon-sync backup failed: backup of ${DB}\\.bulk failed`));
       expect(await standbyState()).toBe(state);
@@ -296,7 +296,7 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
     const state = await standbyState();
     const before = await backups();
     await changeSource();
-    const running = startAction(inputs());
+    const running = startAction('main', { inputs: inputs(), build: 'current' });
     const pid = await waitForCopy();
     await admin.query('SELECT pg_terminate_backend($1)', [pid]);
     const run = await running.result;
@@ -312,7 +312,7 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
     const state = await standbyState();
     const before = await backups();
     await changeSource();
-    const running = startAction(inputs());
+    const running = startAction('main', { inputs: inputs(), build: 'current' });
     await waitForCopy();
     running.child.kill('SIGKILL');
     const run = await running.result;

@@ -14,9 +14,11 @@ import { branchName, quoteIdent, schemaNameFor, tableNameFor } from '../../src/n
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
 import { roleAndDatabaseOf } from '../../src/connection-string.js';
 import { connectPostgres } from '../../src/postgres.js';
-import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
-import { actionEntry, startAction } from '../../test/support/action-process.js';
-import { describeWithStack, repoRoot } from '../../test/support/stack.js';
+import { loadCollection, loadDataset, shopDataset } from '../../devkit/shop.js';
+import { randomDocuments } from '../../test/support/random-documents.js';
+import { actionEntry, startAction } from '../../devkit/action.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
+import { repoRoot } from '../../devkit/stack.js';
 import { recordingIo, type RecordingIo } from '../../test/support/recording-io.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
@@ -227,7 +229,11 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
   test(`run as GitHub runs the action (${actionEntry().label}): outputs, job summary, no secret in the log`, async () => {
     await mongo.db(MISC).collection('events').deleteOne({ _id: new Int32(0) } as Document);
     const before = await backups();
-    const run = await startAction({ mode: 'backup', databases: `${SHOP},${MISC}`, 'branch-prefix': PREFIX, retain: '3' }, project.env).result;
+    const run = await startAction('main', {
+      inputs: { mode: 'backup', databases: `${SHOP},${MISC}`, 'branch-prefix': PREFIX, retain: '3' },
+      env: project.env,
+      build: 'current',
+    }).result;
     if (run.exitCode !== 0) throw new Error(`the action failed (exit ${run.exitCode}):\n${run.log}`);
     expect(run.outputs.changed).toBe('1');
     expect(run.outputs['branch-name']).toMatch(new RegExp(`^${PREFIX}\\d{8}T\\d{6}Z$`));

@@ -3,15 +3,15 @@
 // shape (one character, percent-encoded, unicode), and the inputs that used to change the wrong
 // data silently (a missing database, a list of separators, a branch this tool did not make, a
 // recover prefix past MongoDB's limits, the branch limit reached). The log is read the way GitHub's
-// runner reads it (test/support/workflow-commands.ts): no name may trigger a command.
+// runner reads it (devkit/workflow-commands.ts): no name may trigger a command.
 import { MongoClient } from 'mongodb';
 import type { Logger } from '../../src/io.js';
 import { NeonApi, TOOL_ANNOTATION } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
-import { findSecretLeaks, runAction, runCli, type BundleRun } from '../../test/support/run-bundle.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { findSecretLeaks, runAction, runCli, type ActionRun } from '../../devkit/action.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
-import { workflowCommands } from '../../test/support/workflow-commands.js';
+import { workflowCommands } from '../../devkit/workflow-commands.js';
 
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'] as const;
 /** Environment variables the product falls back to: none may carry settings into these runs. */
@@ -35,7 +35,7 @@ const HOSTILE = [
 const silent: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
 
 /** Commands the runner would obey that no run of ours writes: anything a name could have forged. */
-function forgedCommands(run: BundleRun): string[] {
+function forgedCommands(run: ActionRun): string[] {
   return [...workflowCommands(run.stdout), ...workflowCommands(run.stderr)]
     .filter((c) => {
       // Our own masks are whole secret forms of at least 8 characters.

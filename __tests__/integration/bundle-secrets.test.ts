@@ -9,8 +9,8 @@
 // reached along the way.
 import { MongoClient } from 'mongodb';
 import { MODES } from '../../src/config.js';
-import { findSecretLeaks, runAction, runCli, runPost, type BundleRun } from '../../test/support/run-bundle.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { findSecretLeaks, runAction, runCli, runPost, type ActionRun } from '../../devkit/action.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'] as const;
@@ -126,14 +126,14 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
   const env = Object.fromEntries(FALLBACKS.map((k) => [k, undefined]));
 
   /** Values registered with the runner (`::add-mask::` lines, command escaping undone). */
-  function maskedValues(run: BundleRun): string[] {
+  function maskedValues(run: ActionRun): string[] {
     return run.stdout
       .split('\n')
       .filter((l) => l.startsWith('::add-mask::'))
       .map((l) => l.slice('::add-mask::'.length).replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%'));
   }
 
-  function expectNoLeak(run: BundleRun, label: string): void {
+  function expectNoLeak(run: ActionRun, label: string): void {
     expect({ label, leaks: findSecretLeaks(run, fixture.secrets) }).toEqual({ label, leaks: [] });
   }
 

@@ -17,7 +17,7 @@ import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { rawDocument } from '../../test/support/bson-arbitraries.js';
 import { corpusValidCases, withInt32Id } from '../../test/support/bson-corpus.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const RANDOM_DOCUMENTS = 3000;

@@ -19,8 +19,8 @@ import { connectPostgres } from '../../src/postgres.js';
 import { corpusValidCases, withInt32Id } from '../../test/support/bson-corpus.js';
 import { mongoTools } from '../../test/support/mongo-tools.js';
 import { recordingIo } from '../../test/support/recording-io.js';
-import { findSecretLeaks, runCli } from '../../test/support/run-bundle.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { findSecretLeaks, runCli } from '../../devkit/action.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];

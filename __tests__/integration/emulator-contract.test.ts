@@ -1,13 +1,16 @@
-// The emulator against real Neon: every recorded request (test/fixtures/neon-recordings, real API
-// traffic) that the emulator serves is replayed against it, with the recorded ids mapped onto the
-// stack's project, and the answer must have the recorded status and every field the recorded
-// answer has, with the same JSON type. Fields Neon sent as null may be absent or of any type.
+// The emulator against real Neon: every recorded read (test/fixtures/neon-recordings, real API
+// traffic) is replayed against it, with the recorded ids mapped onto the test's project, and the
+// answer must have the recorded status and every field the recorded answer has, with the same JSON
+// type. Fields Neon sent as null may be absent or of any type. Reads of routes the emulator does not
+// serve on purpose are skipped, each listed below with the reason; recorded writes are not replayed
+// (they would change the project under test; the emulator's own tests cover them).
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { parse } from 'yaml';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
-import { describeWithStack, repoRoot } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
+import { repoRoot } from '../../devkit/stack.js';
 
 const DIR = path.join(repoRoot, 'test', 'fixtures', 'neon-recordings');
 const STACK = ['NEON_API_KEY', 'NEON_API_HOST'];
@@ -21,15 +24,16 @@ interface Interaction {
   response: unknown;
 }
 
-/** The routes the emulator serves (the product's calls); other recorded calls are left out. */
-const SERVED: Array<[string, RegExp]> = [
-  ['GET', /^\/projects\/[^/]+$/],
-  ['GET', /^\/projects\/[^/]+\/branches$/],
-  ['GET', /^\/projects\/[^/]+\/branches\/[^/]+$/],
-  ['GET', /^\/projects\/[^/]+\/branches\/[^/]+\/(endpoints|roles|databases)$/],
-  ['GET', /^\/projects\/[^/]+\/endpoints$/],
-  ['GET', /^\/projects\/[^/]+\/connection_uri$/],
-  ['GET', /^\/projects\/[^/]+\/operations(\/[^/]+)?$/],
+/**
+ * Recorded reads of routes the emulator does not serve, on purpose: neither the product nor its
+ * tests, demo, benchmark or stack scripts call them, and the emulator serves only what they call.
+ */
+const NOT_SERVED: Array<[RegExp, string]> = [
+  [/^\/projects\/shared$/, 'projects shared with the user (another route than a project id): not called'],
+  [/^\/projects\/[^/]+\/endpoints\/[^/]+$/, 'one endpoint by id: the product lists the endpoints instead'],
+  [/^\/projects\/[^/]+\/branches\/[^/]+\/roles$/, "a branch's roles: the product reveals the owner role's password by name"],
+  [/^\/projects\/[^/]+\/branches\/[^/]+\/roles\/[^/]+$/, 'one role: not called'],
+  [/^\/projects\/[^/]+\/branches\/[^/]+\/databases$/, "a branch's databases: the database is read from the connection string"],
 ];
 
 function recordedInteractions(): Interaction[] {
@@ -41,8 +45,7 @@ function recordedInteractions(): Interaction[] {
     for (const i of doc.interactions) {
       const url = new URL(i.request.uri);
       const apiPath = url.pathname.replace(/^\/api\/v2/, '');
-      // `/projects/shared` is another route (projects shared with the user), not a project id.
-      if (apiPath.startsWith('/projects/shared') || !SERVED.some(([m, p]) => m === i.request.method && p.test(apiPath))) continue;
+      if (i.request.method !== 'GET' || NOT_SERVED.some(([route]) => route.test(apiPath))) continue;
       out.push({
         file,
         method: i.request.method,

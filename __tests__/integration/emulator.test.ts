@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import pg from 'pg';
 import { createNeonClient, type AnnotationData, type Branch, type Endpoint, type NeonApiError, type Operation } from '@neon/sdk';
 import { emulatorSourceHash } from '../../test/support/neon-emulator/server.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 /** Whichever of these fields a route answers with (error bodies carry code and message). */

@@ -1,7 +1,7 @@
 // The stack's MongoDB-wire server (FerretDB, or the server in MONGODB_TEST_URI) serves the official
 // driver at scale: 20,000 documents written and read back through a cursor over many batches.
 import { MongoClient, type Document } from 'mongodb';
-import { describeWithStack } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 
 const DOCUMENTS = 20_000;
 const INSERT_CHUNK = 1_000;

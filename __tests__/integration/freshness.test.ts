@@ -8,9 +8,10 @@ import { restore } from '../../src/modes/restore.js';
 import { validate, type ValidationReport } from '../../src/modes/validate.js';
 import { connectMongo } from '../../src/mongo.js';
 import { NeonApi, type BranchInfo } from '../../src/neon.js';
-import { loadCollection, randomDocuments } from '../../test/support/datasets.js';
+import { loadCollection } from '../../devkit/shop.js';
+import { randomDocuments } from '../../test/support/random-documents.js';
 import { recordingIo } from '../../test/support/recording-io.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const DB = `fresh_${process.pid}_${Date.now().toString(36)}`;

@@ -13,8 +13,9 @@ import {
   snapshotTimeOf,
   type CollectionSpec,
 } from '../../src/mongo.js';
-import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { loadCollection, loadDataset, shopDataset } from '../../devkit/shop.js';
+import { randomDocuments } from '../../test/support/random-documents.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 
 // Own database names: the MongoDB-wire server is shared with test files running in parallel.
 const suffix = `${process.pid}_${Date.now().toString(36)}`;

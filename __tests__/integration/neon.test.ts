@@ -6,7 +6,7 @@ import type { Logger } from '../../src/io.js';
 import { NeonApi, TOOL_ANNOTATION, normaliseEndpointHost, type NeonApiOptions } from '../../src/neon.js';
 import { roleAndDatabaseOf } from '../../src/connection-string.js';
 import { connectPostgres } from '../../src/postgres.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const STACK = ['NEON_API_KEY', 'NEON_API_HOST'];

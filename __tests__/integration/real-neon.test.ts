@@ -19,11 +19,11 @@ import { NeonApi, type BranchInfo } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { clearSecrets, registerSecret } from '../../src/secrets.js';
 import { withTemporaryBranch } from '../../src/temporary-branch.js';
-import { loadDataset, shopDataset } from '../../test/support/datasets.js';
+import { loadDataset, shopDataset } from '../../devkit/shop.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 import { recordingIo } from '../../test/support/recording-io.js';
-import { findSecretLeaks, runAction } from '../../test/support/run-bundle.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { findSecretLeaks, runAction } from '../../devkit/action.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 
 const DB = `rn_shop_${process.pid}_${Date.now().toString(36)}`;
 const PREFIX = `rn${process.pid}_`;

@@ -8,9 +8,10 @@ import { backup } from '../../src/modes/backup.js';
 import { NeonApi } from '../../src/neon.js';
 import { recover } from '../../src/modes/recover.js';
 import { STATE_TEMPORARY_BRANCH_NAME } from '../../src/temporary-branch.js';
-import { loadCollection, randomDocuments } from '../../test/support/datasets.js';
-import { findSecretLeaks, runAction, runPost, startBundle } from '../../test/support/run-bundle.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { loadCollection } from '../../devkit/shop.js';
+import { randomDocuments } from '../../test/support/random-documents.js';
+import { findSecretLeaks, runAction, runPost, startAction } from '../../devkit/action.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 import { recordingIo } from '../../test/support/recording-io.js';
 
@@ -300,7 +301,7 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
   });
   test('a killed run leaves its temporary branch on record, and the post step deletes it', async () => {
     const inputs = actionInputs('kill_');
-    const running = startBundle('main', { inputs, timeoutMs: 300_000 });
+    const running = startAction('main', { inputs, timeoutMs: 300_000 });
     const api = neon();
     const deadline = Date.now() + 60_000;
     while ((await api.toolBranches('restore-test')).length === 0) {

@@ -20,9 +20,9 @@ import { connectMongo } from '../../src/mongo.js';
 import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
 import { NeonApi, type BranchInfo } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
-import { loadDataset, shopDataset } from '../../test/support/datasets.js';
+import { loadDataset, shopDataset } from '../../devkit/shop.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import type { MongoClient } from 'mongodb';
 import { recordingIo } from '../../test/support/recording-io.js';
 

@@ -3,10 +3,7 @@
 // temporary branch always removed (or kept on request, then removed by the post step's cleanup),
 // expired leftovers swept; and, through the action entry as the runner starts it, a verified run
 // and runs killed mid-way (while verifying, while creating the branch) cleaned up by the post step.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, expect, test } from '@jest/globals';
 import { Int32, type Document, type MongoClient } from 'mongodb';
 import { parseConfig, type Config, type RawInputs } from '../../src/config.js';
@@ -17,11 +14,11 @@ import { connectMongo } from '../../src/mongo.js';
 import { NeonApi, TOOL_ANNOTATION, type BranchInfo } from '../../src/neon.js';
 import { roleAndDatabaseOf } from '../../src/connection-string.js';
 import { connectPostgres } from '../../src/postgres.js';
-import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
-import { actionEntry } from '../../test/support/action-process.js';
-import { parseCommandFile } from '../../test/support/run-bundle.js';
+import { loadCollection, loadDataset, shopDataset } from '../../devkit/shop.js';
+import { randomDocuments } from '../../test/support/random-documents.js';
+import { startAction } from '../../devkit/action.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
-import { describeWithStack, repoRoot } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { recordingIo } from '../../test/support/recording-io.js';
 
 const DB = `rs_shop_${process.pid}_${Date.now().toString(36)}`;
@@ -226,9 +223,8 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
 
   test('through the action as GitHub runs it: verified, outputs and summary written, the post step finds nothing left', async () => {
     const inputs = { ...project.inputs, mode: 'restore', databases: DB, verify: 'sample', 'sample-size': '5' };
-    const main = startActionStep('main', inputs);
-    await main.exited;
-    const result = main.result();
+    const main = startAction('main', { inputs, build: 'current' });
+    const result = await main.result;
     if (result.exitCode !== 0) throw new Error(`the action failed (exit ${result.exitCode}, ${main.label}):\n${result.log}`);
     expect(result.outputs).toMatchObject({ verified: 'true', 'backup-branch-id': backupBranch.id, collections: '4', documents: String(TOTAL) });
     expect(result.summary).toContain('| Collection | Check | Result | Details |');
@@ -240,34 +236,33 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     }
     expect(await restoreBranches()).toEqual([]);
 
-    const post = startActionStep('post', inputs, result.state);
-    await post.exited;
-    expect(post.result().exitCode).toBe(0);
-    expect(post.result().log).toContain('supaneon-sync post: nothing to clean up (mode restore left no temporary branch on record)');
+    const post = await startAction('post', { inputs, state: result.state, build: 'current' }).result;
+    expect(post.exitCode).toBe(0);
+    expect(post.log).toContain('supaneon-sync post: nothing to clean up (mode restore left no temporary branch on record)');
   }, 240_000);
 
   test('a run killed while verifying leaves its branch; the post step, with the saved state, removes it', async () => {
     // A user check that sleeps keeps the run inside verification long enough to be killed there.
     const inputs = { ...project.inputs, mode: 'restore', databases: DB, checks: 'SELECT true FROM pg_sleep(60)' };
-    const main = startActionStep('main', inputs);
+    const main = startAction('main', { inputs, build: 'current' });
     try {
       // Wait until the data checks are done and the sleeping user check runs, then kill without warning.
-      await waitFor(() => main.result().log.includes(`PASS ${DB}.random: jsonb agrees with the document`), 90_000);
+      await waitFor(() => main.log().includes(`PASS ${DB}.random: jsonb agrees with the document`), 90_000);
       await waitForQueryOnRestoreBranch('pg_sleep(60)', 60_000);
     } finally {
       main.child.kill('SIGKILL');
-      await main.exited;
+      await main.result.catch(() => undefined);
     }
-    const state = main.result().state;
-    expect(main.result().signal).toBe('SIGKILL');
+    const killed = await main.result;
+    const state = killed.state;
+    expect(killed.signal).toBe('SIGKILL');
     expect(state[STATE_TEMPORARY_BRANCH_NAME]).toMatch(/^restore-test-\d{8}T\d{6}Z$/);
     expect(state[STATE_TEMPORARY_BRANCH_ID]).toMatch(/^br-/);
     expect((await restoreBranches()).map((b) => b.id)).toEqual([state[STATE_TEMPORARY_BRANCH_ID]]);
 
-    const post = startActionStep('post', inputs, state);
-    await post.exited;
-    expect(post.result().exitCode).toBe(0);
-    expect(post.result().log).toContain(
+    const post = await startAction('post', { inputs, state, build: 'current' }).result;
+    expect(post.exitCode).toBe(0);
+    expect(post.log).toContain(
       `supaneon-sync post: deleted restore branch "${state[STATE_TEMPORARY_BRANCH_NAME]}" (${state[STATE_TEMPORARY_BRANCH_ID]}) left by the main step`,
     );
     expect(await restoreBranches()).toEqual([]);
@@ -277,76 +272,27 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     // The first poll of the create's operations never answers: the branch exists, its id is not yet saved.
     await project.injectFault({ status: 'hang', count: 1, method: 'GET', path: '/operations/' });
     const inputs = { ...project.inputs, mode: 'restore', databases: DB };
-    const main = startActionStep('main', inputs);
+    const main = startAction('main', { inputs, build: 'current' });
     try {
-      await waitFor(() => readFileSync(main.stateFile, 'utf8').includes(STATE_TEMPORARY_BRANCH_NAME), 90_000);
+      await waitFor(() => readFileSync(main.files.state, 'utf8').includes(STATE_TEMPORARY_BRANCH_NAME), 90_000);
       const deadline = Date.now() + 60_000;
       while ((await restoreBranches()).length === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 100));
     } finally {
       main.child.kill('SIGKILL');
-      await main.exited;
+      await main.result.catch(() => undefined);
       await project.clearFaults();
     }
-    const state = main.result().state;
+    const { state } = await main.result;
     expect(state[STATE_TEMPORARY_BRANCH_ID]).toBeUndefined();
     const left = await restoreBranches();
     expect(left.map((b) => b.name)).toEqual([state[STATE_TEMPORARY_BRANCH_NAME]]);
 
-    const post = startActionStep('post', inputs, state);
-    await post.exited;
-    expect(post.result().exitCode).toBe(0);
-    expect(post.result().log).toContain(`supaneon-sync post: deleted restore branch "${left[0].name}" (${left[0].id}) left by the main step`);
+    const post = await startAction('post', { inputs, state, build: 'current' }).result;
+    expect(post.exitCode).toBe(0);
+    expect(post.log).toContain(`supaneon-sync post: deleted restore branch "${left[0].name}" (${left[0].id}) left by the main step`);
     expect(await restoreBranches()).toEqual([]);
   }, 240_000);
 });
-
-/**
- * One step of the action in its own node process, as the runner starts it: INPUT_* variables,
- * GITHUB_OUTPUT / GITHUB_STATE / GITHUB_STEP_SUMMARY files, STATE_* for the post step. The bundle
- * when it is at least as new as the sources, else the same entry from source.
- */
-function startActionStep(step: 'main' | 'post', inputs: Record<string, string>, state: Record<string, string> = {}) {
-  const main = actionEntry();
-  const fromBundle = main.label === 'dist/index.js';
-  const argv =
-    step === 'main'
-      ? main.argv
-      : fromBundle
-        ? [path.join(repoRoot, 'dist', 'post', 'index.js')]
-        : ['--import', 'tsx', path.join(repoRoot, 'src', 'post-index.ts')];
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'supaneon-restore-step-'));
-  const files = { output: path.join(dir, 'output'), state: path.join(dir, 'state'), summary: path.join(dir, 'summary') };
-  for (const f of Object.values(files)) writeFileSync(f, '');
-  const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(INPUT_|GITHUB_|STATE_)/.test(k)) env[k] = v;
-  Object.assign(env, { GITHUB_OUTPUT: files.output, GITHUB_STATE: files.state, GITHUB_STEP_SUMMARY: files.summary });
-  for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
-  for (const [name, value] of Object.entries(state)) env[`STATE_${name}`] = value;
-  const child = spawn(process.execPath, argv, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let log = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => (log += d));
-  child.stderr?.setEncoding('utf8').on('data', (d: string) => (log += d));
-  let exitCode: number | null = null;
-  let signal: NodeJS.Signals | null = null;
-  const timer = setTimeout(() => child.kill('SIGKILL'), 180_000);
-  const exited = new Promise<void>((resolve) =>
-    child.on('close', (code, sig) => {
-      clearTimeout(timer);
-      exitCode = code;
-      signal = sig;
-      resolve();
-    }),
-  );
-  const result = () => ({
-    exitCode,
-    signal,
-    log,
-    outputs: parseCommandFile(readFileSync(files.output, 'utf8')),
-    state: parseCommandFile(readFileSync(files.state, 'utf8')),
-    summary: readFileSync(files.summary, 'utf8'),
-  });
-  return { child, exited, result, stateFile: files.state, label: step === 'main' ? main.label : argv.join(' ') };
-}
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;

@@ -10,9 +10,10 @@ import { connectMongo } from '../../src/mongo.js';
 import { schemaNameFor, tableNameFor } from '../../src/naming.js';
 import { NeonApi } from '../../src/neon.js';
 import { connectPostgres } from '../../src/postgres.js';
-import { loadCollection, randomDocuments } from '../../test/support/datasets.js';
+import { loadCollection } from '../../devkit/shop.js';
+import { randomDocuments } from '../../test/support/random-documents.js';
 import { recordingIo, type RecordingIo } from '../../test/support/recording-io.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const suffix = `${process.pid}_${Date.now().toString(36)}`;

@@ -2,7 +2,7 @@
 // verifies against the stack's CA (and not against any other), and scram-sha-256 passwords.
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { describeWithStack } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 interface Endpoint {

@@ -11,8 +11,9 @@ import { connectMongo, listSelectedCollections, rawDocuments, type CollectionSpe
 import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
 import { connectPostgres, describePostgresUrl } from '../../src/postgres.js';
 import { acquireBackupLock, BackupAlreadyRunning, recordRunStart, syncStandby, type CollectionSource } from '../../src/standby.js';
-import { loadCollection, loadDataset, randomDocuments, shopDataset } from '../../test/support/datasets.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { loadCollection, loadDataset, shopDataset } from '../../devkit/shop.js';
+import { randomDocuments } from '../../test/support/random-documents.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const suffix = `${process.pid}_${Date.now().toString(36)}`;

@@ -13,7 +13,7 @@ import { COPY_COLUMNS, copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, enc
 import { quoteIdent } from '../../src/naming.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { storedDocuments } from '../../src/stored-documents.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const TABLE = 'stored_documents_probe';

@@ -1,8 +1,8 @@
 // mode: validate through the built bundle, as GitHub runs it, against the local stack (FerretDB,
 // the Neon emulator, TLS PostgreSQL branches).
 import net from 'node:net';
-import { findSecretLeaks, runAction, runCli, type BundleRun } from '../../test/support/run-bundle.js';
-import { describeWithStack } from '../../test/support/stack.js';
+import { findSecretLeaks, runAction, runCli, type ActionRun } from '../../devkit/action.js';
+import { describeWithStack } from '../../test/support/describe-with-stack.js';
 import { createTestProject, type TestProject } from '../../test/support/test-project.js';
 
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'] as const;
@@ -14,11 +14,11 @@ interface Report {
   checks: { group: string; name: string; ok: boolean; detail: string }[];
 }
 
-function errorLines(run: BundleRun): string[] {
+function errorLines(run: ActionRun): string[] {
   return run.stdout.split('\n').filter((l) => l.startsWith('::error::'));
 }
 
-function reportOf(run: BundleRun): Report {
+function reportOf(run: ActionRun): Report {
   return JSON.parse(run.outputs.report) as Report;
 }
 

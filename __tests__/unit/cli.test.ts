@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { INPUT_NAMES } from '../../src/config.js';
 import { HELP, markdownToText, parseArgs, UsageError } from '../../src/command-line.js';
-import { runCli } from '../../test/support/run-bundle.js';
-import { repoRoot } from '../../test/support/stack.js';
+import { runCli } from '../../devkit/action.js';
+import { repoRoot } from '../../devkit/stack.js';
 
 describe('parseArgs', () => {
   test('mode then --name value and --name=value flags', () => {

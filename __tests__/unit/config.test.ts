@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { ConfigError, DEFAULT_NEON_API_HOST, INPUT_NAMES, parseConfig, type RawInputs } from '../../src/config.js';
-import { repoRoot } from '../../test/support/stack.js';
+import { repoRoot } from '../../devkit/stack.js';
 
 const PASSWORD = 'Zq7-secret-pw';
 const API_KEY = 'napi_k3y_do_not_echo_7731';

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { repoRoot } from '../../test/support/stack.js';
+import { repoRoot } from '../../devkit/stack.js';
 
 // The CLI's behaviour (command-line.ts) follows the same rule with main(args); src/cli.ts is the
 // executable that calls it, as src/index.ts is for the action.

@@ -4,7 +4,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { embedInReadme, renderInputsDoc } from '../../scripts/inputs-doc.js';
-import { repoRoot } from '../../test/support/stack.js';
+import { repoRoot } from '../../devkit/stack.js';
 
 const actionText = readFileSync(path.join(repoRoot, 'action.yml'), 'utf8');
 const action = parse(actionText) as { inputs: Record<string, unknown>; outputs: Record<string, unknown> };

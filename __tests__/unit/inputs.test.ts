@@ -8,7 +8,7 @@ import { HELP } from '../../src/command-line.js';
 import type { GithubRunInfo } from '../../src/github-run.js';
 import { actionYmlInput, defaultText, ENV_FALLBACKS, INPUT_NAMES, INPUTS, MODES, REQUIRED_BY_MODE, requiredHint, type InputName } from '../../src/inputs.js';
 import { embedInActionYml } from '../../scripts/inputs-doc.js';
-import { repoRoot } from '../../test/support/stack.js';
+import { repoRoot } from '../../devkit/stack.js';
 
 const actionText = readFileSync(path.join(repoRoot, 'action.yml'), 'utf8');
 const action = parse(actionText) as { inputs: Record<string, { description: string; required: boolean; default?: string }> };

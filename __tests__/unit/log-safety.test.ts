@@ -2,7 +2,7 @@ import { describe, expect, test } from '@jest/globals';
 import { couldBeWorkflowCommand, inertLogText, markdownText, markdownTextToPlain, showControlCharacters } from '../../src/log-safety.js';
 import { markdownTable } from '../../src/report.js';
 import { markdownToText } from '../../src/command-line.js';
-import { workflowCommands } from '../../test/support/workflow-commands.js';
+import { workflowCommands } from '../../devkit/workflow-commands.js';
 
 // Names a MongoDB on Linux accepts for collections (and, but for '.', '$' and '/', for databases).
 export const HOSTILE_NAMES = [

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { TOOL_VERSION } from '../../src/manifest.js';
-import { repoRoot } from '../../test/support/stack.js';
+import { repoRoot } from '../../devkit/stack.js';
 
 const version = (JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as { version: string }).version;
 

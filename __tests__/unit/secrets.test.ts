@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { repoRoot } from '../../test/support/stack.js';
+import { repoRoot } from '../../devkit/stack.js';
 import { clearSecrets, deriveSecretForms, MIN_MASK_LENGTH, redact, registerRuntimeSecret, registerSecret, userInfoOf } from '../../src/secrets.js';
 
 // A password with every URL-special character, URL-encoded in the connection string.

@@ -4,7 +4,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { repoRoot } from '../../test/support/stack.js';
+import { repoRoot } from '../../devkit/stack.js';
 
 const dir = path.join(repoRoot, '.github', 'workflows');
 const files = readdirSync(dir).filter((f) => /\.ya?ml$/.test(f));

@@ -15,7 +15,7 @@ import { BSON, MongoClient } from 'mongodb';
 import copyStreams from 'pg-copy-streams';
 import { COPY_COLUMNS, copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, encodeDocument, rowTableColumns } from '../../src/codec.js';
 import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
-import { generateDocument } from '../generate.js';
+import { generateDocument } from '../../devkit/generate.js';
 import type { Task, TaskResult } from '../protocol.js';
 import { connectStandby, dropSchema, tablesOf, walMark, walSince } from '../standby-sql.js';
 

@@ -6,7 +6,7 @@ import { tsImport } from 'tsx/esm/api';
 
 // Jest loads this file outside its own module system, where a relative import of another
 // TypeScript file does not resolve; tsx loads stack.ts the way the scripts run it.
-type StackModule = typeof import('./stack.js');
+type StackModule = typeof import('../../devkit/stack.js');
 type TestProjectModule = typeof import('./test-project.js');
 
 export default async function globalSetup(): Promise<void> {
@@ -14,7 +14,7 @@ export default async function globalSetup(): Promise<void> {
     process.stderr.write('local stack: not started (SUPANEON_SKIP_STACK=1); tests that need it report themselves skipped\n');
     return;
   }
-  const { ensureStack } = (await tsImport('./stack.ts', import.meta.url)) as StackModule;
+  const { ensureStack } = (await tsImport('../../devkit/stack.ts', import.meta.url)) as StackModule;
   const env = await ensureStack();
   if (process.env.NODE_EXTRA_CA_CERTS !== env.NODE_EXTRA_CA_CERTS) {
     // Node reads NODE_EXTRA_CA_CERTS only at start-up: workers started from here trust the stack's

@@ -129,12 +129,10 @@ export class Entries {
       return;
     }
     const params = parseStartup(startup);
-    const endpointId = this.#endpointIdAt(hostNumber);
-    const sni = (secure as tls.TLSSocket & { servername?: string | false }).servername;
-    const fromSni = typeof sni === 'string' ? /^(ep-[a-z0-9-]+?)(?:-pooler)?\./i.exec(sni)?.[1]?.toLowerCase() : undefined;
+    // Hosts are IP addresses, so clients send no SNI: the endpoint is the one this address serves.
+    const served = this.#endpointIdAt(hostNumber);
     const words = (params.get('options') ?? '').split(/\s+/).filter((w) => w !== '');
     const named = words.find((w) => /^(?:endpoint|project)=/i.test(w))?.replace(/^[^=]+=/, '').toLowerCase();
-    const served = fromSni ?? endpointId;
     if (named !== undefined && served !== undefined && named !== served) {
       secure.end(errorResponse('XX000', `Inconsistent project name inferred from SNI ('${served}') and project option ('${named}')`));
       return;

@@ -30,10 +30,6 @@ export function subscriptionTypeOf(plan: PlanName): BillingSubscriptionType {
   return RULES[plan].subscriptionType;
 }
 
-export function isPlanName(value: string): value is PlanName {
-  return (PLANS as readonly string[]).includes(value);
-}
-
 /** Refuses endpoint settings the plan does not allow, with Neon's status and message. */
 export function checkEndpointSettings(
   plan: PlanName,

@@ -13,7 +13,6 @@ import type {
   CreateProjectBranchData,
   CreateProjectBranchResponse,
   CreateProjectResponse,
-  Database,
   Endpoint,
   GetConnectionUriResponse,
   GetProjectBranchResponse,
@@ -34,11 +33,11 @@ import {
   neonId, timestamp, type BranchRecord, type OperationRecord, type ProjectSettings, type ProjectState, type StateStore,
 } from './state.js';
 
-export { ApiError, type Log } from './errors.js';
-
 const MAX_EXPIRY_MS = 30 * 24 * 3600 * 1000;
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i;
 const REGION = 'aws-local-1';
+// Neon still sends primary_branch_only, which the client's types no longer list.
+const ALLOWED_IPS = { ips: [], protected_branches_only: false, primary_branch_only: false };
 
 /** What every project shares: the clusters, the address pool, the state files, the clock's pace. */
 export interface ProjectDeps {
@@ -55,17 +54,15 @@ type OperationSpec = { action: OperationAction; branchId?: string; endpointId?: 
 type CreateBody = NonNullable<CreateProjectBranchData['body']>;
 type UpdateBody = UpdateProjectBranchData['body'];
 
+// A branch is a copy of its parent as of now: parent_lsn, parent_timestamp, init_source and the
+// other fields nothing here sends are refused (400), not ignored.
 const createBodySchema: z.ZodType<CreateBody> = z.object({
   branch: z.object({
     parent_id: z.string().optional(),
     name: z.string().min(1).max(256).optional(),
-    parent_lsn: z.string().optional(),
-    parent_timestamp: z.string().optional(),
     protected: z.boolean().optional(),
-    archived: z.boolean().optional(),
-    init_source: z.string().optional(),
     expires_at: z.string().optional(),
-  }).optional(),
+  }).strict().optional(),
   endpoints: z.array(z.object({
     type: z.enum(['read_write', 'read_only']),
     autoscaling_limit_min_cu: z.number().optional(),
@@ -79,10 +76,9 @@ const settingsBodySchema = z.object({ branch_limit: z.number().int().min(1).opti
 
 const updateBodySchema: z.ZodType<UpdateBody> = z.object({
   branch: z.object({
-    name: z.string().min(1).max(256).optional(),
     protected: z.boolean().optional(),
     expires_at: z.string().nullable().optional(),
-  }),
+  }).strict(),
 });
 
 export class Project {
@@ -120,12 +116,12 @@ export class Project {
    * owner role and its database. Answers once the cluster runs; its operations then finish one
    * operation delay later, as Neon's do.
    */
-  static async create(settings: ProjectSettings, deps: ProjectDeps, defaultBranchName = 'main'): Promise<{ project: Project; created: CreateProjectResponse }> {
+  static async create(settings: ProjectSettings, deps: ProjectDeps): Promise<{ project: Project; created: CreateProjectResponse }> {
     const now = timestamp();
     const hostNumber = settings.stackDefault ? DEFAULT_HOST_NUMBER : deps.addresses.take();
     if (settings.stackDefault) deps.addresses.claim(hostNumber);
     const main: BranchRecord = {
-      id: neonId('br'), name: defaultBranchName, createdAt: now, updatedAt: now, isDefault: true, protected: false,
+      id: neonId('br'), name: 'main', createdAt: now, updatedAt: now, isDefault: true, protected: false,
       logicalSize: 0, creationOperationIds: [],
       endpoint: { id: neonId('ep'), hostNumber, createdAt: now, minCu: 0.25, maxCu: 2, suspendTimeoutSeconds: 0 },
     };
@@ -209,10 +205,10 @@ export class Project {
     return main;
   }
 
-  /** Where the project's default branch answers, and its connection string. */
-  defaultEndpoint(): { defaultBranchId: string; defaultHost: string; databaseUrl: string } {
+  /** Where the project's default branch answers. */
+  defaultEndpoint(): { defaultBranchId: string; defaultHost: string } {
     const main = this.defaultBranch;
-    return { defaultBranchId: main.id, defaultHost: hostOf(main.endpoint!.hostNumber), databaseUrl: this.#uri(main.endpoint!.hostNumber) };
+    return { defaultBranchId: main.id, defaultHost: hostOf(main.endpoint!.hostNumber) };
   }
 
   projectJson(): { project: NeonProject } {
@@ -224,9 +220,6 @@ export class Project {
         consumption_period_start: created, consumption_period_end: timestamp(Date.parse(created) + MAX_EXPIRY_MS),
         data_storage_bytes_hour: 0, data_transfer_bytes: 0, written_data_bytes: 0,
         compute_time_seconds: 0, active_time_seconds: 0,
-        default_endpoint_settings: { autoscaling_limit_min_cu: 0.25, autoscaling_limit_max_cu: 0.25, suspend_timeout_seconds: 0 },
-        settings: { allowed_ips: { ips: [], protected_branches_only: false }, enable_logical_replication: false, block_public_connections: false, block_vpc_connections: false },
-        synthetic_storage_size: 0,
         owner: { email: 'owner@localhost', name: 'local', branches_limit: this.settings.branchLimit, subscription_type: subscriptionTypeOf(this.plan) },
       } satisfies NeonProject,
     };
@@ -240,7 +233,10 @@ export class Project {
       provisioner: 'k8s-neonvm', pg_version: 15, proxy_host: '127.0.0.1', store_passwords: true,
       branch_logical_size_limit: 512, branch_logical_size_limit_bytes: 512 * 1024 * 1024,
       active_time: 0, cpu_used_sec: 0, creation_source: 'console', created_at: created, updated_at: created,
-      owner_id: 'org-local',
+      owner_id: 'org-local', synthetic_storage_size: 0, compute_last_active_at: created,
+      quota_reset_at: timestamp(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + 1, 1)),
+      default_endpoint_settings: { autoscaling_limit_min_cu: 0.25, autoscaling_limit_max_cu: 0.25, suspend_timeout_seconds: 0 },
+      settings: { allowed_ips: ALLOWED_IPS, enable_logical_replication: false, block_public_connections: false, block_vpc_connections: false },
     } satisfies ProjectListItem;
   }
 
@@ -291,8 +287,7 @@ export class Project {
     this.#ops.complete(ops);
     this.#save();
     this.#deps.log(`reset the password of role ${roleName} on branch ${b.id} of project ${this.id}`);
-    const [role] = this.rolesOf(b.id);
-    return { role: { ...role, password: this.passwordOf(b) }, operations: ops.map((op) => this.#ops.toApi(op)) };
+    return { role: { ...this.#ownerRoleJson(b), password: this.passwordOf(b) }, operations: ops.map((op) => this.#ops.toApi(op)) };
   }
 
   #checkRole(b: BranchRecord, roleName: string): void {
@@ -307,21 +302,18 @@ export class Project {
     return found;
   }
 
+  /** Neon's default order (most recently updated first), everything on one page. */
   listBranches(query: URLSearchParams): ListProjectBranchesResponse {
-    const search = (query.get('search') ?? '').toLowerCase();
-    const sortBy = query.get('sort_by') ?? 'updated_at';
-    const order = query.get('sort_order') === 'asc' ? 1 : -1;
-    if (!['name', 'created_at', 'updated_at'].includes(sortBy)) {
-      throw new ApiError(400, 'BAD_REQUEST', `sort_by must be name, created_at or updated_at (got ${sortBy})`);
+    for (const unsupported of ['sort_by', 'sort_order', 'limit']) {
+      if (query.has(unsupported)) throw new ApiError(400, 'BAD_REQUEST', `${unsupported} is not emulated (nothing here calls it)`);
     }
-    const key = (b: BranchRecord) => (sortBy === 'name' ? b.name : sortBy === 'created_at' ? b.createdAt : b.updatedAt);
+    const search = (query.get('search') ?? '').toLowerCase();
     const matching = this.#state.branches
       .filter((b) => search === '' || b.name.toLowerCase().includes(search) || b.id.toLowerCase().includes(search))
-      .sort((a, b) => order * (key(a) < key(b) ? -1 : key(a) > key(b) ? 1 : a.id < b.id ? -1 : 1));
+      .sort((a, b) => (a.updatedAt > b.updatedAt ? -1 : a.updatedAt < b.updatedAt ? 1 : a.id < b.id ? 1 : -1));
     // The cursor is an opaque offset into the sorted list.
     const offset = decodeCursor(query.get('cursor'));
-    const limit = query.has('limit') ? Math.max(1, Number(query.get('limit')) || 1) : matching.length;
-    const page = matching.slice(offset, offset + limit);
+    const page = matching.slice(offset);
     const annotations: Record<string, AnnotationData> = {};
     for (const b of page) if (b.annotation !== undefined) annotations[b.id] = this.#annotationJson(b);
     // Neon hands out a next cursor even when everything fits on this page; it then leads to an empty page.
@@ -329,7 +321,7 @@ export class Project {
     return {
       branches: page.map((b) => this.branchJson(b)),
       annotations,
-      pagination: { next, sort_by: sortBy, sort_order: order === 1 ? 'asc' : 'desc' },
+      pagination: { next, sort_by: 'updated_at', sort_order: 'desc' },
     } satisfies ListProjectBranchesResponse;
   }
 
@@ -374,27 +366,10 @@ export class Project {
     return this.#ops;
   }
 
-  /** Roles and databases are copied into every child, so every branch has the project's own. */
-  rolesOf(branchId: string): Role[] {
-    const b = this.branch(branchId);
-    return [{ branch_id: b.id, name: this.settings.role, protected: false, created_at: b.createdAt, updated_at: b.createdAt }];
-  }
-
-  databasesOf(branchId: string): Database[] {
-    const b = this.branch(branchId);
-    return [{ id: 1, branch_id: b.id, name: this.settings.database, owner_name: this.settings.role, created_at: b.createdAt, updated_at: b.createdAt }];
-  }
-
   async createBranch(rawBody: unknown): Promise<CreateProjectBranchResponse> {
     const body = parseBody(createBodySchema, rawBody ?? {});
     const fields = body.branch ?? {};
     const now = Date.now();
-    if (fields.parent_lsn !== undefined || fields.parent_timestamp !== undefined) {
-      throw new ApiError(400, 'BAD_REQUEST', 'parent_lsn and parent_timestamp are not supported by the emulator: branches copy the parent as of now');
-    }
-    if (fields.init_source !== undefined && fields.init_source !== 'parent-data') {
-      throw new ApiError(400, 'BAD_REQUEST', `init_source ${fields.init_source} is not supported by the emulator (only parent-data)`);
-    }
     const endpoints = body.endpoints ?? [];
     for (const e of endpoints) checkEndpointSettings(this.plan, e);
     if (fields.protected === true) checkCanProtect(this.plan);
@@ -473,8 +448,8 @@ export class Project {
     const rolePassword = this.passwordOf(b);
     return {
       endpoints: b.endpoint ? [this.endpointJson(b)] : [],
-      roles: this.rolesOf(b.id).map((r) => ({ ...r, password: rolePassword })),
-      databases: this.databasesOf(b.id),
+      roles: [{ ...this.#ownerRoleJson(b), password: rolePassword }],
+      databases: [{ id: 1, branch_id: b.id, name: database, owner_name: role, created_at: b.createdAt, updated_at: b.createdAt }],
       connection_uris: b.endpoint ? [{
         connection_uri: this.#uri(b.endpoint.hostNumber, rolePassword),
         connection_parameters: {
@@ -489,7 +464,6 @@ export class Project {
     const b = this.branch(branchId);
     const { branch: fields } = parseBody(updateBodySchema, rawBody);
     const now = Date.now();
-    if (fields.name !== undefined && fields.name !== b.name) this.#checkNameFree(fields.name);
     if (fields.protected === true) checkCanProtect(this.plan);
     let expiresAt = b.expiresAt;
     if (fields.expires_at === null) {
@@ -504,7 +478,6 @@ export class Project {
     }
     this.#checkNotLocked();
     const ops = this.#ops.begin([{ action: 'apply_config', branchId: b.id }]);
-    if (fields.name !== undefined) b.name = fields.name;
     if (fields.protected !== undefined) b.protected = fields.protected;
     if (expiresAt !== b.expiresAt) {
       b.expiresAt = expiresAt;
@@ -626,6 +599,11 @@ export class Project {
     } satisfies Endpoint;
   }
 
+  /** The owner role: Neon creates it with the project, and every branch has it (copied with the data). */
+  #ownerRoleJson(b: BranchRecord): Role {
+    return { branch_id: b.id, name: this.settings.role, protected: false, created_at: b.createdAt, updated_at: b.createdAt };
+  }
+
   #annotationJson(b: BranchRecord): AnnotationData {
     return {
       object: { type: 'console/branch', id: b.id },
@@ -685,7 +663,7 @@ export class Project {
     return this.#state.branches.filter((b) => b.parentId === branchId);
   }
 
-  #uri(hostNumber: number, rolePassword = this.settings.rolePassword): string {
+  #uri(hostNumber: number, rolePassword: string): string {
     const { role, database } = this.settings;
     const { pgPort } = this.#deps;
     return `postgresql://${encodeURIComponent(role)}:${encodeURIComponent(rolePassword)}@${hostOf(hostNumber)}:${pgPort}/${encodeURIComponent(database)}?sslmode=require`;

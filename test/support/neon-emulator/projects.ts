@@ -5,8 +5,6 @@
 // the clusters' port and the pool of endpoint addresses, so one project's branches, operations,
 // faults and limits never touch another's: tests each make their own.
 import crypto from 'node:crypto';
-import fs from 'node:fs/promises';
-import path from 'node:path';
 import { z } from 'zod';
 import type { CreateProjectResponse, DeleteProjectResponse, ListProjectsResponse, ProjectCreateRequest } from '@neon/sdk';
 import { AddressPool } from './addresses.js';
@@ -16,16 +14,10 @@ import { ApiError, type Log } from './errors.js';
 import { Project, type ProjectDeps } from './project.js';
 import { neonId, StateStore, timestamp, type ProjectSettings } from './state.js';
 
+// Only a name: every project gets the configured owner role and database and a default branch `main`.
 const createBodySchema: z.ZodType<ProjectCreateRequest> = z.object({
-  project: z.object({
-    name: z.string().min(1).max(256).optional(),
-    branch: z.object({
-      name: z.string().min(1).max(256).optional(),
-      role_name: z.string().min(1).max(63).optional(),
-      database_name: z.string().min(1).max(63).optional(),
-    }).optional(),
-  }).passthrough(),
-}) as z.ZodType<ProjectCreateRequest>;
+  project: z.object({ name: z.string().min(1).max(256).optional() }).strict(),
+});
 
 export class Projects {
   readonly #config: EmulatorConfig;
@@ -41,7 +33,6 @@ export class Projects {
   static async open(config: EmulatorConfig, clusters: Clusters, log: Log): Promise<Projects> {
     await clusters.prepareDirectories();
     const store = new StateStore(config.stateDir);
-    await discardSingleProjectState(config, clusters, log);
     store.prepare();
     const deps: ProjectDeps = {
       clusters, addresses: new AddressPool(), store, log, pgPort: config.pgPort, operationDelayMs: config.operationDelayMs,
@@ -94,9 +85,11 @@ export class Projects {
     return project;
   }
 
+  /** Every project on one page, with Neon's cursor (the last one's id), which nothing follows here. */
   list(): ListProjectsResponse {
     const live = [...this.#projects.values()].filter((p) => !p.deleted);
-    return { projects: live.map((p) => p.listItem()), applications: {}, integrations: {} } satisfies ListProjectsResponse;
+    const pagination = live.length > 0 ? { cursor: live[live.length - 1].id } : undefined;
+    return { projects: live.map((p) => p.listItem()), pagination, applications: {}, integrations: {} } satisfies ListProjectsResponse;
   }
 
   async create(rawBody: unknown): Promise<CreateProjectResponse> {
@@ -110,14 +103,14 @@ export class Projects {
     while (this.#projects.has(id)) id = neonId('');
     const settings: ProjectSettings = {
       id, name: fields.name ?? id, createdAt: timestamp(),
-      role: fields.branch?.role_name ?? this.#config.role,
+      role: this.#config.role,
       // Neon generates the owner role's password and returns it once, in this answer.
       rolePassword: crypto.randomBytes(12).toString('hex'),
-      database: fields.branch?.database_name ?? this.#config.database,
+      database: this.#config.database,
       branchLimit: this.#config.branchLimit,
       stackDefault: false,
     };
-    const { project, created } = await Project.create(settings, this.#deps, fields.branch?.name);
+    const { project, created } = await Project.create(settings, this.#deps);
     this.#projects.set(id, project);
     return created;
   }
@@ -148,17 +141,4 @@ export class Projects {
     await Promise.all([...this.#projects.values()].map((p) => p.settle()));
     await this.#deps.clusters.stopEverything();
   }
-}
-
-/**
- * State written before the emulator served several projects (one state.json): its test data is
- * dropped, and the stack's project is made anew (same id, key and password, so .stack/env holds).
- */
-async function discardSingleProjectState(config: EmulatorConfig, clusters: Clusters, log: Log): Promise<void> {
-  const old = path.join(config.stateDir, 'state.json');
-  if (!(await fs.access(old).then(() => true, () => false))) return;
-  log('found state of a single-project emulator: dropping its branches and starting over');
-  await clusters.stopEverything();
-  await clusters.removeAllExcept([]);
-  await fs.rm(old, { force: true });
 }

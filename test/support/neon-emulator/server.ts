@@ -1,6 +1,7 @@
 // HTTP edge of the emulator: Bearer auth, Neon's error bodies, fault injection, and the routes of
-// Neon API v2 the product and its tests call (under /api/v2), plus test-only control routes (under
-// /__emulator/projects/{project_id}), scoped by project like everything else.
+// Neon API v2 that the product, the tests and the demo call (under /api/v2) and no other, plus
+// test-only control routes (under /__emulator/projects/{project_id}), scoped by project like
+// everything else.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -10,9 +11,7 @@ import type {
   GeneralError,
   GetProjectOperationResponse,
   GetProjectResponse,
-  ListProjectBranchDatabasesResponse,
   ListProjectBranchEndpointsResponse,
-  ListProjectBranchRolesResponse,
   ListProjectEndpointsResponse,
   ListProjectOperationsResponse,
 } from '@neon/sdk';
@@ -60,8 +59,6 @@ export function createServer(projects: Projects, apiKey: string, log: Log): http
     ['GET', /^\/branches\/([^/]+)\/roles\/([^/]+)\/reveal_password$/, (p, [id, role]) => ok(p.revealRolePassword(id, role))],
     ['POST', /^\/branches\/([^/]+)\/roles\/([^/]+)\/reset_password$/, async (p, [id, role]) => ok(await p.resetRolePassword(id, role))],
     ['GET', /^\/branches\/([^/]+)\/endpoints$/, (p, [id]) => ok({ endpoints: p.endpointsOf(id) } satisfies ListProjectBranchEndpointsResponse)],
-    ['GET', /^\/branches\/([^/]+)\/roles$/, (p, [id]) => ok({ roles: p.rolesOf(id) } satisfies ListProjectBranchRolesResponse)],
-    ['GET', /^\/branches\/([^/]+)\/databases$/, (p, [id]) => ok({ databases: p.databasesOf(id) } satisfies ListProjectBranchDatabasesResponse)],
     ['GET', /^\/endpoints$/, (p) => ok({ endpoints: p.allEndpoints() } satisfies ListProjectEndpointsResponse)],
     ['GET', /^\/connection_uri$/, (p, _a, url) => ok(p.connectionUri(url.searchParams))],
     // Newest first, all on one page, with Neon's cursor (the last one's created_at): the page after
@@ -76,7 +73,6 @@ export function createServer(projects: Projects, apiKey: string, log: Log): http
 
   // Under /__emulator/projects/{project_id}: what a test may do to its own project and nobody else's.
   const projectControl: ProjectRoute[] = [
-    ['GET', /^$/, (p) => ok({ settings: publicSettings(p.settings) })],
     ['PATCH', /^$/, (p, _a, _u, body) => ok({ settings: publicSettings(p.updateSettings(body)) })],
     ['GET', /^\/faults$/, (p) => ok({ faults: p.faults.list() })],
     ['POST', /^\/faults$/, (p, _a, _u, body) => {

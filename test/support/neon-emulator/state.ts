@@ -81,7 +81,7 @@ export interface ProjectState {
   operations: OperationRecord[];
 }
 
-export const PROJECTS_DIR = 'projects';
+const PROJECTS_DIR = 'projects';
 
 export class StateStore {
   readonly #dir: string;

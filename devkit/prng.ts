@@ -1,6 +1,8 @@
 /**
- * A small seeded pseudo-random generator, so every run of the benchmark generates the very same
- * documents (same sizes, same values, same ids) and results stay comparable between runs and machines.
+ * The one seeded pseudo-random generator of the development tools (the benchmark's dataset, the
+ * shop of the tests and the demo, the tests' random documents): a seed always generates the very
+ * same documents (same sizes, same values, same ids), so benchmark results stay comparable between
+ * runs and machines and a failing test fails again with the same data.
  */
 
 /** Mixes a 32-bit integer (the finaliser of MurmurHash3): nearby inputs give unrelated outputs. */

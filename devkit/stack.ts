@@ -1,11 +1,12 @@
-// The test side of the local stack: bring it up (or find it running) with scripts/stack/up.sh and
-// read the settings it writes to .stack/env. See docs/LOCAL-STACK.md.
+// The local stack from a development tool's side (tests, the demo, the bench): bring it up (or find
+// it running) with scripts/stack/up.sh and read the settings it writes to .stack/env. See
+// docs/LOCAL-STACK.md.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const stackEnvFile = path.join(repoRoot, '.stack', 'env');
 
 // One `export NAME='value'` per line, as up.sh writes them: single-quoted, with a quote inside a
@@ -55,24 +56,4 @@ export async function ensureStack(): Promise<Record<string, string>> {
     );
   }
   return loadStackEnv();
-}
-
-// For test files that need the running stack: the named settings from the environment (global
-// setup put them there), or `describe.skip` with the reason in its title when any is missing, so
-// a run without the stack reports those tests as skipped, never as passed.
-export function describeWithStack(
-  title: string,
-  names: readonly string[],
-  body: (env: Record<string, string>) => void,
-): void {
-  const missing = names.filter((name) => !process.env[name]);
-  if (missing.length > 0) {
-    const why = process.env.SUPANEON_SKIP_STACK === '1' ? 'SUPANEON_SKIP_STACK=1' : `${missing.join(', ')} not set`;
-    describe.skip(`${title} (skipped: needs the local stack; ${why})`, () => {
-      test('needs the local stack', () => undefined);
-    });
-    return;
-  }
-  const env = Object.fromEntries(names.map((name) => [name, process.env[name] as string]));
-  describe(title, () => body(env));
 }

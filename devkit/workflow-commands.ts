@@ -1,6 +1,6 @@
 // Reads a step's output the way GitHub's runner does (actions/runner: ActionCommandManager.
 // TryProcessCommand, ActionCommand.TryParseV2 and TryParse), so tests can assert which workflow
-// commands a run's log would really trigger:
+// commands a run's log would really trigger, and the demo shows a log as GitHub would:
 // - v2: after leading white space the line starts with `::name[ props]::data`;
 // - v1: `##[name[ props]]data` ANYWHERE in the line;
 // - `::stop-commands::<token>` stops all processing until a command named `<token>` arrives.
@@ -39,28 +39,45 @@ function parseLine(line: string, registered: Set<string>): { name: string; data:
   return undefined;
 }
 
-/** Every command the runner would obey in `output` (stdout or stderr of a step), in order. */
-export function workflowCommands(output: string): WorkflowCommand[] {
-  const registered = new Set([...REGISTERED, 'stop-commands']);
-  const found: WorkflowCommand[] = [];
-  let stopToken: string | undefined;
-  // The runner reads lines with .NET ReadLine: CR, LF and CR LF all end a line.
-  output.split(/\r\n|\r|\n/).forEach((line, index) => {
-    const cmd = parseLine(line, registered);
-    if (!cmd) return;
-    if (stopToken !== undefined) {
-      if (cmd.name === stopToken.toLowerCase()) {
-        registered.delete(stopToken.toLowerCase());
-        stopToken = undefined;
+/**
+ * Reads a log line by line as the runner does, keeping its state (`::stop-commands::`) from one
+ * line to the next; for a log shown as it is written (the demo).
+ */
+export class WorkflowCommandReader {
+  private readonly registered = new Set([...REGISTERED, 'stop-commands']);
+  private stopToken: string | undefined;
+
+  /**
+   * The command the runner obeys on this line, if any. `stop-commands` and the command that
+   * resumes processing change what later lines mean but are not returned.
+   */
+  read(line: string): { name: string; data: string } | undefined {
+    const cmd = parseLine(line, this.registered);
+    if (!cmd) return undefined;
+    if (this.stopToken !== undefined) {
+      if (cmd.name === this.stopToken.toLowerCase()) {
+        this.registered.delete(this.stopToken.toLowerCase());
+        this.stopToken = undefined;
       }
-      return;
+      return undefined;
     }
     if (cmd.name === 'stop-commands') {
-      stopToken = cmd.data;
-      registered.add(cmd.data.toLowerCase());
-      return;
+      this.stopToken = cmd.data;
+      this.registered.add(cmd.data.toLowerCase());
+      return undefined;
     }
-    found.push({ name: cmd.name, data: cmd.data, line: index + 1 });
+    return cmd;
+  }
+}
+
+/** Every command the runner would obey in `output` (stdout or stderr of a step), in order. */
+export function workflowCommands(output: string): WorkflowCommand[] {
+  const reader = new WorkflowCommandReader();
+  const found: WorkflowCommand[] = [];
+  // The runner reads lines with .NET ReadLine: CR, LF and CR LF all end a line.
+  output.split(/\r\n|\r|\n/).forEach((line, index) => {
+    const cmd = reader.read(line);
+    if (cmd) found.push({ name: cmd.name, data: cmd.data, line: index + 1 });
   });
   return found;
 }
