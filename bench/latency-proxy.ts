@@ -8,11 +8,24 @@
 import net from 'node:net';
 
 /**
+ * What went through relays: connections, and turns: times the client spoke again after the server
+ * had answered. Each turn is a round trip the client waited for (or at least one the client did not
+ * overlap with its previous request), so the count is a load-independent measure of how much of a
+ * run the network's latency can add.
+ */
+export interface RelayCounts {
+  connections: number;
+  turns: number;
+}
+
+/**
  * Relays bytes between two connected sockets, each chunk delayed by `oneWayMs`. Backpressure: a
  * side that stops draining pauses the other's reads. Either side closing ends the other after the
  * chunks already in flight are delivered.
  */
-export function relayWithDelay(a: net.Socket, b: net.Socket, oneWayMs: number): void {
+export function relayWithDelay(a: net.Socket, b: net.Socket, oneWayMs: number, counts?: RelayCounts): void {
+  // The side that spoke last: a chunk from `a` (the client) after one from `b` starts a new turn.
+  let last: net.Socket | undefined;
   const forward = (from: net.Socket, to: net.Socket) => {
     // Timers with equal delays fire in creation order, so the order of chunks is kept.
     let inFlight = 0;
@@ -21,6 +34,8 @@ export function relayWithDelay(a: net.Socket, b: net.Socket, oneWayMs: number): 
       if (ended && inFlight === 0) to.end();
     };
     from.on('data', (chunk: Buffer) => {
+      if (counts && from === a && last !== a) counts.turns++;
+      last = from;
       inFlight++;
       setTimeout(() => {
         inFlight--;
@@ -52,6 +67,8 @@ export interface LatencyProxy {
   readonly port: number;
   /** Connections accepted so far. */
   readonly connections: number;
+  /** Connections and turns so far (see RelayCounts). */
+  readonly counts: Readonly<RelayCounts>;
   close(): Promise<void>;
 }
 
@@ -59,9 +76,9 @@ export interface LatencyProxy {
 export async function startLatencyProxy(options: { target: { host: string; port: number }; rttMs: number; port?: number }): Promise<LatencyProxy> {
   const oneWayMs = options.rttMs / 2;
   const sockets = new Set<net.Socket>();
-  let connections = 0;
+  const counts: RelayCounts = { connections: 0, turns: 0 };
   const server = net.createServer((client) => {
-    connections++;
+    counts.connections++;
     client.setNoDelay(true);
     const upstream = net.connect(options.target.port, options.target.host);
     upstream.setNoDelay(true);
@@ -69,7 +86,7 @@ export async function startLatencyProxy(options: { target: { host: string; port:
       sockets.add(s);
       s.on('close', () => sockets.delete(s));
     }
-    relayWithDelay(client, upstream, oneWayMs);
+    relayWithDelay(client, upstream, oneWayMs, counts);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -78,8 +95,9 @@ export async function startLatencyProxy(options: { target: { host: string; port:
   return {
     port: (server.address() as net.AddressInfo).port,
     get connections() {
-      return connections;
+      return counts.connections;
     },
+    counts,
     close: () =>
       new Promise<void>((resolve) => {
         for (const s of sockets) s.destroy();

@@ -87,6 +87,9 @@ export function createServer(projects: Projects, apiKey: string, log: Log): http
       p.faults.clear();
       return ok({ faults: p.faults.list() });
     }],
+    // A simulated network between clients and this project's endpoints (bench/latency-proxy.ts).
+    ['GET', /^\/network$/, (p) => ok(p.network())],
+    ['PUT', /^\/network$/, (p, _a, _u, body) => ok(p.setNetwork(body))],
     ['POST', /^\/sweep$/, async (p) => ok({ deleted: await p.sweepExpired() })],
     ['POST', /^\/reset$/, async (p) => {
       await p.reset();
