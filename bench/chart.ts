@@ -17,6 +17,11 @@ const KIND: Record<MeasurementKey, 'limit' | 'product' | 'baseline'> = {
   verify: 'product',
   recover: 'product',
   naive: 'baseline',
+  ceiling: 'product',
+  'full-rtt40': 'product',
+  'verify-rtt40': 'product',
+  'recover-rtt40': 'product',
+  'naive-rtt40': 'baseline',
 };
 const COLOR = { limit: '#8a96a3', product: '#2f6fde', baseline: '#e07b39' };
 
@@ -35,7 +40,7 @@ function bars(r: BenchResults): Bar[] {
   const out: Bar[] = [];
   for (const m of Object.values(r.measurements)) {
     if (!m) continue;
-    out.push({ label: m.label, kind: KIND[m.key], docsPerSecond: m.docsPerSecond, note: m.extrapolated ? 'rate of the 10% subset' : undefined });
+    out.push({ label: m.label, kind: KIND[m.key], docsPerSecond: m.docsPerSecond, note: m.extrapolated ? `rate of the ${Math.round((m.extrapolated.fromDocuments / m.extrapolated.toDocuments) * 100)}% subset` : undefined });
     if (m.verificationSeconds) {
       const docs = m.runs[0].documents;
       const v = m.verificationSeconds;

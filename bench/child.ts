@@ -5,7 +5,7 @@
 import { writeFileSync } from 'node:fs';
 import type { Task, TaskName, TaskResult } from './protocol.js';
 import { cleanup, idle, probe, storage } from './tasks/inspect.js';
-import { plainScan, prepareRows, readLimit, writeLimit } from './tasks/limits.js';
+import { plainScan, prepareDump, prepareRows, readLimit, writeLimit } from './tasks/limits.js';
 import { naiveRun } from './tasks/naive.js';
 import { backupRun, recoverRun, verifyRun } from './tasks/product.js';
 
@@ -15,6 +15,8 @@ const TASKS: Record<TaskName, (task: Task) => Promise<Omit<TaskResult, 'childMax
   read: readLimit,
   'prepare-rows': prepareRows,
   write: writeLimit,
+  'prepare-dump': prepareDump,
+  ceiling: (task) => backupRun(task, true),
   full: (task) => backupRun(task, true),
   incremental: (task) => backupRun(task, false),
   storage,

@@ -260,10 +260,22 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
     '',
     '## How it is measured',
     '',
-    '- `npm run bench -- --docs 200000` (options: `npm run bench -- --help`). It starts the local stack if needed, loads the dataset ' +
-      'into the database `bench` once (later runs reuse it), and calls the product\'s mode functions directly (`backup`, `restore`, ' +
-      '`recover` with a configuration from `parseConfig` and a silent `Io`): the same code path as the action and the CLI, with ' +
-      '`databases: bench`, so nothing else on the stack is read.',
+    '- `npm run bench -- --docs 200000` (options: `npm run bench -- --help`). It starts the local stack if needed, builds `dist/` from ' +
+      '`src/` (`npm run build`), loads the dataset into the database `bench` once (later runs reuse it), and runs the product as users ' +
+      'run it: the action\'s bundle `dist/index.js` in a process of its own, inputs as `INPUT_*` variables, outputs read from ' +
+      '`GITHUB_OUTPUT`, with `databases: bench`, so nothing else on the stack is read. A product measurement\'s time runs from that ' +
+      'process\'s start to its exit, and its peak RSS and CPU are that process\'s own (GNU time).',
+    '- Pipeline ceiling: the dataset written once as a mongodump directory (the same generated documents, not timed), then ' +
+      '`backup` with `source-dump-dir` into a standby without the database\'s tables: the product\'s whole pipeline with a source ' +
+      'that is not the bottleneck, compared with the write limit (a throughput ratio: write-limit time / ceiling time).',
+    `- Network: the \`-rtt40\` measurements run over a simulated network adding ${r.network?.rttMs ?? 40} ms to every round trip ` +
+      '(`--rtt-ms`): `devkit/latency-proxy.ts` forwards each chunk half the round trip after it arrived, in each direction, in order, ' +
+      'without serializing chunks (throughput is not capped, only latency added). It sits between the measured process and MongoDB ' +
+      '(the process gets a `MONGODB_SRV_URL` pointing at it) and, through the Neon emulator\'s bench-only network setting ' +
+      '(`PUT /__emulator/projects/{id}/network`), in the emulator\'s endpoint entries, raw TCP in front of TLS: every Postgres ' +
+      'connection (the standby URL and the hosts the Neon API hands out) pays it for its TLS handshake, authentication and every ' +
+      'statement. The Neon API\'s HTTP calls are not delayed. The relay counts turns (the client speaking again after the server ' +
+      'answered: round trips the client did not overlap with its previous request) and connections per server, recorded per run.',
     '- Full backup: before each run the `bench` schema is dropped from the standby, so every run writes into an empty standby. ' +
       'Incremental backup: before each run 1% of every collection is changed in MongoDB (three shards updated, one deleted, as many ' +
       'documents inserted); only the backup is timed.',
@@ -272,7 +284,8 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
     '- Restore verification: the `restore` mode with `verify: full` of the run\'s newest backup branch; "the checks alone" is the time ' +
       'inside its per-collection verification groups, which the target compares with a plain `COPY … TO STDOUT` scan of the same tables.',
     '- Recover reads the standby (`backup-branch: standby`) and writes `recovered_bench` in the same FerretDB, dropped before each run.',
-    `- Naive baseline: ${Math.round((m.naive?.extrapolated ? m.naive.extrapolated.fromDocuments / m.naive.extrapolated.toDocuments : 0.1) * 100)}% of each collection; its time is scaled to the whole dataset and always labelled extrapolated.`,
+    `- Naive baseline: ${Math.round((m.naive?.extrapolated ? m.naive.extrapolated.fromDocuments / m.naive.extrapolated.toDocuments : 0.1) * 100)}% of each collection; its time is scaled to the whole dataset and always labelled extrapolated. ` +
+      `Over the network (\`naive-rtt40\`) it inserts ${m['naive-rtt40']?.extrapolated ? m['naive-rtt40'].extrapolated.fromDocuments.toLocaleString('en-US') : 'a subset of'} documents (\`--naive-rtt-docs\`), extrapolated the same way.`,
     '- A missed target is re-run once under `node --cpu-prof` (time budget permitting) and its top functions are listed above.',
   );
   if (r.notes.length > 0) out.push('', 'Notes from this run:', '', ...r.notes.map((n) => `- ${n}`));

@@ -3,8 +3,26 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { DEFAULT_SEED } from '../devkit/generate.js';
 
-/** In the order they run: the limits first, then what the targets need most, recover (no target) last. */
-export const MEASUREMENTS = ['read', 'write', 'full', 'naive', 'incremental', 'scan', 'verify', 'recover'] as const;
+/**
+ * In the order they run: the limits first (the ceiling is a backup from a dump, next to the write
+ * limit), then what the targets need most, recover, and last the product and the naive script again
+ * over the simulated network (--rtt-ms; the keys name the default round trip, 40 ms).
+ */
+export const MEASUREMENTS = [
+  'read',
+  'write',
+  'ceiling',
+  'full',
+  'naive',
+  'incremental',
+  'scan',
+  'verify',
+  'recover',
+  'full-rtt40',
+  'naive-rtt40',
+  'verify-rtt40',
+  'recover-rtt40',
+] as const;
 export type MeasurementKey = (typeof MEASUREMENTS)[number];
 
 export interface BenchOptions {
@@ -15,6 +33,12 @@ export interface BenchOptions {
   rssScaling: boolean;
   rssDocs: [number, number];
   naiveSubset: number;
+  /** Round trip (ms) of the simulated network the -rtt40 measurements run over. */
+  rttMs: number;
+  /** Documents the naive script inserts over the network (spread over the collections), extrapolated. */
+  naiveRttDocs: number;
+  /** Build dist/ before measuring (false: refuse when dist/ is older than src/). */
+  build: boolean;
   stackEnv: string | undefined;
   keepData: boolean;
   profile: boolean;
@@ -36,6 +60,11 @@ export const USAGE = `usage: npm run bench -- [options]
   --rss-scaling       also run a full backup at --rss-docs sizes and compare peak RSS
   --rss-docs A,B      dataset sizes for --rss-scaling (default 50000,400000)
   --naive-subset F    share of each collection the naive baseline measures (default 0.1)
+  --rtt-ms N          round trip of the simulated network (devkit/latency-proxy.ts) the full-rtt40,
+                      naive-rtt40, verify-rtt40 and recover-rtt40 measurements run over (default 40)
+  --naive-rtt-docs N  documents the naive script inserts over that network, extrapolated (default 1000)
+  --no-build          do not build dist/ first (the product is measured as its bundle, dist/index.js;
+                      refused when dist/ is older than src/)
   --stack-env FILE    read connection settings from this env file instead of starting the repository's stack
   --keep-data         leave the benchmark's tables on the standby afterwards
   --no-profile        do not re-run a measurement under --cpu-prof when its target is missed
@@ -64,6 +93,9 @@ export function parseOptions(argv: string[], repoRoot: string): BenchOptions {
       'rss-scaling': { type: 'boolean', default: false },
       'rss-docs': { type: 'string' },
       'naive-subset': { type: 'string' },
+      'rtt-ms': { type: 'string' },
+      'naive-rtt-docs': { type: 'string' },
+      'no-build': { type: 'boolean', default: false },
       'stack-env': { type: 'string' },
       'keep-data': { type: 'boolean', default: false },
       'no-profile': { type: 'boolean', default: false },
@@ -97,6 +129,9 @@ export function parseOptions(argv: string[], repoRoot: string): BenchOptions {
     rssScaling: values['rss-scaling'] ?? false,
     rssDocs: [rssDocs[0], rssDocs[1]],
     naiveSubset: subset,
+    rttMs: positiveInt('rtt-ms', values['rtt-ms'], 40),
+    naiveRttDocs: positiveInt('naive-rtt-docs', values['naive-rtt-docs'], 1000, 10),
+    build: !(values['no-build'] ?? false),
     stackEnv: values['stack-env'] ? path.resolve(values['stack-env']) : undefined,
     keepData: values['keep-data'] ?? false,
     profile: !(values['no-profile'] ?? false),

@@ -10,6 +10,8 @@ export type TaskName =
   | 'read'
   | 'prepare-rows'
   | 'write'
+  | 'prepare-dump'
+  | 'ceiling'
   | 'full'
   | 'incremental'
   | 'storage'
@@ -32,6 +34,15 @@ export interface Task {
   resultFile: string;
   /** verify: the backup branch (id) to restore; the run's own newest backup, not whatever is newest on the project. */
   backupBranch?: string;
+  /**
+   * Environment on top of the driver's for this measurement, e.g. MONGODB_SRV_URL through the
+   * benchmark's latency proxy.
+   */
+  env?: Record<string, string>;
+  /** Product modes: profile the product's process (node --cpu-prof) into this directory. */
+  profileDir?: string;
+  /** prepare-dump, ceiling: the mongodump directory of the dataset. */
+  dumpDir?: string;
   /** naive: share of each collection measured (0.1 = 10%). */
   subset?: number;
   /** cleanup: branches this run created, to delete. */
@@ -80,6 +91,11 @@ export interface TaskResult {
   outputs?: Record<string, string>;
   /** Warnings and errors the product logged. */
   problems?: string[];
+  /**
+   * The product's own process (the bundle, dist/index.js, run as the action runs it): its peak RSS
+   * (bytes) and CPU seconds, which replace the measuring process's own.
+   */
+  product?: { maxRssBytes: number | null; cpuSeconds: number | null };
   /** Task-specific facts (versions, storage breakdown, etc.). */
   extra?: Record<string, unknown>;
 }

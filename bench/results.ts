@@ -28,6 +28,16 @@ export interface RunRecord {
   changedRows?: number;
   groups?: GroupTiming[];
   problems?: string[];
+  /** Over the simulated network: turns (round trips the product waited for) and connections, per server. */
+  roundTrips?: RoundTrips;
+}
+
+/** Counted by the latency relay (devkit/latency-proxy.ts RelayCounts), per server. */
+export interface RoundTrips {
+  mongoTurns: number;
+  postgresTurns: number;
+  mongoConnections: number;
+  postgresConnections: number;
 }
 
 export interface MeasurementResult {
@@ -51,6 +61,8 @@ export interface MeasurementResult {
   cpu: { node: number | null; ferretdb: number | null; postgres: number | null };
   /** Naive baseline: measured on a subset, scaled to the whole dataset. */
   extrapolated?: { fromDocuments: number; toDocuments: number; wallSeconds: Spread };
+  /** Medians of the runs' round trips over the simulated network. */
+  roundTrips?: RoundTrips;
 }
 
 export interface TargetResult {
@@ -108,6 +120,8 @@ export interface BenchResults {
   idleRssBytes?: number;
   rssSource: string;
   measurements: Partial<Record<MeasurementKey, MeasurementResult>>;
+  /** The simulated network the -rtt40 measurements ran over (bench/network.ts). */
+  network?: { rttMs: number; note: string };
   storage?: StorageResult;
   rssScaling?: RssScalingResult;
   targets: TargetResult[];
@@ -151,6 +165,15 @@ export function summarise(
   if (runs.every((r) => r.phases !== undefined)) {
     const phase = (k: keyof BackupPhases) => spread(runs.map((r) => (r.phases as BackupPhases)[k])).median;
     result.phases = { prepare: phase('prepare'), sync: phase('sync'), commit: phase('commit'), snapshot: phase('snapshot'), finish: phase('finish') };
+  }
+  if (runs.every((r) => r.roundTrips !== undefined)) {
+    const median = (k: keyof RoundTrips) => spread(runs.map((r) => (r.roundTrips as RoundTrips)[k])).median;
+    result.roundTrips = {
+      mongoTurns: median('mongoTurns'),
+      postgresTurns: median('postgresTurns'),
+      mongoConnections: median('mongoConnections'),
+      postgresConnections: median('postgresConnections'),
+    };
   }
   if (factor !== undefined && extrapolateTo !== undefined) {
     result.extrapolated = {

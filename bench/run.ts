@@ -7,7 +7,7 @@
  * Every measurement runs in a fresh child process (bench/child.ts) so its peak RSS is its own.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
@@ -16,6 +16,7 @@ import { renderChart } from './chart.js';
 import { applyRound, ensureDataset, type DatasetInfo } from './dataset.js';
 import { renderMarkdown } from './doc.js';
 import { mb, seconds } from './format.js';
+import { startNetwork, type Network } from './network.js';
 import { BENCH_DATABASE, ROUNDS_PER_DATASET } from '../devkit/generate.js';
 import { MEASUREMENTS, parseOptions, type BenchOptions, type MeasurementKey } from './options.js';
 import { findFerretDb } from './proc.js';
@@ -25,6 +26,7 @@ import { terminalReport } from './report.js';
 import { summarise, type BenchResults, type RunRecord, type StorageResult } from './results.js';
 import { repoRoot, runChild, type ChildRun, type ServerPids } from './spawn.js';
 import { PROFILE_FOR, evaluateTargets } from './targets.js';
+import { PRODUCT_BUNDLE } from './tasks/product.js';
 import type { TableStorage } from './tasks/inspect.js';
 
 const LABELS: Record<MeasurementKey, { label: string; what: string; task: TaskName }> = {
@@ -36,7 +38,39 @@ const LABELS: Record<MeasurementKey, { label: string; what: string; task: TaskNa
   verify: { label: 'Restore + verify: full', what: 'mode restore with verify: full of the newest backup branch: temporary branch with an endpoint, every check on every row, branch deleted', task: 'verify' },
   recover: { label: 'Recover into an empty database', what: 'mode recover of the standby into an empty MongoDB database, indexes rebuilt, read back and compared', task: 'recover' },
   naive: { label: 'Naive script (toArray + INSERT each)', what: 'find().toArray() then one autocommit INSERT of relaxed Extended JSON per document, on a subset, time extrapolated', task: 'naive' },
+  ceiling: {
+    label: "Pipeline ceiling (backup from a dump)",
+    what: 'mode backup --source-dump-dir into a standby without the database\'s tables: the same documents read from a mongodump directory (written once by the benchmark, not measured), so the source is not the bottleneck',
+    task: 'ceiling',
+  },
+  'full-rtt40': { label: 'Full backup, {rtt} ms round trip', what: 'mode backup into a standby without the database\'s tables, every MongoDB and Postgres connection over a simulated network adding a {rtt} ms round trip', task: 'full' },
+  'naive-rtt40': {
+    label: 'Naive script, {rtt} ms round trip',
+    what: 'the naive script over the simulated {rtt} ms network, on a subset of {subset} documents, time extrapolated to the whole dataset',
+    task: 'naive',
+  },
+  'verify-rtt40': { label: 'Restore + verify: full, {rtt} ms round trip', what: 'mode restore with verify: full of the newest backup branch, over the simulated {rtt} ms network', task: 'verify' },
+  'recover-rtt40': { label: 'Recover, {rtt} ms round trip', what: 'mode recover into an empty MongoDB database, read back and compared, over the simulated {rtt} ms network', task: 'recover' },
 };
+
+/** The measurements that run over the simulated network (bench/network.ts). */
+const NETWORKED: ReadonlySet<MeasurementKey> = new Set(['full-rtt40', 'naive-rtt40', 'verify-rtt40', 'recover-rtt40']);
+
+/** The product is measured as users run it, its bundle: built from the checkout first, or refused when older than src/. */
+function ensureBundle(options: BenchOptions): void {
+  if (options.build) {
+    log('building dist/ from src/ (npm run build): the product is measured as its bundle');
+    execFileSync(process.execPath, [path.join(repoRoot, 'scripts', 'build.mjs')], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+    return;
+  }
+  const bundle = path.join(repoRoot, PRODUCT_BUNDLE);
+  if (!existsSync(bundle)) throw new Error(`--no-build: ${PRODUCT_BUNDLE} does not exist; run \`npm run build\``);
+  const newest = (dir: string): number =>
+    readdirSync(dir, { withFileTypes: true }).reduce((t, e) => Math.max(t, e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs), 0);
+  if (newest(path.join(repoRoot, 'src')) > statSync(bundle).mtimeMs) {
+    throw new Error(`--no-build: ${PRODUCT_BUNDLE} is older than src/, so it would not measure these sources; run \`npm run build\` or drop --no-build`);
+  }
+}
 
 function log(line: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`);
@@ -59,6 +93,8 @@ function measuringCommand(o: BenchOptions): string {
   if (o.only.length < MEASUREMENTS.length) args.push(`--only ${o.only.join(',')}`);
   if (o.rssScaling) args.push(`--rss-scaling --rss-docs ${o.rssDocs.join(',')}`);
   if (o.naiveSubset !== 0.1) args.push(`--naive-subset ${o.naiveSubset}`);
+  if (o.rttMs !== 40) args.push(`--rtt-ms ${o.rttMs}`);
+  if (o.naiveRttDocs !== 1000) args.push(`--naive-rtt-docs ${o.naiveRttDocs}`);
   return `npm run bench -- ${args.join(' ')}`;
 }
 
@@ -111,7 +147,7 @@ function record(key: MeasurementKey, run: ChildRun, dataset: DatasetInfo): RunRe
   const r: TaskResult = run.result;
   // MB/s always counts the source's BSON bytes, so every measurement is on the same scale; the
   // limits move other bytes (COPY rows), reported separately.
-  const bsonBytes = r.bytes > 0 && (key === 'read' || key === 'full' || key === 'incremental' || key === 'naive') ? r.bytes : dataset.bsonBytes * (r.documents / dataset.documents);
+  const bsonBytes = r.bytes > 0 && ['read', 'full', 'incremental', 'naive', 'ceiling', 'full-rtt40', 'naive-rtt40'].includes(key) ? r.bytes : dataset.bsonBytes * (r.documents / dataset.documents);
   return {
     wallSeconds: r.wallSeconds,
     documents: r.documents,
@@ -124,7 +160,7 @@ function record(key: MeasurementKey, run: ChildRun, dataset: DatasetInfo): RunRe
     phases: r.phases,
     naiveReadSeconds: typeof r.extra?.readSeconds === 'number' ? r.extra.readSeconds : undefined,
     naiveInsertSeconds: typeof r.extra?.insertSeconds === 'number' ? r.extra.insertSeconds : undefined,
-    syncSeconds: key === 'full' || key === 'incremental' ? (r.groups ?? []).reduce((n, g) => n + g.seconds, 0) : undefined,
+    syncSeconds: key === 'full' || key === 'incremental' || key === 'ceiling' || key === 'full-rtt40' ? (r.groups ?? []).reduce((n, g) => n + g.seconds, 0) : undefined,
     copyBytes: key === 'write' || key === 'scan' ? r.bytes : undefined,
     changedRows: r.outputs?.changed !== undefined ? Number(r.outputs.changed) : undefined,
     groups: r.groups,
@@ -175,6 +211,7 @@ async function main(): Promise<void> {
     return;
   }
   await resolveStackEnv(options);
+  ensureBundle(options);
   const workDir = mkdtempSync(path.join(os.tmpdir(), 'supaneon-bench-'));
   const startedAt = new Date();
   const notes: string[] = [];
@@ -248,37 +285,83 @@ async function main(): Promise<void> {
   let lastBackupBranch: string | undefined;
   try {
     for (const key of options.only) {
-      const def = LABELS[key];
+      const naiveRttSubset = Math.min(1, options.naiveRttDocs / dataset.documents);
+      const fill = (text: string) =>
+        text.replace(/\{rtt\}/g, String(options.rttMs)).replace(/\{subset\}/g, Math.round(naiveRttSubset * dataset.documents).toLocaleString('en-US'));
+      const def = { ...LABELS[key], label: fill(LABELS[key].label), what: fill(LABELS[key].what) };
       if (key === 'write') {
         log('encoding the rows for the write limit (not measured)');
         await bench.run(bench.task('prepare-rows', dataset));
       }
-      const runs: RunRecord[] = [];
-      for (let i = 1; i <= options.runs; i++) {
-        if (key === 'incremental') {
-          round++;
-          if (round > ROUNDS_PER_DATASET) throw new Error(`more than ${ROUNDS_PER_DATASET} incremental rounds in one run`);
-          const mongoClient = new MongoClient(mongoUri);
-          await mongoClient.connect();
-          try {
-            const changed = await applyRound(mongoClient, dataset.database, dataset.documents, options.seed, round);
-            log(`round ${round}: ${changed.updated} updated, ${changed.deleted} deleted, ${changed.inserted} inserted in MongoDB`);
-          } finally {
-            await mongoClient.close();
-          }
-        }
-        const extra: Partial<Task> = key === 'naive' ? { subset: options.naiveSubset } : key === 'verify' ? { backupBranch: lastBackupBranch } : {};
-        const run = await bench.run(bench.task(def.task, dataset, extra));
-        if (run.result.outputs?.['branch-id']) lastBackupBranch = run.result.outputs['branch-id'];
-        const rec = record(key, run, dataset);
-        runs.push(rec);
-        log(
-          `${def.label} run ${i}/${options.runs}: ${seconds(rec.wallSeconds)}, ${Math.round(rec.documents / rec.wallSeconds)} docs/s, ` +
-            `peak RSS ${mb(rec.peakRssBytes)}${rec.walBytes !== undefined ? `, WAL ${mb(rec.walBytes)}` : ''}` +
-            `${rec.verificationSeconds !== undefined ? `, verification ${seconds(rec.verificationSeconds)}` : ''}`,
-        );
+      const dumpDir = path.join(workDir, 'dump');
+      if (key === 'ceiling') {
+        log('writing the dataset as a mongodump directory for the ceiling (not measured)');
+        await bench.run(bench.task('prepare-dump', dataset, { dumpDir }));
       }
-      results.measurements[key] = summarise(key, def.label, def.what, runs, key === 'naive' ? dataset.documents : undefined);
+      let network: Network | undefined;
+      if (NETWORKED.has(key)) {
+        network = await startNetwork(options.rttMs);
+        results.network = {
+          rttMs: options.rttMs,
+          note:
+            `every connection of the measured process to MongoDB (through the benchmark's TCP proxy) and to Postgres (the emulator's endpoint entries, ` +
+            `through the same relay) had ${options.rttMs} ms added to its round trip: half of it per direction, per chunk, without capping throughput; the Neon API calls were not delayed`,
+        };
+        log(`simulated network: ${options.rttMs} ms round trip to MongoDB (proxy) and to the project's Postgres endpoints`);
+      }
+      const runs: RunRecord[] = [];
+      try {
+        for (let i = 1; i <= options.runs; i++) {
+          if (key === 'incremental') {
+            round++;
+            if (round > ROUNDS_PER_DATASET) throw new Error(`more than ${ROUNDS_PER_DATASET} incremental rounds in one run`);
+            const mongoClient = new MongoClient(mongoUri);
+            await mongoClient.connect();
+            try {
+              const changed = await applyRound(mongoClient, dataset.database, dataset.documents, options.seed, round);
+              log(`round ${round}: ${changed.updated} updated, ${changed.deleted} deleted, ${changed.inserted} inserted in MongoDB`);
+            } finally {
+              await mongoClient.close();
+            }
+          }
+          const extra: Partial<Task> =
+            key === 'naive'
+              ? { subset: options.naiveSubset }
+              : key === 'naive-rtt40'
+                ? { subset: naiveRttSubset }
+                : key === 'verify' || key === 'verify-rtt40'
+                  ? { backupBranch: lastBackupBranch }
+                  : key === 'ceiling'
+                    ? { dumpDir }
+                    : {};
+          if (network) extra.env = { MONGODB_SRV_URL: network.mongoUri };
+          const countsBefore = await network?.counts();
+          const run = await bench.run(bench.task(def.task, dataset, extra));
+          const countsAfter = await network?.counts();
+          if (run.result.outputs?.['branch-id']) lastBackupBranch = run.result.outputs['branch-id'];
+          const rec = record(key, run, dataset);
+          if (countsBefore && countsAfter) {
+            rec.roundTrips = {
+              mongoTurns: countsAfter.mongoTurns - countsBefore.mongoTurns,
+              postgresTurns: countsAfter.postgresTurns - countsBefore.postgresTurns,
+              mongoConnections: countsAfter.mongoConnections - countsBefore.mongoConnections,
+              postgresConnections: countsAfter.postgresConnections - countsBefore.postgresConnections,
+            };
+          }
+          runs.push(rec);
+          log(
+            `${def.label} run ${i}/${options.runs}: ${seconds(rec.wallSeconds)}, ${Math.round(rec.documents / rec.wallSeconds)} docs/s, ` +
+              `peak RSS ${mb(rec.peakRssBytes)}${rec.walBytes !== undefined ? `, WAL ${mb(rec.walBytes)}` : ''}` +
+              `${rec.verificationSeconds !== undefined ? `, verification ${seconds(rec.verificationSeconds)}` : ''}` +
+              (rec.roundTrips
+                ? `, round trips: MongoDB ${rec.roundTrips.mongoTurns} (${rec.roundTrips.mongoConnections} connections), Postgres ${rec.roundTrips.postgresTurns} (${rec.roundTrips.postgresConnections} connections)`
+                : ''),
+          );
+        }
+      } finally {
+        await network?.close();
+      }
+      results.measurements[key] = summarise(key, def.label, def.what, runs, key === 'naive' || key === 'naive-rtt40' ? dataset.documents : undefined);
       if (key === 'full') {
         const s = await bench.run(bench.task('storage', dataset));
         results.storage = storageTotals((s.result.extra?.tables as TableStorage[]) ?? []);
@@ -384,7 +467,7 @@ async function profileMissed(bench: Bench, results: BenchResults, dataset: Datas
       continue;
     }
     log(`target "${target.title}" missed: profiling one more ${key} run`);
-    const extra: Partial<Task> = key === 'verify' ? { backupBranch: lastBackupBranch } : {};
+    const extra: Partial<Task> = key === 'verify' ? { backupBranch: lastBackupBranch } : key === 'ceiling' ? { dumpDir: path.join(bench.workDir, 'dump') } : {};
     const run = await bench.run(bench.task(LABELS[key].task, dataset, extra), profileDir);
     if (!run.profileFile) {
       target.profileSkipped = 'the profiled run wrote no .cpuprofile';

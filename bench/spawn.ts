@@ -15,6 +15,9 @@ export const repoRoot = path.resolve(here, '..');
 const CHILD = path.join(here, 'child.ts');
 const GNU_TIME = '/usr/bin/time';
 
+/** The measurements that run the product's bundle (bench/tasks/product.ts). */
+export const PRODUCT_TASKS: ReadonlySet<Task['name']> = new Set(['full', 'incremental', 'ceiling', 'verify', 'recover']);
+
 export interface ServerPids {
   ferretdb?: number;
   postmaster?: number;
@@ -44,7 +47,11 @@ export async function runChild(task: Task, pids: ServerPids, opts: { profileDir?
   const timeFile = `${task.resultFile}.time`;
   rmSync(task.resultFile, { force: true });
   rmSync(timeFile, { force: true });
-  const nodeArgs = ['--import', 'tsx', ...(opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []), CHILD, JSON.stringify(task)];
+  // A product mode runs the bundle in a process of its own: that process is the one profiled.
+  const profileProduct = opts.profileDir !== undefined && PRODUCT_TASKS.has(task.name);
+  const profileSelf = opts.profileDir !== undefined && !profileProduct;
+  const childTask: Task = profileProduct ? { ...task, profileDir: opts.profileDir } : task;
+  const nodeArgs = ['--import', 'tsx', ...(profileSelf ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []), CHILD, JSON.stringify(childTask)];
   const useTime = existsSync(GNU_TIME);
   const [command, args] = useTime
     ? [GNU_TIME, ['-f', '%M %U %S', '-o', timeFile, process.execPath, ...nodeArgs]]
@@ -55,7 +62,7 @@ export async function runChild(task: Task, pids: ServerPids, opts: { profileDir?
   const profilesBefore = opts.profileDir ? new Set(readdirSync(opts.profileDir)) : undefined;
   const stderr: string[] = [];
   const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(command, args, { cwd: repoRoot, env: process.env, stdio: ['ignore', 'inherit', 'pipe'] });
+    const child = spawn(command, args, { cwd: repoRoot, env: { ...process.env, ...task.env }, stdio: ['ignore', 'inherit', 'pipe'] });
     child.stderr.on('data', (d: Buffer) => {
       stderr.push(d.toString());
       if (stderr.length > 200) stderr.shift();
@@ -82,6 +89,13 @@ export async function runChild(task: Task, pids: ServerPids, opts: { profileDir?
     }
     if (Number.isFinite(user) && Number.isFinite(system)) cpuNode = user + system;
   }
+  // A product mode runs as its own process (the bundle): its figures are the ones that count, not
+  // those of the measuring process that started it.
+  if (result.product?.maxRssBytes) {
+    peakRssBytes = result.product.maxRssBytes;
+    rssSource = 'gnu-time';
+  }
+  if (result.product && result.product.cpuSeconds !== null) cpuNode = result.product.cpuSeconds;
   let profileFile: string | undefined;
   if (opts.profileDir && profilesBefore) {
     const created = readdirSync(opts.profileDir).filter((f) => f.endsWith('.cpuprofile') && !profilesBefore.has(f));

@@ -13,6 +13,7 @@ export const PROFILE_FOR: Record<string, MeasurementKey | undefined> = {
   'full-vs-limits': 'full',
   'verify-vs-scan': 'verify',
   naive: 'full',
+  ceiling: 'ceiling',
 };
 
 function notMeasured(id: string, title: string, limit: string, why: string): TargetResult {
@@ -76,7 +77,7 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
   {
     const id = 'rss-peak';
     const title = "Peak RSS of the product's modes";
-    const modes = (['full', 'incremental', 'verify', 'recover'] as const).filter((k) => m[k]);
+    const modes = (['full', 'incremental', 'ceiling', 'verify', 'recover', 'full-rtt40', 'verify-rtt40', 'recover-rtt40'] as const).filter((k) => m[k]);
     if (modes.length > 0) {
       const worst = Math.max(...modes.map((k) => m[k]!.peakRssBytes.max));
       targets.push({
@@ -178,5 +179,71 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
       });
     } else targets.push(notMeasured(id, title, '≤ 2.5×', 'needs a full backup'));
   }
+  // 8. The pipeline's own ceiling: a backup from a dump (the source is not the bottleneck) vs the COPY write limit.
+  {
+    const id = 'ceiling';
+    const title = 'Backup from a dump (pipeline ceiling) throughput vs the write limit';
+    if (m.ceiling && m.write) {
+      // A throughput ratio: write-limit time / ceiling time (1× = the ceiling is the write limit).
+      const value = m.write.wallSeconds.median / m.ceiling.wallSeconds.median;
+      targets.push({
+        id,
+        title,
+        value,
+        shown: ratio(value),
+        limit: '≥ 0.6×',
+        met: value >= 0.6,
+        detail:
+          `backup from a mongodump directory ${seconds(m.ceiling.wallSeconds.median)}` +
+          (m.ceiling.phases ? ` (per-collection sync ${seconds(m.ceiling.phases.sync)}, snapshot branch ${seconds(m.ceiling.phases.snapshot)})` : '') +
+          `; write limit ${seconds(m.write.wallSeconds.median)}`,
+      });
+    } else targets.push(notMeasured(id, title, '≥ 0.6×', 'needs write and ceiling'));
+  }
+
+  // 9. Latency: a full backup over the simulated network vs the same on the machine itself.
+  const rtt = r.network?.rttMs ?? 40;
+  {
+    const id = 'rtt-full';
+    const title = `Full backup with a ${rtt} ms round trip vs without`;
+    if (m['full-rtt40'] && m.full) {
+      const value = m['full-rtt40'].wallSeconds.median / m.full.wallSeconds.median;
+      const exposed = (m['full-rtt40'].wallSeconds.median - m.full.wallSeconds.median) / (rtt / 1000);
+      targets.push({
+        id,
+        title,
+        value,
+        shown: ratio(value),
+        limit: '≤ 1.25×',
+        met: value <= 1.25,
+        detail:
+          `${seconds(m['full-rtt40'].wallSeconds.median)} vs ${seconds(m.full.wallSeconds.median)}: the network added ` +
+          `${seconds(m['full-rtt40'].wallSeconds.median - m.full.wallSeconds.median)}, as many as ${Math.max(0, Math.round(exposed))} round trips not overlapped with other work` +
+          (m['verify-rtt40'] && m.verify ? `; restore + verify ${seconds(m['verify-rtt40'].wallSeconds.median)} vs ${seconds(m.verify.wallSeconds.median)}` : '') +
+          (m['recover-rtt40'] && m.recover ? `; recover ${seconds(m['recover-rtt40'].wallSeconds.median)} vs ${seconds(m.recover.wallSeconds.median)}` : ''),
+      });
+    } else targets.push(notMeasured(id, title, '≤ 1.25×', 'needs full and full-rtt40'));
+  }
+  {
+    const id = 'rtt-naive';
+    const title = `Naive script vs full backup, both with a ${rtt} ms round trip`;
+    const naive = m['naive-rtt40'];
+    if (naive?.extrapolated && m['full-rtt40']) {
+      const value = naive.extrapolated.wallSeconds.median / m['full-rtt40'].wallSeconds.median;
+      targets.push({
+        id,
+        title,
+        value,
+        shown: ratio(value),
+        limit: '≥ 20× slower',
+        met: value >= 20,
+        detail:
+          `naive ${seconds(naive.wallSeconds.median)} for ${naive.extrapolated.fromDocuments.toLocaleString('en-US')} documents, ` +
+          `extrapolated to ${seconds(naive.extrapolated.wallSeconds.median)} for ${naive.extrapolated.toDocuments.toLocaleString('en-US')}; ` +
+          `full backup ${seconds(m['full-rtt40'].wallSeconds.median)}`,
+      });
+    } else targets.push(notMeasured(id, title, '≥ 20× slower', 'needs naive-rtt40 and full-rtt40'));
+  }
+
   return targets;
 }

@@ -231,7 +231,12 @@ export async function estimateDocumentCount(
 /**
  * Every document of a collection, each as its own Buffer of exact BSON bytes, in natural order
  * (no sort: a sort makes FerretDB and MongoDB buffer the whole collection). `batchSize` bounds
- * how many documents the driver holds at once; the server further caps a batch at 16 MiB.
+ * how many documents a batch holds; the server further caps a batch at 16 MiB.
+ *
+ * The next batch is asked for (getMore) as soon as the current one is taken from the driver, so
+ * the server's work and the network's round trip overlap with the consumer's handling of the
+ * current batch instead of following it. Memory holds at most two batches: the one being consumed
+ * and the one on its way.
  */
 export async function* rawDocuments(
   client: MongoClient,
@@ -242,9 +247,24 @@ export async function* rawDocuments(
     .db(spec.database)
     .collection(spec.collection)
     .find({}, { raw: true, batchSize: opts.batchSize, ...(opts.session ? { session: opts.session } : {}) });
+  // hasNext() with an empty buffer sends the find or the getMore; it is awaited only when the
+  // consumer wants the batch, and marked handled meanwhile so a failure while the consumer is busy
+  // is reported here (by the await), not as an unhandled rejection.
+  const ask = (): Promise<boolean> => {
+    const asked = cursor.hasNext();
+    asked.catch(() => undefined);
+    return asked;
+  };
+  let next = ask();
   try {
-    for await (const doc of cursor) yield doc as unknown as Buffer;
+    while (await next) {
+      const batch = cursor.readBufferedDocuments();
+      next = ask();
+      for (const doc of batch) yield doc as unknown as Buffer;
+    }
   } finally {
+    // A consumer that stopped early: let the request on its way settle before closing the cursor.
+    await next.catch(() => undefined);
     await cursor.close().catch(() => undefined);
   }
 }

@@ -44,10 +44,17 @@ const DEFAULT_BATCH_DOCUMENTS = 1_000;
 
 /**
  * Documents per reply when reading the target back. Each reply is held whole (raw documents are
- * views into it) while it is hashed, and the server bounds a reply at 16 MiB whatever the count, so
- * small replies keep memory low; hashing keeps up with the server, so they cost no time.
+ * views into it) while it is hashed, and the next one is on its way meanwhile (rawDocuments), so
+ * memory holds two replies, each bounded by the server at 16 MiB whatever the count. Every reply
+ * costs a round trip the hashing cannot hide, so replies are as large as the backup's reads.
  */
-const READ_BACK_BATCH_DOCUMENTS = 100;
+const READ_BACK_BATCH_DOCUMENTS = 1000;
+
+/**
+ * insertMany batches written at once into a collection whose order does not matter: enough to keep
+ * the server busy across a network's round trip, few enough that memory stays a few batches.
+ */
+const INSERTS_IN_FLIGHT = 3;
 
 export interface TargetCollection {
   /** The collection as recorded in the backup. */
@@ -240,9 +247,11 @@ async function createView(db: Db, t: TargetCollection): Promise<string[]> {
 }
 
 /**
- * Inserts the stored documents in unordered batches bounded by bytes and count. One batch is written
- * while the next is read, so reading Postgres and writing MongoDB overlap; memory holds at most two batches.
- * Capped collections are written in order, because their natural order is part of what they are.
+ * Inserts the stored documents in unordered batches bounded by bytes and count. Up to
+ * INSERTS_IN_FLIGHT batches are written while the next is read, so reading Postgres, the network's
+ * round trips and MongoDB's writing overlap; memory holds at most that many batches plus the one
+ * being read. Capped collections are written in order, one batch at a time, because their natural
+ * order is part of what they are.
  */
 export async function insertDocuments(
   client: MongoClient,
@@ -259,15 +268,18 @@ export async function insertDocuments(
 
   let batch: Document[] = [];
   let batchSize = 0;
-  let inFlight: Promise<void> | undefined;
+  const inFlight = new Set<Promise<void>>();
+  const limit = ordered ? 1 : INSERTS_IN_FLIGHT;
+  let failure: { error: unknown } | undefined;
 
   const flush = async (): Promise<void> => {
     const docs = batch;
     const bytes = batchSize;
     batch = [];
     batchSize = 0;
-    if (inFlight) await inFlight;
-    inFlight = (async () => {
+    while (inFlight.size >= limit) await Promise.race(inFlight);
+    if (failure) throw failure.error;
+    const insert = (async () => {
       // Validators recorded on the collection may postdate the data: the backup is the truth, not the rule.
       // forceServerObjectId keeps the driver from touching the documents (it would add an `_id` property
       // to the Map form of a document with unusual key order); every stored document has its own `_id`.
@@ -278,21 +290,30 @@ export async function insertDocuments(
       written.documents += docs.length;
       written.bytes += bytes;
       opts.onProgress?.({ ...written });
-    })();
+    })().then(
+      () => void inFlight.delete(insert),
+      (error: unknown) => {
+        failure ??= { error };
+        inFlight.delete(insert);
+      },
+    );
+    inFlight.add(insert);
   };
 
   try {
     for await (const raw of rows) {
+      if (failure) throw failure.error;
       hash.add(createHash('sha256').update(raw).digest(), raw.length);
       batch.push(decodeForInsert(t, raw));
       batchSize += raw.length;
       if (batchSize >= batchBytes || batch.length >= batchDocuments) await flush();
     }
     if (batch.length > 0) await flush();
-    if (inFlight) await inFlight;
+    await Promise.all(inFlight);
+    if (failure) throw failure.error;
   } catch (err) {
-    // Let a running insert settle so its failure is not left unhandled, then report the first error.
-    if (inFlight) await inFlight.catch(() => undefined);
+    // Let running inserts settle (their failures are caught above), then report what stopped the loop.
+    await Promise.all(inFlight);
     throw err;
   }
   return { documents: written.documents, bytes: written.bytes, contentHash: hash.digest() };

@@ -183,19 +183,18 @@ async function syncCollection(
 
   // Statistics only for the join keys: samples of the document columns would be copied into
   // pg_statistic (a WAL-logged catalog) for nothing.
-  await client.query(`ANALYZE ${STAGE} (_id, hash)`);
-  const updated = await client.query(
-    `UPDATE ${target} t SET doc = s.doc, bson = s.bson, hash = s.hash
-     FROM ${STAGE} s WHERE t._id = s._id AND (t.hash <> s.hash${refreshQueryForm ? ' OR t.doc IS DISTINCT FROM s.doc' : ''})`,
-  );
-  const inserted = await client.query(
-    `INSERT INTO ${target} (_id, doc, bson, hash)
+  // The statistics and the three diff statements go as one message (no parameters: the simple
+  // query protocol runs them in order and answers each): one round trip instead of four.
+  const results = (await client.query(
+    `ANALYZE ${STAGE} (_id, hash);
+     UPDATE ${target} t SET doc = s.doc, bson = s.bson, hash = s.hash
+     FROM ${STAGE} s WHERE t._id = s._id AND (t.hash <> s.hash${refreshQueryForm ? ' OR t.doc IS DISTINCT FROM s.doc' : ''});
+     INSERT INTO ${target} (_id, doc, bson, hash)
      SELECT s._id, s.doc, s.bson, s.hash FROM ${STAGE} s
-     WHERE NOT EXISTS (SELECT 1 FROM ${target} t WHERE t._id = s._id)`,
-  );
-  const deleted = await client.query(
-    `DELETE FROM ${target} t WHERE NOT EXISTS (SELECT 1 FROM ${STAGE} s WHERE s._id = t._id)`,
-  );
+     WHERE NOT EXISTS (SELECT 1 FROM ${target} t WHERE t._id = s._id);
+     DELETE FROM ${target} t WHERE NOT EXISTS (SELECT 1 FROM ${STAGE} s WHERE s._id = t._id)`,
+  )) as unknown as pg.QueryResult[];
+  const [, updated, inserted, deleted] = results;
   const r = {
     spec,
     schemaName,
@@ -226,16 +225,17 @@ async function createStagingTable(client: pg.ClientBase): Promise<void> {
 async function ensureTable(client: pg.ClientBase, schemaName: string, tableName: string, mongoName: string): Promise<void> {
   const schema = quoteIdent(schemaName);
   const target = `${schema}.${quoteIdent(tableName)}`;
-  await client.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
-  const exists = await client.query('SELECT to_regclass($1) IS NOT NULL AS present', [target]);
+  // One round trip to learn whether the table exists, one more to create it: statements without
+  // parameters sent as one message (the simple query protocol answers each in order).
+  const [, exists] = (await client.query(
+    `CREATE SCHEMA IF NOT EXISTS ${schema}; SELECT to_regclass(${client.escapeLiteral(target)}) IS NOT NULL AS present`,
+  )) as unknown as pg.QueryResult[];
   if (exists.rows[0].present === true) return;
-  await client.query(`CREATE TABLE ${target} (${rowTableColumns('standby')})`);
   // The exact MongoDB name, for people browsing the standby (the manifest holds it too).
-  const comment = await client.query(`SELECT format('COMMENT ON TABLE %s IS %L', $1::text, $2::text) AS sql`, [
-    target,
-    `MongoDB collection ${mongoName}, kept by supaneon-sync`,
-  ]);
-  await client.query(comment.rows[0].sql);
+  await client.query(
+    `CREATE TABLE ${target} (${rowTableColumns('standby')}); ` +
+      `COMMENT ON TABLE ${target} IS ${client.escapeLiteral(`MongoDB collection ${mongoName}, kept by supaneon-sync`)}`,
+  );
 }
 
 /**

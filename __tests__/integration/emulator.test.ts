@@ -608,6 +608,42 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     });
   });
 
+  describe('simulated network (for the benchmark)', () => {
+    beforeAll(async () => {
+      await freshProject('simulated network');
+    });
+
+    test("adds the round trip to every statement on the project's endpoints, counts the turns, and goes away when set to 0", async () => {
+      const host = await hostOf((await defaultBranch()).id);
+      expect(await (await control('PUT', 'network', { rtt_ms: 200 })).json()).toEqual({ rtt_ms: 200, connections: 0, turns: 0 });
+      try {
+        const client = await connect(host);
+        try {
+          const started = performance.now();
+          expect((await client.query<{ n: number }>('SELECT 1 AS n')).rows).toEqual([{ n: 1 }]);
+          // One round trip at least; generous above for a loaded machine.
+          expect(performance.now() - started).toBeGreaterThanOrEqual(190);
+        } finally {
+          await client.end();
+        }
+        const counted = (await (await control('GET', 'network')).json()) as { connections: number; turns: number };
+        expect(counted.connections).toBe(1);
+        // TLS, authentication, the statement.
+        expect(counted.turns).toBeGreaterThanOrEqual(3);
+      } finally {
+        await control('PUT', 'network', { rtt_ms: 0 });
+      }
+      const started = performance.now();
+      await sql(host, 'SELECT 1');
+      expect(performance.now() - started).toBeLessThan(10_000);
+      expect(((await (await control('GET', 'network')).json()) as { connections: number }).connections).toBe(0);
+      const refused = await fetch(`${controlBase}/__emulator/projects/${projectId}/network`, {
+        method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ rtt_ms: -1 }),
+      });
+      expect(refused.status).toBe(400);
+    });
+  });
+
   describe('reset (what the demo does to the stack\'s own project)', () => {
     beforeAll(async () => {
       await freshProject('reset');

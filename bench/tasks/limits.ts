@@ -7,13 +7,14 @@
  * - scan: every stored table of the standby read with COPY TO and discarded.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BSON, MongoClient } from 'mongodb';
 import copyStreams from 'pg-copy-streams';
 import { COPY_COLUMNS, copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, encodeDocument, rowTableColumns } from '../../src/codec.js';
+import { BSON_SUFFIX, METADATA_SUFFIX, escapeCollectionName, metadataJson } from '../../src/dump-format.js';
 import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
 import { generateDocument } from '../../devkit/generate.js';
 import type { Task, TaskResult } from '../protocol.js';
@@ -71,6 +72,37 @@ export async function prepareRows(task: Task): Promise<Omit<TaskResult, 'childMa
     await pipeline(rows, createWriteStream(copyFile(task, c.name)));
     documents += c.documents;
     bytes += (await stat(copyFile(task, c.name))).size;
+  }
+  return { wallSeconds: (performance.now() - started) / 1000, documents, bytes };
+}
+
+/**
+ * Writes the dataset as a mongodump directory (not measured), for the pipeline's ceiling: a backup
+ * from files, whose source is never the bottleneck. The same generated documents the source and the
+ * write limit hold, with the product's own metadata format; the default _id index only, as loaded.
+ */
+export async function prepareDump(task: Task): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
+  if (!task.dumpDir) throw new Error('prepare-dump needs task.dumpDir');
+  const started = performance.now();
+  const dir = path.join(task.dumpDir, task.database);
+  await rm(task.dumpDir, { recursive: true, force: true });
+  await mkdir(dir, { recursive: true });
+  let documents = 0;
+  let bytes = 0;
+  for (const c of task.collections) {
+    const seed = task.seed;
+    async function* docs(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < c.documents; i++) {
+        const raw = Buffer.from(BSON.serialize(generateDocument(c.stream, i, seed)));
+        bytes += raw.length;
+        yield raw;
+      }
+    }
+    const base = path.join(dir, escapeCollectionName(c.name));
+    await pipeline(docs, createWriteStream(`${base}${BSON_SUFFIX}`));
+    const spec = { database: task.database, collection: c.name, kind: 'collection' as const, options: {}, indexes: [{ v: 2, key: { _id: 1 }, name: '_id_' }] };
+    await writeFile(`${base}${METADATA_SUFFIX}`, metadataJson(spec));
+    documents += c.documents;
   }
   return { wallSeconds: (performance.now() - started) / 1000, documents, bytes };
 }

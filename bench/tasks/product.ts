@@ -1,26 +1,110 @@
 /**
- * The product's own code path: each mode function called exactly as the CLI and the action call it,
- * with a Config from parseConfig (environment fallbacks for the connection settings) and a quiet Io.
- * Only the benchmark's database is selected, so nothing else on the stack is read or written.
+ * The product as users run it: the action's bundle (dist/index.js, built by the benchmark before it
+ * measures) in a process of its own, its inputs as INPUT_* variables and its outputs read from
+ * GITHUB_OUTPUT, as on a GitHub runner. The connection settings come from the environment fallbacks
+ * (MONGODB_SRV_URL, NEON_*). Only the benchmark's database is selected, so nothing else on the stack
+ * is read or written. The measuring process times the run from start to exit (the bundle's start-up
+ * included: users pay it too) and reads the log groups off its output as they arrive.
  */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { MongoClient } from 'mongodb';
-import { parseConfig, type Mode, type RawInputs } from '../../src/config.js';
-import { backup } from '../../src/modes/backup.js';
-import { recover } from '../../src/modes/recover.js';
-import { restore } from '../../src/modes/restore.js';
 import { schemaNameFor } from '../../src/naming.js';
-import type { BackupPhases, Task, TaskResult } from '../protocol.js';
-import { quietIo, type RecordingIo } from '../quiet-io.js';
+import type { BackupPhases, GroupTiming, Task, TaskResult } from '../protocol.js';
+import type { RecordingIo } from '../quiet-io.js';
+import { repoRoot } from '../spawn.js';
 import { connectStandby, dropSchema, walMark, walSince } from '../standby-sql.js';
 import { mongoUri } from './limits.js';
 
-/** Recover writes `<prefix><database>` next to the source, in the same MongoDB deployment. */
-export const RECOVER_PREFIX = 'recovered_';
+export const PRODUCT_BUNDLE = 'dist/index.js';
+const GNU_TIME = '/usr/bin/time';
+
+interface BundleRun {
+  ok: boolean;
+  wallSeconds: number;
+  io: RecordingIo;
+  product: NonNullable<TaskResult['product']>;
+}
+
+/**
+ * Runs one mode of the bundle. The log is parsed as the runner shows it: `::group::name` /
+ * `::endgroup::` around each group, `::warning::` / `::error::` lines, plain info lines.
+ */
+async function runBundle(task: Task, inputs: Record<string, string>): Promise<BundleRun> {
+  const bundle = path.join(repoRoot, PRODUCT_BUNDLE);
+  if (!existsSync(bundle)) throw new Error(`${PRODUCT_BUNDLE} does not exist: run \`npm run build\` (npm run bench builds it unless --no-build)`);
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'supaneon-bench-run-'));
+  const files = { output: path.join(dir, 'output'), state: path.join(dir, 'state'), summary: path.join(dir, 'summary'), time: path.join(dir, 'time') };
+  for (const f of [files.output, files.state, files.summary]) writeFileSync(f, '');
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(INPUT_|STATE_|GITHUB_)/.test(k)) env[k] = v;
+  Object.assign(env, { GITHUB_OUTPUT: files.output, GITHUB_STATE: files.state, GITHUB_STEP_SUMMARY: files.summary });
+  for (const [name, value] of Object.entries(inputs)) env[`INPUT_${name.toUpperCase()}`] = value;
+
+  const nodeArgs = [...(task.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${task.profileDir}`] : []), bundle];
+  const useTime = existsSync(GNU_TIME);
+  const [command, args] = useTime ? [GNU_TIME, ['-f', '%M %U %S', '-o', files.time, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
+
+  const groups: GroupTiming[] = [];
+  const timeline: RecordingIo['timeline'] = [];
+  const problems: string[] = [];
+  const started = performance.now();
+  const at = () => (performance.now() - started) / 1000;
+  let open: { name: string; startedAt: number } | undefined;
+  const onLine = (line: string) => {
+    if (line.startsWith('::group::')) open = { name: line.slice('::group::'.length), startedAt: at() };
+    else if (line.startsWith('::endgroup::')) {
+      if (open) groups.push({ name: open.name, seconds: at() - open.startedAt, startedAt: open.startedAt });
+      open = undefined;
+    } else if (line.startsWith('::warning')) problems.push(`warning: ${line.replace(/^::warning[^:]*::/, '')}`);
+    else if (line.startsWith('::error')) problems.push(`error: ${line.replace(/^::error[^:]*::/, '')}`);
+    else if (!line.startsWith('::') && timeline.length < 500) timeline.push({ at: at(), text: line });
+  };
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(command, args, { cwd: repoRoot, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let rest = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => {
+      const lines = (rest + d).split('\n');
+      rest = lines.pop() ?? '';
+      lines.forEach(onLine);
+    });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr = (stderr + d).slice(-4000)));
+    child.on('error', reject);
+    child.on('close', (c) => {
+      if (rest) onLine(rest);
+      if (stderr.trim()) problems.push(`stderr: ${stderr.trim()}`);
+      resolve(c);
+    });
+  });
+  const wallSeconds = at();
+  const product: BundleRun['product'] = { maxRssBytes: null, cpuSeconds: null };
+  if (useTime && existsSync(files.time)) {
+    const [maxRssKb, user, system] = (readFileSync(files.time, 'utf8').trim().split('\n').pop() ?? '').split(' ').map(Number);
+    if (maxRssKb > 0) product.maxRssBytes = maxRssKb * 1024;
+    if (Number.isFinite(user) && Number.isFinite(system)) product.cpuSeconds = user + system;
+  }
+  const outputs: Record<string, string> = {};
+  const text = readFileSync(files.output, 'utf8').split('\n');
+  for (let i = 0; i < text.length; i++) {
+    const heredoc = /^([^=<]+)<<(.+)$/.exec(text[i]);
+    if (heredoc) {
+      const value: string[] = [];
+      for (i++; i < text.length && text[i] !== heredoc[2]; i++) value.push(text[i]);
+      outputs[heredoc[1]] = value.join('\n');
+    } else if (text[i].includes('=')) outputs[text[i].slice(0, text[i].indexOf('='))] = text[i].slice(text[i].indexOf('=') + 1);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  const io = { groups, timeline, outputs, problems } as unknown as RecordingIo;
+  return { ok: code === 0, wallSeconds, io, product };
+}
 
 // Each dataset (the main one, the RSS-scaling ones) is its own selection on the one standby, and
 // the benchmark moves between them on purpose: a backup of one may drop another's tables.
-function configFor(mode: Mode, task: Task, extra: RawInputs = {}) {
-  return parseConfig({ mode, databases: task.database, 'allow-selection-change': 'true', ...extra }, process.env);
+function inputsFor(mode: string, task: Task, extra: Record<string, string> = {}): Record<string, string> {
+  return { mode, databases: task.database, 'allow-selection-change': 'true', ...extra };
 }
 
 function describeFailure(mode: string, io: RecordingIo): Error {
@@ -51,29 +135,29 @@ function documentsOf(io: RecordingIo): number {
   return Number(io.outputs.documents ?? 0);
 }
 
-/** A backup, with the WAL the standby generated measured around it. `empty` first drops the database's schema on the standby. */
+/**
+ * A backup, with the WAL the standby generated measured around it. `empty` first drops the
+ * database's schema on the standby. With `task.dumpDir`, the source is that mongodump directory.
+ */
 export async function backupRun(task: Task, empty: boolean): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
-  const config = configFor('backup', task);
   const sql = await connectStandby();
   try {
     if (empty) await dropSchema(sql, schemaNameFor(task.database));
     const before = await walMark(sql);
-    const io = quietIo();
-    const started = performance.now();
-    const ok = await backup(config, io);
-    const wallSeconds = (performance.now() - started) / 1000;
-    if (!ok) throw describeFailure('backup', io);
+    const run = await runBundle(task, inputsFor('backup', task, task.dumpDir ? { 'source-dump-dir': task.dumpDir } : {}));
+    if (!run.ok) throw describeFailure('backup', run.io);
     const wal = await walSince(sql, before);
     return {
-      wallSeconds,
-      documents: documentsOf(io),
-      bytes: Number(io.outputs.bytes ?? 0),
+      wallSeconds: run.wallSeconds,
+      documents: documentsOf(run.io),
+      bytes: Number(run.io.outputs.bytes ?? 0),
       walBytes: wal.generated,
       walLsnBytes: wal.lsnDistance,
-      phases: backupPhases(io, wallSeconds),
-      groups: io.groups,
-      outputs: io.outputs,
-      problems: io.problems,
+      phases: backupPhases(run.io, run.wallSeconds),
+      groups: run.io.groups,
+      outputs: run.io.outputs,
+      problems: run.io.problems,
+      product: run.product,
     };
   } finally {
     await sql.end();
@@ -82,23 +166,23 @@ export async function backupRun(task: Task, empty: boolean): Promise<Omit<TaskRe
 
 /** restore with verify: full, of the given backup branch: temporary branch, every check, cleanup. */
 export async function verifyRun(task: Task): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
-  const config = configFor('restore', task, { verify: 'full', 'backup-branch': task.backupBranch });
-  const io = quietIo();
-  const started = performance.now();
-  const ok = await restore(config, io);
-  const wallSeconds = (performance.now() - started) / 1000;
-  if (!ok) throw describeFailure('restore', io);
-  const verifying = io.groups.filter((g) => g.name.startsWith('Verifying '));
+  const run = await runBundle(task, inputsFor('restore', task, { verify: 'full', 'backup-branch': task.backupBranch ?? '' }));
+  if (!run.ok) throw describeFailure('restore', run.io);
+  const verifying = run.io.groups.filter((g) => g.name.startsWith('Verifying '));
   return {
-    wallSeconds,
-    documents: documentsOf(io),
+    wallSeconds: run.wallSeconds,
+    documents: documentsOf(run.io),
     bytes: 0,
-    groups: io.groups,
-    outputs: io.outputs,
-    problems: io.problems,
+    groups: run.io.groups,
+    outputs: run.io.outputs,
+    problems: run.io.problems,
+    product: run.product,
     extra: { verificationSeconds: verifying.reduce((s, g) => s + g.seconds, 0) },
   };
 }
+
+/** Recover writes `<prefix><database>` next to the source, in the same MongoDB deployment. */
+export const RECOVER_PREFIX = 'recovered_';
 
 /** recover of the standby's copy into an empty `recovered_<database>`, verified by reading it back. */
 export async function recoverRun(task: Task): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
@@ -109,15 +193,18 @@ export async function recoverRun(task: Task): Promise<Omit<TaskResult, 'childMax
   } finally {
     await target.close();
   }
-  const config = configFor('recover', task, {
-    'backup-branch': 'standby',
-    'target-mongodb-uri': mongoUri(),
-    'target-database-prefix': RECOVER_PREFIX,
-  });
-  const io = quietIo();
-  const started = performance.now();
-  const ok = await recover(config, io);
-  const wallSeconds = (performance.now() - started) / 1000;
-  if (!ok) throw describeFailure('recover', io);
-  return { wallSeconds, documents: documentsOf(io), bytes: 0, groups: io.groups, outputs: io.outputs, problems: io.problems };
+  const run = await runBundle(
+    task,
+    inputsFor('recover', task, { 'backup-branch': 'standby', 'target-mongodb-uri': mongoUri(), 'target-database-prefix': RECOVER_PREFIX }),
+  );
+  if (!run.ok) throw describeFailure('recover', run.io);
+  return {
+    wallSeconds: run.wallSeconds,
+    documents: documentsOf(run.io),
+    bytes: 0,
+    groups: run.io.groups,
+    outputs: run.io.outputs,
+    problems: run.io.problems,
+    product: run.product,
+  };
 }

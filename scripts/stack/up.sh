@@ -132,9 +132,10 @@ ensure_ferretdb() {
 emulator_health() { node "$PROBE" http "http://127.0.0.1:$API_PORT/__emulator/health"; }
 
 # The hash the emulator reports of its own sources (server.ts emulatorSourceHash: the .ts files of
-# its folder in byte order, concatenated), so a running emulator older than the checkout is restarted.
+# its folder in byte order, then devkit/latency-proxy.ts, which it imports, concatenated), so a
+# running emulator older than the checkout is restarted.
 emulator_source_hash() {
-  (cd "$REPO_ROOT/test/support/neon-emulator" && LC_ALL=C ls -- *.ts | LC_ALL=C sort | xargs cat | sha256sum | cut -d' ' -f1)
+  (cd "$REPO_ROOT/test/support/neon-emulator" && { LC_ALL=C ls -- *.ts | LC_ALL=C sort | xargs cat; cat ../../../devkit/latency-proxy.ts; } | sha256sum | cut -d' ' -f1)
 }
 
 ensure_emulator() {

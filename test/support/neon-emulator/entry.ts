@@ -11,9 +11,14 @@
 // Everything else passes through untouched: plain (non-TLS) startups are refused as the cluster's
 // `hostssl`-only rules would refuse them, GSSAPI encryption is declined, cancel requests are
 // forwarded as they are.
+//
+// A project may be given a network (PUT /__emulator/projects/{id}/network {rtt_ms}, for the
+// benchmark): its endpoints' connections then pass through devkit/latency-proxy.ts's relay, raw TCP
+// (TLS handshake, authentication and every query included), to a private listener of the entry.
 import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
+import { relayWithDelay, type RelayCounts } from '../../../devkit/latency-proxy.js';
 import { hostOf } from './addresses.js';
 
 const SSL_REQUEST = 80877103;
@@ -37,7 +42,10 @@ export function backendHostOf(hostNumber: number): string {
 export class Entries {
   readonly #config: EntryConfig;
   #endpointIdAt: (hostNumber: number) => string | undefined = () => undefined;
+  #rttAt: (hostNumber: number) => { rttMs: number; counts: RelayCounts } = () => ({ rttMs: 0, counts: { connections: 0, turns: 0 } });
   readonly #servers = new Map<number, net.Server>();
+  /** Per endpoint address, the private listener behind the simulated network (made when first needed). */
+  readonly #delayed = new Map<number, Promise<net.Server>>();
   readonly #sockets = new Map<number, Set<net.Socket>>();
   readonly #hostOfBranch = new Map<string, number>();
 
@@ -50,6 +58,11 @@ export class Entries {
     this.#endpointIdAt = endpointIdAt;
   }
 
+  /** How the entry learns the round trip (ms) to add to connections at an address (0: none), and where to count them. */
+  resolveRttWith(rttAt: (hostNumber: number) => { rttMs: number; counts: RelayCounts }): void {
+    this.#rttAt = rttAt;
+  }
+
   /** Listens on the endpoint address of a branch (already listening: nothing to do). */
   async open(hostNumber: number, branchId: string): Promise<void> {
     this.#hostOfBranch.set(branchId, hostNumber);
@@ -58,7 +71,9 @@ export class Entries {
     const server = net.createServer((socket) => {
       sockets.add(socket);
       socket.on('close', () => sockets.delete(socket));
-      this.#serve(hostNumber, socket).catch(() => socket.destroy());
+      const network = this.#rttAt(hostNumber);
+      if (network.rttMs > 0) this.#throughNetwork(hostNumber, socket, network.rttMs, network.counts).catch(() => socket.destroy());
+      else this.#serve(hostNumber, socket).catch(() => socket.destroy());
     });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -85,7 +100,38 @@ export class Entries {
     this.#servers.delete(hostNumber);
     for (const s of this.#sockets.get(hostNumber) ?? []) s.destroy();
     this.#sockets.delete(hostNumber);
-    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const delayed = this.#delayed.get(hostNumber);
+    this.#delayed.delete(hostNumber);
+    await Promise.all([
+      new Promise<void>((resolve) => server.close(() => resolve())),
+      delayed?.then((inner) => new Promise<void>((resolve) => inner.close(() => resolve())), () => undefined),
+    ]);
+  }
+
+  /** Relays a client connection with the given round trip to the address's private listener, which serves it as usual. */
+  async #throughNetwork(hostNumber: number, client: net.Socket, rttMs: number, counts: RelayCounts): Promise<void> {
+    counts.connections++;
+    let inner = this.#delayed.get(hostNumber);
+    if (inner === undefined) {
+      const sockets = this.#sockets.get(hostNumber);
+      const server = net.createServer((socket) => {
+        // Without it, Nagle's algorithm meets the relay's delayed ACKs and adds 40 ms of its own to small answers.
+        socket.setNoDelay(true);
+        sockets?.add(socket);
+        socket.on('close', () => sockets?.delete(socket));
+        this.#serve(hostNumber, socket).catch(() => socket.destroy());
+      });
+      inner = new Promise<net.Server>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(0, '127.0.0.1', () => resolve(server));
+      });
+      this.#delayed.set(hostNumber, inner);
+    }
+    const { port } = (await inner).address() as net.AddressInfo;
+    const hop = net.connect(port, '127.0.0.1');
+    client.setNoDelay(true);
+    hop.setNoDelay(true);
+    relayWithDelay(client, hop, rttMs / 2, counts);
   }
 
   async closeAll(): Promise<void> {

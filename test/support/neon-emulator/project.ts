@@ -72,6 +72,8 @@ const createBodySchema: z.ZodType<CreateBody> = z.object({
   annotation_value: z.record(z.string(), z.string()).optional(),
 });
 
+const networkBodySchema = z.object({ rtt_ms: z.number().int().min(0).max(10_000) });
+
 const settingsBodySchema = z.object({ branch_limit: z.number().int().min(1).optional(), plan: z.enum(PLANS).optional() });
 
 const updateBodySchema: z.ZodType<UpdateBody> = z.object({
@@ -109,6 +111,26 @@ export class Project {
 
   get deleted(): boolean {
     return this.#deleted;
+  }
+
+  /**
+   * The round trip (ms) the entries of this project's endpoints add to every connection (bench
+   * only: a network between the client and Neon). Not saved: a restart is back to 0.
+   */
+  networkRttMs = 0;
+  /** Connections through that network, and turns (devkit/latency-proxy.ts RelayCounts), since it was last set. */
+  readonly networkCounts = { connections: 0, turns: 0 };
+
+  network(): { rtt_ms: number; connections: number; turns: number } {
+    return { rtt_ms: this.networkRttMs, ...this.networkCounts };
+  }
+
+  setNetwork(rawBody: unknown): { rtt_ms: number; connections: number; turns: number } {
+    const body = parseBody(networkBodySchema, rawBody ?? {});
+    this.networkRttMs = body.rtt_ms;
+    this.networkCounts.connections = 0;
+    this.networkCounts.turns = 0;
+    return this.network();
   }
 
   /**

@@ -46,6 +46,12 @@ export class Projects {
       }
       return undefined;
     });
+    clusters.entries.resolveRttWith((hostNumber) => {
+      for (const p of projects.#projects.values()) {
+        if (p.endpointIdAt(hostNumber) !== undefined) return { rttMs: p.networkRttMs, counts: p.networkCounts };
+      }
+      return { rttMs: 0, counts: { connections: 0, turns: 0 } };
+    });
     const saved = store.loadAll();
     if (saved.length === 0) {
       // Leftovers of a first start that never completed: nothing refers to them.

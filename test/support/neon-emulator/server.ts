@@ -40,6 +40,8 @@ export function emulatorSourceHash(): string {
   const files = fs.readdirSync(dir).filter((f) => f.endsWith('.ts')).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const hash = crypto.createHash('sha256');
   for (const f of files) hash.update(fs.readFileSync(path.join(dir, f)));
+  // The one source it imports from outside its folder: a change to the relay must restart it too.
+  hash.update(fs.readFileSync(path.join(dir, '..', '..', '..', 'devkit', 'latency-proxy.ts')));
   return hash.digest('hex');
 }
 
@@ -83,6 +85,9 @@ export function createServer(projects: Projects, apiKey: string, log: Log): http
       p.faults.clear();
       return ok({ faults: p.faults.list() });
     }],
+    // A simulated network between clients and this project's endpoints (devkit/latency-proxy.ts).
+    ['GET', /^\/network$/, (p) => ok(p.network())],
+    ['PUT', /^\/network$/, (p, _a, _u, body) => ok(p.setNetwork(body))],
     ['POST', /^\/sweep$/, async (p) => ok({ deleted: await p.sweepExpired() })],
     ['POST', /^\/reset$/, async (p) => {
       await p.reset();
