@@ -16,6 +16,7 @@ const TASKS: Record<TaskName, (task: Task) => Promise<Omit<TaskResult, 'childMax
   'prepare-rows': prepareRows,
   write: writeLimit,
   full: (task) => backupRun(task, true),
+  'full-sequential': (task) => backupRun(task, true, { parallelism: 1 }),
   incremental: (task) => backupRun(task, false),
   storage,
   scan: plainScan,

@@ -140,7 +140,16 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
         `${percent(m.full.docsPerSecond.median / m.read.docsPerSecond.median)} of the read limit.`,
     );
   }
-  for (const key of ['full', 'incremental'] as const) {
+  if (m.full && m['full-sequential']) {
+    const seq = m['full-sequential'];
+    out.push(
+      '',
+      `Reading several collections at once: the full backup took ${seconds(m.full.wallSeconds.median)} (per-collection sync ` +
+        `${seconds(m.full.phases?.sync ?? m.full.syncSeconds?.median ?? NaN)}); with its collections read one after the other ${seconds(seq.wallSeconds.median)} ` +
+        `(sync ${seconds(seq.phases?.sync ?? seq.syncSeconds?.median ?? NaN)}), ${(seq.wallSeconds.median / m.full.wallSeconds.median).toFixed(2)}× as long.`,
+    );
+  }
+  for (const key of ['full', 'full-sequential', 'incremental'] as const) {
     const p = m[key]?.phases;
     if (!p) continue;
     out.push(

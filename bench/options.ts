@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { DEFAULT_SEED } from './generate.js';
 
 /** In the order they run: the limits first, then what the targets need most, recover (no target) last. */
-export const MEASUREMENTS = ['read', 'write', 'full', 'naive', 'incremental', 'scan', 'verify', 'recover'] as const;
+export const MEASUREMENTS = ['read', 'write', 'full', 'full-sequential', 'naive', 'incremental', 'scan', 'verify', 'recover'] as const;
 export type MeasurementKey = (typeof MEASUREMENTS)[number];
 
 export interface BenchOptions {

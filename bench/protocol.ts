@@ -11,6 +11,7 @@ export type TaskName =
   | 'prepare-rows'
   | 'write'
   | 'full'
+  | 'full-sequential'
   | 'incremental'
   | 'storage'
   | 'scan'

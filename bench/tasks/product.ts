@@ -5,7 +5,7 @@
  */
 import { MongoClient } from 'mongodb';
 import { parseConfig, type Mode, type RawInputs } from '../../src/config.js';
-import { backup } from '../../src/modes/backup.js';
+import { backup, type BackupOptions } from '../../src/modes/backup.js';
 import { recover } from '../../src/modes/recover.js';
 import { restore } from '../../src/modes/restore.js';
 import { schemaNameFor } from '../../src/naming.js';
@@ -51,8 +51,11 @@ function documentsOf(io: RecordingIo): number {
   return Number(io.outputs.documents ?? 0);
 }
 
-/** A backup, with the WAL the standby generated measured around it. `empty` first drops the database's schema on the standby. */
-export async function backupRun(task: Task, empty: boolean): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
+/**
+ * A backup, with the WAL the standby generated measured around it. `empty` first drops the database's schema on the standby;
+ * `options` as the product's backup takes them (e.g. one collection read at a time, to compare with the default).
+ */
+export async function backupRun(task: Task, empty: boolean, options: BackupOptions = {}): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
   const config = configFor('backup', task);
   const sql = await connectStandby();
   try {
@@ -60,7 +63,7 @@ export async function backupRun(task: Task, empty: boolean): Promise<Omit<TaskRe
     const before = await walMark(sql);
     const io = quietIo();
     const started = performance.now();
-    const ok = await backup(config, io);
+    const ok = await backup(config, io, options);
     const wallSeconds = (performance.now() - started) / 1000;
     if (!ok) throw describeFailure('backup', io);
     const wal = await walSince(sql, before);
