@@ -275,11 +275,14 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
       '`databases: bench`, so nothing else on the stack is read.',
     '- Full backup: before each run the `bench` schema is dropped from the standby, so every run writes into an empty standby. ' +
       'Incremental backup: before each run 1% of every collection is changed in MongoDB (three shards updated, one deleted, as many ' +
-      'documents inserted); only the backup is timed.',
+      'documents inserted); only the backup is timed. The full backup reads up to 4 collections at once (the product\'s default); ' +
+      '`full-sequential` is the same backup with its collections read one after the other (`backup(config, io, { parallelism: 1 })`), ' +
+      'so the two medians show what reading at once gains on this source.',
     '- WAL: on the standby around each backup, the WAL generated (`pg_stat_wal.wal_bytes`, which the targets use) and the distance ' +
       'the WAL position moved (`pg_wal_lsn_diff(pg_current_wal_lsn(), <before>)`).',
     '- Restore verification: the `restore` mode with `verify: full` of the run\'s newest backup branch; "the checks alone" is the time ' +
-      'inside its per-collection verification groups, which the target compares with a plain `COPY … TO STDOUT` scan of the same tables.',
+      'inside its per-collection verification groups, which the target compares with a plain `COPY … TO STDOUT` scan of the same tables ' +
+      '(the `scan` measurement: every column of every table read once and discarded; the per-row pass reads the same columns in one COPY).',
     '- Recover reads the standby (`backup-branch: standby`) and writes `recovered_bench` in the same FerretDB, dropped before each run.',
     `- Naive baseline: ${Math.round((m.naive?.extrapolated ? m.naive.extrapolated.fromDocuments / m.naive.extrapolated.toDocuments : 0.1) * 100)}% of each collection; its time is scaled to the whole dataset and always labelled extrapolated.`,
     '- A missed target is re-run once under `node --cpu-prof` (time budget permitting) and its top functions are listed above.',
