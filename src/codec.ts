@@ -11,7 +11,7 @@
 // | content-hash.ts      | the order-independent digest of a set of documents                   |
 // | copy-binary.ts       | PostgreSQL's binary COPY framing, in and out                         |
 export { assertUtf8Text, CodecError } from './codec/bson-elements.js';
-export { canonicalJson, idKey, queryJson } from './codec/json-forms.js';
+export { canonicalJson, idKey, queryJson, queryJsonbText } from './codec/json-forms.js';
 export { COPY_COLUMNS, encodeDocument, ROW_COLUMNS, rowTableColumns, type StoredRow } from './codec/stored-row.js';
 export { assertReencodes, decodeExact, OrderedDocument, OutOfRangeDate } from './codec/exact-decode.js';
 export { ContentHash } from './codec/content-hash.js';

@@ -18,7 +18,7 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { type MongoClient } from 'mongodb';
-import { assertUtf8Text, ContentHash, idKey, jsonbText, queryJson, ROW_COLUMNS } from './codec.js';
+import { assertUtf8Text, ContentHash, idKey, queryJson, queryJsonbText, ROW_COLUMNS } from './codec.js';
 import { copyOut } from './copy-streams.js';
 import { readManifest, type CollectionRecord, type Manifest } from './manifest.js';
 import { quoteIdent } from './naming.js';
@@ -292,8 +292,8 @@ interface RowCheck {
  * The per-row pass: one COPY TO of the rows (`_id, doc, bson, hash`; every row, or `sample`
  * random rows), each checked here as it arrives, so every column is read once, in one scan, as a
  * plain scan reads it. The `doc` column arrives as the text PostgreSQL prints for the jsonb value;
- * the query form rebuilt from the bytes is turned into the text PostgreSQL would print for it
- * (jsonb-text.ts) and the two compared. Equal text is equal jsonb; a row whose text differs is
+ * the query form's jsonb text is written from the bytes (queryJsonbText: what PostgreSQL would
+ * print for the query form) and the two compared. Equal text is equal jsonb; a row whose text differs is
  * handed to PostgreSQL to compare as jsonb (numbers compare exactly, so `1.0` and `1.00` are the
  * same), on a second connection opened only then, and only the rows Postgres finds different fail.
  * A full pass reads the table itself in one statement, so the rows checked are exactly the
@@ -336,9 +336,10 @@ function checkRow([idField, doc, bson, hash]: (Buffer | null)[], out: RowCheck):
   let rebuilt: string;
   try {
     if (bson === null) throw new Error('no bytes');
-    // queryJson frames every element as the driver's deserializer would; assertUtf8Text adds the
-    // one check it leaves out (text is valid UTF-8), so together they prove the bytes are valid BSON.
-    rebuilt = queryJson(bson);
+    // queryJsonbText frames every element as queryJson does, as the driver's deserializer would;
+    // assertUtf8Text adds the one check it leaves out (text is valid UTF-8), so together they
+    // prove the bytes are valid BSON. It writes the jsonb text of the query form straight away.
+    rebuilt = queryJsonbText(bson);
     assertUtf8Text(bson);
     if (idKey(bson) !== id) note(out.badId, id);
   } catch {
@@ -350,13 +351,7 @@ function checkRow([idField, doc, bson, hash]: (Buffer | null)[], out: RowCheck):
     return undefined;
   }
   // jsonb's binary form is a version byte (1) and then the text PostgreSQL prints.
-  let same: boolean;
-  try {
-    same = doc[0] === 1 && doc.toString('utf8', 1) === jsonbText(rebuilt);
-  } catch {
-    same = false; // PostgreSQL decides
-  }
-  return same ? undefined : { id, q: rebuilt };
+  return doc[0] === 1 && doc.toString('utf8', 1) === rebuilt ? undefined : { id, q: queryJson(bson) };
 }
 
 /** Rows held for one PostgreSQL comparison at most (and about this many bytes of rebuilt text). */
