@@ -13,6 +13,7 @@ const KIND: Record<MeasurementKey, 'limit' | 'product' | 'baseline'> = {
   write: 'limit',
   scan: 'limit',
   full: 'product',
+  'full-sequential': 'product',
   incremental: 'product',
   verify: 'product',
   recover: 'product',

@@ -18,6 +18,7 @@ const TASKS: Record<TaskName, (task: Task) => Promise<Omit<TaskResult, 'childMax
   'prepare-dump': prepareDump,
   ceiling: (task) => backupRun(task, true),
   full: (task) => backupRun(task, true),
+  'full-sequential': (task) => backupRun(task, true, { 'parallel-collections': '1' }),
   incremental: (task) => backupRun(task, false),
   storage,
   scan: plainScan,

@@ -140,7 +140,16 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
         `${percent(m.full.docsPerSecond.median / m.read.docsPerSecond.median)} of the read limit.`,
     );
   }
-  for (const key of ['full', 'incremental'] as const) {
+  if (m.full && m['full-sequential']) {
+    const seq = m['full-sequential'];
+    out.push(
+      '',
+      `Reading several collections at once: the full backup took ${seconds(m.full.wallSeconds.median)} (per-collection sync ` +
+        `${seconds(m.full.phases?.sync ?? m.full.syncSeconds?.median ?? NaN)}); with its collections read one after the other ${seconds(seq.wallSeconds.median)} ` +
+        `(sync ${seconds(seq.phases?.sync ?? seq.syncSeconds?.median ?? NaN)}), ${(seq.wallSeconds.median / m.full.wallSeconds.median).toFixed(2)}× as long.`,
+    );
+  }
+  for (const key of ['full', 'full-sequential', 'incremental'] as const) {
     const p = m[key]?.phases;
     if (!p) continue;
     out.push(
@@ -278,11 +287,14 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
       'answered: round trips the client did not overlap with its previous request) and connections per server, recorded per run.',
     '- Full backup: before each run the `bench` schema is dropped from the standby, so every run writes into an empty standby. ' +
       'Incremental backup: before each run 1% of every collection is changed in MongoDB (three shards updated, one deleted, as many ' +
-      'documents inserted); only the backup is timed.',
+      'documents inserted); only the backup is timed. The full backup reads up to 4 collections at once (the product\'s default); ' +
+      '`full-sequential` is the same backup with its collections read one after the other (input `parallel-collections: 1`), ' +
+      'so the two medians show what reading at once gains on this source.',
     '- WAL: on the standby around each backup, the WAL generated (`pg_stat_wal.wal_bytes`, which the targets use) and the distance ' +
       'the WAL position moved (`pg_wal_lsn_diff(pg_current_wal_lsn(), <before>)`).',
     '- Restore verification: the `restore` mode with `verify: full` of the run\'s newest backup branch; "the checks alone" is the time ' +
-      'inside its per-collection verification groups, which the target compares with a plain `COPY … TO STDOUT` scan of the same tables.',
+      'inside its per-collection verification groups, which the target compares with a plain `COPY … TO STDOUT` scan of the same tables ' +
+      '(the `scan` measurement: every column of every table read once and discarded; the per-row pass reads the same columns in one COPY).',
     '- Recover reads the standby (`backup-branch: standby`) and writes `recovered_bench` in the same FerretDB, dropped before each run.',
     `- Naive baseline: ${Math.round((m.naive?.extrapolated ? m.naive.extrapolated.fromDocuments / m.naive.extrapolated.toDocuments : 0.1) * 100)}% of each collection; its time is scaled to the whole dataset and always labelled extrapolated. ` +
       `Over the network (\`naive-rtt40\`) it inserts ${m['naive-rtt40']?.extrapolated ? m['naive-rtt40'].extrapolated.fromDocuments.toLocaleString('en-US') : 'a subset of'} documents (\`--naive-rtt-docs\`), extrapolated the same way.`,

@@ -13,6 +13,7 @@ export const MEASUREMENTS = [
   'write',
   'ceiling',
   'full',
+  'full-sequential',
   'naive',
   'incremental',
   'scan',

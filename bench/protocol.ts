@@ -13,6 +13,7 @@ export type TaskName =
   | 'prepare-dump'
   | 'ceiling'
   | 'full'
+  | 'full-sequential'
   | 'incremental'
   | 'storage'
   | 'scan'

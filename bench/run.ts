@@ -33,6 +33,11 @@ const LABELS: Record<MeasurementKey, { label: string; what: string; task: TaskNa
   read: { label: 'Read limit (driver, raw, discarded)', what: 'every document streamed with the mongodb driver (raw BSON, batch 1000) and discarded', task: 'read' },
   write: { label: 'Write limit (COPY of encoded rows)', what: "rows already encoded by the product's codec COPYed (binary) from files into empty tables with the product's columns, key and compression, one transaction", task: 'write' },
   full: { label: 'Full backup (empty standby)', what: "mode backup into a standby without the database's tables: read, encode, COPY, insert, commit, snapshot branch, retention", task: 'full' },
+  'full-sequential': {
+    label: 'Full backup, one collection at a time',
+    what: 'the full backup above with its collections read one after the other (input parallel-collections: 1), to show what reading several at once gains',
+    task: 'full-sequential',
+  },
   incremental: { label: 'Incremental backup (1% changed)', what: 'mode backup after 1% of every collection changed (60% updated, 20% deleted, 20% inserted)', task: 'incremental' },
   scan: { label: 'Plain scan (COPY TO, discarded)', what: "every stored table of the standby read with COPY TO STDOUT (binary) and discarded: the floor for any check that reads every row", task: 'scan' },
   verify: { label: 'Restore + verify: full', what: 'mode restore with verify: full of the newest backup branch: temporary branch with an endpoint, every check on every row, branch deleted', task: 'verify' },
@@ -147,7 +152,7 @@ function record(key: MeasurementKey, run: ChildRun, dataset: DatasetInfo): RunRe
   const r: TaskResult = run.result;
   // MB/s always counts the source's BSON bytes, so every measurement is on the same scale; the
   // limits move other bytes (COPY rows), reported separately.
-  const bsonBytes = r.bytes > 0 && ['read', 'full', 'incremental', 'naive', 'ceiling', 'full-rtt40', 'naive-rtt40'].includes(key) ? r.bytes : dataset.bsonBytes * (r.documents / dataset.documents);
+  const bsonBytes = r.bytes > 0 && ['read', 'full', 'full-sequential', 'incremental', 'naive', 'ceiling', 'full-rtt40', 'naive-rtt40'].includes(key) ? r.bytes : dataset.bsonBytes * (r.documents / dataset.documents);
   return {
     wallSeconds: r.wallSeconds,
     documents: r.documents,
@@ -160,7 +165,7 @@ function record(key: MeasurementKey, run: ChildRun, dataset: DatasetInfo): RunRe
     phases: r.phases,
     naiveReadSeconds: typeof r.extra?.readSeconds === 'number' ? r.extra.readSeconds : undefined,
     naiveInsertSeconds: typeof r.extra?.insertSeconds === 'number' ? r.extra.insertSeconds : undefined,
-    syncSeconds: key === 'full' || key === 'incremental' || key === 'ceiling' || key === 'full-rtt40' ? (r.groups ?? []).reduce((n, g) => n + g.seconds, 0) : undefined,
+    syncSeconds: key === 'full' || key === 'full-sequential' || key === 'incremental' || key === 'ceiling' || key === 'full-rtt40' ? (r.groups ?? []).reduce((n, g) => n + g.seconds, 0) : undefined,
     copyBytes: key === 'write' || key === 'scan' ? r.bytes : undefined,
     changedRows: r.outputs?.changed !== undefined ? Number(r.outputs.changed) : undefined,
     groups: r.groups,

@@ -7,11 +7,13 @@
 // | json-forms.ts        | the query form (`doc` column) and canonical EJSON (`_id` column)     |
 // | stored-row.ts        | the stored row and how a document becomes one                        |
 // | exact-decode.ts      | JS values the driver writes back to exactly the stored bytes         |
+// | jsonb-text.ts        | the text PostgreSQL prints for a jsonb value made from JSON text     |
 // | content-hash.ts      | the order-independent digest of a set of documents                   |
 // | copy-binary.ts       | PostgreSQL's binary COPY framing, in and out                         |
 export { assertUtf8Text, CodecError } from './codec/bson-elements.js';
-export { canonicalJson, idKey, queryJson } from './codec/json-forms.js';
+export { canonicalJson, idKey, queryJson, queryJsonbText } from './codec/json-forms.js';
 export { COPY_COLUMNS, encodeDocument, ROW_COLUMNS, rowTableColumns, type StoredRow } from './codec/stored-row.js';
 export { assertReencodes, decodeExact, OrderedDocument, OutOfRangeDate } from './codec/exact-decode.js';
 export { ContentHash } from './codec/content-hash.js';
+export { jsonbText } from './codec/jsonb-text.js';
 export { copyBinaryHeader, copyBinaryRows, copyBinaryTextJsonb, copyBinaryTrailer, copyBinaryTuple } from './codec/copy-binary.js';

@@ -63,6 +63,8 @@ export interface Config {
   readonly targetDatabasePrefix: string;
   readonly dropTarget: boolean;
   readonly batchSize: number;
+  /** backup: collections read at once (1 = one after the other). */
+  readonly parallelCollections: number;
   readonly lockWaitSeconds: number;
   /** restore and validate: the newest backup may be at most this old (milliseconds); undefined = no limit. */
   readonly maxBackupAgeMs: number | undefined;
@@ -475,6 +477,7 @@ function buildSchema() {
       }),
     'drop-target': booleanInput('drop-target'),
     'batch-size': integerInput('batch-size'),
+    'parallel-collections': integerInput('parallel-collections'),
     'lock-wait-seconds': integerInput('lock-wait-seconds'),
     'max-backup-age': z
       .string()
@@ -548,6 +551,7 @@ function buildSchema() {
           targetDatabasePrefix: i['target-database-prefix'],
           dropTarget: i['drop-target'],
           batchSize: i['batch-size'] as number,
+          parallelCollections: i['parallel-collections'] as number,
           lockWaitSeconds: i['lock-wait-seconds'] as number,
           maxBackupAgeMs: i['max-backup-age']?.ms,
           maxBackupAge: i['max-backup-age']?.text,

@@ -224,6 +224,15 @@ export const INPUTS = {
     description: 'Documents per MongoDB cursor batch (1-100000).',
     help: 'documents per cursor batch',
   },
+  'parallel-collections': {
+    kind: 'integer',
+    min: 1,
+    max: 16,
+    default: 4,
+    description:
+      "backup: collections read from MongoDB at once (1-16), as mongodump's --numParallelCollections; the standby still changes in one transaction. 1 reads them one after the other, which is gentler on a busy shared cluster.",
+    help: 'collections read at once during a backup',
+  },
   'lock-wait-seconds': {
     kind: 'integer',
     min: 0,

@@ -2,17 +2,17 @@
  * The Postgres side of a backup: bring the standby to exactly the state just read from MongoDB,
  * in one transaction, writing only the rows whose content changed.
  *
- * Per collection, every document is COPYed (binary) into a temporary staging table (no WAL, so no
- * storage in Neon's history) and the table is then brought in line with three statements that only
- * touch differing rows. An `INSERT ... ON CONFLICT DO UPDATE ... WHERE` would look simpler but
- * locks every conflicting row, and each lock writes the tuple header (WAL) even when nothing
- * changes; the separate UPDATE / INSERT / DELETE write nothing for unchanged rows.
+ * Several collections are read at once (the parallel-collections input), each into a bounded read-ahead
+ * buffer; the one connection COPYs (binary) the buffered rows into a temporary staging table per
+ * collection being read (no WAL, so no storage in Neon's history), and once a collection was read
+ * completely its table is brought in line with three statements that only touch differing rows.
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from './io.js';
 import { COPY_COLUMNS, ContentHash, copyBinaryTuple, encodeDocument, rowTableColumns } from './codec.js';
-import { copyIn } from './copy-streams.js';
+import { copyChunks } from './copy-streams.js';
+import { ReadAhead } from './read-ahead.js';
 import {
   BACKUPS_TABLE,
   completeBackup,
@@ -29,7 +29,6 @@ import { Progress } from './report.js';
 
 /** One session-level advisory lock key for every backup of a database: derived, not magic. */
 const LOCK_KEY = createHash('sha256').update('supaneon-sync backup').digest().readBigInt64BE(0).toString();
-const STAGE = 'pg_temp.supaneon_stage';
 
 export class BackupAlreadyRunning extends Error {}
 
@@ -98,9 +97,24 @@ export interface SyncArgs {
   runId: string;
   sources: CollectionSource[];
   log: Logger;
+  /** Collections read at once (the parallel-collections input; 4 when unset); 1 reads them one after the other. */
+  parallelism?: number;
   /** Called after every collection was read, before the commit: the run's end time and consistency. */
   finish(): Promise<{ clusterTimeEnd: string | null; consistency: Consistency }>;
 }
+
+/**
+ * Collections read from the source at once when the caller does not say (the parallel-collections
+ * input's default, as mongodump's --numParallelCollections). The source serves one cursor at a time
+ * far below what Postgres takes (FerretDB: a few thousand documents a second per cursor), so reading
+ * several collections at once is where a backup gains; the writes stay on the one connection and in
+ * the one transaction. Memory grows with it: at most READ_AHEAD_BYTES per collection being read.
+ */
+const PARALLEL_COLLECTIONS = 4;
+/** Encoded rows held per collection being read, waiting for their COPY (the reader pauses beyond it). */
+const READ_AHEAD_BYTES = 4 * 1024 * 1024;
+/** Rows are gathered into chunks of this size: a few large writes instead of one per row. */
+const CHUNK_BYTES = 256 * 1024;
 
 /**
  * The whole sync in one transaction: readers of the standby see the previous backup or this one,
@@ -108,23 +122,17 @@ export interface SyncArgs {
  */
 export async function syncStandby(client: pg.ClientBase, a: SyncArgs): Promise<SyncResult> {
   assertDistinctTables(a.sources.map((s) => s.spec));
+  const parallelism = Math.max(1, Math.floor(a.parallelism ?? PARALLEL_COLLECTIONS));
   await client.query('BEGIN');
   try {
     const previous = await tablesOfLastBackup(client);
     const refreshQueryForm = await toolVersionChanged(client, a.runId);
-    await createStagingTable(client);
-    const collections: CollectionSyncResult[] = [];
-    for (const source of a.sources) {
-      const { database, collection } = source.spec;
-      const result = await a.log.group(`${database}.${collection}`, async () => {
-        try {
-          return await syncCollection(client, source, refreshQueryForm, a.log);
-        } catch (err) {
-          throw new Error(`backup of ${database}.${collection} failed: ${(err as Error).message}`, { cause: err });
-        }
-      });
-      collections.push(result);
-    }
+    const stored = a.sources.filter((s) => s.spec.kind !== 'view').length;
+    const readers = Math.min(parallelism, stored);
+    const collections = await a.log.group(
+      `Syncing ${a.sources.length} collection(s), ${readers <= 1 ? 'one at a time' : `${readers} read at once`}`,
+      () => syncCollections(client, a.sources, Math.max(1, readers), refreshQueryForm, a.log),
+    );
     const droppedTables = await dropVanishedTables(client, previous, collections, a.log);
     const end = await a.finish();
     for (const c of collections) {
@@ -153,73 +161,206 @@ export async function syncStandby(client: pg.ClientBase, a: SyncArgs): Promise<S
   }
 }
 
-async function syncCollection(
+/** One collection being read into its staging slot. */
+interface Reading {
+  index: number;
+  source: CollectionSource;
+  slot: number;
+  buffer: ReadAhead;
+  hash: ContentHash;
+  /** Settles when the reader stopped (never rejects: a failure is kept in `failure`). */
+  stopped: Promise<void>;
+  failure?: Error;
+}
+
+/**
+ * Reads up to `parallelism` collections at once, each into a bounded read-ahead buffer
+ * (read-ahead.ts) and a staging table of its own, while this one connection COPYs whichever
+ * buffer holds the most, and applies each collection once it was read completely. Rows are
+ * encoded and hashed by their reader as they arrive. The first failure stops every reader
+ * (their cursors are closed) and is thrown, naming its collection; the caller rolls back.
+ */
+async function syncCollections(
   client: pg.ClientBase,
-  source: CollectionSource,
+  sources: readonly CollectionSource[],
+  parallelism: number,
   refreshQueryForm: boolean,
   log: Logger,
-): Promise<CollectionSyncResult> {
-  const { spec } = source;
+): Promise<CollectionSyncResult[]> {
+  const results: (CollectionSyncResult | undefined)[] = new Array(sources.length);
+  const active = new Map<number, Reading>(); // by slot
+  const freeSlots: number[] = [];
+  let next = 0;
+  let wake: (() => void) | undefined;
+  const signal = () => {
+    const w = wake;
+    wake = undefined;
+    w?.();
+  };
+  const name = (s: CollectionSource) => `${s.spec.database}.${s.spec.collection}`;
+  const named = (s: CollectionSource, err: unknown) =>
+    new Error(`backup of ${name(s)} failed: ${(err as Error).message}`, { cause: err });
+
+  const startReading = (index: number, slot: number): Reading => {
+    const source = sources[index];
+    const r: Reading = {
+      index,
+      source,
+      slot,
+      buffer: new ReadAhead(READ_AHEAD_BYTES, CHUNK_BYTES, signal),
+      hash: new ContentHash(),
+      stopped: Promise.resolve(),
+    };
+    r.stopped = readCollection(r, log).catch((err: unknown) => {
+      r.failure = named(source, err);
+      signal();
+    });
+    return r;
+  };
+
+  try {
+    for (let slot = 0; slot < parallelism; slot++) {
+      await client.query(`CREATE TEMP TABLE ${stageName(slot)} (${rowTableColumns('staging')}) ON COMMIT DROP`);
+      // The unique index speeds up the diff joins and refuses a collection that (through a bug
+      // anywhere upstream) yielded the same _id twice, instead of silently keeping one of them.
+      await client.query(`CREATE UNIQUE INDEX ON pg_temp.${stageName(slot)} (_id)`);
+      freeSlots.push(slot);
+    }
+    for (;;) {
+      // Start readers for free slots (views are recorded at once: there is nothing to read).
+      while (next < sources.length && (sources[next].spec.kind === 'view' || freeSlots.length > 0)) {
+        const index = next++;
+        const source = sources[index];
+        if (source.spec.kind === 'view') {
+          results[index] = viewResult(source.spec, log);
+          continue;
+        }
+        const slot = freeSlots.shift() as number;
+        active.set(slot, startReading(index, slot));
+      }
+      if (active.size === 0) break;
+      const failed = [...active.values()].find((r) => r.failure);
+      if (failed) throw failed.failure;
+      // A collection read completely is applied first: that frees its slot for the next reader.
+      const finished = [...active.values()].find((r) => r.buffer.drained);
+      if (finished) {
+        try {
+          results[finished.index] = await applyCollection(client, finished, refreshQueryForm, log);
+        } catch (err) {
+          throw named(finished.source, err);
+        }
+        active.delete(finished.slot);
+        freeSlots.push(finished.slot);
+        continue;
+      }
+      // Else the fullest buffer is written, in one COPY.
+      const ready = [...active.values()].filter((r) => r.buffer.ready).sort((x, y) => y.buffer.heldBytes - x.buffer.heldBytes)[0];
+      if (ready) {
+        try {
+          await copyChunks(client, `pg_temp.${stageName(ready.slot)} (${COPY_COLUMNS.map(quoteIdent).join(', ')})`, ready.buffer.take());
+        } catch (err) {
+          throw named(ready.source, err);
+        }
+        continue;
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+    return results as CollectionSyncResult[];
+  } catch (err) {
+    // Every reader stops (its cursor closed) before the caller rolls back and ends the source's session.
+    for (const r of active.values()) r.buffer.abort(err as Error);
+    await Promise.all([...active.values()].map((r) => r.stopped));
+    throw err;
+  }
+}
+
+/** Reads one collection into its read-ahead buffer, encoding and hashing each document as it passes. */
+async function readCollection(r: Reading, log: Logger): Promise<void> {
+  const { spec } = r.source;
+  const progress = new Progress(`${spec.database}.${spec.collection}`, log, { total: r.source.estimatedDocuments });
+  for await (const raw of r.source.documents()) {
+    const row = encodeDocument(raw);
+    r.hash.add(row.hash, row.bson.length);
+    progress.add(1, row.bson.length);
+    const full = r.buffer.add(copyBinaryTuple(row));
+    if (full) await full;
+  }
+  progress.done();
+  r.buffer.end();
+}
+
+function viewResult(spec: CollectionSpec, log: Logger): CollectionSyncResult {
+  log.info(`${spec.database}.${spec.collection}: view on ${spec.options.viewOn}: its definition is recorded in the manifest, its results are not copied`);
+  const hash = new ContentHash();
+  return {
+    spec,
+    schemaName: schemaNameFor(spec.database),
+    tableName: tableNameFor(spec.collection),
+    documents: 0,
+    bsonBytes: 0,
+    contentHash: hash.digest(),
+    inserted: 0,
+    updated: 0,
+    deleted: 0,
+  };
+}
+
+/**
+ * Brings one table in line with its staging table (read completely), then empties the staging
+ * table for the next collection. An `INSERT ... ON CONFLICT DO UPDATE ... WHERE` would look simpler
+ * but locks every conflicting row, and each lock writes the tuple header (WAL) even when nothing
+ * changes; the separate UPDATE / INSERT / DELETE write nothing for unchanged rows.
+ */
+async function applyCollection(client: pg.ClientBase, r: Reading, refreshQueryForm: boolean, log: Logger): Promise<CollectionSyncResult> {
+  const { spec } = r.source;
   const schemaName = schemaNameFor(spec.database);
   const tableName = tableNameFor(spec.collection);
-  const hash = new ContentHash();
-  if (spec.kind === 'view') {
-    log.info(`view on ${spec.options.viewOn}: its definition is recorded in the manifest, its results are not copied`);
-    return { spec, schemaName, tableName, documents: 0, bsonBytes: 0, contentHash: hash.digest(), inserted: 0, updated: 0, deleted: 0 };
-  }
   const target = `${quoteIdent(schemaName)}.${quoteIdent(tableName)}`;
+  const stage = `pg_temp.${stageName(r.slot)}`;
   await ensureTable(client, schemaName, tableName, `${spec.database}.${spec.collection}`);
-
-  await client.query(`TRUNCATE ${STAGE}`);
-  const progress = new Progress(`${spec.database}.${spec.collection}`, log, { total: source.estimatedDocuments });
-  // Pulls documents only as fast as Postgres takes them, hashing each as it passes.
-  await copyIn(client, `${STAGE} (${COPY_COLUMNS.map(quoteIdent).join(', ')})`, source.documents(), (raw) => {
-    const row = encodeDocument(raw);
-    hash.add(row.hash, row.bson.length);
-    progress.add(1, row.bson.length);
-    return copyBinaryTuple(row);
-  });
-  progress.done();
-
   // Statistics only for the join keys: samples of the document columns would be copied into
   // pg_statistic (a WAL-logged catalog) for nothing.
-  // The statistics and the three diff statements go as one message (no parameters: the simple
-  // query protocol runs them in order and answers each): one round trip instead of four.
+  // The statistics, the three diff statements and emptying the staging table go as one message (no
+  // parameters: the simple query protocol runs them in order and answers each): one round trip
+  // instead of five.
   const results = (await client.query(
-    `ANALYZE ${STAGE} (_id, hash);
+    `ANALYZE ${stage} (_id, hash);
      UPDATE ${target} t SET doc = s.doc, bson = s.bson, hash = s.hash
-     FROM ${STAGE} s WHERE t._id = s._id AND (t.hash <> s.hash${refreshQueryForm ? ' OR t.doc IS DISTINCT FROM s.doc' : ''});
+     FROM ${stage} s WHERE t._id = s._id AND (t.hash <> s.hash${refreshQueryForm ? ' OR t.doc IS DISTINCT FROM s.doc' : ''});
      INSERT INTO ${target} (_id, doc, bson, hash)
-     SELECT s._id, s.doc, s.bson, s.hash FROM ${STAGE} s
+     SELECT s._id, s.doc, s.bson, s.hash FROM ${stage} s
      WHERE NOT EXISTS (SELECT 1 FROM ${target} t WHERE t._id = s._id);
-     DELETE FROM ${target} t WHERE NOT EXISTS (SELECT 1 FROM ${STAGE} s WHERE s._id = t._id)`,
+     DELETE FROM ${target} t WHERE NOT EXISTS (SELECT 1 FROM ${stage} s WHERE s._id = t._id);
+     TRUNCATE ${stage}`,
   )) as unknown as pg.QueryResult[];
   const [, updated, inserted, deleted] = results;
-  const r = {
+  const result = {
     spec,
     schemaName,
     tableName,
-    documents: hash.documents,
-    bsonBytes: hash.bytes,
-    contentHash: hash.digest(),
+    documents: r.hash.documents,
+    bsonBytes: r.hash.bytes,
+    contentHash: r.hash.digest(),
     inserted: inserted.rowCount ?? 0,
     updated: updated.rowCount ?? 0,
     deleted: deleted.rowCount ?? 0,
   };
-  log.info(`${r.documents} documents: ${r.inserted} inserted, ${r.updated} updated, ${r.deleted} deleted, unchanged rows not rewritten`);
-  return r;
+  log.info(
+    `${spec.database}.${spec.collection}: ${result.documents} documents: ${result.inserted} inserted, ${result.updated} updated, ${result.deleted} deleted, unchanged rows not rewritten`,
+  );
+  return result;
 }
 
 /**
- * One temporary staging table for the whole run, emptied before each collection. Temporary tables
- * write no WAL for their rows; creating one per collection would still log its catalog entries,
- * while truncating a table made in the same transaction touches no catalog at all. The unique
- * index speeds up the diff joins and refuses a collection that (through a bug anywhere upstream)
- * yielded the same _id twice, instead of silently keeping one of them.
+ * The staging tables, one per collection read at once, temporary and made once per run, emptied
+ * after each collection. Temporary tables write no WAL for their rows; creating one per collection
+ * would still log its catalog entries, while truncating a table made in the same transaction
+ * touches no catalog at all.
  */
-async function createStagingTable(client: pg.ClientBase): Promise<void> {
-  await client.query(`CREATE TEMP TABLE supaneon_stage (${rowTableColumns('staging')}) ON COMMIT DROP`);
-  await client.query(`CREATE UNIQUE INDEX ON ${STAGE} (_id)`);
+function stageName(slot: number): string {
+  return `supaneon_stage_${slot}`;
 }
 
 async function ensureTable(client: pg.ClientBase, schemaName: string, tableName: string, mongoName: string): Promise<void> {

@@ -10,15 +10,16 @@
  *   rows, in the same scan);
  * - per row (all rows for `verify: full`, a random sample for `sample`), in this process: the
  *   bytes parse as BSON, the `_id` column is the document's `_id`, and the `doc` column equals the
- *   query form rebuilt from the bytes (compared by Postgres as jsonb, so numbers compare exactly),
- *   and (full) every row of the table was read and compared.
- * Rows stream through COPY in both directions with backpressure: memory stays flat.
+ *   query form rebuilt from the bytes (as the text PostgreSQL prints for both; a row whose text
+ *   differs is compared by Postgres as jsonb, so numbers compare exactly), and (full) every row of
+ *   the table was read and compared.
+ * Every column is read once, in one COPY TO per table, with backpressure: memory stays flat.
  */
 import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { type MongoClient } from 'mongodb';
-import { assertUtf8Text, ContentHash, copyBinaryTextJsonb, idKey, queryJson, ROW_COLUMNS } from './codec.js';
-import { copyIn, copyOut } from './copy-streams.js';
+import { assertUtf8Text, ContentHash, idKey, queryJson, queryJsonbText, ROW_COLUMNS } from './codec.js';
+import { copyOut } from './copy-streams.js';
 import { readManifest, type CollectionRecord, type Manifest } from './manifest.js';
 import { quoteIdent } from './naming.js';
 import type { Logger } from './io.js';
@@ -46,8 +47,6 @@ export interface VerifyReport {
 const EXPECTED_COLUMNS: Record<string, string> = Object.fromEntries(ROW_COLUMNS.map((c) => [c.name, c.type]));
 const COLUMNS_TEXT = ROW_COLUMNS.map((c) => `${c.name} ${c.type}`).join(', ');
 const EXAMPLES = 3;
-/** The temporary table of rebuilt query forms (one per session, emptied per collection). */
-const REBUILT = 'supaneon_verify_rebuilt';
 
 export function label(c: Pick<CollectionRecord, 'database' | 'collection'>): string {
   return `${c.database}.${c.collection}`;
@@ -88,7 +87,7 @@ export async function verifyBackup(client: pg.Client, opts: VerifyOptions): Prom
     detail: `run ${run.runId}, finished ${run.finishedAt?.toISOString() ?? '?'}, ${stored.length} collection(s), consistency ${run.consistency ?? 'unknown'}`,
   });
 
-  const rebuilt = new RebuiltRows(client);
+  const second = new SecondConnection(client);
   try {
     for (const c of manifest.collections) {
       if (c.kind === 'view') {
@@ -97,7 +96,7 @@ export async function verifyBackup(client: pg.Client, opts: VerifyOptions): Prom
       }
       await opts.log.group(`Verifying ${label(c)}`, async () => {
         try {
-          await verifyCollection(client, rebuilt, c, opts, add, report);
+          await verifyCollection(client, second, c, opts, add, report);
         } catch (e) {
           // A check that cannot run is a failed check of this collection, not an anonymous crash.
           add({ subject: label(c), check: 'checks could run', status: 'fail', detail: `verification stopped: ${(e as Error).message}` });
@@ -105,14 +104,14 @@ export async function verifyBackup(client: pg.Client, opts: VerifyOptions): Prom
       });
     }
   } finally {
-    await rebuilt.reset();
+    await second.reset();
   }
   return report;
 }
 
 async function verifyCollection(
   client: pg.Client,
-  rebuilt: RebuiltRows,
+  second: SecondConnection,
   c: CollectionRecord,
   opts: VerifyOptions,
   add: (r: Check) => void,
@@ -135,7 +134,7 @@ async function verifyCollection(
   let totals: Totals;
   try {
     if (sample === undefined) {
-      rows = await checkRows(client, rebuilt, relation, undefined);
+      rows = await checkRows(client, second, relation, undefined);
       totals = {
         rows: rows.checked,
         bytes: rows.content.bytes,
@@ -145,10 +144,10 @@ async function verifyCollection(
       };
     } else {
       totals = await tableTotals(client, relation);
-      rows = await checkRows(client, rebuilt, relation, sample);
+      rows = await checkRows(client, second, relation, sample);
     }
   } catch (e) {
-    await rebuilt.reset();
+    await second.reset();
     throw e;
   }
   report.documents += totals.rows;
@@ -272,51 +271,41 @@ interface RowCheck {
 }
 
 /**
- * The per-row pass as one streaming pipeline per collection: the rows (`_id, bson, hash`; every row,
- * or `sample` random rows) arrive by COPY TO on the branch's connection and are checked here as they
- * come; each row's `_id` column and the query form rebuilt from its bytes stream by COPY FROM into a
- * temporary table on a second connection to the same branch; then one SQL statement compares them
- * with the stored `doc` as jsonb (numbers compare exactly). Backpressure runs end to end, so memory
- * holds a few chunks, not the collection.
+ * The per-row pass: one COPY TO of the rows (`_id, doc, bson, hash`; every row, or `sample`
+ * random rows), each checked here as it arrives, so every column is read once, in one scan, as a
+ * plain scan reads it. The `doc` column arrives as the text PostgreSQL prints for the jsonb value;
+ * the query form's jsonb text is written from the bytes (queryJsonbText: what PostgreSQL would
+ * print for the query form) and the two compared. Equal text is equal jsonb; a row whose text differs is
+ * handed to PostgreSQL to compare as jsonb (numbers compare exactly, so `1.0` and `1.00` are the
+ * same), on a second connection opened only then, and only the rows Postgres finds different fail.
+ * A full pass reads the table itself in one statement, so the rows checked are exactly the
+ * table's rows: none can be missed, none checked that the table does not hold.
+ * Backpressure runs end to end: memory holds a few chunks and a bounded batch of rows to
+ * compare, not the collection.
  */
-async function checkRows(client: pg.Client, rebuilt: RebuiltRows, relation: string, sample: number | undefined): Promise<RowCheck> {
+async function checkRows(client: pg.Client, second: SecondConnection, relation: string, sample: number | undefined): Promise<RowCheck> {
   const out: RowCheck = { checked: 0, content: new ContentHash(), badBson: bad(), badId: bad(), badHash: bad(), badDoc: bad(), missing: bad(), extra: bad() };
   const source =
     sample === undefined
-      ? `SELECT _id, bson, hash FROM ${relation}`
+      ? `SELECT _id, doc, bson, hash FROM ${relation}`
       : // Only the ids are sorted at random (small), then the sampled rows are read.
-        `SELECT _id, bson, hash FROM ${relation} WHERE _id IN (SELECT _id FROM ${relation} ORDER BY random() LIMIT ${Math.max(1, Math.floor(sample))})`;
-  const writer = await rebuilt.open();
-  await writer.query(`TRUNCATE ${REBUILT}`);
-  await copyIn(writer, `${REBUILT} (id, q)`, copyOut(client, source), (row) => rebuiltTuple(row, out));
-  await writer.query(`ANALYZE ${REBUILT} (id)`);
-
-  // A full pass read every row, so a row only one side has is a finding; a sample only looks one way.
-  const join = sample === undefined ? 'FULL JOIN' : 'LEFT JOIN';
-  const conditions: [Bad, string][] = [
-    [out.badDoc, 'v.q IS NOT NULL AND t._id IS NOT NULL AND t.doc IS DISTINCT FROM v.q'],
-    [out.missing, 't._id IS NULL'],
-    ...(sample === undefined ? ([[out.extra, 'v.id IS NULL']] as [Bad, string][]) : []),
-  ];
-  const from = `${REBUILT} v ${join} ${relation} t ON t._id = v.id`;
-  const counts = await writer.query<Record<string, string>>(
-    `SELECT ${conditions.map(([, where], i) => `count(*) FILTER (WHERE ${where})::text AS c${i}`).join(', ')} FROM ${from}`,
-  );
-  for (const [i, [b, where]] of conditions.entries()) {
-    b.count = Number(counts.rows[0][`c${i}`]);
-    if (b.count === 0) continue;
-    const examples = await writer.query<{ id: string }>(`SELECT coalesce(v.id, t._id) AS id FROM ${from} WHERE ${where} ORDER BY 1 LIMIT ${EXAMPLES}`);
-    b.examples = examples.rows.map((r) => r.id);
+        `SELECT _id, doc, bson, hash FROM ${relation} WHERE _id IN (SELECT _id FROM ${relation} ORDER BY random() LIMIT ${Math.max(1, Math.floor(sample))})`;
+  const recheck = new JsonbRecheck(second, relation, out);
+  for await (const row of copyOut(client, source)) {
+    const differs = checkRow(row, out);
+    if (differs) await recheck.add(differs.id, differs.q);
   }
+  await recheck.flush();
   return out;
 }
 
 /**
- * Checks one row as it arrives and turns it into a COPY tuple of the temporary table: its `_id`
- * column and its rebuilt query form (NULL when the bytes are not a document); no tuple for a row
- * without an `_id`.
+ * Checks one row as it arrives: sha256 of its bytes (for the hash column and the content hash),
+ * the bytes valid BSON, the `_id` column the document's `_id`, and the `doc` column's text equal
+ * to the rebuilt query form's jsonb text. Answers the row (its `_id` and rebuilt query form) when
+ * the texts differ, for PostgreSQL to compare as jsonb.
  */
-function rebuiltTuple([idField, bson, hash]: (Buffer | null)[], out: RowCheck): Buffer | undefined {
+function checkRow([idField, doc, bson, hash]: (Buffer | null)[], out: RowCheck): { id: string; q: string } | undefined {
   out.checked++;
   const digest = bson === null ? undefined : createHash('sha256').update(bson).digest();
   if (bson !== null && digest) out.content.add(digest, bson.length);
@@ -326,39 +315,93 @@ function rebuiltTuple([idField, bson, hash]: (Buffer | null)[], out: RowCheck): 
   }
   const id = idField.toString('utf8');
   if (!digest || hash === null || !digest.equals(hash)) note(out.badHash, id);
-  let rebuilt: string | null = null;
+  let rebuilt: string;
   try {
     if (bson === null) throw new Error('no bytes');
-    // queryJson frames every element as the driver's deserializer would; assertUtf8Text adds the
-    // one check it leaves out (text is valid UTF-8), so together they prove the bytes are valid BSON.
-    rebuilt = queryJson(bson);
+    // queryJsonbText frames every element as queryJson does, as the driver's deserializer would;
+    // assertUtf8Text adds the one check it leaves out (text is valid UTF-8), so together they
+    // prove the bytes are valid BSON. It writes the jsonb text of the query form straight away.
+    rebuilt = queryJsonbText(bson);
     assertUtf8Text(bson);
     if (idKey(bson) !== id) note(out.badId, id);
   } catch {
     note(out.badBson, id);
+    return undefined;
   }
-  return copyBinaryTextJsonb(id, rebuilt);
+  if (doc === null) {
+    note(out.badDoc, id);
+    return undefined;
+  }
+  // jsonb's binary form is a version byte (1) and then the text PostgreSQL prints.
+  return doc[0] === 1 && doc.toString('utf8', 1) === rebuilt ? undefined : { id, q: queryJson(bson) };
+}
+
+/** Rows held for one PostgreSQL comparison at most (and about this many bytes of rebuilt text). */
+const RECHECK_ROWS = 500;
+const RECHECK_BYTES = 4 * 1024 * 1024;
+
+/**
+ * The rows whose `doc` text differs from the rebuilt form's, compared by PostgreSQL as jsonb in
+ * batches (bounded memory) on the second connection while the pass goes on: a row is a finding
+ * only if the jsonb values differ, or if the table does not hold its `_id`.
+ */
+class JsonbRecheck {
+  private ids: string[] = [];
+  private forms: string[] = [];
+  private bytes = 0;
+
+  constructor(
+    private readonly second: SecondConnection,
+    private readonly relation: string,
+    private readonly out: RowCheck,
+  ) {}
+
+  async add(id: string, q: string): Promise<void> {
+    this.ids.push(id);
+    this.forms.push(q);
+    this.bytes += q.length;
+    if (this.ids.length >= RECHECK_ROWS || this.bytes >= RECHECK_BYTES) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    if (this.ids.length === 0) return;
+    const ids = this.ids;
+    const forms = this.forms;
+    this.ids = [];
+    this.forms = [];
+    this.bytes = 0;
+    const client = await this.second.open();
+    const r = await client.query<{ id: string; missing: boolean }>(
+      `SELECT v.id, t._id IS NULL AS missing
+         FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS v(id, q, n)
+         LEFT JOIN ${this.relation} t ON t._id = v.id
+        WHERE t._id IS NULL OR t.doc IS DISTINCT FROM v.q::jsonb
+        ORDER BY v.n`,
+      [ids, forms],
+    );
+    for (const row of r.rows) note(row.missing ? this.out.missing : this.out.badDoc, row.id);
+  }
 }
 
 /**
- * The second connection the per-row pass writes into, opened on first use with the branch
+ * The second connection that compares differing rows, opened on first use with the branch
  * connection's own settings (same endpoint, role and verified TLS), and reused for every
  * collection. After a failure it is closed, so the next collection starts on a fresh one.
  */
-class RebuiltRows {
-  private writer: pg.Client | undefined;
+class SecondConnection {
+  private connection: pg.Client | undefined;
 
   constructor(private readonly client: pg.Client) {}
 
   async open(): Promise<pg.Client> {
-    if (this.writer) return this.writer;
+    if (this.connection) return this.connection;
     const c = this.client;
     const ssl = c.ssl as unknown;
     // Never a weaker connection than the one it copies: refuse rather than connect without verified TLS.
     if (typeof ssl !== 'object' || ssl === null || (ssl as { rejectUnauthorized?: unknown }).rejectUnauthorized !== true) {
       throw new Error('the branch connection does not verify TLS, so no second connection is opened for the per-row check');
     }
-    const writer = new pg.Client({
+    const second = new pg.Client({
       host: c.host,
       port: c.port,
       user: c.user,
@@ -372,23 +415,21 @@ class RebuiltRows {
       keepAlive: true,
       keepAliveInitialDelayMillis: 10_000,
     });
-    writer.on('error', () => undefined); // a dropped connection fails the query that was running
+    second.on('error', () => undefined); // a dropped connection fails the query that was running
     try {
-      await writer.connect();
-      await writer.query(`CREATE TEMP TABLE ${REBUILT} (id text NOT NULL, q jsonb)`);
-      // Rows live for one comparison: compressing large documents on the way in would cost more than it saves.
-      await writer.query(`ALTER TABLE ${REBUILT} ALTER COLUMN q SET STORAGE EXTERNAL`);
+      await second.connect();
+      await second.query('SET default_transaction_read_only = on');
     } catch (e) {
-      await writer.end().catch(() => undefined);
+      await second.end().catch(() => undefined);
       throw new Error(`cannot open a second connection to the branch for the per-row check: ${(e as Error).message}`, { cause: e });
     }
-    this.writer = writer;
-    return writer;
+    this.connection = second;
+    return second;
   }
 
   async reset(): Promise<void> {
-    const w = this.writer;
-    this.writer = undefined;
+    const w = this.connection;
+    this.connection = undefined;
     await w?.end().catch(() => undefined);
   }
 }

@@ -259,6 +259,75 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
     expect(statuses.rows[0].n).toBe(1);
   });
 
+  test('collections read at once give exactly the standby that reading them one at a time gives', async () => {
+    const specs = await shopSpecs();
+    const stored = specs.filter((s) => s.kind !== 'view');
+    expect(stored.length).toBeGreaterThanOrEqual(4);
+    const contents = async (client: pg.Client, runId: string) => {
+      const manifest = await readManifest(client, runId);
+      const tables: string[] = [];
+      for (const c of manifest.collections) {
+        const rows = await client.query(
+          `SELECT _id, doc::text AS doc, encode(bson, 'hex') AS bson, encode(hash, 'hex') AS hash FROM ${quoteIdent(c.schemaName)}.${quoteIdent(c.tableName)} ORDER BY _id`,
+        );
+        tables.push(`${c.collection}:${JSON.stringify(rows.rows)}`);
+      }
+      return { tables, collections: manifest.collections.map(({ runId: _, ...c }) => c) };
+    };
+    const results = [];
+    for (const parallelism of [1, 4]) {
+      const db = `${PG_DB}_p${parallelism}`;
+      await admin.query(`CREATE DATABASE ${quoteIdent(db)}`);
+      const client = await connectPostgres(withDatabase(project.databaseUrl, db));
+      try {
+        const runId = randomUUID();
+        const lines: string[] = [];
+        await recordRunStart(client, runRecord(runId));
+        const result = await syncStandby(client, {
+          runId,
+          sources: sourcesFor(specs),
+          parallelism,
+          log: recordingLog(lines),
+          finish: async () => ({ clusterTimeEnd: null, consistency: 'per-collection' }),
+        });
+        expect(lines[0]).toBe(`# Syncing ${specs.length} collection(s), ${parallelism === 1 ? 'one at a time' : '4 read at once'}`);
+        results.push({ result: result.collections.map((c) => [c.spec.collection, c.documents, c.contentHash, c.inserted]), ...(await contents(client, runId)) });
+      } finally {
+        await client.end();
+        await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)} WITH (FORCE)`);
+      }
+    }
+    expect(results[1].result).toEqual(results[0].result);
+    expect(results[1].collections).toEqual(results[0].collections);
+    expect(results[1].tables).toEqual(results[0].tables);
+  });
+
+  test('a failure reading one of the collections read at once stops the others and leaves the standby unchanged', async () => {
+    const specs = await shopSpecs();
+    await mongo.db(SHOP).collection('customers').updateMany({}, { $set: { tier: 'gold' } });
+    const before = await state();
+    const closed: string[] = [];
+    const sources = sourcesFor(specs).map((s) => ({
+      spec: s.spec,
+      async *documents() {
+        let n = 0;
+        try {
+          for await (const raw of rawDocuments(mongo, s.spec, { batchSize: 10 })) {
+            if (s.spec.collection === 'products' && ++n === 25) throw new Error('source connection lost (injected)');
+            yield raw;
+          }
+        } finally {
+          closed.push(s.spec.collection);
+        }
+      },
+    }));
+    await expect(sync(specs, [], sources)).rejects.toThrow(`backup of ${SHOP}.products failed: source connection lost (injected)`);
+    expect(await state()).toBe(before);
+    // Every reader that had started was stopped before the run gave up (its cursor closed).
+    expect(closed.sort()).toEqual(['customers', 'orders', 'products', 'random']);
+    await sync(specs); // the change is applied by the next run
+  });
+
   test('the Postgres connection killed mid-COPY rolls everything back', async () => {
     const specs = await shopSpecs();
     await mongo.db(SHOP).collection('customers').updateMany({}, { $set: { vip: true } });
@@ -286,7 +355,8 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
     await recordRunStart(victim, runRecord(runId));
     await expect(
       syncStandby(victim, { runId, sources, log: quietLog, finish: async () => ({ clusterTimeEnd: null, consistency: 'per-collection' }) }),
-    ).rejects.toThrow(new RegExp(`backup of ${SHOP}\\.orders failed: .*terminat`, 'i'));
+      // The connection serves every collection read at once: the COPY that hits the dead connection names its own.
+    ).rejects.toThrow(new RegExp(`backup of ${SHOP}\\.(customers|orders|products|random) failed: .*terminat`, 'i'));
     await victim.end().catch(() => undefined);
     expect(await state()).toBe(before);
   });

@@ -137,14 +137,15 @@ function documentsOf(io: RecordingIo): number {
 
 /**
  * A backup, with the WAL the standby generated measured around it. `empty` first drops the
- * database's schema on the standby. With `task.dumpDir`, the source is that mongodump directory.
+ * database's schema on the standby. With `task.dumpDir`, the source is that mongodump directory;
+ * `inputs` adds the bundle's inputs (e.g. parallel-collections: 1, to compare with the default).
  */
-export async function backupRun(task: Task, empty: boolean): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
+export async function backupRun(task: Task, empty: boolean, inputs: Record<string, string> = {}): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
   const sql = await connectStandby();
   try {
     if (empty) await dropSchema(sql, schemaNameFor(task.database));
     const before = await walMark(sql);
-    const run = await runBundle(task, inputsFor('backup', task, task.dumpDir ? { 'source-dump-dir': task.dumpDir } : {}));
+    const run = await runBundle(task, inputsFor('backup', task, { ...inputs, ...(task.dumpDir ? { 'source-dump-dir': task.dumpDir } : {}) }));
     if (!run.ok) throw describeFailure('backup', run.io);
     const wal = await walSince(sql, before);
     return {

@@ -33,6 +33,7 @@ import {
   T_UNDEFINED,
   wholeDocument,
 } from './bson-elements.js';
+import { jsonbText, numericText } from './jsonb-text.js';
 
 /** How the JSON writer renders values: the query form for SQL, or canonical EJSON v2 for keys. */
 type Form = 'query' | 'canonical';
@@ -240,4 +241,89 @@ export function idKey(raw: Buffer): string {
     'document has no _id field; MongoDB collections always store one, so this document cannot be keyed ' +
       '(check that the source is a collection, not a view or aggregation output)',
   );
+}
+
+/**
+ * The text PostgreSQL prints for the `doc` column's jsonb, written straight from the bytes: equal to
+ * `jsonbText(queryJson(raw))` (jsonb-text.ts) without writing and parsing the query form first.
+ * Documents have their keys sorted as jsonb sorts them (byte length, then bytes; the last of a
+ * repeated key kept), numbers as numeric prints them; the rare values whose query form is itself
+ * an object (binary, regex, timestamp, code, ...) go through jsonbText.
+ */
+export function queryJsonbText(raw: Buffer): string {
+  return jsonbDocument(wholeDocument(raw), 0, false);
+}
+
+interface JsonbMember {
+  key: string;
+  printed: string;
+  bytes: number;
+  ascii: boolean;
+  value: string;
+  order: number;
+}
+
+function jsonbDocument(buf: Buffer, start: number, isArray: boolean): string {
+  const e = new Elements(buf, start);
+  if (isArray) {
+    let out = '[';
+    let first = true;
+    while (e.next()) {
+      if (!first) out += ', ';
+      first = false;
+      out += jsonbValue(buf, e.type, e.valueStart, e.valueEnd);
+    }
+    return out + ']';
+  }
+  const members: JsonbMember[] = [];
+  while (e.next()) {
+    const printed = jsonKey(buf, e.keyStart, e.keyEnd, 'query').slice(0, -1);
+    let ascii = true;
+    for (let i = e.keyStart; i < e.keyEnd; i++) {
+      if (buf[i] > 0x7f || buf[i] === 0) {
+        ascii = false;
+        break;
+      }
+    }
+    // The key as jsonb holds it: the query form's text (NUL shown as U+FFFD).
+    const key = ascii ? buf.toString('latin1', e.keyStart, e.keyEnd) : (JSON.parse(printed) as string);
+    members.push({ key, printed, bytes: ascii ? key.length : Buffer.byteLength(key, 'utf8'), ascii, value: jsonbValue(buf, e.type, e.valueStart, e.valueEnd), order: members.length });
+  }
+  if (members.length > 1) {
+    members.sort(
+      (a, b) =>
+        a.bytes - b.bytes ||
+        (a.ascii && b.ascii ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : Buffer.compare(Buffer.from(a.key, 'utf8'), Buffer.from(b.key, 'utf8'))) ||
+        b.order - a.order,
+    );
+  }
+  let out = '{';
+  for (let k = 0; k < members.length; k++) {
+    const m = members[k];
+    if (k > 0 && m.key === members[k - 1].key) continue;
+    if (k > 0) out += ', ';
+    out += `${m.printed}: ${m.value}`;
+  }
+  return out + '}';
+}
+
+function jsonbValue(buf: Buffer, type: number, start: number, end: number): string {
+  switch (type) {
+    case T_DOCUMENT:
+      return jsonbDocument(buf, start, false);
+    case T_ARRAY:
+      return jsonbDocument(buf, start, true);
+    case T_DOUBLE: {
+      const v = valueJson(buf, type, start, end, 'query');
+      return v.includes('e') && v.charCodeAt(0) !== 0x22 ? numericText(v) : v; // String(v) has no -0 and no other form numeric changes
+    }
+    case T_DECIMAL128: {
+      const v = valueJson(buf, type, start, end, 'query');
+      return v.charCodeAt(0) === 0x22 ? v : numericText(v);
+    }
+    default: {
+      const v = valueJson(buf, type, start, end, 'query');
+      return v.charCodeAt(0) === 0x7b ? jsonbText(v) : v;
+    }
+  }
 }

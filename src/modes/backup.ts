@@ -115,7 +115,7 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     io.log.info(`backup run ${runId} started`);
 
     // 4. The sync, in one transaction.
-    const sync = await source.sync(standbyClient, runId, config, io);
+    const sync = await source.sync(standbyClient, runId, config, io, config.parallelCollections);
     io.log.info(`standby committed: ${sync.result.changed} row(s) written, consistency ${sync.consistency}`);
     for (const db of config.databases) {
       const own = sync.result.collections.filter((c) => c.spec.database === db && c.spec.kind !== 'view');
@@ -203,7 +203,7 @@ interface BackupSource {
   /** Which of these namespaces the source holds, selected or not (`db.collection`). */
   existing(namespaces: readonly { database: string; collection: string }[]): Promise<Set<string>>;
   /** Brings the standby to the source's state in one transaction (standby.ts). */
-  sync(client: pg.Client, runId: string, config: Config, io: Io): Promise<{ result: SyncResult; consistency: Consistency }>;
+  sync(client: pg.Client, runId: string, config: Config, io: Io, parallelism: number | undefined): Promise<{ result: SyncResult; consistency: Consistency }>;
   close(): Promise<void>;
 }
 
@@ -223,10 +223,10 @@ async function openLiveSource(uri: string, selection: Selection): Promise<Backup
       specs,
       clusterTime: async () => (await clusterTime(mongo)) ?? null,
       existing: (namespaces) => existingNamespaces(mongo, namespaces),
-      sync: (client, runId, config, io) => {
+      sync: (client, runId, config, io, parallelism) => {
         // Count estimates (for progress ETAs only) arrive on the side.
         estimates = new CountEstimates(mongo, specs);
-        return syncWithBestConsistency(client, mongo, info, specs, runId, config, io, estimates);
+        return syncWithBestConsistency(client, mongo, info, specs, runId, config, io, estimates, parallelism);
       },
       close: async () => {
         estimates?.stop();
@@ -266,11 +266,12 @@ async function openDumpSource(dir: string, selection: Selection, io: Io): Promis
       const everything = await openDumpDirectory(dir, { databases: [], include: [], exclude: [] });
       return new Set(everything.collections.map((c) => `${c.spec.database}.${c.spec.collection}`));
     },
-    sync: async (client, runId, _config, io) => {
+    sync: async (client, runId, _config, io, parallelism) => {
       const sources: CollectionSource[] = dump.collections.map((c) => ({ spec: c.spec, documents: () => dumpDocuments(c) }));
       const result = await syncStandby(client, {
         runId,
         sources,
+        parallelism,
         log: io.log,
         finish: async () => ({ clusterTimeEnd: null, consistency: 'dump' }),
       });
@@ -294,11 +295,12 @@ async function syncWithBestConsistency(
   config: Config,
   io: Io,
   estimates: CountEstimates,
+  parallelism: number | undefined,
 ): Promise<{ result: SyncResult; consistency: Consistency }> {
   if (source.snapshotReads) {
     const session = mongo.startSession({ snapshot: true });
     try {
-      const result = await syncOnce(client, mongo, specs, runId, config, io, session, estimates);
+      const result = await syncOnce(client, mongo, specs, runId, config, io, session, estimates, parallelism);
       return { result, consistency: 'snapshot' };
     } catch (err) {
       if (!isSnapshotTooOld(err)) throw err;
@@ -310,7 +312,7 @@ async function syncWithBestConsistency(
       await session.endSession().catch(() => undefined);
     }
   }
-  return { result: await syncOnce(client, mongo, specs, runId, config, io, undefined, estimates), consistency: 'per-collection' };
+  return { result: await syncOnce(client, mongo, specs, runId, config, io, undefined, estimates, parallelism), consistency: 'per-collection' };
 }
 
 async function syncOnce(
@@ -322,10 +324,15 @@ async function syncOnce(
   io: Io,
   session: ClientSession | undefined,
   estimates: CountEstimates,
+  parallelism: number | undefined,
 ): Promise<SyncResult> {
+  const opened = session ? new FirstReply() : undefined;
   const sources: CollectionSource[] = specs.map((spec) => ({
     spec,
-    documents: () => rawDocuments(mongo, spec, { batchSize: config.batchSize, session }),
+    documents: () => {
+      const documents = rawDocuments(mongo, spec, { batchSize: config.batchSize, session });
+      return opened ? opened.gate(documents) : documents;
+    },
     // Read when the collection's copy starts: whatever estimate has arrived by then, else no ETA.
     get estimatedDocuments() {
       return estimates.get(spec);
@@ -334,6 +341,7 @@ async function syncOnce(
   return syncStandby(client, {
     runId,
     sources,
+    parallelism,
     log: io.log,
     // With a snapshot, the data is as of one cluster time (recorded as the end); without, the end
     // of the window in which collections were read.
@@ -342,6 +350,49 @@ async function syncOnce(
       consistency: session ? 'snapshot' : 'per-collection',
     }),
   });
+}
+
+/**
+ * One snapshot for collections read at once: a snapshot session settles on its cluster time with
+ * the reply to its first read, and reads sent before that reply would each get a time of their
+ * own. So the first cursor opened goes alone; the others open once its first reply (a batch, the
+ * end, or an error) has arrived, and then read at the session's one time.
+ */
+export class FirstReply {
+  private first: Promise<void> | undefined;
+
+  gate(documents: AsyncIterable<Buffer>): AsyncIterable<Buffer> {
+    if (this.first === undefined) {
+      let replied!: () => void;
+      this.first = new Promise<void>((resolve) => {
+        replied = resolve;
+      });
+      return leading(documents, replied);
+    }
+    const first = this.first;
+    return (async function* () {
+      await first;
+      yield* documents;
+    })();
+  }
+}
+
+async function* leading(documents: AsyncIterable<Buffer>, replied: () => void): AsyncGenerator<Buffer> {
+  const it = documents[Symbol.asyncIterator]();
+  let result: IteratorResult<Buffer>;
+  try {
+    result = await it.next();
+  } finally {
+    replied();
+  }
+  try {
+    while (!result.done) {
+      yield result.value;
+      result = await it.next();
+    }
+  } finally {
+    if (!result.done) await it.return?.();
+  }
 }
 
 /**
