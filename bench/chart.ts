@@ -41,11 +41,22 @@ function bars(r: BenchResults): Bar[] {
   const out: Bar[] = [];
   for (const m of Object.values(r.measurements)) {
     if (!m) continue;
-    out.push({ label: m.label, kind: KIND[m.key], docsPerSecond: m.docsPerSecond, note: m.extrapolated ? `rate of the ${Math.round((m.extrapolated.fromDocuments / m.extrapolated.toDocuments) * 100)}% subset` : undefined });
+    out.push({
+      label: m.label,
+      kind: KIND[m.key],
+      docsPerSecond: m.docsPerSecond,
+      note: m.extrapolated
+        ? `rate of the ${Math.round((m.extrapolated.fromDocuments / m.extrapolated.toDocuments) * 100)}% subset`
+        : undefined,
+    });
     if (m.verificationSeconds) {
       const docs = m.runs[0].documents;
       const v = m.verificationSeconds;
-      out.push({ label: '↳ verification alone (inside restore)', kind: 'product', docsPerSecond: { median: docs / v.median, min: docs / v.max, max: docs / v.min } });
+      out.push({
+        label: '↳ verification alone (inside restore)',
+        kind: 'product',
+        docsPerSecond: { median: docs / v.median, min: docs / v.max, max: docs / v.min },
+      });
     }
   }
   return out;
@@ -85,7 +96,10 @@ export function renderChart(r: BenchResults): string {
   ];
   legend.forEach(([name, color], i) => {
     const lx = labelWidth + i * 140;
-    out.push(`<rect x="${lx}" y="${top - 24}" width="12" height="12" fill="${color}"/>`, `<text x="${lx + 18}" y="${top - 14}" fill="#1f2328">${esc(name)}</text>`);
+    out.push(
+      `<rect x="${lx}" y="${top - 24}" width="12" height="12" fill="${color}"/>`,
+      `<text x="${lx + 18}" y="${top - 14}" fill="#1f2328">${esc(name)}</text>`,
+    );
   });
   const axisY = top + rows.length * rowHeight + 4;
   out.push(`<line x1="${labelWidth}" x2="${labelWidth + plotWidth}" y1="${axisY}" y2="${axisY}" stroke="#d0d7de"/>`);

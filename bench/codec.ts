@@ -60,6 +60,8 @@ if (values.op === undefined) {
     const used = process.cpuUsage(start);
     best = Math.min(best, (used.user + used.system) / 1e6);
   }
-  console.log(`${values.op}: ${(raws.length / best).toFixed(0)} docs/s, ${(bytes / 1e6 / best).toFixed(1)} MB/s (${(best * 1000).toFixed(0)} ms of CPU)`);
+  console.log(
+    `${values.op}: ${(raws.length / best).toFixed(0)} docs/s, ${(bytes / 1e6 / best).toFixed(1)} MB/s (${(best * 1000).toFixed(0)} ms of CPU)`,
+  );
 }
 if (sink < 0) console.log(sink); // keeps the results alive so no call is optimised away

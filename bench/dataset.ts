@@ -47,7 +47,13 @@ function markerCollection(client: MongoClient) {
 }
 
 /** Makes `bench` hold exactly the generated dataset of `documents` documents, loading it if needed. */
-export async function ensureDataset(client: MongoClient, database: string, documents: number, seed: number, log: (line: string) => void): Promise<DatasetInfo> {
+export async function ensureDataset(
+  client: MongoClient,
+  database: string,
+  documents: number,
+  seed: number,
+  log: (line: string) => void,
+): Promise<DatasetInfo> {
   const plan = planDataset(documents);
   const marker = await markerCollection(client).findOne({ _id: database });
   if (marker && marker.generatorVersion === GENERATOR_VERSION && marker.seed === seed && marker.documents === documents) {
@@ -110,7 +116,13 @@ function* generated(stream: number, count: number, seed: number): Generator<BSON
   for (let i = 0; i < count; i++) yield generateDocument(stream, i, seed);
 }
 
-async function loadDataset(client: MongoClient, database: string, plan: CollectionPlan[], seed: number, log: (line: string) => void): Promise<number> {
+async function loadDataset(
+  client: MongoClient,
+  database: string,
+  plan: CollectionPlan[],
+  seed: number,
+  log: (line: string) => void,
+): Promise<number> {
   await markerCollection(client).deleteOne({ _id: database });
   const db = client.db(database);
   await db.dropDatabase();
@@ -141,7 +153,13 @@ export interface RoundSummary {
  * (SQLite) scans the whole collection for every update or delete statement, even by _id, so one
  * filtered delete per collection is the only affordable way to change 1% of 200,000 documents.
  */
-export async function applyRound(client: MongoClient, database: string, documents: number, seed: number, round: number): Promise<RoundSummary> {
+export async function applyRound(
+  client: MongoClient,
+  database: string,
+  documents: number,
+  seed: number,
+  round: number,
+): Promise<RoundSummary> {
   const plan = planDataset(documents);
   await markerCollection(client).updateOne({ _id: database }, { $addToSet: { dirtyRounds: round } });
   const summary: RoundSummary = { round, updated: 0, deleted: 0, inserted: 0 };
@@ -172,9 +190,12 @@ export async function undoRounds(client: MongoClient, database: string, document
     const shards = rounds.flatMap((r) => [...r.updatedShards, r.deletedShard, r.insertedShard]);
     const collection = client.db(database).collection(c.name);
     await collection.deleteMany({ shard: { $in: shards } });
-    await insertBatched(collection, (function* () {
-      for (const r of rounds) for (const i of r.changed) yield generateDocument(c.stream, i, seed);
-    })());
+    await insertBatched(
+      collection,
+      (function* () {
+        for (const r of rounds) for (const i of r.changed) yield generateDocument(c.stream, i, seed);
+      })(),
+    );
   }
   await markerCollection(client).updateOne({ _id: database }, { $set: { dirtyRounds: [] } });
 }

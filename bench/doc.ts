@@ -64,13 +64,15 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
       `are better than Neon would give. Settings: ${Object.entries(r.servers.postgres)
         .filter(([k]) => k !== 'server_version')
         .map(([k, v]) => `${k}=${v}`)
-        .join(', ')}; lz4 TOAST compression ${r.servers.lz4 ? 'available' : 'not available'} (the product and the write limit both use the default pglz).`,
+        .join(
+          ', ',
+        )}; lz4 TOAST compression ${r.servers.lz4 ? 'available' : 'not available'} (the product and the write limit both use the default pglz).`,
     `- **Dataset**: ${d.documents.toLocaleString('en-US')} generated documents (seed ${d.seed}), ${mb(d.bsonBytes)} of BSON, in ` +
       `${d.collections.map((c) => `${c.name} (${c.documents.toLocaleString('en-US')})`).join(', ')}. Sizes from about 200 B to 64 KB, ` +
       'most small with a long tail; nested objects and arrays; every BSON type FerretDB accepts (double, string, object, array, ' +
       'binary subtypes 0/4/5, ObjectId, bool, date, null, regex, int32, timestamp, int64); ids are ObjectIds, strings and int64.',
     `- Every measurement runs in a fresh Node process; peak RSS is that process's maximum resident set (${r.rssSource}). ` +
-      'CPU seconds of FerretDB and of the standby\'s Postgres cluster are read from /proc around each run.',
+      "CPU seconds of FerretDB and of the standby's Postgres cluster are read from /proc around each run.",
     '',
     '## Results',
     '',
@@ -81,7 +83,9 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
     const time = x.extrapolated ? x.extrapolated.wallSeconds : x.wallSeconds;
     out.push(
       row([
-        x.extrapolated ? `${x.label} — **extrapolated** from ${x.extrapolated.fromDocuments.toLocaleString('en-US')} documents (measured ${seconds(x.wallSeconds.median)})` : x.label,
+        x.extrapolated
+          ? `${x.label} — **extrapolated** from ${x.extrapolated.fromDocuments.toLocaleString('en-US')} documents (measured ${seconds(x.wallSeconds.median)})`
+          : x.label,
         range(time, seconds),
         rate(x.docsPerSecond.median),
         x.mbPerSecond.median.toFixed(1),
@@ -90,12 +94,34 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
         `${cpu(x.cpu.node)} / ${cpu(x.cpu.ferretdb)} / ${cpu(x.cpu.postgres)}`,
       ]),
     );
-    if (x.syncSeconds) out.push(row(['↳ of which the per-collection sync (read, encode, COPY, apply)', range(x.syncSeconds, seconds), rate(x.runs[0].documents / x.syncSeconds.median), '', '', '', '']));
-    if (x.verificationSeconds) out.push(row(['↳ of which the checks alone (verification)', range(x.verificationSeconds, seconds), rate(x.runs[0].documents / x.verificationSeconds.median), '', '', '', '']));
+    if (x.syncSeconds)
+      out.push(
+        row([
+          '↳ of which the per-collection sync (read, encode, COPY, apply)',
+          range(x.syncSeconds, seconds),
+          rate(x.runs[0].documents / x.syncSeconds.median),
+          '',
+          '',
+          '',
+          '',
+        ]),
+      );
+    if (x.verificationSeconds)
+      out.push(
+        row([
+          '↳ of which the checks alone (verification)',
+          range(x.verificationSeconds, seconds),
+          rate(x.runs[0].documents / x.verificationSeconds.median),
+          '',
+          '',
+          '',
+          '',
+        ]),
+      );
   }
   out.push('', 'What each line measures:', '');
   for (const x of measurementRows(r)) out.push(`- **${x.label}**: ${x.what}.`);
-  out.push('', 'MB/s counts the source documents\' BSON bytes for every line, so lines compare on one scale.', '');
+  out.push('', "MB/s counts the source documents' BSON bytes for every line, so lines compare on one scale.", '');
 
   out.push('## Targets', '', row(['Target', 'Measured', 'Goal', 'Verdict', 'Details']), row(['---', '---:', '---', '---', '---']));
   for (const t of r.targets) {
@@ -126,7 +152,12 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
     }
   }
 
-  out.push('## Where the time goes', '', 'CPU seconds per process during each measurement of at least 10 s (medians), against the core-seconds the machine offered:', '');
+  out.push(
+    '## Where the time goes',
+    '',
+    'CPU seconds per process during each measurement of at least 10 s (medians), against the core-seconds the machine offered:',
+    '',
+  );
   for (const x of measurementRows(r)) {
     const story = cpuStory(x, r.machine.cpus);
     if (story) out.push(`- ${story}`);
@@ -209,11 +240,33 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
       '',
       row(['Table', 'Rows', 'Total', 'Heap', 'TOAST', 'Indexes', 'doc (jsonb)', 'bson', 'BSON bytes']),
       row(['---', '---:', '---:', '---:', '---:', '---:', '---:', '---:', '---:']),
-      ...s.tables.map((t) => row([t.table, t.rows.toLocaleString('en-US'), mb(t.total), mb(t.heap), mb(t.toast), mb(t.indexes), mb(t.docColumn), mb(t.bsonColumn), mb(t.bsonBytes)])),
-      row(['**all**', s.tables.reduce((n, t) => n + t.rows, 0).toLocaleString('en-US'), mb(s.total), mb(s.heap), mb(s.toast), mb(s.indexes), mb(s.docColumn), mb(s.bsonColumn), mb(s.bsonBytes)]),
+      ...s.tables.map((t) =>
+        row([
+          t.table,
+          t.rows.toLocaleString('en-US'),
+          mb(t.total),
+          mb(t.heap),
+          mb(t.toast),
+          mb(t.indexes),
+          mb(t.docColumn),
+          mb(t.bsonColumn),
+          mb(t.bsonBytes),
+        ]),
+      ),
+      row([
+        '**all**',
+        s.tables.reduce((n, t) => n + t.rows, 0).toLocaleString('en-US'),
+        mb(s.total),
+        mb(s.heap),
+        mb(s.toast),
+        mb(s.indexes),
+        mb(s.docColumn),
+        mb(s.bsonColumn),
+        mb(s.bsonBytes),
+      ]),
       '',
       'Column sizes are `pg_column_size` sums, i.e. as stored (compressed when Postgres compressed them, in TOAST when the row ' +
-        'was too large for the heap page). Heap holds small rows whole; TOAST holds the large documents\' `doc` and `bson` values; ' +
+        "was too large for the heap page). Heap holds small rows whole; TOAST holds the large documents' `doc` and `bson` values; " +
         'indexes are the `_id` primary keys.',
     );
   }
@@ -223,7 +276,9 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
   if (modes.length > 0) {
     out.push(
       `Peak RSS per mode (maximum over the runs): ${modes.map((k) => `${m[k]!.label.toLowerCase()} ${mb(m[k]!.peakRssBytes.max)}`).join(', ')}. ` +
-        (r.idleRssBytes ? `A measuring process that only loads the modules (Node, the TypeScript loader, the drivers) peaks at ${mb(r.idleRssBytes)}; the bundled action carries no TypeScript loader. ` : '') +
+        (r.idleRssBytes
+          ? `A measuring process that only loads the modules (Node, the TypeScript loader, the drivers) peaks at ${mb(r.idleRssBytes)}; the bundled action carries no TypeScript loader. `
+          : '') +
         'A CPU profile does not show memory; the per-mode peaks above say which modes hold more than the limit.',
     );
   }
@@ -235,11 +290,16 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
       `Full backup at ${a.documents.toLocaleString('en-US')} documents: peak RSS ${mb(a.peakRssBytes)} (${seconds(a.wallSeconds)}); at ` +
         `${b.documents.toLocaleString('en-US')} documents: ${mb(b.peakRssBytes)} (${seconds(b.wallSeconds)}), ${percent(apart)} apart` +
         (apart <= 0.2 ? ': documents are streamed, memory does not grow with the data.' : '.') +
-        (b.documents < 400_000 ? ` The goal compares 50,000 with 400,000 documents; ${b.documents.toLocaleString('en-US')} was the largest size that fit the time available.` : '') +
+        (b.documents < 400_000
+          ? ` The goal compares 50,000 with 400,000 documents; ${b.documents.toLocaleString('en-US')} was the largest size that fit the time available.`
+          : '') +
         (r.rssScaling.note ? ` (${r.rssScaling.note}.)` : ''),
     );
   } else {
-    out.push('', `Flatness with data size: ${r.rssScaling?.note ?? 'not measured in this run; `npm run bench -- --rss-scaling` runs a full backup at 50,000 and 400,000 documents and compares their peak RSS'}.`);
+    out.push(
+      '',
+      `Flatness with data size: ${r.rssScaling?.note ?? 'not measured in this run; `npm run bench -- --rss-scaling` runs a full backup at 50,000 and 400,000 documents and compares their peak RSS'}.`,
+    );
   }
 
   out.push('', '## Time budget', '');
@@ -271,23 +331,23 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
     '',
     '- `npm run bench -- --docs 200000` (options: `npm run bench -- --help`). It starts the local stack if needed, builds `dist/` from ' +
       '`src/` (`npm run build`), loads the dataset into the database `bench` once (later runs reuse it), and runs the product as users ' +
-      'run it: the action\'s bundle `dist/index.js` in a process of its own, inputs as `INPUT_*` variables, outputs read from ' +
-      '`GITHUB_OUTPUT`, with `databases: bench`, so nothing else on the stack is read. A product measurement\'s time runs from that ' +
-      'process\'s start to its exit, and its peak RSS and CPU are that process\'s own (GNU time).',
+      "run it: the action's bundle `dist/index.js` in a process of its own, inputs as `INPUT_*` variables, outputs read from " +
+      "`GITHUB_OUTPUT`, with `databases: bench`, so nothing else on the stack is read. A product measurement's time runs from that " +
+      "process's start to its exit, and its peak RSS and CPU are that process's own (GNU time).",
     '- Pipeline ceiling: the dataset written once as a mongodump directory (the same generated documents, not timed), then ' +
-      '`backup` with `source-dump-dir` into a standby without the database\'s tables: the product\'s whole pipeline with a source ' +
+      "`backup` with `source-dump-dir` into a standby without the database's tables: the product's whole pipeline with a source " +
       'that is not the bottleneck, compared with the write limit (a throughput ratio: write-limit time / ceiling time).',
     `- Network: the \`-rtt40\` measurements run over a simulated network adding ${r.network?.rttMs ?? 40} ms to every round trip ` +
       '(`--rtt-ms`): `devkit/latency-proxy.ts` forwards each chunk half the round trip after it arrived, in each direction, in order, ' +
       'without serializing chunks (throughput is not capped, only latency added). It sits between the measured process and MongoDB ' +
-      '(the process gets a `MONGODB_SRV_URL` pointing at it) and, through the Neon emulator\'s bench-only network setting ' +
-      '(`PUT /__emulator/projects/{id}/network`), in the emulator\'s endpoint entries, raw TCP in front of TLS: every Postgres ' +
+      "(the process gets a `MONGODB_SRV_URL` pointing at it) and, through the Neon emulator's bench-only network setting " +
+      "(`PUT /__emulator/projects/{id}/network`), in the emulator's endpoint entries, raw TCP in front of TLS: every Postgres " +
       'connection (the standby URL and the hosts the Neon API hands out) pays it for its TLS handshake, authentication and every ' +
-      'statement. The Neon API\'s HTTP calls are not delayed. The relay counts turns (the client speaking again after the server ' +
+      "statement. The Neon API's HTTP calls are not delayed. The relay counts turns (the client speaking again after the server " +
       'answered: round trips the client did not overlap with its previous request) and connections per server, recorded per run.',
     '- Full backup: before each run the `bench` schema is dropped from the standby, so every run writes into an empty standby. ' +
       'Incremental backup: before each run 1% of every collection is changed in MongoDB (three shards updated, one deleted, as many ' +
-      'documents inserted); only the backup is timed. The full backup reads up to 4 collections at once (the product\'s default); ' +
+      "documents inserted); only the backup is timed. The full backup reads up to 4 collections at once (the product's default); " +
       '`full-sequential` is the same backup with its collections read one after the other (input `parallel-collections: 1`), ' +
       'so the two medians show what reading at once gains on this source.',
     '- WAL: on the standby around each backup, the WAL generated (`pg_stat_wal.wal_bytes`, which the targets use) and the distance ' +

@@ -24,7 +24,8 @@ export interface Network {
 
 /** The source's address, or why it cannot be put behind the proxy. */
 function mongoTarget(uri: string): { host: string; port: number; url: URL } {
-  if (!uri.startsWith('mongodb://')) throw new Error(`the simulated network needs a mongodb:// source URI with one host (got ${uri.split(':')[0]}://…)`);
+  if (!uri.startsWith('mongodb://'))
+    throw new Error(`the simulated network needs a mongodb:// source URI with one host (got ${uri.split(':')[0]}://…)`);
   const url = new URL(uri.replace(/^mongodb:/, 'http:'));
   if (url.host.includes(',')) throw new Error('the simulated network needs a source URI with one host');
   return { host: url.hostname, port: Number(url.port || 27017), url };
@@ -47,7 +48,7 @@ async function postgresNetwork(rttMs?: number): Promise<EmulatorNetwork> {
   if (!res.ok) {
     throw new Error(
       `the Neon API at ${base} would not simulate a network (${res.status} ${(await res.text()).slice(0, 200)}): ` +
-        'the -rtt40 measurements need the repository\'s Neon emulator (npm run stack:up restarts an older one)',
+        "the -rtt40 measurements need the repository's Neon emulator (npm run stack:up restarts an older one)",
     );
   }
   return (await res.json()) as EmulatorNetwork;
@@ -73,7 +74,12 @@ export async function startNetwork(rttMs: number): Promise<Network> {
     mongoUri: url.href.replace(/^http:/, 'mongodb:'),
     counts: async () => {
       const pg = await postgresNetwork();
-      return { mongoTurns: proxy.counts.turns, mongoConnections: proxy.counts.connections, postgresTurns: pg.turns, postgresConnections: pg.connections };
+      return {
+        mongoTurns: proxy.counts.turns,
+        mongoConnections: proxy.counts.connections,
+        postgresTurns: pg.turns,
+        postgresConnections: pg.connections,
+      };
     },
     close: async () => {
       await postgresNetwork(0);

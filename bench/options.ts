@@ -114,9 +114,15 @@ export function parseOptions(argv: string[], repoRoot: string): BenchOptions {
     process.stdout.write(`${USAGE}\n`);
     process.exit(0);
   }
-  const only = values.only ? values.only.split(',').map((s) => s.trim()).filter(Boolean) : [...MEASUREMENTS];
+  const only = values.only
+    ? values.only
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+    : [...MEASUREMENTS];
   for (const key of only) {
-    if (!(MEASUREMENTS as readonly string[]).includes(key)) throw new Error(`--only: unknown measurement "${key}"; choose from ${MEASUREMENTS.join(', ')}`);
+    if (!(MEASUREMENTS as readonly string[]).includes(key))
+      throw new Error(`--only: unknown measurement "${key}"; choose from ${MEASUREMENTS.join(', ')}`);
   }
   const rssDocs = (values['rss-docs'] ?? '50000,400000').split(',').map((s) => positiveInt('rss-docs', s.trim(), 0, 100));
   if (rssDocs.length !== 2) throw new Error('--rss-docs takes two sizes, e.g. 50000,400000');

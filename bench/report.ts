@@ -21,7 +21,16 @@ export function terminalReport(r: BenchResults): string {
       `source ${r.servers.ferretdb ? `FerretDB ${r.servers.ferretdb} (SQLite)` : `MongoDB ${r.servers.mongo}`}; Postgres ${r.servers.postgres.server_version ?? '?'} (local)`,
     '',
   );
-  const header = [pad('measurement', 44), pad('time', 10, true), pad('(min–max)', 18, true), pad('docs/s', 9, true), pad('MB/s', 7, true), pad('peak RSS', 10, true), pad('WAL', 9, true), pad('CPU s node/ferretdb/pg', 24, true)];
+  const header = [
+    pad('measurement', 44),
+    pad('time', 10, true),
+    pad('(min–max)', 18, true),
+    pad('docs/s', 9, true),
+    pad('MB/s', 7, true),
+    pad('peak RSS', 10, true),
+    pad('WAL', 9, true),
+    pad('CPU s node/ferretdb/pg', 24, true),
+  ];
   lines.push(header.join(' '));
   lines.push('-'.repeat(header.join(' ').length));
   for (const m of measurementRows(r)) {
@@ -44,13 +53,19 @@ export function terminalReport(r: BenchResults): string {
         `  phases (medians): prepare ${seconds(p.prepare)}, per-collection sync ${seconds(p.sync)}, commit ${seconds(p.commit)}, snapshot branch ${seconds(p.snapshot)}, finish ${seconds(p.finish)}`,
       );
     } else if (m.syncSeconds) {
-      lines.push(`  ${pad('of which the per-collection sync', 42)} ${pad(seconds(m.syncSeconds.median), 10, true)} ${pad(`(${seconds(m.syncSeconds.min)}–${seconds(m.syncSeconds.max)})`, 18, true)}`);
+      lines.push(
+        `  ${pad('of which the per-collection sync', 42)} ${pad(seconds(m.syncSeconds.median), 10, true)} ${pad(`(${seconds(m.syncSeconds.min)}–${seconds(m.syncSeconds.max)})`, 18, true)}`,
+      );
     }
     if (m.verificationSeconds) {
-      lines.push(`  ${pad('of which verification (the checks alone)', 42)} ${pad(seconds(m.verificationSeconds.median), 10, true)} ${pad(`(${seconds(m.verificationSeconds.min)}–${seconds(m.verificationSeconds.max)})`, 18, true)}`);
+      lines.push(
+        `  ${pad('of which verification (the checks alone)', 42)} ${pad(seconds(m.verificationSeconds.median), 10, true)} ${pad(`(${seconds(m.verificationSeconds.min)}–${seconds(m.verificationSeconds.max)})`, 18, true)}`,
+      );
     }
     if (m.extrapolated) {
-      lines.push(`  measured on ${m.extrapolated.fromDocuments.toLocaleString('en-US')} documents in ${seconds(m.wallSeconds.median)}; time extrapolated to ${m.extrapolated.toDocuments.toLocaleString('en-US')}`);
+      lines.push(
+        `  measured on ${m.extrapolated.fromDocuments.toLocaleString('en-US')} documents in ${seconds(m.wallSeconds.median)}; time extrapolated to ${m.extrapolated.toDocuments.toLocaleString('en-US')}`,
+      );
     }
   }
   lines.push('', 'targets:');
@@ -58,7 +73,9 @@ export function terminalReport(r: BenchResults): string {
     const verdict = t.met === null ? 'NOT MEASURED' : t.met ? 'met' : 'MISSED';
     lines.push(`  [${verdict}] ${t.title}: ${t.shown} (target ${t.limit})`, `      ${t.detail}`);
     if (t.profile) {
-      lines.push(`      profile (${t.profile.file}): ${(t.profile.idleShare * 100).toFixed(0)}% idle (waiting on the servers), ${(t.profile.gcShare * 100).toFixed(0)}% GC; top self time:`);
+      lines.push(
+        `      profile (${t.profile.file}): ${(t.profile.idleShare * 100).toFixed(0)}% idle (waiting on the servers), ${(t.profile.gcShare * 100).toFixed(0)}% GC; top self time:`,
+      );
       for (const e of t.profile.top.slice(0, 8)) lines.push(`        ${(e.share * 100).toFixed(1).padStart(5)}%  ${e.name}`);
     }
     if (t.profileSkipped) lines.push(`      profile: ${t.profileSkipped}`);

@@ -133,13 +133,7 @@ function medianOrNull(values: (number | null)[]): number | null {
   return present.length === values.length && present.length > 0 ? spread(present).median : null;
 }
 
-export function summarise(
-  key: MeasurementKey,
-  label: string,
-  what: string,
-  runs: RunRecord[],
-  extrapolateTo?: number,
-): MeasurementResult {
+export function summarise(key: MeasurementKey, label: string, what: string, runs: RunRecord[], extrapolateTo?: number): MeasurementResult {
   const factor = extrapolateTo !== undefined && runs[0].documents > 0 ? extrapolateTo / runs[0].documents : undefined;
   const result: MeasurementResult = {
     key,
@@ -164,7 +158,13 @@ export function summarise(
   if (runs.every((r) => r.syncSeconds !== undefined)) result.syncSeconds = spread(runs.map((r) => r.syncSeconds as number));
   if (runs.every((r) => r.phases !== undefined)) {
     const phase = (k: keyof BackupPhases) => spread(runs.map((r) => (r.phases as BackupPhases)[k])).median;
-    result.phases = { prepare: phase('prepare'), sync: phase('sync'), commit: phase('commit'), snapshot: phase('snapshot'), finish: phase('finish') };
+    result.phases = {
+      prepare: phase('prepare'),
+      sync: phase('sync'),
+      commit: phase('commit'),
+      snapshot: phase('snapshot'),
+      finish: phase('finish'),
+    };
   }
   if (runs.every((r) => r.roundTrips !== undefined)) {
     const median = (k: keyof RoundTrips) => spread(runs.map((r) => (r.roundTrips as RoundTrips)[k])).median;

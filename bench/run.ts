@@ -30,32 +30,76 @@ import { PRODUCT_BUNDLE } from './tasks/product.js';
 import type { TableStorage } from './tasks/inspect.js';
 
 const LABELS: Record<MeasurementKey, { label: string; what: string; task: TaskName }> = {
-  read: { label: 'Read limit (driver, raw, discarded)', what: 'every document streamed with the mongodb driver (raw BSON, batch 1000) and discarded', task: 'read' },
-  write: { label: 'Write limit (COPY of encoded rows)', what: "rows already encoded by the product's codec COPYed (binary) from files into empty tables with the product's columns, key and compression, one transaction", task: 'write' },
-  full: { label: 'Full backup (empty standby)', what: "mode backup into a standby without the database's tables: read, encode, COPY, insert, commit, snapshot branch, retention", task: 'full' },
+  read: {
+    label: 'Read limit (driver, raw, discarded)',
+    what: 'every document streamed with the mongodb driver (raw BSON, batch 1000) and discarded',
+    task: 'read',
+  },
+  write: {
+    label: 'Write limit (COPY of encoded rows)',
+    what: "rows already encoded by the product's codec COPYed (binary) from files into empty tables with the product's columns, key and compression, one transaction",
+    task: 'write',
+  },
+  full: {
+    label: 'Full backup (empty standby)',
+    what: "mode backup into a standby without the database's tables: read, encode, COPY, insert, commit, snapshot branch, retention",
+    task: 'full',
+  },
   'full-sequential': {
     label: 'Full backup, one collection at a time',
     what: 'the full backup above with its collections read one after the other (input parallel-collections: 1), to show what reading several at once gains',
     task: 'full-sequential',
   },
-  incremental: { label: 'Incremental backup (1% changed)', what: 'mode backup after 1% of every collection changed (60% updated, 20% deleted, 20% inserted)', task: 'incremental' },
-  scan: { label: 'Plain scan (COPY TO, discarded)', what: "every stored table of the standby read with COPY TO STDOUT (binary) and discarded: the floor for any check that reads every row", task: 'scan' },
-  verify: { label: 'Restore + verify: full', what: 'mode restore with verify: full of the newest backup branch: temporary branch with an endpoint, every check on every row, branch deleted', task: 'verify' },
-  recover: { label: 'Recover into an empty database', what: 'mode recover of the standby into an empty MongoDB database, indexes rebuilt, read back and compared', task: 'recover' },
-  naive: { label: 'Naive script (toArray + INSERT each)', what: 'find().toArray() then one autocommit INSERT of relaxed Extended JSON per document, on a subset, time extrapolated', task: 'naive' },
+  incremental: {
+    label: 'Incremental backup (1% changed)',
+    what: 'mode backup after 1% of every collection changed (60% updated, 20% deleted, 20% inserted)',
+    task: 'incremental',
+  },
+  scan: {
+    label: 'Plain scan (COPY TO, discarded)',
+    what: 'every stored table of the standby read with COPY TO STDOUT (binary) and discarded: the floor for any check that reads every row',
+    task: 'scan',
+  },
+  verify: {
+    label: 'Restore + verify: full',
+    what: 'mode restore with verify: full of the newest backup branch: temporary branch with an endpoint, every check on every row, branch deleted',
+    task: 'verify',
+  },
+  recover: {
+    label: 'Recover into an empty database',
+    what: 'mode recover of the standby into an empty MongoDB database, indexes rebuilt, read back and compared',
+    task: 'recover',
+  },
+  naive: {
+    label: 'Naive script (toArray + INSERT each)',
+    what: 'find().toArray() then one autocommit INSERT of relaxed Extended JSON per document, on a subset, time extrapolated',
+    task: 'naive',
+  },
   ceiling: {
-    label: "Pipeline ceiling (backup from a dump)",
-    what: 'mode backup --source-dump-dir into a standby without the database\'s tables: the same documents read from a mongodump directory (written once by the benchmark, not measured), so the source is not the bottleneck',
+    label: 'Pipeline ceiling (backup from a dump)',
+    what: "mode backup --source-dump-dir into a standby without the database's tables: the same documents read from a mongodump directory (written once by the benchmark, not measured), so the source is not the bottleneck",
     task: 'ceiling',
   },
-  'full-rtt40': { label: 'Full backup, {rtt} ms round trip', what: 'mode backup into a standby without the database\'s tables, every MongoDB and Postgres connection over a simulated network adding a {rtt} ms round trip', task: 'full' },
+  'full-rtt40': {
+    label: 'Full backup, {rtt} ms round trip',
+    what: "mode backup into a standby without the database's tables, every MongoDB and Postgres connection over a simulated network adding a {rtt} ms round trip",
+    task: 'full',
+  },
   'naive-rtt40': {
     label: 'Naive script, {rtt} ms round trip',
     what: 'the naive script over the simulated {rtt} ms network, on a subset of {subset} documents, time extrapolated to the whole dataset',
     task: 'naive',
   },
-  'verify-rtt40': { label: 'Restore + verify: full, {rtt} ms round trip', what: 'mode restore with verify: full of the newest backup branch, over the simulated {rtt} ms network', task: 'verify' },
-  'recover-rtt40': { label: 'Recover, {rtt} ms round trip', what: 'mode recover into an empty MongoDB database, read back and compared, over the simulated {rtt} ms network', task: 'recover' },
+  'verify-rtt40': {
+    label: 'Restore + verify: full, {rtt} ms round trip',
+    what: 'mode restore with verify: full of the newest backup branch, over the simulated {rtt} ms network',
+    task: 'verify',
+  },
+  'recover-rtt40': {
+    label: 'Recover, {rtt} ms round trip',
+    what: 'mode recover into an empty MongoDB database, read back and compared, over the simulated {rtt} ms network',
+    task: 'recover',
+  },
 };
 
 /** The measurements that run over the simulated network (bench/network.ts). */
@@ -65,15 +109,23 @@ const NETWORKED: ReadonlySet<MeasurementKey> = new Set(['full-rtt40', 'naive-rtt
 function ensureBundle(options: BenchOptions): void {
   if (options.build) {
     log('building dist/ from src/ (npm run build): the product is measured as its bundle');
-    execFileSync(process.execPath, [path.join(repoRoot, 'scripts', 'build.mjs')], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(process.execPath, [path.join(repoRoot, 'scripts', 'build.mjs')], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'ignore', 'inherit'],
+    });
     return;
   }
   const bundle = path.join(repoRoot, PRODUCT_BUNDLE);
   if (!existsSync(bundle)) throw new Error(`--no-build: ${PRODUCT_BUNDLE} does not exist; run \`npm run build\``);
   const newest = (dir: string): number =>
-    readdirSync(dir, { withFileTypes: true }).reduce((t, e) => Math.max(t, e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs), 0);
+    readdirSync(dir, { withFileTypes: true }).reduce(
+      (t, e) => Math.max(t, e.isDirectory() ? newest(path.join(dir, e.name)) : statSync(path.join(dir, e.name)).mtimeMs),
+      0,
+    );
   if (newest(path.join(repoRoot, 'src')) > statSync(bundle).mtimeMs) {
-    throw new Error(`--no-build: ${PRODUCT_BUNDLE} is older than src/, so it would not measure these sources; run \`npm run build\` or drop --no-build`);
+    throw new Error(
+      `--no-build: ${PRODUCT_BUNDLE} is older than src/, so it would not measure these sources; run \`npm run build\` or drop --no-build`,
+    );
   }
 }
 
@@ -84,8 +136,16 @@ function log(line: string): void {
 /** The checkout's commit, so results say which product code they measured; undefined outside a git checkout. */
 function measuredCode(): BenchResults['code'] {
   try {
-    const commit = execFileSync('git', ['rev-parse', 'HEAD'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const status = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const commit = execFileSync('git', ['rev-parse', 'HEAD'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const status = execFileSync('git', ['status', '--porcelain', '--', 'src'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
     return { commit, srcModified: status.trim() !== '' };
   } catch {
     return undefined;
@@ -109,7 +169,8 @@ async function resolveStackEnv(options: BenchOptions): Promise<void> {
   if (process.env.MONGODB_TEST_URI) env.MONGODB_SRV_URL = process.env.MONGODB_TEST_URI;
   Object.assign(process.env, env);
   for (const name of ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_PROJECT_ID', 'NEON_API_HOST', 'NEON_DATABASE_URL']) {
-    if (!process.env[name]) throw new Error(`the stack settings lack ${name}; run 'npm run stack:up' (or pass --stack-env with a complete file)`);
+    if (!process.env[name])
+      throw new Error(`the stack settings lack ${name}; run 'npm run stack:up' (or pass --stack-env with a complete file)`);
   }
 }
 
@@ -152,7 +213,10 @@ function record(key: MeasurementKey, run: ChildRun, dataset: DatasetInfo): RunRe
   const r: TaskResult = run.result;
   // MB/s always counts the source's BSON bytes, so every measurement is on the same scale; the
   // limits move other bytes (COPY rows), reported separately.
-  const bsonBytes = r.bytes > 0 && ['read', 'full', 'full-sequential', 'incremental', 'naive', 'ceiling', 'full-rtt40', 'naive-rtt40'].includes(key) ? r.bytes : dataset.bsonBytes * (r.documents / dataset.documents);
+  const bsonBytes =
+    r.bytes > 0 && ['read', 'full', 'full-sequential', 'incremental', 'naive', 'ceiling', 'full-rtt40', 'naive-rtt40'].includes(key)
+      ? r.bytes
+      : dataset.bsonBytes * (r.documents / dataset.documents);
   return {
     wallSeconds: r.wallSeconds,
     documents: r.documents,
@@ -165,7 +229,10 @@ function record(key: MeasurementKey, run: ChildRun, dataset: DatasetInfo): RunRe
     phases: r.phases,
     naiveReadSeconds: typeof r.extra?.readSeconds === 'number' ? r.extra.readSeconds : undefined,
     naiveInsertSeconds: typeof r.extra?.insertSeconds === 'number' ? r.extra.insertSeconds : undefined,
-    syncSeconds: key === 'full' || key === 'full-sequential' || key === 'incremental' || key === 'ceiling' || key === 'full-rtt40' ? (r.groups ?? []).reduce((n, g) => n + g.seconds, 0) : undefined,
+    syncSeconds:
+      key === 'full' || key === 'full-sequential' || key === 'incremental' || key === 'ceiling' || key === 'full-rtt40'
+        ? (r.groups ?? []).reduce((n, g) => n + g.seconds, 0)
+        : undefined,
     copyBytes: key === 'write' || key === 'scan' ? r.bytes : undefined,
     changedRows: r.outputs?.changed !== undefined ? Number(r.outputs.changed) : undefined,
     groups: r.groups,
@@ -208,7 +275,9 @@ async function main(): Promise<void> {
         ...other.rssScaling,
         note: `measured by the run of ${other.startedAt.slice(0, 16).replace('T', ' ')} UTC (${path.relative(repoRoot, options.rssFrom)}), on the same machine and stack`,
       };
-      results.targets = evaluateTargets(results).map((t) => results.targets.find((r) => r.id === t.id && (r.profile || r.profileSkipped)) ?? t);
+      results.targets = evaluateTargets(results).map(
+        (t) => results.targets.find((r) => r.id === t.id && (r.profile || r.profileSkipped)) ?? t,
+      );
     }
     writeChartAndReport(results, options);
     process.stdout.write(terminalReport(results));
@@ -292,7 +361,9 @@ async function main(): Promise<void> {
     for (const key of options.only) {
       const naiveRttSubset = Math.min(1, options.naiveRttDocs / dataset.documents);
       const fill = (text: string) =>
-        text.replace(/\{rtt\}/g, String(options.rttMs)).replace(/\{subset\}/g, Math.round(naiveRttSubset * dataset.documents).toLocaleString('en-US'));
+        text
+          .replace(/\{rtt\}/g, String(options.rttMs))
+          .replace(/\{subset\}/g, Math.round(naiveRttSubset * dataset.documents).toLocaleString('en-US'));
       const def = { ...LABELS[key], label: fill(LABELS[key].label), what: fill(LABELS[key].what) };
       if (key === 'write') {
         log('encoding the rows for the write limit (not measured)');
@@ -366,7 +437,13 @@ async function main(): Promise<void> {
       } finally {
         await network?.close();
       }
-      results.measurements[key] = summarise(key, def.label, def.what, runs, key === 'naive' || key === 'naive-rtt40' ? dataset.documents : undefined);
+      results.measurements[key] = summarise(
+        key,
+        def.label,
+        def.what,
+        runs,
+        key === 'naive' || key === 'naive-rtt40' ? dataset.documents : undefined,
+      );
       if (key === 'full') {
         const s = await bench.run(bench.task('storage', dataset));
         results.storage = storageTotals((s.result.extra?.tables as TableStorage[]) ?? []);
@@ -383,13 +460,19 @@ async function main(): Promise<void> {
     // Last: its backups of other databases make the standby drop this dataset's tables.
     if (options.rssScaling) await rssScaling(bench, options, results, log);
   } finally {
-    log('cleaning up: backup branches made by this run' + (options.keepData ? '' : ", the benchmark's schemas on the standby, the recovered database"));
-    await bench.run(bench.task('cleanup', dataset, { branchIds: bench.createdBranches, keepData: options.keepData })).catch((err: Error) => {
-      log(`cleanup failed: ${err.message}`);
-    });
+    log(
+      'cleaning up: backup branches made by this run' +
+        (options.keepData ? '' : ", the benchmark's schemas on the standby, the recovered database"),
+    );
+    await bench
+      .run(bench.task('cleanup', dataset, { branchIds: bench.createdBranches, keepData: options.keepData }))
+      .catch((err: Error) => {
+        log(`cleanup failed: ${err.message}`);
+      });
     rmSync(workDir, { recursive: true, force: true });
   }
-  if (round > 0) notes.push(`the source database keeps ${round} incremental round(s) of changes until the next run undoes them before measuring`);
+  if (round > 0)
+    notes.push(`the source database keeps ${round} incremental round(s) of changes until the next run undoes them before measuring`);
 
   publish(results, options, startedAt, false);
 }
@@ -417,7 +500,9 @@ function publish(results: BenchResults, options: BenchOptions, startedAt: Date, 
   writeChartAndReport(out, options);
   if (!partial) {
     process.stdout.write(terminalReport(out));
-    log(`wrote ${path.relative(repoRoot, file)}, ${path.relative(repoRoot, options.chartFile)}, ${path.relative(repoRoot, options.reportFile)} in ${(out.totalSeconds / 60).toFixed(1)} min`);
+    log(
+      `wrote ${path.relative(repoRoot, file)}, ${path.relative(repoRoot, options.chartFile)}, ${path.relative(repoRoot, options.reportFile)} in ${(out.totalSeconds / 60).toFixed(1)} min`,
+    );
   }
 }
 
@@ -435,7 +520,13 @@ async function rssScaling(bench: Bench, options: BenchOptions, results: BenchRes
       say(`RSS scaling: ${docs.toLocaleString('en-US')} documents in "${database}"`);
       const dataset = await ensureDataset(mongo, database, docs, options.seed, say);
       const run = await bench.run(bench.task('full', dataset));
-      points.push({ documents: run.result.documents, bsonBytes: run.result.bytes, peakRssBytes: run.peakRssBytes, wallSeconds: run.result.wallSeconds, loadSeconds: dataset.loadSeconds });
+      points.push({
+        documents: run.result.documents,
+        bsonBytes: run.result.bytes,
+        peakRssBytes: run.peakRssBytes,
+        wallSeconds: run.result.wallSeconds,
+        loadSeconds: dataset.loadSeconds,
+      });
       say(`RSS scaling: ${docs.toLocaleString('en-US')} documents: peak RSS ${mb(run.peakRssBytes)} in ${seconds(run.result.wallSeconds)}`);
       await bench.run(bench.task('cleanup', dataset, { branchIds: [], keepData: false }));
     }
@@ -446,7 +537,12 @@ async function rssScaling(bench: Bench, options: BenchOptions, results: BenchRes
 }
 
 /** Re-runs the measurement behind each missed target once under --cpu-prof, if the time budget allows. */
-async function profileMissed(bench: Bench, results: BenchResults, dataset: DatasetInfo, lastBackupBranch: string | undefined): Promise<void> {
+async function profileMissed(
+  bench: Bench,
+  results: BenchResults,
+  dataset: DatasetInfo,
+  lastBackupBranch: string | undefined,
+): Promise<void> {
   const profileDir = path.join(bench.workDir, 'profiles');
   mkdirSync(profileDir, { recursive: true });
   // Profiles are tens of megabytes: kept outside the repository, named in the results.
@@ -472,7 +568,8 @@ async function profileMissed(bench: Bench, results: BenchResults, dataset: Datas
       continue;
     }
     log(`target "${target.title}" missed: profiling one more ${key} run`);
-    const extra: Partial<Task> = key === 'verify' ? { backupBranch: lastBackupBranch } : key === 'ceiling' ? { dumpDir: path.join(bench.workDir, 'dump') } : {};
+    const extra: Partial<Task> =
+      key === 'verify' ? { backupBranch: lastBackupBranch } : key === 'ceiling' ? { dumpDir: path.join(bench.workDir, 'dump') } : {};
     const run = await bench.run(bench.task(LABELS[key].task, dataset, extra), profileDir);
     if (!run.profileFile) {
       target.profileSkipped = 'the profiled run wrote no .cpuprofile';
@@ -491,4 +588,3 @@ main().catch((err: unknown) => {
   process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = 1;
 });
-

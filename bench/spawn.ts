@@ -51,7 +51,13 @@ export async function runChild(task: Task, pids: ServerPids, opts: { profileDir?
   const profileProduct = opts.profileDir !== undefined && PRODUCT_TASKS.has(task.name);
   const profileSelf = opts.profileDir !== undefined && !profileProduct;
   const childTask: Task = profileProduct ? { ...task, profileDir: opts.profileDir } : task;
-  const nodeArgs = ['--import', 'tsx', ...(profileSelf ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []), CHILD, JSON.stringify(childTask)];
+  const nodeArgs = [
+    '--import',
+    'tsx',
+    ...(profileSelf ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : []),
+    CHILD,
+    JSON.stringify(childTask),
+  ];
   const useTime = existsSync(GNU_TIME);
   const [command, args] = useTime
     ? [GNU_TIME, ['-f', '%M %U %S', '-o', timeFile, process.execPath, ...nodeArgs]]

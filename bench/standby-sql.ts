@@ -8,7 +8,8 @@ import { quoteIdent } from '../src/naming.js';
 
 export function standbyUrl(): string {
   const url = process.env.NEON_DATABASE_URL;
-  if (!url) throw new Error('NEON_DATABASE_URL is not set: run the benchmark through `npm run bench`, which reads the local stack settings');
+  if (!url)
+    throw new Error('NEON_DATABASE_URL is not set: run the benchmark through `npm run bench`, which reads the local stack settings');
   return url;
 }
 

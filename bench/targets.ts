@@ -77,7 +77,9 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
   {
     const id = 'rss-peak';
     const title = "Peak RSS of the product's modes";
-    const modes = (['full', 'incremental', 'ceiling', 'verify', 'recover', 'full-rtt40', 'verify-rtt40', 'recover-rtt40'] as const).filter((k) => m[k]);
+    const modes = (['full', 'incremental', 'ceiling', 'verify', 'recover', 'full-rtt40', 'verify-rtt40', 'recover-rtt40'] as const).filter(
+      (k) => m[k],
+    );
     if (modes.length > 0) {
       const worst = Math.max(...modes.map((k) => m[k]!.peakRssBytes.max));
       targets.push({
@@ -114,7 +116,14 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
           (r.rssScaling?.note ? `; ${r.rssScaling.note}` : ''),
       });
     } else {
-      targets.push(notMeasured(id, title, 'within 20%', r.rssScaling?.note ?? 'run with --rss-scaling (a full backup at 50,000 and 400,000 documents)'));
+      targets.push(
+        notMeasured(
+          id,
+          title,
+          'within 20%',
+          r.rssScaling?.note ?? 'run with --rss-scaling (a full backup at 50,000 and 400,000 documents)',
+        ),
+      );
     }
   }
 
@@ -195,7 +204,9 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
         met: value >= 0.6,
         detail:
           `backup from a mongodump directory ${seconds(m.ceiling.wallSeconds.median)}` +
-          (m.ceiling.phases ? ` (per-collection sync ${seconds(m.ceiling.phases.sync)}, snapshot branch ${seconds(m.ceiling.phases.snapshot)})` : '') +
+          (m.ceiling.phases
+            ? ` (per-collection sync ${seconds(m.ceiling.phases.sync)}, snapshot branch ${seconds(m.ceiling.phases.snapshot)})`
+            : '') +
           `; write limit ${seconds(m.write.wallSeconds.median)}`,
       });
     } else targets.push(notMeasured(id, title, '≥ 0.6×', 'needs write and ceiling'));
@@ -219,8 +230,12 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
         detail:
           `${seconds(m['full-rtt40'].wallSeconds.median)} vs ${seconds(m.full.wallSeconds.median)}: the network added ` +
           `${seconds(m['full-rtt40'].wallSeconds.median - m.full.wallSeconds.median)}, as many as ${Math.max(0, Math.round(exposed))} round trips not overlapped with other work` +
-          (m['verify-rtt40'] && m.verify ? `; restore + verify ${seconds(m['verify-rtt40'].wallSeconds.median)} vs ${seconds(m.verify.wallSeconds.median)}` : '') +
-          (m['recover-rtt40'] && m.recover ? `; recover ${seconds(m['recover-rtt40'].wallSeconds.median)} vs ${seconds(m.recover.wallSeconds.median)}` : ''),
+          (m['verify-rtt40'] && m.verify
+            ? `; restore + verify ${seconds(m['verify-rtt40'].wallSeconds.median)} vs ${seconds(m.verify.wallSeconds.median)}`
+            : '') +
+          (m['recover-rtt40'] && m.recover
+            ? `; recover ${seconds(m['recover-rtt40'].wallSeconds.median)} vs ${seconds(m.recover.wallSeconds.median)}`
+            : ''),
       });
     } else targets.push(notMeasured(id, title, '≤ 1.25×', 'needs full and full-rtt40'));
   }

@@ -119,8 +119,12 @@ function newestSourceMs(): number {
 /** The node arguments that start `entry`, and a label saying which build that is. */
 export function actionEntry(entry: ActionEntry = 'main', build: ActionOptions['build'] = 'current'): { argv: string[]; label: string } {
   const bundle = path.join(repoRoot, BUNDLES[entry]);
-  if (build === 'bundle' || (existsSync(bundle) && statSync(bundle).mtimeMs >= newestSourceMs())) return { argv: [bundle], label: BUNDLES[entry] };
-  return { argv: ['--import', 'tsx', path.join(repoRoot, SOURCES[entry])], label: `${SOURCES[entry]} (the bundle is older than the sources)` };
+  if (build === 'bundle' || (existsSync(bundle) && statSync(bundle).mtimeMs >= newestSourceMs()))
+    return { argv: [bundle], label: BUNDLES[entry] };
+  return {
+    argv: ['--import', 'tsx', path.join(repoRoot, SOURCES[entry])],
+    label: `${SOURCES[entry]} (the bundle is older than the sources)`,
+  };
 }
 
 function baseEnvironment(kind: ActionOptions['baseEnv'], tempDir: string): Record<string, string> {

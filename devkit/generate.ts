@@ -31,7 +31,20 @@ const WORDS = (
   'against go came right used take three invoice shipment warehouse refund priority customer account balance'
 ).split(' ');
 const FIRST = ['Ada', 'Grace', 'Alan', 'Linus', 'Barbara', 'Ken', 'Margaret', 'Dennis', 'Frances', 'Edsger', 'Radia', 'Tim'];
-const LAST = ['Lovelace', 'Hopper', 'Turing', 'Torvalds', 'Liskov', 'Thompson', 'Hamilton', 'Ritchie', 'Allen', 'Dijkstra', 'Perlman', 'Lee'];
+const LAST = [
+  'Lovelace',
+  'Hopper',
+  'Turing',
+  'Torvalds',
+  'Liskov',
+  'Thompson',
+  'Hamilton',
+  'Ritchie',
+  'Allen',
+  'Dijkstra',
+  'Perlman',
+  'Lee',
+];
 const CITIES = ['Lisbon', 'Berlin', 'Osaka', 'Austin', 'Nairobi', 'Lima', 'Oslo', 'Pune', 'Quebec', 'Sydney'];
 const COUNTRIES = ['PT', 'DE', 'JP', 'US', 'KE', 'PE', 'NO', 'IN', 'CA', 'AU'];
 const STATUSES = ['pending', 'paid', 'shipped', 'delivered', 'cancelled', 'refunded'];
@@ -110,7 +123,10 @@ const customers: CollectionShape = {
         city: CITIES[city],
         postcode: String(rng.int(10000, 99999)),
         country: COUNTRIES[city],
-        geo: { lat: double(Math.round(rng.next() * 1_800_000 - 900_000) / 10_000), lng: double(Math.round(rng.next() * 3_600_000 - 1_800_000) / 10_000) },
+        geo: {
+          lat: double(Math.round(rng.next() * 1_800_000 - 900_000) / 10_000),
+          lng: double(Math.round(rng.next() * 3_600_000 - 1_800_000) / 10_000),
+        },
       },
       tags: Array.from({ length: rng.int(0, 5) }, () => rng.pick(WORDS)),
       prefs: { newsletter: rng.bool(0.3), language: rng.pick(['en', 'pt', 'de', 'ja']), theme: rng.pick(['light', 'dark']) },
@@ -160,7 +176,11 @@ const orders: CollectionShape = {
       size += BSON.calculateObjectSize(item) + 4;
     } while (size < target);
     const tax = Math.round(subtotal * 21) / 100;
-    doc.totals = { subtotal: double(Math.round(subtotal * 100) / 100), tax: double(tax), grand: double(Math.round((subtotal + tax) * 100) / 100) };
+    doc.totals = {
+      subtotal: double(Math.round(subtotal * 100) / 100),
+      tax: double(tax),
+      grand: double(Math.round((subtotal + tax) * 100) / 100),
+    };
     doc.totalCents = Long.fromNumber(Math.round((subtotal + tax) * 100));
     return doc;
   },
@@ -192,7 +212,15 @@ const events: CollectionShape = {
       const key = `f${k}`;
       const kind = rng.int(0, 4);
       const value =
-        kind === 0 ? new Int32(rng.int(-1000, 1000)) : kind === 1 ? double(rng.next() * 1e6) : kind === 2 ? rng.bool() : kind === 3 ? { ref: rng.pick(WORDS), n: new Int32(k) } : text(rng, rng.int(8, 120));
+        kind === 0
+          ? new Int32(rng.int(-1000, 1000))
+          : kind === 1
+            ? double(rng.next() * 1e6)
+            : kind === 2
+              ? rng.bool()
+              : kind === 3
+                ? { ref: rng.pick(WORDS), n: new Int32(k) }
+                : text(rng, rng.int(8, 120));
       payload[key] = value;
       size += BSON.calculateObjectSize({ [key]: value }) - 5;
     }

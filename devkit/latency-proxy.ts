@@ -73,7 +73,11 @@ export interface LatencyProxy {
 }
 
 /** Listens on 127.0.0.1 (an ephemeral port unless one is given) and forwards every connection to `target`, adding `rttMs`. */
-export async function startLatencyProxy(options: { target: { host: string; port: number }; rttMs: number; port?: number }): Promise<LatencyProxy> {
+export async function startLatencyProxy(options: {
+  target: { host: string; port: number };
+  rttMs: number;
+  port?: number;
+}): Promise<LatencyProxy> {
   const oneWayMs = options.rttMs / 2;
   const sockets = new Set<net.Socket>();
   const counts: RelayCounts = { connections: 0, turns: 0 };

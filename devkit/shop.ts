@@ -13,12 +13,56 @@ import { Binary, Double, Int32, Long, ObjectId, type Document, type MongoClient 
 import { Prng } from './prng.js';
 
 const WORDS = [
-  'alpha', 'bravo', 'café', 'delta', 'échelle', 'fjord', 'garçon', 'hôtel', 'igloo', 'jalapeño', 'kilo', 'lima',
-  'mañana', 'naïve', 'oscar', 'papa', 'quebec', 'romeo', 'sierra', 'tango', 'über', 'victor', 'whiskey', 'x-ray',
-  'yankee', 'zulu', '東京', 'Москва', 'Ελλάδα', '🙂 emoji', 'quote"inside', "apostrophe's", 'back\\slash', 'tab\there',
+  'alpha',
+  'bravo',
+  'café',
+  'delta',
+  'échelle',
+  'fjord',
+  'garçon',
+  'hôtel',
+  'igloo',
+  'jalapeño',
+  'kilo',
+  'lima',
+  'mañana',
+  'naïve',
+  'oscar',
+  'papa',
+  'quebec',
+  'romeo',
+  'sierra',
+  'tango',
+  'über',
+  'victor',
+  'whiskey',
+  'x-ray',
+  'yankee',
+  'zulu',
+  '東京',
+  'Москва',
+  'Ελλάδα',
+  '🙂 emoji',
+  'quote"inside',
+  "apostrophe's",
+  'back\\slash',
+  'tab\there',
 ];
 const FIRST = ['Ada', 'Grace', 'Linus', 'Margaret', 'Ken', 'Barbara', 'Dennis', 'Frances', 'Edsger', 'Radia', 'Zoë', 'José'];
-const LAST = ['Lovelace', 'Hopper', 'Torvalds', 'Hamilton', 'Thompson', 'Liskov', 'Ritchie', 'Allen', 'Dijkstra', 'Perlman', 'Müller', 'Núñez'];
+const LAST = [
+  'Lovelace',
+  'Hopper',
+  'Torvalds',
+  'Hamilton',
+  'Thompson',
+  'Liskov',
+  'Ritchie',
+  'Allen',
+  'Dijkstra',
+  'Perlman',
+  'Müller',
+  'Núñez',
+];
 const CITIES = ['Lisbon', 'Berlin', 'Osaka', 'Austin', 'Nairobi', 'Lima', 'Oslo', 'Montréal', 'São Paulo', 'Kraków'];
 const CATEGORIES = ['books', 'garden', 'kitchen', 'toys', 'tools', 'music', 'outdoor'];
 const STATUSES = ['pending', 'paid', 'shipped', 'delivered', 'cancelled'];
@@ -102,7 +146,10 @@ export function shopDataset(size: Partial<ShopSize> = {}, seed = 1): Dataset {
             placedAt: date(g),
             lines,
             total: new Double(Math.round(lines.reduce((s, l) => s + l.quantity.value * l.unitPrice.value, 0) * 100) / 100),
-            shipping: { method: g.pick(['standard', 'express']), address: { city: g.pick(CITIES), country: g.pick(['PT', 'DE', 'JP', 'US']) } },
+            shipping: {
+              method: g.pick(['standard', 'express']),
+              address: { city: g.pick(CITIES), country: g.pick(['PT', 'DE', 'JP', 'US']) },
+            },
             paymentRef: new Binary(g.bytes(16), 4),
           };
         }
@@ -148,7 +195,10 @@ export async function loadDataset(client: MongoClient, database: string, dataset
   for (const [name, documents] of Object.entries(dataset.collections)) {
     counts[name] = await loadCollection(client, database, name, documents());
     for (const [key, options] of dataset.indexes[name] ?? []) {
-      await client.db(database).collection(name).createIndex(key, options ?? {});
+      await client
+        .db(database)
+        .collection(name)
+        .createIndex(key, options ?? {});
     }
   }
   return counts;

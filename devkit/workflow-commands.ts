@@ -12,7 +12,22 @@ export interface WorkflowCommand {
   line: number;
 }
 
-const REGISTERED = ['add-mask', 'add-matcher', 'debug', 'echo', 'endgroup', 'error', 'group', 'notice', 'remove-matcher', 'save-state', 'set-env', 'set-output', 'warning', 'add-path'];
+const REGISTERED = [
+  'add-mask',
+  'add-matcher',
+  'debug',
+  'echo',
+  'endgroup',
+  'error',
+  'group',
+  'notice',
+  'remove-matcher',
+  'save-state',
+  'set-env',
+  'set-output',
+  'warning',
+  'add-path',
+];
 
 function unescapeData(s: string): string {
   return s.replace(/%0D/g, '\r').replace(/%0A/g, '\n').replace(/%25/g, '%');

@@ -45,7 +45,12 @@ async function transpileSources(dir, out) {
     } else if (entry.name.endsWith('.ts')) {
       const { outputText } = ts.transpileModule(await readFile(from, 'utf8'), {
         fileName: from,
-        compilerOptions: { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022, esModuleInterop: true, verbatimModuleSyntax: false },
+        compilerOptions: {
+          module: ts.ModuleKind.ESNext,
+          target: ts.ScriptTarget.ES2022,
+          esModuleInterop: true,
+          verbatimModuleSyntax: false,
+        },
       });
       await mkdir(out, { recursive: true });
       await writeFile(to.replace(/\.ts$/, '.js'), outputText);
@@ -88,5 +93,7 @@ for (const entry of ENTRIES) {
     await writeFile(file, asset.source);
   }
   const extra = Object.keys(assets ?? {});
-  process.stdout.write(`built ${entry.output} (${Math.round(text.length / 1024)} KB${extra.length ? `; assets: ${extra.join(', ')}` : ''})\n`);
+  process.stdout.write(
+    `built ${entry.output} (${Math.round(text.length / 1024)} KB${extra.length ? `; assets: ${extra.join(', ')}` : ''})\n`,
+  );
 }

@@ -81,8 +81,19 @@ function runStep(entry: 'main' | 'post', opts: ActionOptions): Promise<ActionRun
  */
 async function actionStep(title: string, inputs: Record<string, string>): Promise<StepResult> {
   heading(title);
-  const opts: ActionOptions = { inputs, baseEnv: 'runner', env: { NODE_EXTRA_CA_CERTS: stack.NODE_EXTRA_CA_CERTS }, timeoutMs: 30 * 60_000 };
-  console.log(dim(`  node dist/index.js   ${Object.keys(inputs).map((k) => `INPUT_${k.toUpperCase()}`).join(' ')}`));
+  const opts: ActionOptions = {
+    inputs,
+    baseEnv: 'runner',
+    env: { NODE_EXTRA_CA_CERTS: stack.NODE_EXTRA_CA_CERTS },
+    timeoutMs: 30 * 60_000,
+  };
+  console.log(
+    dim(
+      `  node dist/index.js   ${Object.keys(inputs)
+        .map((k) => `INPUT_${k.toUpperCase()}`)
+        .join(' ')}`,
+    ),
+  );
 
   const main = await runStep('main', opts);
   const code = main.signal ? 128 : (main.exitCode ?? 1);
@@ -139,7 +150,11 @@ function renderTable(rows: string[][]): string[] {
   const body = rows.slice(1).filter((r) => !r.every((c) => /^:?-{3,}:?$/.test(c)));
   const all = [header, ...body].map((r) => r.map(inline));
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
-  const line = (r: string[]) => r.map((c, i) => (c ?? '').padEnd(widths[i])).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => (c ?? '').padEnd(widths[i]))
+      .join('  ')
+      .trimEnd();
   return [line(all[0]), widths.map((w) => '─'.repeat(w)).join('  '), ...all.slice(1).map(line)];
 }
 
@@ -175,7 +190,10 @@ async function loadShop(mongo: MongoClient): Promise<void> {
   for (const db of [SHOP, RECOVERED]) await mongo.db(db).dropDatabase();
   const counts = await loadDataset(mongo, SHOP, shopDataset());
   for (const [collection, n] of Object.entries(counts)) console.log(`  ${SHOP}.${collection}: ${n} documents`);
-  const sample = await mongo.db(SHOP).collection('orders').findOne({}, { sort: { _id: 1 } });
+  const sample = await mongo
+    .db(SHOP)
+    .collection('orders')
+    .findOne({}, { sort: { _id: 1 } });
   console.log(dim(`  a sample order: ${BSON.EJSON.stringify(sample, { relaxed: true }).slice(0, 300)}…`));
 }
 
@@ -254,7 +272,8 @@ async function resetStackProject(): Promise<void> {
     headers: { authorization: `Bearer ${stack.NEON_API_KEY}` },
     signal: AbortSignal.timeout(120_000),
   });
-  if (!res.ok) throw new DemoFailure(`resetting the stack's Neon project ${stack.NEON_PROJECT_ID} failed: HTTP ${res.status} ${await res.text()}`);
+  if (!res.ok)
+    throw new DemoFailure(`resetting the stack's Neon project ${stack.NEON_PROJECT_ID} failed: HTTP ${res.status} ${await res.text()}`);
 }
 
 function expectStep(step: StepResult, title: string, output?: [string, string]): void {
@@ -291,7 +310,11 @@ async function main(): Promise<void> {
 
     await changeShop(mongo);
 
-    const second = await actionStep('mode: backup (after the changes: only changed rows are written)', { mode: 'backup', ...source, ...neon });
+    const second = await actionStep('mode: backup (after the changes: only changed rows are written)', {
+      mode: 'backup',
+      ...source,
+      ...neon,
+    });
     expectStep(second, 'second backup');
     const branchId = second.outputs['branch-id'];
     if (!branchId) throw new DemoFailure('the second backup reported no branch-id output');

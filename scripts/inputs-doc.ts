@@ -7,7 +7,16 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
-import { actionYmlInput, defaultText, ENV_FALLBACKS, INPUT_NAMES, MODES, REQUIRED_BY_MODE, SECRET_INPUTS, type InputName } from '../src/inputs.js';
+import {
+  actionYmlInput,
+  defaultText,
+  ENV_FALLBACKS,
+  INPUT_NAMES,
+  MODES,
+  REQUIRED_BY_MODE,
+  SECRET_INPUTS,
+  type InputName,
+} from '../src/inputs.js';
 import { asMarkdown, markdownTable } from '../src/report.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -73,7 +82,10 @@ export function embedInActionYml(actionYmlText: string): string {
 /** The README with the tables (one heading level down, under its own section) between the markers. */
 export function embedInReadme(readme: string, doc: string): string {
   const tables = doc.replace(/^<!--.*-->\n\n/, '').replace(/^## /gm, '### ');
-  return readme.replace(/(<!-- inputs:start -->)[\s\S]*?(<!-- inputs:end -->)/, (_m, start: string, end: string) => `${start}\n${tables}${end}`);
+  return readme.replace(
+    /(<!-- inputs:start -->)[\s\S]*?(<!-- inputs:end -->)/,
+    (_m, start: string, end: string) => `${start}\n${tables}${end}`,
+  );
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

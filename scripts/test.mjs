@@ -26,7 +26,9 @@ if (args[0] === '--unit') {
 
 const ceilingMinutes = Number(env.SUPANEON_TEST_CEILING_MINUTES ?? '25');
 if (!(ceilingMinutes > 0)) {
-  process.stderr.write(`SUPANEON_TEST_CEILING_MINUTES must be a positive number of minutes (got ${JSON.stringify(env.SUPANEON_TEST_CEILING_MINUTES)})\n`);
+  process.stderr.write(
+    `SUPANEON_TEST_CEILING_MINUTES must be a positive number of minutes (got ${JSON.stringify(env.SUPANEON_TEST_CEILING_MINUTES)})\n`,
+  );
   process.exit(2);
 }
 /** How long jest may take to exit once its last test has finished before it counts as hung. */
@@ -102,7 +104,10 @@ function hitCeiling() {
   const minutes = ((Date.now() - started) / 60_000).toFixed(1);
   const progress = readProgress();
   const running = stillRunning(progress);
-  const lines = running.map((r) => `  - ${r.file}${r.name ? ` › ${r.name}` : ' (outside its tests: a beforeAll/afterAll hook, or loading)'} (for ${Math.round((Date.now() - r.at) / 1000)} s)`);
+  const lines = running.map(
+    (r) =>
+      `  - ${r.file}${r.name ? ` › ${r.name}` : ' (outside its tests: a beforeAll/afterAll hook, or loading)'} (for ${Math.round((Date.now() - r.at) / 1000)} s)`,
+  );
   process.stderr.write(
     `\nsupaneon-sync tests: the run reached its ceiling of ${ceilingMinutes} min (SUPANEON_TEST_CEILING_MINUTES) after ${minutes} min and was stopped.\n` +
       (jest === undefined

@@ -56,7 +56,9 @@ function failureBody(req: AlertRequest & { outcome: { ok: false } }): string {
     `**supaneon-sync ${mode} failed** in [run ${run.runId}](${run.runUrl}) at ${when} (commit \`${run.sha.slice(0, 12) || 'unknown'}\`).`,
     '',
     fenced([outcome.failure]),
-    ...(details.length > 0 ? ['', 'Errors reported by the run:', '', fenced(details), ...(cut > 0 ? [`(${cut} more in the run's log)`] : [])] : []),
+    ...(details.length > 0
+      ? ['', 'Errors reported by the run:', '', fenced(details), ...(cut > 0 ? [`(${cut} more in the run's log)`] : [])]
+      : []),
     '',
     `This issue stays open while ${mode} keeps failing: each further failure adds a comment, and the next successful ${mode} comments and closes it.`,
   ].join('\n');
@@ -73,7 +75,14 @@ export async function sendAlert(req: AlertRequest): Promise<void> {
   const request = () => ({ signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) });
   let step = 'look for the open tracking issue';
   try {
-    const open = await octokit.rest.issues.listForRepo({ owner, repo, state: 'open', labels: ALERT_LABEL, per_page: 100, request: request() });
+    const open = await octokit.rest.issues.listForRepo({
+      owner,
+      repo,
+      state: 'open',
+      labels: ALERT_LABEL,
+      per_page: 100,
+      request: request(),
+    });
     const marker = alertMarker(req.mode);
     const tracking = open.data.find((i) => !i.pull_request && (i.body ?? '').includes(marker));
 
@@ -85,7 +94,14 @@ export async function sendAlert(req: AlertRequest): Promise<void> {
         req.log.info(`alert: added the failure to tracking issue #${tracking.number} (${tracking.html_url})`);
       } else {
         step = 'open a tracking issue';
-        const created = await octokit.rest.issues.create({ owner, repo, title: alertTitle(req.mode), body, labels: [ALERT_LABEL], request: request() });
+        const created = await octokit.rest.issues.create({
+          owner,
+          repo,
+          title: alertTitle(req.mode),
+          body,
+          labels: [ALERT_LABEL],
+          request: request(),
+        });
         req.log.info(`alert: opened tracking issue #${created.data.number} (${created.data.html_url})`);
       }
       return;
@@ -93,10 +109,19 @@ export async function sendAlert(req: AlertRequest): Promise<void> {
     if (!tracking) return; // nothing was failing: a success says nothing
     step = `close tracking issue #${tracking.number}`;
     await octokit.rest.issues.createComment({ owner, repo, issue_number: tracking.number, body: recoveryBody(req), request: request() });
-    await octokit.rest.issues.update({ owner, repo, issue_number: tracking.number, state: 'closed', state_reason: 'completed', request: request() });
+    await octokit.rest.issues.update({
+      owner,
+      repo,
+      issue_number: tracking.number,
+      state: 'closed',
+      state_reason: 'completed',
+      request: request(),
+    });
     req.log.info(`alert: ${req.mode} succeeded again; closed tracking issue #${tracking.number}`);
   } catch (error) {
-    req.log.warn(`alert: could not ${step} in ${owner}/${repo} at ${req.run.apiUrl}: ${describeFailure(error)}; the run's own result stands`);
+    req.log.warn(
+      `alert: could not ${step} in ${owner}/${repo} at ${req.run.apiUrl}: ${describeFailure(error)}; the run's own result stands`,
+    );
   }
 }
 

@@ -79,7 +79,8 @@ export function parseArgs(args: readonly string[]): RawInputs {
     if (token.index === consumed) continue; // a boolean flag's explicit value (a '-x' there is split into tokens too)
     if (token.kind !== 'option' || !token.rawName.startsWith('--') || !FLAG_NAME.test(token.name)) throw unexpected(token.index);
     const name = token.name;
-    if (!(FLAG_INPUTS as readonly string[]).includes(name)) throw new UsageError(`unknown flag --${name} (argument ${token.index + 2}): see supaneon-sync --help`);
+    if (!(FLAG_INPUTS as readonly string[]).includes(name))
+      throw new UsageError(`unknown flag --${name} (argument ${token.index + 2}): see supaneon-sync --help`);
     if (raw[name] !== undefined) throw new UsageError(`--${name} is given twice`);
     let value = token.value;
     if (value === undefined) {
@@ -113,7 +114,12 @@ export function markdownToText(markdown: string): string {
     if (table.length === 0) return;
     const widths = table[0].map((_, c) => Math.max(...table.map((r) => (r[c] ?? '').length)));
     table.forEach((row, r) => {
-      out.push(row.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
+      out.push(
+        row
+          .map((cell, c) => cell.padEnd(widths[c]))
+          .join('  ')
+          .trimEnd(),
+      );
       if (r === 0) out.push(widths.map((w) => '-'.repeat(w)).join('  '));
     });
     table = [];

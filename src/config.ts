@@ -126,8 +126,7 @@ export const STANDBY = 'standby';
 export class ConfigError extends Error {
   constructor(readonly problems: readonly string[]) {
     super(
-      `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` +
-        problems.map((p) => `- ${p}`).join('\n'),
+      `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'}):\n` + problems.map((p) => `- ${p}`).join('\n'),
     );
     this.name = 'ConfigError';
   }
@@ -163,7 +162,11 @@ function listOf(value: string | undefined): string[] {
  */
 function onlySeparators(ctx: z.RefinementCtx, input: InputName, value: string | undefined, names: readonly string[], what: string): void {
   if (value !== undefined && value.trim() !== '' && names.length === 0) {
-    problem(ctx, input, `holds only separators (commas, new lines) and no ${what}: list ${what}s, or leave it empty for ${input === 'exclude' ? 'no exclusion' : 'everything'}`);
+    problem(
+      ctx,
+      input,
+      `holds only separators (commas, new lines) and no ${what}: list ${what}s, or leave it empty for ${input === 'exclude' ? 'no exclusion' : 'everything'}`,
+    );
   }
 }
 
@@ -352,7 +355,11 @@ function dumpRules(
     if (source !== undefined && inputs['mongodb-uri'] !== undefined) {
       problem(ctx, 'source-dump-dir', 'and mongodb-uri are both set: a backup reads one source; remove one of them');
     } else if (source === undefined && inputs['mongodb-uri'] === undefined) {
-      problem(ctx, 'mongodb-uri', `is required for mode ${mode}: ${requiredHint('mongodb-uri')}; or pass source-dump-dir to back up a mongodump directory`);
+      problem(
+        ctx,
+        'mongodb-uri',
+        `is required for mode ${mode}: ${requiredHint('mongodb-uri')}; or pass source-dump-dir to back up a mongodump directory`,
+      );
     }
   } else if (source !== undefined) {
     problem(ctx, 'source-dump-dir', `is used only by modes backup and validate, not ${mode}: remove it`);
@@ -503,65 +510,75 @@ function buildSchema() {
 
   return z
     .object(perInput)
-    .superRefine((inputs, ctx) => {
-      const mode = inputs.mode;
-      if (mode === undefined) {
-        problem(ctx, 'mode', `is required: ${requiredHint('mode')}`);
-        return;
-      }
-      if (!(MODES as readonly string[]).includes(mode)) {
-        problem(ctx, 'mode', `'${mode}' is not a mode: use one of ${MODES.join(', ')}`);
-        return;
-      }
-      for (const input of REQUIRED_BY_MODE[mode as Mode]) {
-        if (inputs[input] === undefined) problem(ctx, input, `is required for mode ${mode}: ${requiredHint(input)}`);
-      }
-      if (mode === 'restore' && inputs['compare-source'] && inputs['mongodb-uri'] === undefined) {
-        problem(ctx, 'mongodb-uri', 'is required when compare-source is true: pass the source connection string, or set compare-source to false');
-      }
-      dumpRules(ctx, mode as Mode, inputs);
-      if (inputs['backup-branch'] === STANDBY && mode !== 'recover' && mode !== 'restore') {
-        problem(ctx, 'backup-branch', "'standby' is accepted only by modes restore and recover: name a backup branch (name or id), or leave it empty for the newest");
-      }
-    }, { when: () => true }) // cross-input rules run even when single inputs failed: report everything at once
-    .transform(
-      (i): Omit<Config, 'neonTimeouts' | 'githubRun'> =>
-        Object.freeze({
-          mode: i.mode as Mode,
-          mongodbUri: i['mongodb-uri'],
-          neonApiKey: i['neon-api-key'] ?? '',
-          neonProjectId: i['neon-project-id'] ?? '',
-          neonDatabaseUrl: i['neon-database-url'] ?? '',
-          neonApiHost: i['neon-api-host'],
-          databases: Object.freeze(i.databases),
-          include: Object.freeze(i.include),
-          exclude: Object.freeze(i.exclude),
-          branchPrefix: i['branch-prefix'],
-          retain: i.retain as number,
-          retainDays: i['retain-days'],
-          backupBranch: i['backup-branch'],
-          restorePrefix: i['restore-prefix'],
-          restoreTtlMinutes: i['restore-ttl-minutes'] as number,
-          verify: i.verify,
-          sampleSize: i['sample-size'] as number,
-          checks: Object.freeze(i.checks),
-          compareSource: i['compare-source'],
-          keepRestoreBranch: i['keep-restore-branch'],
-          targetMongodbUri: i['target-mongodb-uri'],
-          targetDatabasePrefix: i['target-database-prefix'],
-          dropTarget: i['drop-target'],
-          batchSize: i['batch-size'] as number,
-          parallelCollections: i['parallel-collections'] as number,
-          lockWaitSeconds: i['lock-wait-seconds'] as number,
-          maxBackupAgeMs: i['max-backup-age']?.ms,
-          maxBackupAge: i['max-backup-age']?.text,
-          allowSelectionChange: i['allow-selection-change'],
-          githubToken: i['github-token'],
-          sourceDumpDir: i['source-dump-dir'],
-          targetDumpDir: i['target-dump-dir'],
-          dumpGzip: i['dump-gzip'],
-          dumpArchive: i['dump-archive'],
-        }),
+    .superRefine(
+      (inputs, ctx) => {
+        const mode = inputs.mode;
+        if (mode === undefined) {
+          problem(ctx, 'mode', `is required: ${requiredHint('mode')}`);
+          return;
+        }
+        if (!(MODES as readonly string[]).includes(mode)) {
+          problem(ctx, 'mode', `'${mode}' is not a mode: use one of ${MODES.join(', ')}`);
+          return;
+        }
+        for (const input of REQUIRED_BY_MODE[mode as Mode]) {
+          if (inputs[input] === undefined) problem(ctx, input, `is required for mode ${mode}: ${requiredHint(input)}`);
+        }
+        if (mode === 'restore' && inputs['compare-source'] && inputs['mongodb-uri'] === undefined) {
+          problem(
+            ctx,
+            'mongodb-uri',
+            'is required when compare-source is true: pass the source connection string, or set compare-source to false',
+          );
+        }
+        dumpRules(ctx, mode as Mode, inputs);
+        if (inputs['backup-branch'] === STANDBY && mode !== 'recover' && mode !== 'restore') {
+          problem(
+            ctx,
+            'backup-branch',
+            "'standby' is accepted only by modes restore and recover: name a backup branch (name or id), or leave it empty for the newest",
+          );
+        }
+      },
+      { when: () => true },
+    ) // cross-input rules run even when single inputs failed: report everything at once
+    .transform((i): Omit<Config, 'neonTimeouts' | 'githubRun'> =>
+      Object.freeze({
+        mode: i.mode as Mode,
+        mongodbUri: i['mongodb-uri'],
+        neonApiKey: i['neon-api-key'] ?? '',
+        neonProjectId: i['neon-project-id'] ?? '',
+        neonDatabaseUrl: i['neon-database-url'] ?? '',
+        neonApiHost: i['neon-api-host'],
+        databases: Object.freeze(i.databases),
+        include: Object.freeze(i.include),
+        exclude: Object.freeze(i.exclude),
+        branchPrefix: i['branch-prefix'],
+        retain: i.retain as number,
+        retainDays: i['retain-days'],
+        backupBranch: i['backup-branch'],
+        restorePrefix: i['restore-prefix'],
+        restoreTtlMinutes: i['restore-ttl-minutes'] as number,
+        verify: i.verify,
+        sampleSize: i['sample-size'] as number,
+        checks: Object.freeze(i.checks),
+        compareSource: i['compare-source'],
+        keepRestoreBranch: i['keep-restore-branch'],
+        targetMongodbUri: i['target-mongodb-uri'],
+        targetDatabasePrefix: i['target-database-prefix'],
+        dropTarget: i['drop-target'],
+        batchSize: i['batch-size'] as number,
+        parallelCollections: i['parallel-collections'] as number,
+        lockWaitSeconds: i['lock-wait-seconds'] as number,
+        maxBackupAgeMs: i['max-backup-age']?.ms,
+        maxBackupAge: i['max-backup-age']?.text,
+        allowSelectionChange: i['allow-selection-change'],
+        githubToken: i['github-token'],
+        sourceDumpDir: i['source-dump-dir'],
+        targetDumpDir: i['target-dump-dir'],
+        dumpGzip: i['dump-gzip'],
+        dumpArchive: i['dump-archive'],
+      }),
     );
 }
 
@@ -603,7 +620,8 @@ export function configFrom(raw: EffectiveInputs, env: NodeJS.ProcessEnv, githubR
   const result = buildSchema().safeParse(raw);
   const environmentProblems: string[] = [];
   const neonTimeouts = neonTimeoutsFrom(env, environmentProblems);
-  if (result.success && problems.length === 0 && environmentProblems.length === 0) return Object.freeze({ ...result.data, neonTimeouts, githubRun });
+  if (result.success && problems.length === 0 && environmentProblems.length === 0)
+    return Object.freeze({ ...result.data, neonTimeouts, githubRun });
   if (!result.success) {
     for (const issue of result.error.issues) {
       problems.push({ input: String(issue.path[0] ?? 'mode') as InputName, message: issue.message });

@@ -31,7 +31,10 @@ export async function copyIn<T>(
  * one statement for whatever a reader buffered, framed with the header and trailer.
  */
 export async function copyChunks(client: pg.ClientBase, target: string, chunks: readonly Buffer[]): Promise<void> {
-  await pipeline(Readable.from([copyBinaryHeader(), ...chunks, copyBinaryTrailer()]), client.query(copyStreams.from(`COPY ${target} FROM STDIN (FORMAT binary)`)));
+  await pipeline(
+    Readable.from([copyBinaryHeader(), ...chunks, copyBinaryTrailer()]),
+    client.query(copyStreams.from(`COPY ${target} FROM STDIN (FORMAT binary)`)),
+  );
 }
 
 async function* binaryCopyChunks<T>(items: AsyncIterable<T>, toTuple: (item: T) => Buffer | undefined): AsyncGenerator<Buffer> {

@@ -125,7 +125,9 @@ async function* archiveFrames(file: string): AsyncGenerator<Buffer> {
     yield* bsonFrames(afterMagic(), file, { terminators: true, start: 4 });
   } catch (err) {
     if (err instanceof DumpFormatError) throw err;
-    throw new DumpFormatError(`${file}: the archive is truncated or damaged after byte offset ${raw.bytesRead} of the file (${(err as Error).message})`);
+    throw new DumpFormatError(
+      `${file}: the archive is truncated or damaged after byte offset ${raw.bytesRead} of the file (${(err as Error).message})`,
+    );
   } finally {
     raw.destroy();
     stream.destroy();
@@ -157,7 +159,8 @@ export async function openArchive(file: string, selection: Selection): Promise<D
   const prelude: ArchivePrelude = { collections: [] };
   try {
     const header = asDocument((await frames.next()).value as Buffer, file, 'header');
-    if (header.version !== '0.1') throw new DumpFormatError(`${file}: archive format version ${String(header.version)} is not 0.1, the only one mongodump writes`);
+    if (header.version !== '0.1')
+      throw new DumpFormatError(`${file}: archive format version ${String(header.version)} is not 0.1, the only one mongodump writes`);
     prelude.serverVersion = typeof header.server_version === 'string' ? header.server_version : undefined;
     prelude.toolVersion = typeof header.tool_version === 'string' ? header.tool_version : undefined;
     for (;;) {
@@ -218,7 +221,9 @@ export async function* archiveDocuments(file: string, database: string, collecti
     for (;;) {
       const next = await frames.next();
       if (next.done) {
-        throw new DumpFormatError(`${file}: the archive ends before the end of ${ns(database, collection)}; it is truncated: take a new dump or copy it again`);
+        throw new DumpFormatError(
+          `${file}: the archive ends before the end of ${ns(database, collection)}; it is truncated: take a new dump or copy it again`,
+        );
       }
       const frame = next.value;
       if (frame === TERMINATOR) {
@@ -238,7 +243,9 @@ export async function* archiveDocuments(file: string, database: string, collecti
         if (ours) {
           const recorded = Long.fromValue(header.CRC ?? 0);
           if (!recorded.isZero() && !recorded.equals(crc.value())) {
-            throw new DumpFormatError(`${file}: the documents of ${ns(database, collection)} do not match the CRC the archive records for them; the archive is damaged`);
+            throw new DumpFormatError(
+              `${file}: the documents of ${ns(database, collection)} do not match the CRC the archive records for them; the archive is damaged`,
+            );
           }
           return;
         }
@@ -290,7 +297,9 @@ export class ArchiveWriter implements DumpSink {
     );
     for (const c of collections) {
       const size = c.bytes <= 0x7fffffff ? new Int32(c.bytes) : Long.fromNumber(c.bytes);
-      await this.write(serialize({ db: c.database, collection: c.spec.collection, metadata: metadataJson({ ...c.spec, database: c.database }), size }));
+      await this.write(
+        serialize({ db: c.database, collection: c.spec.collection, metadata: metadataJson({ ...c.spec, database: c.database }), size }),
+      );
     }
     await this.write(TERMINATOR_BYTES);
   }
@@ -330,7 +339,9 @@ export class ArchiveWriter implements DumpSink {
       if (blockBytes >= 1024 * 1024) await flush();
     }
     await flush();
-    await this.write(Buffer.concat([serialize({ db: database, collection: spec.collection, EOF: true, CRC: crc.value() }), TERMINATOR_BYTES]));
+    await this.write(
+      Buffer.concat([serialize({ db: database, collection: spec.collection, EOF: true, CRC: crc.value() }), TERMINATOR_BYTES]),
+    );
     const t = totals();
     this.written.set(ns(database, spec.collection), t);
     onProgress?.({ documents: t.documents, bytes: t.bytes });
@@ -352,7 +363,8 @@ export class ArchiveWriter implements DumpSink {
     if (!entry) throw new Error(`${this.target}: the archive written lists no ${ns(database, spec.collection)}`);
     const hash = new ContentHash();
     if (spec.kind !== 'view') {
-      for await (const raw of archiveDocuments(this.staging, database, spec.collection)) hash.add(createHash('sha256').update(raw).digest(), raw.length);
+      for await (const raw of archiveDocuments(this.staging, database, spec.collection))
+        hash.add(createHash('sha256').update(raw).digest(), raw.length);
     }
     return {
       documents: hash.documents,

@@ -124,7 +124,9 @@ export function parseMetadata(text: string, file: string): DumpMetadata {
     );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new DumpFormatError(`${file}: holds JSON but not a metadata document (an object with indexes and options); take a new dump of this collection`);
+    throw new DumpFormatError(
+      `${file}: holds JSON but not a metadata document (an object with indexes and options); take a new dump of this collection`,
+    );
   }
   const doc = parsed as Document;
   const options = isPlainDocument(doc.options) ? (doc.options as Document) : {};

@@ -63,7 +63,10 @@ export async function openDumpDirectory(dir: string, selection: Selection): Prom
   if (!info.isDirectory()) {
     if (await isArchiveFile(dir)) {
       const archive = await openArchive(dir, selection);
-      if (archive.collections.length === 0 && (await openArchive(dir, { databases: [], include: [], exclude: [] })).collections.length === 0) {
+      if (
+        archive.collections.length === 0 &&
+        (await openArchive(dir, { databases: [], include: [], exclude: [] })).collections.length === 0
+      ) {
         throw new DumpFormatError(`source-dump-dir ${dir} is a mongodump archive that holds no collection`);
       }
       return archive;

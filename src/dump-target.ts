@@ -66,7 +66,10 @@ export interface DumpSink {
  * anything of the right kind, which is then replaced whole. Asked before any branch is made, and
  * again when the dump is opened. Answers the absolute path and whether something is there now.
  */
-export async function checkDumpTarget(target: string, opts: { archive: boolean; replace: boolean }): Promise<{ resolved: string; exists: boolean }> {
+export async function checkDumpTarget(
+  target: string,
+  opts: { archive: boolean; replace: boolean },
+): Promise<{ resolved: string; exists: boolean }> {
   const resolved = path.resolve(target);
   const existing = await stat(resolved).catch((err: NodeJS.ErrnoException) => {
     if (err.code === 'ENOENT') return undefined;
@@ -106,7 +109,9 @@ export class DumpWriter implements DumpSink {
     const { resolved, exists: replace } = await checkDumpTarget(target, { archive: false, replace: opts.replace });
     const parent = path.dirname(resolved);
     await mkdir(parent, { recursive: true }).catch((err: NodeJS.ErrnoException) => {
-      throw new Error(`cannot create ${parent}, the parent of target-dump-dir (${err.code ?? err.message}): check the path and its permissions`);
+      throw new Error(
+        `cannot create ${parent}, the parent of target-dump-dir (${err.code ?? err.message}): check the path and its permissions`,
+      );
     });
     const staging = path.join(parent, `.${path.basename(resolved)}.partial-${randomBytes(6).toString('hex')}`);
     await mkdir(staging);
@@ -128,7 +133,9 @@ export class DumpWriter implements DumpSink {
    */
   async begin(_collections: unknown, serverVersion: string): Promise<void> {
     const prelude = Buffer.from(JSON.stringify({ ServerVersion: serverVersion, ToolVersion: `supaneon-sync ${TOOL_VERSION}` }) + '\n');
-    await writeFile(path.join(this.staging, `prelude.json${this.gzip ? GZIP_SUFFIX : ''}`), this.gzip ? gzipSync(prelude) : prelude, { flag: 'wx' });
+    await writeFile(path.join(this.staging, `prelude.json${this.gzip ? GZIP_SUFFIX : ''}`), this.gzip ? gzipSync(prelude) : prelude, {
+      flag: 'wx',
+    });
   }
 
   async end(): Promise<void> {}

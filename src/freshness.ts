@@ -48,9 +48,13 @@ export function judgeFreshness(
     .filter((b) => opts.standbyId === undefined || b.annotations['standby-branch-id'] === opts.standbyId)
     .sort((a, b) => Date.parse(b.createdAt) - Date.parse(a.createdAt));
   const newest = backups[0];
-  const fix = 'check that the backup workflow still runs (schedules stop after 60 days without repository activity) and that its last run succeeded';
+  const fix =
+    'check that the backup workflow still runs (schedules stop after 60 days without repository activity) and that its last run succeeded';
   if (!newest) {
-    return { ok: false, detail: `no completed backup exists, so none is younger than max-backup-age ${opts.maxAgeText}: run mode backup, then ${fix}` };
+    return {
+      ok: false,
+      detail: `no completed backup exists, so none is younger than max-backup-age ${opts.maxAgeText}: run mode backup, then ${fix}`,
+    };
   }
   const age = Math.max(0, opts.now.getTime() - Date.parse(newest.createdAt));
   const what = `the newest completed backup "${newest.name}" (${newest.id}) is ${formatAge(age)} old (made ${newest.createdAt})`;

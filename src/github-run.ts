@@ -24,7 +24,9 @@ export interface GithubRunInfo {
 }
 
 /** This run, or undefined when the repository or run id is not known (not inside a workflow). */
-export function currentGithubRun(ctx: Pick<Context, 'repo' | 'runId' | 'sha' | 'serverUrl' | 'apiUrl'> = context): GithubRunInfo | undefined {
+export function currentGithubRun(
+  ctx: Pick<Context, 'repo' | 'runId' | 'sha' | 'serverUrl' | 'apiUrl'> = context,
+): GithubRunInfo | undefined {
   let repo: { owner: string; repo: string };
   try {
     repo = ctx.repo;

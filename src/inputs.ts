@@ -318,7 +318,10 @@ export const ENV_FALLBACKS: Readonly<Partial<Record<InputName, string>>> = Objec
 
 /** Inputs each mode cannot run without (after environment fallbacks). */
 export const REQUIRED_BY_MODE: Readonly<Record<Mode, readonly InputName[]>> = Object.freeze(
-  Object.fromEntries(MODES.map((mode) => [mode, namesWhere((s) => s.requiredBy?.includes(mode) ?? false)])) as Record<Mode, readonly InputName[]>,
+  Object.fromEntries(MODES.map((mode) => [mode, namesWhere((s) => s.requiredBy?.includes(mode) ?? false)])) as Record<
+    Mode,
+    readonly InputName[]
+  >,
 );
 
 /** How to fix a missing input, for the "is required" problem. */

@@ -174,9 +174,7 @@ export async function readManifest(client: pg.ClientBase, runId?: string): Promi
   }
   const b = runId
     ? await client.query(`SELECT * FROM ${BACKUPS_TABLE} WHERE run_id = $1`, [runId])
-    : await client.query(
-        `SELECT * FROM ${BACKUPS_TABLE} WHERE status = 'completed' ORDER BY finished_at DESC, started_at DESC LIMIT 1`,
-      );
+    : await client.query(`SELECT * FROM ${BACKUPS_TABLE} WHERE status = 'completed' ORDER BY finished_at DESC, started_at DESC LIMIT 1`);
   if (b.rowCount === 0) {
     throw new Error(
       runId
@@ -185,9 +183,7 @@ export async function readManifest(client: pg.ClientBase, runId?: string): Promi
     );
   }
   const backup = backupFromRow(b.rows[0]);
-  const c = await client.query(`SELECT * FROM ${COLLECTIONS_TABLE} WHERE run_id = $1 ORDER BY database, collection`, [
-    backup.runId,
-  ]);
+  const c = await client.query(`SELECT * FROM ${COLLECTIONS_TABLE} WHERE run_id = $1 ORDER BY database, collection`, [backup.runId]);
   return { backup, collections: c.rows.map(collectionFromRow) };
 }
 

@@ -54,7 +54,9 @@ export function describeDriverError(err: unknown, uri: string, input: string): s
   const e = err as { name?: string; message?: string };
   const message = String(e?.message ?? err);
   const options = uriOptions(uri);
-  const isConfigurationError = ['MongoParseError', 'MongoInvalidArgumentError', 'MongoAPIError', 'MongoMissingCredentialsError'].includes(e?.name ?? '');
+  const isConfigurationError = ['MongoParseError', 'MongoInvalidArgumentError', 'MongoAPIError', 'MongoMissingCredentialsError'].includes(
+    e?.name ?? '',
+  );
   if (isConfigurationError) {
     const lower = message.toLowerCase();
     const named = options.filter((o) => lower.includes(o.name.toLowerCase()) || (o.value.length > 0 && message.includes(o.value)));
@@ -270,7 +272,10 @@ export async function* rawDocuments(
 }
 
 /** Whether each namespace exists in the deployment (any kind), asked once per database. */
-export async function existingNamespaces(client: MongoClient, namespaces: readonly { database: string; collection: string }[]): Promise<Set<string>> {
+export async function existingNamespaces(
+  client: MongoClient,
+  namespaces: readonly { database: string; collection: string }[],
+): Promise<Set<string>> {
   const found = new Set<string>();
   for (const database of new Set(namespaces.map((n) => n.database))) {
     const infos = await client.db(database).listCollections({}, { nameOnly: true }).toArray();

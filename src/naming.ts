@@ -53,7 +53,8 @@ function mapped(name: string, readable = name): string {
 
 function checkName(kind: string, name: string): void {
   if (name === '') throw new Error(`MongoDB ${kind} name is empty; MongoDB does not allow empty names`);
-  if (name.includes('\0')) throw new Error(`MongoDB ${kind} name ${JSON.stringify(name)} contains a NUL character, which no valid MongoDB name has`);
+  if (name.includes('\0'))
+    throw new Error(`MongoDB ${kind} name ${JSON.stringify(name)} contains a NUL character, which no valid MongoDB name has`);
 }
 
 function fits(name: string): boolean {
@@ -86,7 +87,10 @@ export function quoteIdent(name: string): string {
 
 /** `<prefix>YYYYMMDDTHHMMSSZ`: 2026-06-15T12:03:04.567Z -> `<prefix>20260615T120304Z`, every branch this tool makes. */
 export function branchName(prefix: string, at: Date): string {
-  return `${prefix}${at.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}Z$/, 'Z')}`;
+  return `${prefix}${at
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}Z$/, 'Z')}`;
 }
 
 /**

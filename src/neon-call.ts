@@ -159,7 +159,8 @@ function describeFailure(error: unknown, response: Response | undefined, timedOu
 function fixHint(ctx: CallContext, f: Failure, projectId: string): string {
   const text = `${f.code ?? ''} ${f.summary}`.toLowerCase();
   if (f.status === 401 || f.status === 403) return 'check the neon-api-key input: the key must be valid and have access to the project.';
-  if (f.status === 404 && ctx.projectScoped) return `check the neon-project-id input: project "${projectId}" was not found for this API key.`;
+  if (f.status === 404 && ctx.projectScoped)
+    return `check the neon-project-id input: project "${projectId}" was not found for this API key.`;
   if (f.status === 404) return 'the branch or operation no longer exists; check the branch id or name given to the action.';
   if (text.includes('not allowed for your account')) {
     return "the project's Neon plan does not allow this; see the plan's limits in the Neon console, or upgrade the plan.";
@@ -167,7 +168,8 @@ function fixHint(ctx: CallContext, f: Failure, projectId: string): string {
   if (text.includes('limit')) return "the project's plan limit was reached: delete unused branches in the Neon console or lower retain.";
   if (f.status === 423) return 'another operation kept the project locked; retry the run later.';
   if (f.status === 429) return 'the Neon API rate limit was hit; retry later or run less often.';
-  if (f.status === undefined || f.status >= 500) return 'the Neon API is unavailable or slow; check neon-api-host and the Neon status page, then retry.';
+  if (f.status === undefined || f.status >= 500)
+    return 'the Neon API is unavailable or slow; check neon-api-host and the Neon status page, then retry.';
   return 'check the inputs named above.';
 }
 

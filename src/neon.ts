@@ -180,9 +180,21 @@ export class NeonApi {
    * gets new passwords, and a password reset on the standby never reaches older backups, so the
    * standby URL's password cannot be assumed to work there.
    */
-  async createTemporaryBranch(a: { name: string; parentId: string; expiresAt: string; role: string; database: string }): Promise<CreatedTemporaryBranch> {
+  async createTemporaryBranch(a: {
+    name: string;
+    parentId: string;
+    expiresAt: string;
+    role: string;
+    database: string;
+  }): Promise<CreatedTemporaryBranch> {
     const annotations = { [TOOL_ANNOTATION]: TEMPORARY_KIND, 'backup-branch-id': a.parentId };
-    const created = await this.createBranch({ name: a.name, parentId: a.parentId, expiresAt: a.expiresAt, annotations, withEndpoint: true });
+    const created = await this.createBranch({
+      name: a.name,
+      parentId: a.parentId,
+      expiresAt: a.expiresAt,
+      annotations,
+      withEndpoint: true,
+    });
     const endpoint = created.endpoint ?? (await this.readWriteEndpointOf(created.branch.id));
     const given = created.connectionParameters?.find((c) => c.role === a.role && c.database === a.database)?.password;
     const password = given ?? (await this.rolePassword(created.branch.id, a.role));
@@ -207,11 +219,18 @@ export class NeonApi {
       if (typeof data.password !== 'string' || data.password === '') throw new Error('the answer holds no password');
       return data.password;
     } catch (e) {
-      if (e instanceof NeonCallError && e.status !== undefined && e.status >= 400 && e.status < 500 && e.status !== 401 && e.status !== 403) {
+      if (
+        e instanceof NeonCallError &&
+        e.status !== undefined &&
+        e.status >= 400 &&
+        e.status < 500 &&
+        e.status !== 401 &&
+        e.status !== 403
+      ) {
         throw new NeonCallError(
           `${e.message.split(' Fix: ')[0]} ` +
             `Fix: the role of neon-database-url must be one Neon manages (created or reset in the Neon console or API), ` +
-            'so that a new branch\'s password can be read; reset its password in the console once, or use such a role.',
+            "so that a new branch's password can be read; reset its password in the console once, or use such a role.",
           e.status,
         );
       }
@@ -238,7 +257,12 @@ export class NeonApi {
   /** Deletes a branch and waits for the deletion to finish; a branch already gone is done. */
   async deleteBranch(id: string): Promise<void> {
     const data = await this.calls.call({ what: `delete branch ${id}`, method: 'DELETE', notFoundIsDone: true }, (signal) =>
-      raw.deleteProjectBranch({ client: this.neon.client, path: { project_id: this.projectId, branch_id: id }, throwOnError: false, signal }),
+      raw.deleteProjectBranch({
+        client: this.neon.client,
+        path: { project_id: this.projectId, branch_id: id },
+        throwOnError: false,
+        signal,
+      }),
     );
     // 204 (no body) and 404 mean nothing is left to wait for.
     const operations = (data as { operations?: Operation[] } | undefined)?.operations ?? [];
@@ -320,7 +344,14 @@ export class NeonApi {
           if (existing) return { branch: existing };
         }
         if (!(e instanceof AmbiguousPostError)) throw e;
-        await this.calls.pause({ what, method: 'POST' }, e.failure, n, started, backoffMs(n, undefined), 'checking whether the branch was created before trying again');
+        await this.calls.pause(
+          { what, method: 'POST' },
+          e.failure,
+          n,
+          started,
+          backoffMs(n, undefined),
+          'checking whether the branch was created before trying again',
+        );
         const existing = await this.adoptCreatedBranch(a.name, a.parentId, a.annotations, what);
         if (existing) return { branch: existing };
       }
@@ -328,7 +359,12 @@ export class NeonApi {
   }
 
   /** After an ambiguous create: the branch if it exists (made by this call), else undefined. */
-  private async adoptCreatedBranch(name: string, parentId: string, annotations: Record<string, string>, what: string): Promise<BranchInfo | undefined> {
+  private async adoptCreatedBranch(
+    name: string,
+    parentId: string,
+    annotations: Record<string, string>,
+    what: string,
+  ): Promise<BranchInfo | undefined> {
     const existing = (await this.findBranchesByName(name)).find((b) => b.parentId === parentId);
     if (!existing) return undefined;
     if (Object.entries(annotations).some(([k, v]) => existing.annotations[k] !== v)) {
@@ -410,7 +446,10 @@ export class NeonApi {
  * The standby: the branch whose endpoint neon-database-url reaches (see findBranchByEndpoint);
  * undefined when it reaches no branch of the project (standbyNotFound says so).
  */
-export function findStandby(neon: Pick<NeonApi, 'findBranchByEndpoint'>, config: Pick<Config, 'neonDatabaseUrl'>): Promise<BranchInfo | undefined> {
+export function findStandby(
+  neon: Pick<NeonApi, 'findBranchByEndpoint'>,
+  config: Pick<Config, 'neonDatabaseUrl'>,
+): Promise<BranchInfo | undefined> {
   return neon.findBranchByEndpoint(config.neonDatabaseUrl);
 }
 
@@ -429,7 +468,7 @@ export function standbyNotFound(config: { neonDatabaseUrl: string; neonProjectId
   }
   return (
     `neon-database-url reaches ${where}, which is in no branch of Neon project "${config.neonProjectId}"; ` +
-    'copy the connection string from that project\'s dashboard (Connect), or set neon-project-id to the project that holds this endpoint'
+    "copy the connection string from that project's dashboard (Connect), or set neon-project-id to the project that holds this endpoint"
   );
 }
 

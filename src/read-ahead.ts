@@ -26,7 +26,8 @@ export class ReadAhead {
     private readonly chunkSize: number,
     private readonly onChange: () => void,
   ) {
-    if (!(chunkSize > 0 && limitBytes >= chunkSize)) throw new Error(`read-ahead: need 0 < chunk size (${chunkSize}) <= limit (${limitBytes})`);
+    if (!(chunkSize > 0 && limitBytes >= chunkSize))
+      throw new Error(`read-ahead: need 0 < chunk size (${chunkSize}) <= limit (${limitBytes})`);
   }
 
   /** Bytes held: chunks ready for the writer and the chunk being gathered. */

@@ -110,7 +110,10 @@ export function targetNameProblems(targets: readonly TargetCollection[], prefix:
     const source = `${t.source.database}.${t.source.collection}`;
     const dbBytes = bytes(t.database);
     const nsBytes = bytes(describeTarget(t));
-    room.push(MAX_DATABASE_NAME_BYTES - bytes(t.source.database), MAX_NAMESPACE_BYTES - bytes(`${t.source.database}.${t.source.collection}`));
+    room.push(
+      MAX_DATABASE_NAME_BYTES - bytes(t.source.database),
+      MAX_NAMESPACE_BYTES - bytes(`${t.source.database}.${t.source.collection}`),
+    );
     if (dbBytes > MAX_DATABASE_NAME_BYTES) {
       problems.push(
         `${source}: target database name "${t.database}" (target-database-prefix '${prefix}' + "${t.source.database}") is ${dbBytes} bytes; ` +
@@ -123,7 +126,9 @@ export function targetNameProblems(targets: readonly TargetCollection[], prefix:
       );
     }
     if (DATABASE_NAME_FORBIDDEN.test(t.database)) {
-      problems.push(`${source}: target database name "${t.database}" contains one of / \\ . " $ or NUL, which MongoDB does not allow in a database name`);
+      problems.push(
+        `${source}: target database name "${t.database}" contains one of / \\ . " $ or NUL, which MongoDB does not allow in a database name`,
+      );
     }
   }
   if (problems.length > 0) {
@@ -170,7 +175,10 @@ export async function occupiedTargets(client: MongoClient, targets: readonly Tar
       occupied.push(`${describeTarget(t)} (a view)`);
       continue;
     }
-    const one = await client.db(t.database).collection(t.collection).findOne({}, { projection: { _id: 1 } });
+    const one = await client
+      .db(t.database)
+      .collection(t.collection)
+      .findOne({}, { projection: { _id: 1 } });
     if (one !== null) occupied.push(describeTarget(t));
   }
   return occupied;
@@ -202,7 +210,9 @@ export async function createTargetCollection(client: MongoClient, t: TargetColle
   const db = client.db(t.database);
   const exists = (await db.listCollections({ name: t.collection }, { nameOnly: true }).toArray()).length > 0;
   if (exists) {
-    return [`${describeTarget(t)} already exists (empty): kept with its current options; use drop-target: true to recreate it with the recorded ones`];
+    return [
+      `${describeTarget(t)} already exists (empty): kept with its current options; use drop-target: true to recreate it with the recorded ones`,
+    ];
   }
   if (t.source.kind === 'view') return createView(db, t);
   // Options the server refuses are left out one by one (those its error names first), so a server that
@@ -227,13 +237,17 @@ export async function createTargetCollection(client: MongoClient, t: TargetColle
     }
   }
   if (refused.length === 0) return [];
-  return [`${describeTarget(t)}: the target server refused the recorded options ${refused.join(', ')} (${reasons.join('; ')}); created without them`];
+  return [
+    `${describeTarget(t)}: the target server refused the recorded options ${refused.join(', ')} (${reasons.join('; ')}); created without them`,
+  ];
 }
 
 async function createView(db: Db, t: TargetCollection): Promise<string[]> {
   const { viewOn, pipeline, collation } = t.source.options;
   if (typeof viewOn !== 'string') {
-    throw new Error(`${describeTarget(t)} is recorded as a view without viewOn; the backup manifest is damaged, recover the other collections with exclude`);
+    throw new Error(
+      `${describeTarget(t)} is recorded as a view without viewOn; the backup manifest is damaged, recover the other collections with exclude`,
+    );
   }
   const options: Document = { viewOn, pipeline: Array.isArray(pipeline) ? pipeline : [] };
   if (collation !== undefined) options.collation = collation;
@@ -384,7 +398,6 @@ export async function viewMatches(client: MongoClient, t: TargetCollection): Pro
   if (!info || info.type !== 'view') return false;
   const options = (info as { options?: Document }).options ?? {};
   return (
-    options.viewOn === t.source.options.viewOn &&
-    JSON.stringify(options.pipeline ?? []) === JSON.stringify(t.source.options.pipeline ?? [])
+    options.viewOn === t.source.options.viewOn && JSON.stringify(options.pipeline ?? []) === JSON.stringify(t.source.options.pipeline ?? [])
   );
 }

@@ -86,7 +86,8 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     backups.forEach((b, index) => {
       const ageDays = (now - Date.parse(b.createdAt)) / DAY_MS;
       let reason: string | undefined;
-      if (index === 0) reason = undefined; // the newest backup is never deleted
+      if (index === 0)
+        reason = undefined; // the newest backup is never deleted
       else if (index >= retain) reason = `beyond retain=${input.retain} (backup #${index + 1}, newest first)`;
       else if (input.retainDays !== undefined && ageDays > input.retainDays) {
         reason = `older than retain-days=${input.retainDays} (${ageDays.toFixed(1)} days)`;
@@ -112,7 +113,9 @@ export function planRetention(input: RetentionInput): RetentionPlan {
     let blocker: string | undefined;
     if (b.isDefault) blocker = 'it is the project default branch';
     else if (b.id === input.standbyId) blocker = 'it is the standby';
-    else if (b.protected) blocker = 'it is protected in Neon (it cannot be deleted and still counts toward the branch limit; unprotect it in the Neon console to let retention remove it)';
+    else if (b.protected)
+      blocker =
+        'it is protected in Neon (it cannot be deleted and still counts toward the branch limit; unprotect it in the Neon console to let retention remove it)';
     else if (protectedIds.has(b.id)) blocker = 'it is in use by this run';
     else {
       const children = childrenOf(b.id);
@@ -254,7 +257,10 @@ export interface RoomPlan {
  */
 export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): RoomPlan {
   const none: RetentionPlan = { delete: [], reasons: {}, keep: [], skipped: [] };
-  if (req.limit === undefined || branchBudget({ existing: branches.length, needed: req.needed, limit: req.limit, retain: req.retain }).fits) {
+  if (
+    req.limit === undefined ||
+    branchBudget({ existing: branches.length, needed: req.needed, limit: req.limit, retain: req.retain }).fits
+  ) {
     return { plan: none, enough: true };
   }
 
@@ -280,7 +286,9 @@ export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): Roo
   const protectedOnes = left.filter((b) => b.protected);
   const listing = left
     .map((b) => {
-      const tags = [b.isDefault ? 'default' : undefined, b.protected ? 'protected' : undefined, b.annotations[TOOL_ANNOTATION]].filter(Boolean);
+      const tags = [b.isDefault ? 'default' : undefined, b.protected ? 'protected' : undefined, b.annotations[TOOL_ANNOTATION]].filter(
+        Boolean,
+      );
       return `"${b.name}" (${b.id}${tags.length > 0 ? `, ${tags.join(', ')}` : ''})`;
     })
     .join(', ');
@@ -291,7 +299,7 @@ export function planRoom(branches: readonly BranchInfo[], req: RoomRequest): Roo
       : kept === 1
         ? 'The only backup of this standby is the newest, which retention never deletes. '
         : `Making room would mean deleting one of the ${kept} backup(s) that retain=${req.retain} keeps before the new backup exists, ` +
-        `and a run stopped in between would leave fewer than ${Math.min(req.retain, kept)} completed backups: supaneon-sync never deletes a kept backup before its replacement exists. `;
+          `and a run stopped in between would leave fewer than ${Math.min(req.retain, kept)} completed backups: supaneon-sync never deletes a kept backup before its replacement exists. `;
   const fewer = budget.retainThatFits;
   const lowerRetain = kinds.includes(BACKUP_KIND) && fewer >= 1 ? `lower retain to ${fewer}, ` : '';
   return {
@@ -318,7 +326,9 @@ export async function ensureRoomForBranches(
   io: { log: Logger },
 ): Promise<BranchInfo[]> {
   if (req.limit === undefined) {
-    io.log.info('Retention: Neon does not report this project\'s branch limit, so no branch is deleted to make room; retention runs after the new branch exists.');
+    io.log.info(
+      "Retention: Neon does not report this project's branch limit, so no branch is deleted to make room; retention runs after the new branch exists.",
+    );
     return [];
   }
   const branches = await neon.listBranches();
@@ -329,7 +339,8 @@ export async function ensureRoomForBranches(
     `Retention: the project has ${branches.length} of its ${req.limit} branches and this run needs ${req.needed} more; applying retention first.`,
   );
   const deleted = await applyRetention(neon, room.plan, io);
-  if (branchBudget({ existing: branches.length - deleted.length, needed: req.needed, limit: req.limit, retain: req.retain }).fits) return deleted;
+  if (branchBudget({ existing: branches.length - deleted.length, needed: req.needed, limit: req.limit, retain: req.retain }).fits)
+    return deleted;
   throw new Error(
     `The Neon project's branch limit (${req.limit}) leaves no room: retention could delete only ${deleted.length} of ${room.plan.delete.length} branch(es) ` +
       '(see the warnings above) and this run needs ' +

@@ -71,11 +71,18 @@ export async function runFromInputs(raw: RawInputs, env: NodeJS.ProcessEnv, rawI
   const io = recordingErrors(secureIo(effective, rawIo, mask), errors);
   const result = await runMode(effective, env, githubRun, io);
   // sendAlert reports its own problems; this only guards the result against anything unforeseen.
-  await alertIfAsked(effective, githubRun, result, errors, io).catch((error: unknown) => io.log.warn(`alert: not sent: ${messageOf(error)}`));
+  await alertIfAsked(effective, githubRun, result, errors, io).catch((error: unknown) =>
+    io.log.warn(`alert: not sent: ${messageOf(error)}`),
+  );
   return result;
 }
 
-async function runMode(effective: EffectiveInputs, env: NodeJS.ProcessEnv, githubRun: GithubRunInfo | undefined, io: Io): Promise<RunResult> {
+async function runMode(
+  effective: EffectiveInputs,
+  env: NodeJS.ProcessEnv,
+  githubRun: GithubRunInfo | undefined,
+  io: Io,
+): Promise<RunResult> {
   const modeName = effective.mode || 'run';
   const failed = (reason: string): RunResult => ({ ok: false, failure: redact(`supaneon-sync ${modeName} failed: ${reason}`) });
 
@@ -130,10 +137,14 @@ async function alertIfAsked(
   const mode = effective.mode as Mode | undefined;
   if (!token || /\s/.test(token) || !mode || !ALERT_MODES.includes(mode)) return;
   if (!run) {
-    io.log.warn('alert: github-token is set, but GITHUB_REPOSITORY and GITHUB_RUN_ID are not (this is not a GitHub Actions run), so no alert was sent');
+    io.log.warn(
+      'alert: github-token is set, but GITHUB_REPOSITORY and GITHUB_RUN_ID are not (this is not a GitHub Actions run), so no alert was sent',
+    );
     return;
   }
-  const outcome = result.ok ? { ok: true as const } : { ok: false as const, failure: result.failure ?? `supaneon-sync ${mode} failed`, details: errors };
+  const outcome = result.ok
+    ? { ok: true as const }
+    : { ok: false as const, failure: result.failure ?? `supaneon-sync ${mode} failed`, details: errors };
   await sendAlert({ token, mode, run, outcome, log: io.log });
 }
 

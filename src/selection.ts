@@ -33,7 +33,8 @@ export function isSystemDatabase(db: string): boolean {
 export function validatePattern(pattern: string): string | undefined {
   if (pattern.trim() === '') return 'pattern is empty';
   if (pattern.includes('\0')) return `pattern ${JSON.stringify(pattern)} contains a NUL character`;
-  if (/(^|[^\\])(\\\\)*\\$/.test(pattern)) return `pattern ${JSON.stringify(pattern)} ends with a lone "\\"; write "\\\\" for a literal backslash`;
+  if (/(^|[^\\])(\\\\)*\\$/.test(pattern))
+    return `pattern ${JSON.stringify(pattern)} ends with a lone "\\"; write "\\\\" for a literal backslash`;
   // An escaped `*` or `?` is a literal character; an escaped `.` is still the namespace's dot.
   if (!/[.*?]/.test(pattern.replace(/\\(.)/gsu, (_, c: string) => (c === '.' ? '.' : 'x')))) {
     return `pattern ${JSON.stringify(pattern)} cannot match any "database.collection" name; did you mean "${pattern}.*"?`;

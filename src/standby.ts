@@ -198,8 +198,7 @@ async function syncCollections(
     w?.();
   };
   const name = (s: CollectionSource) => `${s.spec.database}.${s.spec.collection}`;
-  const named = (s: CollectionSource, err: unknown) =>
-    new Error(`backup of ${name(s)} failed: ${(err as Error).message}`, { cause: err });
+  const named = (s: CollectionSource, err: unknown) => new Error(`backup of ${name(s)} failed: ${(err as Error).message}`, { cause: err });
 
   const startReading = (index: number, slot: number): Reading => {
     const source = sources[index];
@@ -292,7 +291,9 @@ async function readCollection(r: Reading, log: Logger): Promise<void> {
 }
 
 function viewResult(spec: CollectionSpec, log: Logger): CollectionSyncResult {
-  log.info(`${spec.database}.${spec.collection}: view on ${spec.options.viewOn}: its definition is recorded in the manifest, its results are not copied`);
+  log.info(
+    `${spec.database}.${spec.collection}: view on ${spec.options.viewOn}: its definition is recorded in the manifest, its results are not copied`,
+  );
   const hash = new ContentHash();
   return {
     spec,

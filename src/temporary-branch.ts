@@ -9,7 +9,16 @@
 import type pg from 'pg';
 import { STANDBY, type Config } from './config.js';
 import type { Io } from './io.js';
-import { BACKUP_KIND, TEMPORARY_KIND, TOOL_ANNOTATION, findStandby, neonApiFor, standbyNotFound, type BranchInfo, type NeonApi } from './neon.js';
+import {
+  BACKUP_KIND,
+  TEMPORARY_KIND,
+  TOOL_ANNOTATION,
+  findStandby,
+  neonApiFor,
+  standbyNotFound,
+  type BranchInfo,
+  type NeonApi,
+} from './neon.js';
 import { roleAndDatabaseOf } from './connection-string.js';
 import { freeBranchName } from './naming.js';
 import { connectPostgres } from './postgres.js';
@@ -138,7 +147,12 @@ export async function withTemporaryBranch<T>(
   io.saveState(STATE_TEMPORARY_BRANCH_NAME, name);
   let renewal: ExpiryRenewal | undefined;
   try {
-    const created = await neon.createTemporaryBranch({ name, parentId: req.backup.id, expiresAt, ...roleAndDatabaseOf(config.neonDatabaseUrl) });
+    const created = await neon.createTemporaryBranch({
+      name,
+      parentId: req.backup.id,
+      expiresAt,
+      ...roleAndDatabaseOf(config.neonDatabaseUrl),
+    });
     // Masked before anything else can print it.
     registerRuntimeSecret(created.password);
     const branch = created.branch;
@@ -262,9 +276,7 @@ export async function cleanupTemporaryBranch(state: { id?: string; name?: string
   }
   const neon = neonApiFor(config, io.log);
   const branches = await neon.listBranches();
-  const targets = branches.filter(
-    (b) => b.annotations[TOOL_ANNOTATION] === TEMPORARY_KIND && (id ? b.id === id : b.name === name),
-  );
+  const targets = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === TEMPORARY_KIND && (id ? b.id === id : b.name === name));
   const foreign = branches.find((b) => (id ? b.id === id : b.name === name) && b.annotations[TOOL_ANNOTATION] !== TEMPORARY_KIND);
   if (foreign) {
     io.log.warn(`supaneon-sync post: branch "${foreign.name}" (${foreign.id}) is not a supaneon-sync restore-test branch; not deleting it`);
@@ -295,13 +307,7 @@ async function connectWithPatience(
   }
 }
 
-async function removeOrKeep(
-  neon: NeonApi,
-  made: MadeBranch,
-  keep: boolean,
-  config: Config,
-  io: Io,
-): Promise<void> {
+async function removeOrKeep(neon: NeonApi, made: MadeBranch, keep: boolean, config: Config, io: Io): Promise<void> {
   try {
     // No branch: the create failed, but Neon may have made it anyway; only this tool's temporary branch is touched.
     const targets = made.branch
@@ -335,7 +341,7 @@ function connectHint(b: BranchInfo, config: Config): string {
     `keeping restore branch "${b.name}" (${b.id}) as asked (keep-restore-branch: true)` +
     `${b.expiresAt ? `; it expires at ${b.expiresAt}` : ''}. Connect with the standby's role and database: ` +
     `psql "postgresql://${role}@<endpoint host of branch ${b.id}>/${database}?sslmode=require" with that branch's own password ` +
-    '(the Neon console shows it; it may differ from the standby\'s), or copy its connection string from the console. Delete it there when done.'
+    "(the Neon console shows it; it may differ from the standby's), or copy its connection string from the console. Delete it there when done."
   );
 }
 

@@ -91,7 +91,12 @@ export async function verifyBackup(client: pg.Client, opts: VerifyOptions): Prom
   try {
     for (const c of manifest.collections) {
       if (c.kind === 'view') {
-        add({ subject: label(c), check: 'view recorded', status: 'pass', detail: 'views are recorded in the manifest, not stored as tables' });
+        add({
+          subject: label(c),
+          check: 'view recorded',
+          status: 'pass',
+          detail: 'views are recorded in the manifest, not stored as tables',
+        });
         continue;
       }
       await opts.log.group(`Verifying ${label(c)}`, async () => {
@@ -156,19 +161,27 @@ async function verifyCollection(
     subject,
     check: 'row count',
     status: totals.rows === c.documents ? 'pass' : 'fail',
-    detail: `${totals.rows} rows restored, manifest says ${c.documents}` + (totals.bytes === c.bsonBytes ? '' : `; ${totals.bytes} BSON bytes, manifest says ${c.bsonBytes}`),
+    detail:
+      `${totals.rows} rows restored, manifest says ${c.documents}` +
+      (totals.bytes === c.bsonBytes ? '' : `; ${totals.bytes} BSON bytes, manifest says ${c.bsonBytes}`),
   });
   add({
     subject,
     check: 'content hash',
     status: totals.contentHash === c.contentHash ? 'pass' : 'fail',
-    detail: totals.contentHash === c.contentHash ? `recomputed ${short(totals.contentHash)} = manifest` : `recomputed ${totals.contentHash}, manifest says ${c.contentHash}`,
+    detail:
+      totals.contentHash === c.contentHash
+        ? `recomputed ${short(totals.contentHash)} = manifest`
+        : `recomputed ${totals.contentHash}, manifest says ${c.contentHash}`,
   });
   add({
     subject,
     check: 'hash column = sha256(bson)',
     status: totals.badHashRows === 0 ? 'pass' : 'fail',
-    detail: totals.badHashRows === 0 ? `all ${totals.rows} rows` : `${totals.badHashRows} of ${totals.rows} rows differ (e.g. _id ${totals.badHashExample})`,
+    detail:
+      totals.badHashRows === 0
+        ? `all ${totals.rows} rows`
+        : `${totals.badHashRows} of ${totals.rows} rows differ (e.g. _id ${totals.badHashExample})`,
   });
 
   const scope = opts.mode === 'sample' ? `random sample of ${rows.checked} of ${totals.rows} rows` : `all ${rows.checked} rows`;
@@ -213,7 +226,9 @@ async function tableProblem(client: pg.Client, relation: string): Promise<string
   const actual = new Map(r.rows.map((row) => [row.attname, row.type]));
   const problems = Object.entries(EXPECTED_COLUMNS)
     .filter(([name, type]) => actual.get(name) !== type)
-    .map(([name, type]) => (actual.has(name) ? `column ${name} is ${actual.get(name)}, expected ${type}` : `column ${name} (${type}) missing`));
+    .map(([name, type]) =>
+      actual.has(name) ? `column ${name} is ${actual.get(name)}, expected ${type}` : `column ${name} (${type}) missing`,
+    );
   return problems.length > 0 ? problems.join('; ') : undefined;
 }
 
@@ -230,7 +245,10 @@ interface Totals {
  * as eight 32-bit limbs, carried here), and rows whose hash column disagrees.
  */
 async function tableTotals(client: pg.Client, relation: string): Promise<Totals> {
-  const limbs = Array.from({ length: 8 }, (_, i) => `coalesce(sum(('x' || encode(substring(h from ${i * 4 + 1} for 4), 'hex'))::bit(32)::bigint), 0)::text AS l${i}`);
+  const limbs = Array.from(
+    { length: 8 },
+    (_, i) => `coalesce(sum(('x' || encode(substring(h from ${i * 4 + 1} for 4), 'hex'))::bit(32)::bigint), 0)::text AS l${i}`,
+  );
   const r = await client.query(
     `SELECT count(*)::text AS rows, coalesce(sum(length(bson)), 0)::text AS bytes,
             count(*) FILTER (WHERE h IS DISTINCT FROM hash)::text AS bad,
@@ -284,7 +302,16 @@ interface RowCheck {
  * compare, not the collection.
  */
 async function checkRows(client: pg.Client, second: SecondConnection, relation: string, sample: number | undefined): Promise<RowCheck> {
-  const out: RowCheck = { checked: 0, content: new ContentHash(), badBson: bad(), badId: bad(), badHash: bad(), badDoc: bad(), missing: bad(), extra: bad() };
+  const out: RowCheck = {
+    checked: 0,
+    content: new ContentHash(),
+    badBson: bad(),
+    badId: bad(),
+    badHash: bad(),
+    badDoc: bad(),
+    missing: bad(),
+    extra: bad(),
+  };
   const source =
     sample === undefined
       ? `SELECT _id, doc, bson, hash FROM ${relation}`
@@ -469,8 +496,14 @@ export async function runUserCheck(client: pg.Client, sql: string, index: number
   try {
     const r = await client.query({ text: sql, rowMode: 'array' });
     const ok = r.rows.length === 1 && r.rows[0].length === 1 && r.rows[0][0] === true;
-    const got = r.rows.length !== 1 ? `${r.rows.length} rows` : r.rows[0].length !== 1 ? `${r.rows[0].length} columns` : JSON.stringify(r.rows[0][0]);
-    return { subject, check: shown, status: ok ? 'pass' : 'fail', detail: ok ? 'returned true' : `returned ${got}; a check must return one row with a single true` };
+    const got =
+      r.rows.length !== 1 ? `${r.rows.length} rows` : r.rows[0].length !== 1 ? `${r.rows[0].length} columns` : JSON.stringify(r.rows[0][0]);
+    return {
+      subject,
+      check: shown,
+      status: ok ? 'pass' : 'fail',
+      detail: ok ? 'returned true' : `returned ${got}; a check must return one row with a single true`,
+    };
   } catch (e) {
     return { subject, check: shown, status: 'fail', detail: `query failed: ${(e as Error).message}` };
   } finally {
@@ -503,7 +536,10 @@ export async function compareSourceCounts(
       subject,
       check: 'source count',
       status: live === rows ? 'pass' : 'notice',
-      detail: live === rows ? `${live} documents in MongoDB = restored` : `MongoDB now has ${live} documents, the backup ${rows} (changed since the backup)`,
+      detail:
+        live === rows
+          ? `${live} documents in MongoDB = restored`
+          : `MongoDB now has ${live} documents, the backup ${rows} (changed since the backup)`,
     });
   }
   return out;

@@ -58,12 +58,29 @@ describe('sendAlert', () => {
       runUrl: `${SERVER}/acme/shop/actions/runs/7`,
     });
     expect(currentGithubRun({ repo: { owner: 'a', repo: 'b' }, runId: NaN, sha: '', serverUrl: SERVER, apiUrl: SERVER })).toBeUndefined();
-    const noRepo = { get repo(): never { throw new Error('context.repo requires a GITHUB_REPOSITORY'); }, runId: 1, sha: '', serverUrl: SERVER, apiUrl: SERVER };
+    const noRepo = {
+      get repo(): never {
+        throw new Error('context.repo requires a GITHUB_REPOSITORY');
+      },
+      runId: 1,
+      sha: '',
+      serverUrl: SERVER,
+      apiUrl: SERVER,
+    };
     expect(currentGithubRun(noRepo)).toBeUndefined();
   });
 
   test('failure opens one issue per mode; a further failure comments; a success comments and closes; pull requests and other modes are left alone', async () => {
-    api.issues.push({ number: 1, title: 'a PR quoting the marker', body: alertMarker('backup'), state: 'open', stateReason: null, labels: [ALERT_LABEL], comments: [], pullRequest: true });
+    api.issues.push({
+      number: 1,
+      title: 'a PR quoting the marker',
+      body: alertMarker('backup'),
+      state: 'open',
+      stateReason: null,
+      labels: [ALERT_LABEL],
+      comments: [],
+      pullRequest: true,
+    });
     const io = recordingIo();
     await sendAlert({ token: TOKEN, mode: 'backup', run: run(11), outcome: failure, log: io.log, now: new Date('2026-12-01T03:17:00Z') });
     expect(api.issues).toHaveLength(2);
@@ -76,7 +93,13 @@ describe('sendAlert', () => {
     expect(io.lines).toEqual([`alert: opened tracking issue #2 (https://github.example/${REPOSITORY}/issues/2)`]);
 
     await sendAlert({ token: TOKEN, mode: 'backup', run: run(12), outcome: failure, log: io.log });
-    await sendAlert({ token: TOKEN, mode: 'restore', run: run(12), outcome: { ...failure, failure: 'supaneon-sync restore failed: x' }, log: io.log });
+    await sendAlert({
+      token: TOKEN,
+      mode: 'restore',
+      run: run(12),
+      outcome: { ...failure, failure: 'supaneon-sync restore failed: x' },
+      log: io.log,
+    });
     expect(api.issues.map((i) => [i.number, i.title, i.comments.length])).toEqual([
       [1, 'a PR quoting the marker', 0],
       [2, 'supaneon-sync backup is failing', 1],
@@ -86,7 +109,9 @@ describe('sendAlert', () => {
 
     await sendAlert({ token: TOKEN, mode: 'backup', run: run(13), outcome: { ok: true }, log: io.log });
     expect(api.issues[1]).toMatchObject({ state: 'closed', stateReason: 'completed' });
-    expect(api.issues[1].comments[1]).toMatch(new RegExp(`^supaneon-sync backup succeeded again in \\[run 13\\]\\(${SERVER}/acme/shop/actions/runs/13\\)`));
+    expect(api.issues[1].comments[1]).toMatch(
+      new RegExp(`^supaneon-sync backup succeeded again in \\[run 13\\]\\(${SERVER}/acme/shop/actions/runs/13\\)`),
+    );
     expect(api.issues[2].state).toBe('open');
 
     // Nothing failing: a success sends no write at all.
@@ -97,13 +122,22 @@ describe('sendAlert', () => {
   });
 
   test.each([
-    [403, /could not look for the open tracking issue in acme\/shop at .*: HTTP 403 \(Resource not accessible by integration.*\): give the job 'permissions: issues: write'/],
+    [
+      403,
+      /could not look for the open tracking issue in acme\/shop at .*: HTTP 403 \(Resource not accessible by integration.*\): give the job 'permissions: issues: write'/,
+    ],
     [401, /the token was refused \(HTTP 401\)/],
     [500, /HTTP 500/],
   ])('HTTP %d: a warning naming the fix, never a throw', async (status, warning) => {
     api.failWith = status;
     const warnings: string[] = [];
-    const log: Logger = { info: () => undefined, warn: (m) => void warnings.push(m), error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
+    const log: Logger = {
+      info: () => undefined,
+      warn: (m) => void warnings.push(m),
+      error: () => undefined,
+      debug: () => undefined,
+      group: (_n, fn) => fn(),
+    };
     await expect(sendAlert({ token: TOKEN, mode: 'backup', run: run(1), outcome: failure, log })).resolves.toBeUndefined();
     expect(warnings).toEqual([expect.stringMatching(warning)]);
     expect(warnings[0]).toContain("the run's own result stands");
@@ -113,7 +147,11 @@ describe('sendAlert', () => {
     const unreachable = { ...run(1), apiUrl: await closedPort() };
     const io = recordingIo();
     await sendAlert({ token: TOKEN, mode: 'validate', run: unreachable, outcome: failure, log: io.log });
-    expect(io.lines).toEqual([expect.stringMatching(/^warning: alert: could not look for the open tracking issue .*check that this runner can reach GITHUB_API_URL/)]);
+    expect(io.lines).toEqual([
+      expect.stringMatching(
+        /^warning: alert: could not look for the open tracking issue .*check that this runner can reach GITHUB_API_URL/,
+      ),
+    ]);
   });
 });
 
@@ -130,7 +168,9 @@ describe('the bundle alerts with the runner environment', () => {
 
   function expectFailedWithoutLeak(run: ActionRun): void {
     expect(run.exitCode).toBe(1);
-    expect(run.stdout).toContain("::error::supaneon-sync backup failed: invalid configuration (1 problem):%0A- input 'retain' must be a whole number");
+    expect(run.stdout).toContain(
+      "::error::supaneon-sync backup failed: invalid configuration (1 problem):%0A- input 'retain' must be a whole number",
+    );
     expect(run.stdout.split('\n')).toContain(`::add-mask::${TOKEN}`);
     expect(findSecretLeaks(run, [TOKEN])).toEqual([]);
   }
@@ -157,7 +197,11 @@ describe('the bundle alerts with the runner environment', () => {
     if (status) api.failWith = status;
     const run = await runAction(broken, { env: runnerEnv(103, status ? api.apiUrl : await closedPort()) });
     expectFailedWithoutLeak(run);
-    expect(run.stdout).toMatch(status ? /::warning::alert: could not look for the open tracking issue in acme\/shop .*HTTP 403/ : /::warning::alert: could not look for the open tracking issue in acme\/shop .*check that this runner can reach GITHUB_API_URL/);
+    expect(run.stdout).toMatch(
+      status
+        ? /::warning::alert: could not look for the open tracking issue in acme\/shop .*HTTP 403/
+        : /::warning::alert: could not look for the open tracking issue in acme\/shop .*check that this runner can reach GITHUB_API_URL/,
+    );
     // The failure is the last word, after the warning.
     expect(run.stdout.trimEnd().split('\n').at(-1)).toMatch(/^::error::supaneon-sync backup failed: invalid configuration/);
   });
@@ -188,35 +232,61 @@ describeWithStack('a successful backup closes the tracking issue and records the
 
   afterAll(async () => {
     const mongo = await connectMongo(env.MONGODB_SRV_URL);
-    await mongo.db(DB).dropDatabase().catch(() => undefined);
+    await mongo
+      .db(DB)
+      .dropDatabase()
+      .catch(() => undefined);
     await mongo.close();
     await project?.dispose();
   });
 
-  const runner = (runId: number) => ({ ...project.env, GITHUB_REPOSITORY: REPOSITORY, GITHUB_RUN_ID: String(runId), GITHUB_SHA: SHA, GITHUB_SERVER_URL: SERVER, GITHUB_API_URL: api.apiUrl });
+  const runner = (runId: number) => ({
+    ...project.env,
+    GITHUB_REPOSITORY: REPOSITORY,
+    GITHUB_RUN_ID: String(runId),
+    GITHUB_SHA: SHA,
+    GITHUB_SERVER_URL: SERVER,
+    GITHUB_API_URL: api.apiUrl,
+  });
 
   test('a stale standby: the freshness failure of restore opens the restore issue, with the age check in it', async () => {
     const run = await runAction({ mode: 'restore', 'max-backup-age': '26h', 'github-token': TOKEN }, { env: runner(200) });
     expect(run.exitCode).toBe(1);
-    expect(run.stdout).toContain('::error::supaneon-sync restore failed: no completed backup exists, so none is younger than max-backup-age 26h');
+    expect(run.stdout).toContain(
+      '::error::supaneon-sync restore failed: no completed backup exists, so none is younger than max-backup-age 26h',
+    );
     expect(findSecretLeaks(run, [TOKEN])).toEqual([]);
     expect(api.issues.map((i) => i.title)).toEqual(['supaneon-sync restore is failing']);
     expect(api.issues[0].body).toContain('no completed backup exists, so none is younger than max-backup-age 26h: run mode backup');
   });
 
   test('backup succeeds: comment, close, and the manifest names the run', async () => {
-    api.issues.push({ number: 1, title: 'supaneon-sync backup is failing', body: alertMarker('backup'), state: 'open', stateReason: null, labels: [ALERT_LABEL], comments: [] });
-    const run = await runAction(
-      { mode: 'backup', databases: DB, 'github-token': TOKEN },
-      { env: runner(201) },
-    );
+    api.issues.push({
+      number: 1,
+      title: 'supaneon-sync backup is failing',
+      body: alertMarker('backup'),
+      state: 'open',
+      stateReason: null,
+      labels: [ALERT_LABEL],
+      comments: [],
+    });
+    const run = await runAction({ mode: 'backup', databases: DB, 'github-token': TOKEN }, { env: runner(201) });
     expect({ exit: run.exitCode, stderr: run.stderr }).toEqual({ exit: 0, stderr: '' });
     expect(findSecretLeaks(run, [TOKEN])).toEqual([]);
-    expect(api.issues[0]).toMatchObject({ state: 'closed', stateReason: 'completed', comments: [expect.stringContaining(`[run 201](${SERVER}/${REPOSITORY}/actions/runs/201)`)] });
+    expect(api.issues[0]).toMatchObject({
+      state: 'closed',
+      stateReason: 'completed',
+      comments: [expect.stringContaining(`[run 201](${SERVER}/${REPOSITORY}/actions/runs/201)`)],
+    });
 
     const client = await connectPostgres(project.databaseUrl);
     try {
-      expect((await readManifest(client)).backup.github).toEqual({ repository: REPOSITORY, runId: '201', sha: SHA, runUrl: `${SERVER}/${REPOSITORY}/actions/runs/201` });
+      expect((await readManifest(client)).backup.github).toEqual({
+        repository: REPOSITORY,
+        runId: '201',
+        sha: SHA,
+        runUrl: `${SERVER}/${REPOSITORY}/actions/runs/201`,
+      });
     } finally {
       await client.end();
     }

@@ -98,9 +98,16 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
   });
   // Persistent API faults give up in seconds rather than Neon's production deadlines.
   const shortNeonTimeouts = { SUPANEON_NEON_REQUEST_TIMEOUT_SECONDS: '2', SUPANEON_NEON_RETRY_DEADLINE_SECONDS: '8' };
-  const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: <T,>(_n: string, fn: () => Promise<T>) => fn() };
+  const quiet = {
+    info: () => undefined,
+    warn: () => undefined,
+    error: () => undefined,
+    debug: () => undefined,
+    group: <T>(_n: string, fn: () => Promise<T>) => fn(),
+  };
 
-  const backups = async (): Promise<string[]> => (await neon.toolBranches('backup')).filter((b) => b.name.startsWith(PREFIX)).map((b) => b.id);
+  const backups = async (): Promise<string[]> =>
+    (await neon.toolBranches('backup')).filter((b) => b.name.startsWith(PREFIX)).map((b) => b.id);
 
   /** The standby's data for this test's database and the completed runs of its manifest. */
   async function standbyState(): Promise<string> {
@@ -125,7 +132,10 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
   /** A change in MongoDB, so a standby that took it is told apart from one that did not. */
   async function changeSource(): Promise<void> {
     changeCounter++;
-    await mongo.db(DB).collection('orders').updateOne({ _id: new Int32(1) } as Document, { $set: { faultRound: changeCounter } });
+    await mongo
+      .db(DB)
+      .collection('orders')
+      .updateOne({ _id: new Int32(1) } as Document, { $set: { faultRound: changeCounter } });
   }
 
   async function expectSucceeds(more: Record<string, string> = {}): Promise<ActionRun> {
@@ -167,7 +177,8 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
       DB,
       'bulk',
       (function* () {
-        for (let i = 0; i < BULK_DOCS; i++) yield { _id: new Int32(i), payload: `${i}:`.padEnd(600, 'abcdefghij'), at: new Date(1_700_000_000_000 + i) };
+        for (let i = 0; i < BULK_DOCS; i++)
+          yield { _id: new Int32(i), payload: `${i}:`.padEnd(600, 'abcdefghij'), at: new Date(1_700_000_000_000 + i) };
       })(),
       2000,
     );
@@ -182,7 +193,10 @@ describeWithStack(`mode: backup under faults (through ${ENTRY.label})`, STACK, (
   afterAll(async () => {
     await admin?.end().catch(() => undefined);
     if (mongo) {
-      await mongo.db(DB).dropDatabase().catch(() => undefined);
+      await mongo
+        .db(DB)
+        .dropDatabase()
+        .catch(() => undefined);
       await mongo.close();
     }
     await project?.dispose();

@@ -28,7 +28,13 @@ const MISC = `bk_misc_${suffix}`;
 const PREFIX = 'bkt-';
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
 
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
+const quiet: Logger = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  debug: () => undefined,
+  group: (_n, fn) => fn(),
+};
 
 describeWithStack('mode: backup on the local stack', STACK, (env) => {
   // This file's own Neon project; the product finds it through the NEON_* variables, as in CI.
@@ -80,12 +86,21 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
     mongo = await connectMongo(env.MONGODB_SRV_URL);
     await loadDataset(mongo, SHOP, shopDataset({ customers: 120, products: 30, orders: 400 }, 5));
     await loadCollection(mongo, MISC, 'random', randomDocuments(9, 300));
-    await loadCollection(mongo, MISC, 'events', Array.from({ length: 250 }, (_, i) => ({ _id: new Int32(i), kind: 'click', at: new Date(1_700_000_000_000 + i * 1000) })));
+    await loadCollection(
+      mongo,
+      MISC,
+      'events',
+      Array.from({ length: 250 }, (_, i) => ({ _id: new Int32(i), kind: 'click', at: new Date(1_700_000_000_000 + i * 1000) })),
+    );
   }, 600_000);
 
   afterAll(async () => {
     if (mongo) {
-      for (const db of [SHOP, MISC]) await mongo.db(db).dropDatabase().catch(() => undefined);
+      for (const db of [SHOP, MISC])
+        await mongo
+          .db(db)
+          .dropDatabase()
+          .catch(() => undefined);
       await mongo.close();
     }
     await project?.dispose();
@@ -149,7 +164,10 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
     const orders = mongo.db(SHOP).collection('orders');
     await orders.updateMany({ _id: { $in: [new Int32(1), new Int32(2)] } } as Document, { $set: { status: 'refunded' } });
     await orders.deleteMany({ _id: { $in: [new Int32(3), new Int32(4), new Int32(5)] } } as Document);
-    await mongo.db(MISC).collection('events').insertMany(Array.from({ length: 4 }, (_, i) => ({ _id: new Int32(1000 + i), kind: 'new' })) as Document[]);
+    await mongo
+      .db(MISC)
+      .collection('events')
+      .insertMany(Array.from({ length: 4 }, (_, i) => ({ _id: new Int32(1000 + i), kind: 'new' })) as Document[]);
 
     const io = await runBackup();
     expect(io.outputs.changed).toBe(String(2 + 3 + 4));
@@ -171,7 +189,9 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
       const r = await old.query(`SELECT doc->>'status' AS s FROM ${table(SHOP, 'orders')} WHERE _id = '{"$numberInt":"1"}'`);
       expect(r.rows).toHaveLength(1);
       expect(r.rows[0].s).not.toBe('refunded');
-      const gone = await old.query(`SELECT count(*)::int AS n FROM ${table(SHOP, 'orders')} WHERE _id IN ('{"$numberInt":"3"}', '{"$numberInt":"4"}', '{"$numberInt":"5"}')`);
+      const gone = await old.query(
+        `SELECT count(*)::int AS n FROM ${table(SHOP, 'orders')} WHERE _id IN ('{"$numberInt":"3"}', '{"$numberInt":"4"}', '{"$numberInt":"5"}')`,
+      );
       expect(gone.rows[0].n).toBe(3);
       const events = await old.query(`SELECT count(*)::int AS n FROM ${table(MISC, 'events')}`);
       expect(events.rows[0].n).toBe(250);
@@ -228,7 +248,10 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
   });
 
   test(`run as GitHub runs the action (${actionEntry().label}): outputs, job summary, no secret in the log`, async () => {
-    await mongo.db(MISC).collection('events').deleteOne({ _id: new Int32(0) } as Document);
+    await mongo
+      .db(MISC)
+      .collection('events')
+      .deleteOne({ _id: new Int32(0) } as Document);
     const before = await backups();
     const run = await startAction('main', {
       inputs: { mode: 'backup', databases: `${SHOP},${MISC}`, 'branch-prefix': PREFIX, retain: '3' },
@@ -243,7 +266,10 @@ describeWithStack('mode: backup on the local stack', STACK, (env) => {
     expect(run.summary).toContain('| Collection | Postgres table | Documents | Size | Changed | Content hash |');
     const password = decodeURIComponent(new URL(project.databaseUrl).password);
     // `::add-mask::` lines exist to carry the secret to the runner, which hides it everywhere after.
-    const logged = run.log.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n');
+    const logged = run.log
+      .split('\n')
+      .filter((l) => !l.startsWith('::add-mask::'))
+      .join('\n');
     for (const secret of [password, project.apiKey]) {
       expect(logged).not.toContain(secret);
       expect(run.summary).not.toContain(secret);

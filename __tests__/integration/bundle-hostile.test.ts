@@ -32,7 +32,13 @@ const HOSTILE = [
   'L'.repeat(200),
 ];
 
-const silent: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
+const silent: Logger = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  debug: () => undefined,
+  group: (_n, fn) => fn(),
+};
 
 /** Commands the runner would obey that no run of ours writes: anything a name could have forged. */
 function forgedCommands(run: ActionRun): string[] {
@@ -87,24 +93,44 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
     client = new MongoClient(stack.MONGODB_SRV_URL);
     await client.connect();
     for (const name of HOSTILE) {
-      await client.db(DB).collection<{ _id: number; name?: string; n?: number }>(name).insertMany([{ _id: 1, name }, { _id: 2, n: 2 }]);
+      await client
+        .db(DB)
+        .collection<{ _id: number; name?: string; n?: number }>(name)
+        .insertMany([
+          { _id: 1, name },
+          { _id: 2, n: 2 },
+        ]);
       names.push(name);
     }
-    await client.db(LONG_DB).collection<{ _id: number }>('orders').insertMany([{ _id: 1 }, { _id: 2 }]);
+    await client
+      .db(LONG_DB)
+      .collection<{ _id: number }>('orders')
+      .insertMany([{ _id: 1 }, { _id: 2 }]);
     await client.db(EMPTY_DB).createCollection('nothing_yet');
   }, 300_000);
 
   afterAll(async () => {
-    for (const db of [DB, LONG_DB, EMPTY_DB]) await client?.db(db).dropDatabase().catch(() => undefined);
+    for (const db of [DB, LONG_DB, EMPTY_DB])
+      await client
+        ?.db(db)
+        .dropDatabase()
+        .catch(() => undefined);
     await client?.close();
     await project?.dispose();
   });
 
   test('backup and restore of hostile names with a one-letter MongoDB password: no command forged, outputs intact, one warning', async () => {
-    const backup = await runAction({ ...common, mode: 'backup', 'mongodb-uri': withPassword('r'), databases: `${DB},${LONG_DB}` }, { env, timeoutMs: 300_000 });
+    const backup = await runAction(
+      { ...common, mode: 'backup', 'mongodb-uri': withPassword('r'), databases: `${DB},${LONG_DB}` },
+      { env, timeoutMs: 300_000 },
+    );
     expect({ exit: backup.exitCode, stderr: backup.stderr }).toEqual({ exit: 0, stderr: '' });
     expect(forgedCommands(backup)).toEqual([]);
-    expect(workflowCommands(backup.stdout).filter((c) => c.name === 'add-mask').map((c) => c.data)).not.toContain('r');
+    expect(
+      workflowCommands(backup.stdout)
+        .filter((c) => c.name === 'add-mask')
+        .map((c) => c.data),
+    ).not.toContain('r');
     // Our own outputs are ours: not rewritten, not dropped.
     expect(backup.outputs['branch-id']).toMatch(/^br-[a-z0-9-]+$/);
     expect((await backupIds())[0]).toBe(backup.outputs['branch-id']);
@@ -120,7 +146,10 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
     expect(backup.summary).toContain('&lt;img src=x onerror=alert(1)&gt;');
     expect(backup.summary.split('\n').filter((l) => l.startsWith(`| ${DB}.`))).toHaveLength(HOSTILE.length);
 
-    const restore = await runAction({ ...common, mode: 'restore', 'backup-branch': backup.outputs['branch-id'] }, { env, timeoutMs: 300_000 });
+    const restore = await runAction(
+      { ...common, mode: 'restore', 'backup-branch': backup.outputs['branch-id'] },
+      { env, timeoutMs: 300_000 },
+    );
     expect(restore.exitCode).toBe(0);
     expect(restore.outputs.verified).toBe('true');
     expect(forgedCommands(restore)).toEqual([]);
@@ -130,11 +159,19 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
   test('recover: a prefix that pushes a database name past 63 bytes is refused before anything is written', async () => {
     const prefix = 'p'.repeat(30);
     const run = await runAction(
-      { ...common, mode: 'recover', 'backup-branch': 'standby', databases: LONG_DB, 'target-mongodb-uri': stack.MONGODB_SRV_URL, 'target-database-prefix': prefix },
+      {
+        ...common,
+        mode: 'recover',
+        'backup-branch': 'standby',
+        databases: LONG_DB,
+        'target-mongodb-uri': stack.MONGODB_SRV_URL,
+        'target-database-prefix': prefix,
+      },
       { env, timeoutMs: 300_000 },
     );
     expect(run.exitCode).toBe(1);
-    const failure = workflowCommands(run.stdout).find((c) => c.name === 'error' && c.data.startsWith('supaneon-sync recover failed'))?.data ?? '';
+    const failure =
+      workflowCommands(run.stdout).find((c) => c.name === 'error' && c.data.startsWith('supaneon-sync recover failed'))?.data ?? '';
     expect(failure).toContain(`${LONG_DB}.orders: target database name "${prefix}${LONG_DB}"`);
     expect(failure).toContain(`target-database-prefix '${prefix}'`);
     expect(failure).toMatch(/is 70 bytes; MongoDB allows at most 63 bytes in a database name/);
@@ -146,10 +183,18 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
   test('backup: a listed database that does not exist stops the run and changes nothing; only separators are a usage error', async () => {
     const tables = await standbyTables();
     const before = await backupIds();
-    const missing = await runAction({ ...common, mode: 'backup', 'mongodb-uri': stack.MONGODB_SRV_URL, databases: `${DB},nosuchdb_${process.pid}` }, { env, timeoutMs: 300_000 });
+    const missing = await runAction(
+      { ...common, mode: 'backup', 'mongodb-uri': stack.MONGODB_SRV_URL, databases: `${DB},nosuchdb_${process.pid}` },
+      { env, timeoutMs: 300_000 },
+    );
     expect(missing.exitCode).toBe(1);
-    expect(missing.stdout).toContain(`::error::supaneon-sync backup failed: database nosuchdb_${process.pid} listed in 'databases' does not exist: fix the names in the 'databases' input`);
-    const separators = await runAction({ ...common, mode: 'backup', 'mongodb-uri': stack.MONGODB_SRV_URL, databases: ' , ,' }, { env, timeoutMs: 120_000 });
+    expect(missing.stdout).toContain(
+      `::error::supaneon-sync backup failed: database nosuchdb_${process.pid} listed in 'databases' does not exist: fix the names in the 'databases' input`,
+    );
+    const separators = await runAction(
+      { ...common, mode: 'backup', 'mongodb-uri': stack.MONGODB_SRV_URL, databases: ' , ,' },
+      { env, timeoutMs: 120_000 },
+    );
     expect(separators.exitCode).toBe(1);
     expect(separators.stdout).toMatch(/input 'databases' holds only separators/);
     expect(await standbyTables()).toEqual(tables);
@@ -158,7 +203,13 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
     // A listed database that exists but is empty is said, and the backup goes on.
     // (An earlier backup in this file selected DB too: dropping it from the selection is deliberate here.)
     const empty = await runAction(
-      { ...common, mode: 'backup', 'mongodb-uri': stack.MONGODB_SRV_URL, databases: `${LONG_DB},${EMPTY_DB}`, 'allow-selection-change': 'true' },
+      {
+        ...common,
+        mode: 'backup',
+        'mongodb-uri': stack.MONGODB_SRV_URL,
+        databases: `${LONG_DB},${EMPTY_DB}`,
+        'allow-selection-change': 'true',
+      },
       { env, timeoutMs: 300_000 },
     );
     expect(empty.exitCode).toBe(0);
@@ -173,7 +224,9 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
         { env, timeoutMs: 300_000 },
       );
       expect({ mode, exit: run.exitCode }).toEqual({ mode, exit: 1 });
-      expect(run.stdout).toMatch(new RegExp(`failed: backup-branch "${main!.name}" is branch "${main!.name}" \\(${main!.id}\\), which is the standby, not a backup`));
+      expect(run.stdout).toMatch(
+        new RegExp(`failed: backup-branch "${main!.name}" is branch "${main!.name}" \\(${main!.id}\\), which is the standby, not a backup`),
+      );
       expect(run.stdout).toMatch(/set backup-branch: standby to read the standby itself/);
     }
     const standby = await runAction({ ...common, mode: 'restore', 'backup-branch': 'standby' }, { env, timeoutMs: 300_000 });
@@ -193,7 +246,10 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
     // validate's own connect deadlines, which would test the machine rather than the masking.
     const runs = [];
     for (const [label, password] of Object.entries(shapes)) {
-      const run = await runAction({ ...common, mode: 'validate', 'mongodb-uri': withPassword(password), databases: DB }, { env, timeoutMs: 120_000 });
+      const run = await runAction(
+        { ...common, mode: 'validate', 'mongodb-uri': withPassword(password), databases: DB },
+        { env, timeoutMs: 120_000 },
+      );
       runs.push({ label, password, run });
     }
     for (const { label, password, run } of runs) {
@@ -201,7 +257,10 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
       const long = [password, decoded].filter((f) => [...f].length >= 8);
       expect({ label, leaks: findSecretLeaks(run, long) }).toEqual({ label, leaks: [] });
       // Anywhere but the ::add-mask:: lines that hand the whole URL to the runner.
-      const written = [run.stdout, run.stderr, run.summary, run.files.output, run.files.state].join('\n').split('\n').filter((l) => !l.startsWith('::add-mask::'));
+      const written = [run.stdout, run.stderr, run.summary, run.files.output, run.files.state]
+        .join('\n')
+        .split('\n')
+        .filter((l) => !l.startsWith('::add-mask::'));
       expect({ label, inUrl: written.some((l) => l.includes(`hostile_user:${password}@`)) }).toEqual({ label, inUrl: false });
       expect({ label, valid: run.outputs.valid }).toEqual({ label, valid: 'true' });
       expect(forgedCommands(run)).toEqual([]);
@@ -209,7 +268,10 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
     }
 
     const VALUE = 'Zq7OptionValueEcho';
-    const option = await runAction({ ...common, mode: 'validate', 'mongodb-uri': `${stack.MONGODB_SRV_URL.replace(/\/?$/, '/')}?readPreference=${VALUE}` }, { env, timeoutMs: 120_000 });
+    const option = await runAction(
+      { ...common, mode: 'validate', 'mongodb-uri': `${stack.MONGODB_SRV_URL.replace(/\/?$/, '/')}?readPreference=${VALUE}` },
+      { env, timeoutMs: 120_000 },
+    );
     expect(option.exitCode).toBe(1);
     expect(findSecretLeaks(option, [VALUE])).toEqual([]);
     expect(option.summary).toContain('readPreference (value not shown)');
@@ -223,7 +285,10 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
 
     // Run from a workflow's run: step, the CLI's output is read by the runner too: a value it
     // prints (here an invalid project id) cannot act as a command.
-    const inStep = await runCli(['validate', '--neon-project-id', 'x\n::add-mask::br-\ny'], { env: { ...env, GITHUB_ACTIONS: 'true' }, timeoutMs: 60_000 });
+    const inStep = await runCli(['validate', '--neon-project-id', 'x\n::add-mask::br-\ny'], {
+      env: { ...env, GITHUB_ACTIONS: 'true' },
+      timeoutMs: 60_000,
+    });
     expect(inStep.exitCode).toBe(1);
     expect(inStep.stdout + inStep.stderr).toContain('::add-mask::br-');
     expect(forgedCommands(inStep)).toEqual([]);
@@ -266,7 +331,9 @@ describeWithStack('hostile names, short secrets and refused inputs, through the 
       expect(run.stdout).toContain(`Fix: lower retain to ${retain - 1}`);
       expect(await backupIds()).toEqual(before);
       expect(await standbyTables()).toEqual(tables);
-      expect((await neon.listBranches()).filter((b) => b.annotations[TOOL_ANNOTATION] === undefined && made.includes(b.id))).toHaveLength(made.length);
+      expect((await neon.listBranches()).filter((b) => b.annotations[TOOL_ANNOTATION] === undefined && made.includes(b.id))).toHaveLength(
+        made.length,
+      );
     } finally {
       await protect(false);
       for (const id of made) await neon.deleteBranch(id).catch(() => undefined);

@@ -156,7 +156,12 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
       // written, so the runner hides them even if a message slipped through redaction.
       const masked = maskedValues(main);
       const firstOther = main.stdout.split('\n').findIndex((l) => l !== '' && !l.startsWith('::add-mask::'));
-      expect(main.stdout.split('\n').slice(firstOther).some((l) => l.startsWith('::add-mask::'))).toBe(false);
+      expect(
+        main.stdout
+          .split('\n')
+          .slice(firstOther)
+          .some((l) => l.startsWith('::add-mask::')),
+      ).toBe(false);
       const inputs = scenarios[name];
       const expected = [
         MONGO_PASSWORD,
@@ -188,13 +193,18 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
     beforeAll(async () => {
       mongoClient = new MongoClient(stack.MONGODB_SRV_URL);
       await mongoClient.connect();
-      await mongoClient.db(SOURCE_DB).collection<{ _id: number; owner: string; note: string }>('accounts').insertMany(
-        Array.from({ length: 50 }, (_, i) => ({ _id: i, owner: `user${i}`, note: 'not a secret' })),
-      );
+      await mongoClient
+        .db(SOURCE_DB)
+        .collection<{ _id: number; owner: string; note: string }>('accounts')
+        .insertMany(Array.from({ length: 50 }, (_, i) => ({ _id: i, owner: `user${i}`, note: 'not a secret' })));
     }, 600_000);
 
     afterAll(async () => {
-      for (const db of [SOURCE_DB, `${PREFIX}${SOURCE_DB}`]) await mongoClient?.db(db).dropDatabase().catch(() => undefined);
+      for (const db of [SOURCE_DB, `${PREFIX}${SOURCE_DB}`])
+        await mongoClient
+          ?.db(db)
+          .dropDatabase()
+          .catch(() => undefined);
       await mongoClient?.close();
     });
 
@@ -207,7 +217,13 @@ describeWithStack('secrets never appear in what the bundle writes', STACK, (stac
       const branchId = backup.outputs['branch-id'];
       expect(branchId).toMatch(/^br-/);
 
-      const restoreInputs = { ...common, mode: 'restore', 'backup-branch': branchId, 'mongodb-uri': reachableMongo, 'compare-source': 'true' };
+      const restoreInputs = {
+        ...common,
+        mode: 'restore',
+        'backup-branch': branchId,
+        'mongodb-uri': reachableMongo,
+        'compare-source': 'true',
+      };
       const restore = await runAction(restoreInputs, { env, timeoutMs: 300_000 });
       expectNoLeak(restore, 'restore');
       expect(restore.exitCode).toBe(0);

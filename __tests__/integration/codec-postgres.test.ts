@@ -11,7 +11,15 @@ import { BSON, Decimal128, Int32, ObjectId } from 'mongodb';
 import type pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import {
-  CodecError, ContentHash, COPY_COLUMNS, copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, decodeExact, encodeDocument, type StoredRow,
+  CodecError,
+  ContentHash,
+  COPY_COLUMNS,
+  copyBinaryHeader,
+  copyBinaryTrailer,
+  copyBinaryTuple,
+  decodeExact,
+  encodeDocument,
+  type StoredRow,
 } from '../../src/codec.js';
 import { jsonbText } from '../../src/codec/jsonb-text.js';
 import { quoteIdent, schemaNameFor, tableNameFor } from '../../src/naming.js';
@@ -32,11 +40,16 @@ const APP_COLLECTION = `app.users ${suffix}`;
 async function copyRows(client: pg.Client, table: string, rows: Iterable<StoredRow>): Promise<void> {
   const columns = COPY_COLUMNS.map(quoteIdent).join(', ');
   const sink = client.query(copyFrom(`COPY ${table} (${columns}) FROM STDIN (FORMAT binary)`));
-  await pipeline(Readable.from((function* () {
-    yield copyBinaryHeader();
-    for (const row of rows) yield copyBinaryTuple(row);
-    yield copyBinaryTrailer();
-  })()), sink);
+  await pipeline(
+    Readable.from(
+      (function* () {
+        yield copyBinaryHeader();
+        for (const row of rows) yield copyBinaryTuple(row);
+        yield copyBinaryTrailer();
+      })(),
+    ),
+    sink,
+  );
 }
 
 describeWithStack('codec rows in PostgreSQL', ['NEON_API_HOST', 'NEON_API_KEY'], () => {
@@ -68,7 +81,8 @@ describeWithStack('codec rows in PostgreSQL', ['NEON_API_HOST', 'NEON_API_KEY'],
     await copyRows(client, table(collection), rows);
 
     const { rows: back } = await client.query<{ _id: string; bson: Buffer; hash: Buffer; hash_ok: boolean }>(
-      `SELECT _id, bson, hash, hash = sha256(bson) AS hash_ok FROM ${table(collection)}`);
+      `SELECT _id, bson, hash, hash = sha256(bson) AS hash_ok FROM ${table(collection)}`,
+    );
     expect(back).toHaveLength(rows.length);
     const byId = new Map(back.map((r) => [r._id, r]));
     const written = new ContentHash();
@@ -90,7 +104,8 @@ describeWithStack('codec rows in PostgreSQL', ['NEON_API_HOST', 'NEON_API_KEY'],
       `SELECT e.id FROM unnest($1::text[], $2::text[]) AS e(id, doc)
          LEFT JOIN ${table(collection)} t ON t._id = e.id
         WHERE t.doc IS DISTINCT FROM e.doc::jsonb LIMIT 5`,
-      [rows.map((r) => r.id), rows.map((r) => r.doc)]);
+      [rows.map((r) => r.id), rows.map((r) => r.doc)],
+    );
     expect(mismatched).toEqual([]);
     // And its text is what jsonbText predicts from the query form, so a check may compare the two
     // as text without sending the rebuilt form to PostgreSQL.
@@ -128,7 +143,14 @@ describeWithStack('codec rows in PostgreSQL', ['NEON_API_HOST', 'NEON_API_KEY'],
   });
 
   test('mapped names of reserved, long, quoted and Unicode databases and collections are usable identifiers', async () => {
-    const databases = [`pg_codec_${suffix}`, `PG_Catalog_${suffix}`, 'public', 'information_schema', 'supaneon_sync', `${'ü'.repeat(40)}_${suffix}`];
+    const databases = [
+      `pg_codec_${suffix}`,
+      `PG_Catalog_${suffix}`,
+      'public',
+      'information_schema',
+      'supaneon_sync',
+      `${'ü'.repeat(40)}_${suffix}`,
+    ];
     const collections = ['a"b', "it's", 'x.y.z', ' lead and trail ', '日本語'.repeat(10), 'c'.repeat(120)];
     for (const db of databases) {
       const s = quoteIdent(schemaNameFor(db));
@@ -138,7 +160,8 @@ describeWithStack('codec rows in PostgreSQL', ['NEON_API_HOST', 'NEON_API_KEY'],
         for (const c of collections) await client.query(`CREATE TABLE ${s}.${quoteIdent(tableNameFor(c))} (_id text PRIMARY KEY)`);
         const { rows } = await client.query<{ n: number }>(
           'SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename = ANY($2::text[])',
-          [schemaNameFor(db), collections.map(tableNameFor)]);
+          [schemaNameFor(db), collections.map(tableNameFor)],
+        );
         expect(rows[0].n).toBe(collections.length);
       } finally {
         await client.query(`DROP SCHEMA IF EXISTS ${s} CASCADE`);
@@ -156,21 +179,28 @@ describeWithStack('codec rows in PostgreSQL', ['NEON_API_HOST', 'NEON_API_KEY'],
       createdAt: new Date(Date.UTC(2024, 0, 1 + i)),
       tags: ['a', `t${i % 5}`],
     }));
-    await roundTrip(APP_COLLECTION, users.map((u) => Buffer.from(BSON.serialize(u))));
+    await roundTrip(
+      APP_COLLECTION,
+      users.map((u) => Buffer.from(BSON.serialize(u))),
+    );
 
     const { rows } = await client.query<{ email: string; total: string; created: Date }>(
       `SELECT doc->>'email' AS email, (doc->>'total')::numeric::text AS total, (doc->>'createdAt')::timestamptz AS created
          FROM ${table(APP_COLLECTION)}
         WHERE (doc->>'age')::int > 40 AND doc @> '{"status":"paid"}' AND doc->'tags' ? 'a'
-        ORDER BY (doc->>'age')::int`);
+        ORDER BY (doc->>'age')::int`,
+    );
     const expected = users.filter((u) => u.age.value > 40 && u.status === 'paid');
     expect(expected.length).toBeGreaterThan(3);
     expect(rows.map((r) => r.email)).toEqual(expected.map((u) => u.email));
     expect(rows.map((r) => r.total)).toEqual(expected.map((u) => u.total.toString())); // exact, trailing zero kept
     expect(rows.map((r) => r.created.getTime())).toEqual(expected.map((u) => u.createdAt.getTime()));
 
-    const { rows: [byId] } = await client.query<{ email: string }>(
-      `SELECT doc->>'email' AS email FROM ${table(APP_COLLECTION)} WHERE doc->>'_id' = $1`, [users[7]._id.toHexString()]);
+    const {
+      rows: [byId],
+    } = await client.query<{ email: string }>(`SELECT doc->>'email' AS email FROM ${table(APP_COLLECTION)} WHERE doc->>'_id' = $1`, [
+      users[7]._id.toHexString(),
+    ]);
     expect(byId.email).toBe(users[7].email);
   });
 });

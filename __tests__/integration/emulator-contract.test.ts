@@ -38,9 +38,14 @@ const NOT_SERVED: Array<[RegExp, string]> = [
 
 function recordedInteractions(): Interaction[] {
   const out: Interaction[] = [];
-  for (const file of readdirSync(DIR).filter((f) => f.endsWith('.yaml')).sort()) {
+  for (const file of readdirSync(DIR)
+    .filter((f) => f.endsWith('.yaml'))
+    .sort()) {
     const doc = parse(readFileSync(path.join(DIR, file), 'utf8')) as {
-      interactions: { request: { method: string; uri: string; body: string | null }; response: { status: { code: number }; body: { string: string } } }[];
+      interactions: {
+        request: { method: string; uri: string; body: string | null };
+        response: { status: { code: number }; body: { string: string } };
+      }[];
     };
     for (const i of doc.interactions) {
       const url = new URL(i.request.uri);
@@ -66,7 +71,8 @@ function typeOf(v: unknown): string {
 /** Fields of `recorded` that `actual` lacks or has with another JSON type, as `path: why`. */
 export function shapeDifferences(recorded: unknown, actual: unknown, at = '$'): string[] {
   if (recorded === null || recorded === undefined) return [];
-  if (typeOf(recorded) !== typeOf(actual)) return [`${at}: Neon sends ${typeOf(recorded)}, the emulator ${actual === undefined ? 'nothing' : typeOf(actual)}`];
+  if (typeOf(recorded) !== typeOf(actual))
+    return [`${at}: Neon sends ${typeOf(recorded)}, the emulator ${actual === undefined ? 'nothing' : typeOf(actual)}`];
   if (Array.isArray(recorded)) {
     const a = actual as unknown[];
     return recorded.length > 0 && a.length > 0 ? shapeDifferences(recorded[0], a[0], `${at}[0]`) : [];
@@ -102,16 +108,23 @@ describeWithStack('emulator contract: recorded Neon traffic replayed', STACK, ()
       headers: { authorization: `Bearer ${project.apiKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ branch: { name: 'contract' }, endpoints: [{ type: 'read_write' }] }),
     });
-    const body = (await created.json()) as { branch: { id: string }; endpoints: { id: string }[]; operations: { id: string; status: string; endpoint_id?: string }[] };
+    const body = (await created.json()) as {
+      branch: { id: string };
+      endpoints: { id: string }[];
+      operations: { id: string; status: string; endpoint_id?: string }[];
+    };
     expect(created.status).toBe(201);
     // As on Neon, a create answers at once, its operations not yet finished.
     expect(body.operations.map((o) => o.status).every((s) => s === 'scheduling' || s === 'running')).toBe(true);
-    const main = ((await api('GET', `/projects/${project.projectId}/branches`)).json as { branches: { id: string; default: boolean }[] }).branches.find((b) => b.default);
+    const main = (
+      (await api('GET', `/projects/${project.projectId}/branches`)).json as { branches: { id: string; default: boolean }[] }
+    ).branches.find((b) => b.default);
     for (const i of interactions) {
       for (const m of i.path.matchAll(/\/projects\/([^/?]+)/g)) ids.set(m[1], project.projectId);
       for (const m of i.path.matchAll(/\b(br-[a-z0-9-]+)/g)) ids.set(m[1], main?.id ?? body.branch.id);
       // The recorded operation is a start_compute (it names an endpoint): so is ours.
-      for (const m of i.path.matchAll(/\/operations\/([0-9a-f-]{36})/g)) ids.set(m[1], (body.operations.find((o) => o.endpoint_id) ?? body.operations[0]).id);
+      for (const m of i.path.matchAll(/\/operations\/([0-9a-f-]{36})/g))
+        ids.set(m[1], (body.operations.find((o) => o.endpoint_id) ?? body.operations[0]).id);
     }
   }, 120_000);
 
@@ -135,7 +148,7 @@ describeWithStack('emulator contract: recorded Neon traffic replayed', STACK, ()
     expect([...new Set(problems)]).toEqual([]);
   });
 
-  test('lists carry pagination.next even when everything fits on one page, as Neon\'s do', async () => {
+  test("lists carry pagination.next even when everything fits on one page, as Neon's do", async () => {
     const listed = (await api('GET', `/projects/${project.projectId}/branches`)).json as { pagination?: { next?: string } };
     expect(typeof listed.pagination?.next).toBe('string');
   });

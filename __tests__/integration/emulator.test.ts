@@ -47,21 +47,36 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     databaseUrl = new URL(project.databaseUrl);
   }
 
-  const neon = createNeonClient({ apiKey, baseUrl: apiHost, throwOnError: true, requestTimeoutMs: CALL_TIMEOUT_MS, wait: { pollIntervalMs: 50, timeoutMs: 60_000 } });
+  const neon = createNeonClient({
+    apiKey,
+    baseUrl: apiHost,
+    throwOnError: true,
+    requestTimeoutMs: CALL_TIMEOUT_MS,
+    wait: { pollIntervalMs: 50, timeoutMs: 60_000 },
+  });
 
   /** A control route of the current project (faults, sweep, reset, settings). */
   async function control(method: string, path: string, body?: unknown): Promise<Response> {
     const res = await fetch(`${controlBase}/__emulator/projects/${projectId}/${path}`, {
-      method, headers: { ...auth, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+      method,
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
     });
     if (!res.ok) throw new Error(`${method} /__emulator/projects/${projectId}/${path} answered ${res.status}: ${await res.text()}`);
     return res;
   }
 
-  async function api(method: string, path: string, body?: unknown, headers: Record<string, string> = auth): Promise<{ status: number; json: ApiBody; headers: Headers }> {
+  async function api(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = auth,
+  ): Promise<{ status: number; json: ApiBody; headers: Headers }> {
     const res = await fetch(`${projectUrl}${path}`, {
-      method, headers: { ...headers, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+      method,
+      headers: { ...headers, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
       signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
     });
     const text = await res.text();
@@ -71,15 +86,25 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
   /** A pg client on one endpoint host (the current project's credentials), TLS verified against the stack's CA. */
   async function connect(host: string, url: URL = databaseUrl): Promise<pg.Client> {
     const client = new pg.Client({
-      host, port: Number(url.port), user: decodeURIComponent(url.username),
-      password: decodeURIComponent(url.password), database: url.pathname.slice(1),
-      ssl: { ca, rejectUnauthorized: true }, connectionTimeoutMillis: 10_000, query_timeout: CALL_TIMEOUT_MS,
+      host,
+      port: Number(url.port),
+      user: decodeURIComponent(url.username),
+      password: decodeURIComponent(url.password),
+      database: url.pathname.slice(1),
+      ssl: { ca, rejectUnauthorized: true },
+      connectionTimeoutMillis: 10_000,
+      query_timeout: CALL_TIMEOUT_MS,
     });
     await client.connect();
     return client;
   }
 
-  async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(host: string, text: string, params: unknown[] = [], url?: URL): Promise<T[]> {
+  async function sql<T extends pg.QueryResultRow = pg.QueryResultRow>(
+    host: string,
+    text: string,
+    params: unknown[] = [],
+    url?: URL,
+  ): Promise<T[]> {
     const client = await connect(host, url);
     try {
       return (await client.query<T>(text, params)).rows;
@@ -121,7 +146,9 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
   });
 
   test('the running emulator runs the code of this checkout', async () => {
-    const health = (await (await fetch(`${controlBase}/__emulator/health`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).json()) as { sourceHash: string };
+    const health = (await (await fetch(`${controlBase}/__emulator/health`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).json()) as {
+      sourceHash: string;
+    };
     // A stale emulator would test old behaviour: restart it with `npm run stack:down && npm run stack:up`.
     expect({ runningEmulator: health.sourceHash }).toEqual({ runningEmulator: emulatorSourceHash() });
   });
@@ -138,7 +165,10 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
 
       // Control routes need the key too (health excepted: it is the readiness probe).
       const control401 = await fetch(`${controlBase}/__emulator/projects/${projectId}/faults`, {
-        method: 'POST', headers: { Authorization: 'Bearer not-the-key' }, body: JSON.stringify({ status: 500, count: 1 }), signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+        method: 'POST',
+        headers: { Authorization: 'Bearer not-the-key' },
+        body: JSON.stringify({ status: 500, count: 1 }),
+        signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
       });
       expect(control401.status).toBe(401);
       expect((await fetch(`${controlBase}/__emulator/health`, { signal: AbortSignal.timeout(CALL_TIMEOUT_MS) })).status).toBe(200);
@@ -155,7 +185,10 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       expect(branch.json.code).toEqual(expect.any(String));
       expect(branch.json.message).toContain('br-no-such-branch-00000000');
 
-      const project = await fetch(`${apiHost}/projects/no-such-project/branches`, { headers: auth, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+      const project = await fetch(`${apiHost}/projects/no-such-project/branches`, {
+        headers: auth,
+        signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+      });
       expect(project.status).toBe(404);
       expect(((await project.json()) as { message: string }).message).toContain('no-such-project');
 
@@ -196,8 +229,10 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       expect(onMain.map((r) => r.id)).toEqual([1, 3]);
 
       // Same role, password and database on the child: only the host differs.
-      const [who] = await sql<{ user: string; db: string; ssl: boolean }>(childHost,
-        'SELECT current_user AS user, current_database() AS db, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()');
+      const [who] = await sql<{ user: string; db: string; ssl: boolean }>(
+        childHost,
+        'SELECT current_user AS user, current_database() AS db, ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+      );
       expect(who).toEqual({ user: decodeURIComponent(databaseUrl.username), db: databaseUrl.pathname.slice(1), ssl: true });
     });
 
@@ -216,13 +251,25 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       const leafHost = await hostOf(leaf.id);
       await sql(leafHost, "INSERT INTO generations VALUES ('leaf')");
 
-      expect((await sql<{ name: string }>(leafHost, 'SELECT name FROM generations ORDER BY name')).map((r) => r.name)).toEqual(['leaf', 'root']);
-      expect((await sql<{ name: string }>(mainHost, 'SELECT name FROM generations ORDER BY name')).map((r) => r.name)).toEqual(['after the middle branch', 'root']);
+      expect((await sql<{ name: string }>(leafHost, 'SELECT name FROM generations ORDER BY name')).map((r) => r.name)).toEqual([
+        'leaf',
+        'root',
+      ]);
+      expect((await sql<{ name: string }>(mainHost, 'SELECT name FROM generations ORDER BY name')).map((r) => r.name)).toEqual([
+        'after the middle branch',
+        'root',
+      ]);
     });
 
     test('the connection URI of a branch reaches its own data over verified TLS', async () => {
-      const [leaf] = (await neon.branches.list({ projectId, search: 'leaf-of-middle' }).all());
-      const uri = await neon.postgres.connectionString({ projectId, branchId: leaf.id, roleName: databaseUrl.username, databaseName: 'neondb', pooled: false });
+      const [leaf] = await neon.branches.list({ projectId, search: 'leaf-of-middle' }).all();
+      const uri = await neon.postgres.connectionString({
+        projectId,
+        branchId: leaf.id,
+        roleName: databaseUrl.username,
+        databaseName: 'neondb',
+        pooled: false,
+      });
       const parsed = new URL(uri);
       expect(parsed.hostname).toBe(await hostOf(leaf.id));
       expect((await sql<{ n: string }>(parsed.hostname, 'SELECT count(*) AS n FROM generations'))[0].n).toBe('2');
@@ -231,8 +278,12 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     test('a plain (non-TLS) connection to a branch is refused', async () => {
       const [leaf] = await neon.branches.list({ projectId, search: 'leaf-of-middle' }).all();
       const plain = new pg.Client({
-        host: await hostOf(leaf.id), port: Number(databaseUrl.port), user: decodeURIComponent(databaseUrl.username),
-        password: decodeURIComponent(databaseUrl.password), database: databaseUrl.pathname.slice(1), ssl: false,
+        host: await hostOf(leaf.id),
+        port: Number(databaseUrl.port),
+        user: decodeURIComponent(databaseUrl.username),
+        password: decodeURIComponent(databaseUrl.password),
+        database: databaseUrl.pathname.slice(1),
+        ssl: false,
       });
       await expect(plain.connect()).rejects.toThrow(/no encryption|pg_hba/);
     });
@@ -280,9 +331,12 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       const created = [a, b].find((r) => r.status === 201);
       const locked = [a, b].find((r) => r.status === 423);
       expect(created).toBeDefined();
-      expect(locked?.json).toEqual(expect.objectContaining({
-        code: 'LOCKED', message: 'project already has running conflicting operations, scheduling of new ones is prohibited',
-      }));
+      expect(locked?.json).toEqual(
+        expect.objectContaining({
+          code: 'LOCKED',
+          message: 'project already has running conflicting operations, scheduling of new ones is prohibited',
+        }),
+      );
 
       // The new branch is 'init' and its operations pass through to 'finished'.
       expect(created!.json.branch.current_state).toBe('init');
@@ -323,7 +377,7 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
         expect(res.status).toBe(400);
         expect(res.json.message).toContain('expires_at');
       }
-      expect((await neon.branches.list({ projectId, search: 'bad-expiry' }).all())).toEqual([]);
+      expect(await neon.branches.list({ projectId, search: 'bad-expiry' }).all()).toEqual([]);
     });
 
     test('accepted on a leaf; refused on a branch with children; no child of an expiring branch', async () => {
@@ -376,7 +430,9 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       }
       expect(status).toBe(404);
       // And not before its time: the deletion's operations were recorded at or after expires_at.
-      const deletion = (await neon.operations.list({ projectId }).all()).find((op) => op.branch_id === doomed.id && op.action === 'delete_timeline');
+      const deletion = (await neon.operations.list({ projectId }).all()).find(
+        (op) => op.branch_id === doomed.id && op.action === 'delete_timeline',
+      );
       expect(deletion).toBeDefined();
       expect(Date.parse(deletion!.created_at)).toBeGreaterThanOrEqual(Date.parse(soon));
     });
@@ -409,16 +465,22 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     });
 
     test('search matches part of a name or of an id; annotations are keyed by branch id', async () => {
-      const annotated = await api('POST', '/branches', { branch: { name: 'backup-20250101T000000Z' }, annotation_value: { 'supaneon-sync': 'backup', 'run-id': 'r1' } });
+      const annotated = await api('POST', '/branches', {
+        branch: { name: 'backup-20250101T000000Z' },
+        annotation_value: { 'supaneon-sync': 'backup', 'run-id': 'r1' },
+      });
       expect(annotated.status).toBe(201);
       await neon.operations.waitFor({ operations: annotated.json.operations });
       const id: string = annotated.json.branch.id;
 
       const byName = await api('GET', '/branches?search=backup-2025');
       expect(byName.json.branches.map((b: Branch) => b.id)).toEqual([id]);
-      expect(byName.json.annotations[id]).toEqual(expect.objectContaining({
-        object: { type: 'console/branch', id }, value: { 'supaneon-sync': 'backup', 'run-id': 'r1' },
-      }));
+      expect(byName.json.annotations[id]).toEqual(
+        expect.objectContaining({
+          object: { type: 'console/branch', id },
+          value: { 'supaneon-sync': 'backup', 'run-id': 'r1' },
+        }),
+      );
       const byId = await api('GET', `/branches?search=${id.slice(3, 12)}`);
       expect(byId.json.branches.map((b: Branch) => b.id)).toContain(id);
 
@@ -489,9 +551,13 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     test('a fault only hits matching calls, and DELETE .../faults clears them', async () => {
       await control('POST', 'faults', { status: 503, count: 5, method: 'DELETE' });
       expect((await api('GET', '/branches')).status).toBe(200);
-      expect(((await (await control('GET', 'faults')).json()) as { faults: unknown[] }).faults).toEqual([expect.objectContaining({ status: 503, count: 5 })]);
+      expect(((await (await control('GET', 'faults')).json()) as { faults: unknown[] }).faults).toEqual([
+        expect.objectContaining({ status: 503, count: 5 }),
+      ]);
       await control('DELETE', 'faults');
-      const err: NeonApiError | undefined = (await createNeonClient({ apiKey, baseUrl: apiHost, retries: 0 }).branches.delete({ projectId, branchId: 'br-missing-00000000' })).error as NeonApiError | undefined;
+      const err: NeonApiError | undefined = (
+        await createNeonClient({ apiKey, baseUrl: apiHost, retries: 0 }).branches.delete({ projectId, branchId: 'br-missing-00000000' })
+      ).error as NeonApiError | undefined;
       expect(err?.status).toBe(404);
     });
   });
@@ -509,7 +575,9 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
 
     async function account(method: string, path: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
       const res = await fetch(`${apiHost}${path}`, {
-        method, headers: { ...auth, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body),
+        method,
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
         signal: AbortSignal.timeout(120_000),
       });
       const text = await res.text();
@@ -536,17 +604,27 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
 
         // Its own role password, its own endpoint, over verified TLS.
         const client = new pg.Client({
-          host: uri.hostname, port: Number(uri.port), user: decodeURIComponent(uri.username), password: decodeURIComponent(uri.password),
-          database: uri.pathname.slice(1), ssl: { ca, rejectUnauthorized: true }, connectionTimeoutMillis: 10_000, query_timeout: CALL_TIMEOUT_MS,
+          host: uri.hostname,
+          port: Number(uri.port),
+          user: decodeURIComponent(uri.username),
+          password: decodeURIComponent(uri.password),
+          database: uri.pathname.slice(1),
+          ssl: { ca, rejectUnauthorized: true },
+          connectionTimeoutMillis: 10_000,
+          query_timeout: CALL_TIMEOUT_MS,
         });
         await client.connect();
         try {
           // Through the endpoint's entry (like Neon's proxy) to the branch's cluster on 127.1.X.Y.
-          expect((await client.query('SELECT host(inet_server_addr()) AS addr')).rows[0].addr).toBe(uri.hostname.replace(/^127\.0\./, '127.1.'));
+          expect((await client.query('SELECT host(inet_server_addr()) AS addr')).rows[0].addr).toBe(
+            uri.hostname.replace(/^127\.0\./, '127.1.'),
+          );
         } finally {
           await client.end();
         }
-        expect((await account('GET', `/projects/${id}`)).json.project).toEqual(expect.objectContaining({ id, name: 'emulator-shape-check' }));
+        expect((await account('GET', `/projects/${id}`)).json.project).toEqual(
+          expect.objectContaining({ id, name: 'emulator-shape-check' }),
+        );
         expect(((await account('GET', '/projects')).json.projects as Array<{ id: string }>).map((p) => p.id)).toContain(id);
 
         const deleted = await account('DELETE', `/projects/${id}`);
@@ -557,8 +635,13 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
         expect(((await account('GET', '/projects')).json.projects as Array<{ id: string }>).map((p) => p.id)).not.toContain(id);
         // Its cluster no longer runs: nothing answers on its endpoint.
         const gone = new pg.Client({
-          host: uri.hostname, port: Number(uri.port), user: 'neondb_owner', password: 'x', database: 'neondb',
-          ssl: { ca, rejectUnauthorized: true }, connectionTimeoutMillis: 5_000,
+          host: uri.hostname,
+          port: Number(uri.port),
+          user: 'neondb_owner',
+          password: 'x',
+          database: 'neondb',
+          ssl: { ca, rejectUnauthorized: true },
+          connectionTimeoutMillis: 5_000,
         });
         await expect(gone.connect()).rejects.toThrow(/ECONNREFUSED|timeout|terminated/i);
       } finally {
@@ -567,7 +650,10 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
     });
 
     test('projects share nothing: branches, data, faults, limits and the 423 lock are each their own', async () => {
-      const [a, b] = await Promise.all([createTestProject('emulator.test.ts isolation a'), createTestProject('emulator.test.ts isolation b', { branchLimit: 2 })]);
+      const [a, b] = await Promise.all([
+        createTestProject('emulator.test.ts isolation a'),
+        createTestProject('emulator.test.ts isolation b', { branchLimit: 2 }),
+      ]);
       try {
         expect(a.defaultHost).not.toBe(b.defaultHost);
         const [aUrl, bUrl] = [new URL(a.databaseUrl), new URL(b.databaseUrl)];
@@ -583,7 +669,9 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
         ]);
         expect(inA.project_id).toBe(a.projectId);
         expect(inBranch.project_id).toBe(b.projectId);
-        expect((await neon.branches.list({ projectId: a.projectId }).all()).map((x) => x.id).sort()).toEqual([a.defaultBranchId, inA.id].sort());
+        expect((await neon.branches.list({ projectId: a.projectId }).all()).map((x) => x.id).sort()).toEqual(
+          [a.defaultBranchId, inA.id].sort(),
+        );
 
         // b's limit of 2 is reached; a keeps the default limit.
         expect((await neon.projects.get({ projectId: b.projectId })).owner?.branches_limit).toBe(2);
@@ -591,9 +679,15 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
 
         // A fault injected into a is never seen by b.
         await a.injectFault({ status: 500, count: 1, method: 'GET', path: '/branches' });
-        const bList = await fetch(`${apiHost}/projects/${b.projectId}/branches`, { headers: auth, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+        const bList = await fetch(`${apiHost}/projects/${b.projectId}/branches`, {
+          headers: auth,
+          signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+        });
         expect(bList.status).toBe(200);
-        const aList = await fetch(`${apiHost}/projects/${a.projectId}/branches`, { headers: auth, signal: AbortSignal.timeout(CALL_TIMEOUT_MS) });
+        const aList = await fetch(`${apiHost}/projects/${a.projectId}/branches`, {
+          headers: auth,
+          signal: AbortSignal.timeout(CALL_TIMEOUT_MS),
+        });
         expect(aList.status).toBe(500);
       } finally {
         await Promise.all([a.dispose(), b.dispose()]);
@@ -638,13 +732,15 @@ describeWithStack('Neon API emulator', STACK_SETTINGS, (env) => {
       expect(performance.now() - started).toBeLessThan(10_000);
       expect(((await (await control('GET', 'network')).json()) as { connections: number }).connections).toBe(0);
       const refused = await fetch(`${controlBase}/__emulator/projects/${projectId}/network`, {
-        method: 'PUT', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ rtt_ms: -1 }),
+        method: 'PUT',
+        headers: { ...auth, 'content-type': 'application/json' },
+        body: JSON.stringify({ rtt_ms: -1 }),
       });
       expect(refused.status).toBe(400);
     });
   });
 
-  describe('reset (what the demo does to the stack\'s own project)', () => {
+  describe("reset (what the demo does to the stack's own project)", () => {
     beforeAll(async () => {
       await freshProject('reset');
     });

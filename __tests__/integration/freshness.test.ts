@@ -16,7 +16,13 @@ import { createTestProject, type TestProject } from '../../test/support/test-pro
 
 const DB = `fresh_${process.pid}_${Date.now().toString(36)}`;
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
+const quiet: Logger = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  debug: () => undefined,
+  group: (_n, fn) => fn(),
+};
 
 describeWithStack('max-backup-age', STACK, (env) => {
   // This file's own Neon project: no other file's backups can make its newest backup younger.
@@ -25,7 +31,8 @@ describeWithStack('max-backup-age', STACK, (env) => {
   let neon: NeonApi;
   let made: BranchInfo;
 
-  const config = (mode: string, inputs: RawInputs = {}) => parseConfig({ mode, databases: DB, 'lock-wait-seconds': '60', ...inputs }, { ...process.env, ...project.env });
+  const config = (mode: string, inputs: RawInputs = {}) =>
+    parseConfig({ mode, databases: DB, 'lock-wait-seconds': '60', ...inputs }, { ...process.env, ...project.env });
   const branchNames = async () => (await neon.listBranches()).map((b) => b.name).sort();
 
   async function freshnessCheck(maxAge: string) {
@@ -43,7 +50,10 @@ describeWithStack('max-backup-age', STACK, (env) => {
   }, 2_400_000);
 
   afterAll(async () => {
-    await mongo?.db(DB).dropDatabase().catch(() => undefined);
+    await mongo
+      ?.db(DB)
+      .dropDatabase()
+      .catch(() => undefined);
     await mongo?.close();
     await project?.dispose();
   });
@@ -84,7 +94,11 @@ describeWithStack('max-backup-age', STACK, (env) => {
     expect(ok).toBe(false);
     expect(check).toMatchObject({
       ok: false,
-      detail: expect.stringMatching(new RegExp(`^the newest completed backup "${made.name}" \\(${made.id}\\) is 1m old .*, older than max-backup-age 1m: check that the backup workflow still runs`)),
+      detail: expect.stringMatching(
+        new RegExp(
+          `^the newest completed backup "${made.name}" \\(${made.id}\\) is 1m old .*, older than max-backup-age 1m: check that the backup workflow still runs`,
+        ),
+      ),
     });
     expect((await freshnessCheck('26h')).ok).toBe(true);
 

@@ -43,7 +43,11 @@ describeWithStack('MongoDB reader', ['MONGODB_SRV_URL'], (env) => {
 
   afterAll(async () => {
     if (!client) return;
-    for (const db of [DB_A, DB_B]) await client.db(db).dropDatabase().catch(() => undefined);
+    for (const db of [DB_A, DB_B])
+      await client
+        .db(db)
+        .dropDatabase()
+        .catch(() => undefined);
     await client.close();
   });
 
@@ -103,19 +107,30 @@ describeWithStack('MongoDB reader', ['MONGODB_SRV_URL'], (env) => {
   test('an empty collection yields nothing; a tiny batch size still yields every document once', async () => {
     await client.db(DB_A).createCollection('empty');
     const empty: Buffer[] = [];
-    for await (const raw of rawDocuments(client, { database: DB_A, collection: 'empty', kind: 'collection', options: {}, indexes: [] }, { batchSize: 1 })) {
+    for await (const raw of rawDocuments(
+      client,
+      { database: DB_A, collection: 'empty', kind: 'collection', options: {}, indexes: [] },
+      { batchSize: 1 },
+    )) {
       empty.push(raw);
     }
     expect(empty).toHaveLength(0);
-    await client.db(DB_A).collection('few').insertMany([{ _id: new Int32(1) }, { _id: new Int32(2) }, { _id: new Int32(3) }] as Document[]);
+    await client
+      .db(DB_A)
+      .collection('few')
+      .insertMany([{ _id: new Int32(1) }, { _id: new Int32(2) }, { _id: new Int32(3) }] as Document[]);
     const seen: string[] = [];
-    for await (const raw of rawDocuments(client, { database: DB_A, collection: 'few', kind: 'collection', options: {}, indexes: [] }, { batchSize: 1 })) {
+    for await (const raw of rawDocuments(
+      client,
+      { database: DB_A, collection: 'few', kind: 'collection', options: {}, indexes: [] },
+      { batchSize: 1 },
+    )) {
       seen.push(idKey(raw));
     }
     expect(seen.sort()).toEqual(['{"$numberInt":"1"}', '{"$numberInt":"2"}', '{"$numberInt":"3"}']);
   });
 
-  test('count estimates: the collection\'s size when the server answers in time, nothing when it cannot', async () => {
+  test("count estimates: the collection's size when the server answers in time, nothing when it cannot", async () => {
     expect(await estimateDocumentCount(client, DB_A, 'random')).toBe(600);
     expect(await estimateDocumentCount(client, DB_B, 'orders')).toBe(40);
     // An estimate that cannot arrive in time is no estimate (the caller shows no ETA), never an
@@ -166,7 +181,10 @@ const realMongo = Boolean(process.env.MONGODB_TEST_URI && process.env.MONGODB_SR
     });
 
     afterAll(async () => {
-      await client?.db(DB).dropDatabase().catch(() => undefined);
+      await client
+        ?.db(DB)
+        .dropDatabase()
+        .catch(() => undefined);
       await client?.close();
     });
 
@@ -186,8 +204,19 @@ const realMongo = Boolean(process.env.MONGODB_TEST_URI && process.env.MONGODB_SR
     });
 
     test('types FerretDB refuses come back as their exact bytes', async () => {
-      const doc = { _id: new Int32(1), d: Decimal128.fromString('-1.50E-400'), lo: new MinKey(), hi: new MaxKey(), nested: [[1, [2]], []], nan: NaN, negZero: -0 };
-      await client.db(DB).collection('types').insertOne(doc as Document);
+      const doc = {
+        _id: new Int32(1),
+        d: Decimal128.fromString('-1.50E-400'),
+        lo: new MinKey(),
+        hi: new MaxKey(),
+        nested: [[1, [2]], []],
+        nan: NaN,
+        negZero: -0,
+      };
+      await client
+        .db(DB)
+        .collection('types')
+        .insertOne(doc as Document);
       const spec: CollectionSpec = { database: DB, collection: 'types', kind: 'collection', options: {}, indexes: [] };
       const got: Buffer[] = [];
       for await (const raw of rawDocuments(client, spec, { batchSize: 10 })) got.push(raw);

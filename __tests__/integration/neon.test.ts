@@ -25,7 +25,9 @@ function recordingLog(): Logger & { lines: string[] } {
 
 describe('normaliseEndpointHost', () => {
   test('reads a pooler host as its direct endpoint host', () => {
-    expect(normaliseEndpointHost('ep-cool-darkness-123456-pooler.eu-central-1.aws.neon.tech')).toBe('ep-cool-darkness-123456.eu-central-1.aws.neon.tech');
+    expect(normaliseEndpointHost('ep-cool-darkness-123456-pooler.eu-central-1.aws.neon.tech')).toBe(
+      'ep-cool-darkness-123456.eu-central-1.aws.neon.tech',
+    );
     expect(normaliseEndpointHost('EP-Cool-1-POOLER.example.com.')).toBe('ep-cool-1.example.com');
     expect(normaliseEndpointHost('ep-cool-1.example.com')).toBe('ep-cool-1.example.com');
     // Only the first label's suffix counts.
@@ -112,7 +114,12 @@ describeWithStack('NeonApi against the emulator', STACK, () => {
     const neon = api();
     const backupBranch = await neon.createBackupBranch({ name: 'nt-backup-r', parentId: defaultBranchId, runId: 'run-r' });
     const expiresAt = new Date(Date.now() + 3_600_000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-    const { branch, host } = await neon.createTemporaryBranch({ name: 'nt-restore-1', parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(project.databaseUrl) });
+    const { branch, host } = await neon.createTemporaryBranch({
+      name: 'nt-restore-1',
+      parentId: backupBranch.id,
+      expiresAt,
+      ...roleAndDatabaseOf(project.databaseUrl),
+    });
     expect(branch.annotations).toEqual({ [TOOL_ANNOTATION]: 'restore-test', 'backup-branch-id': backupBranch.id });
     expect(host).not.toBe(new URL(project.databaseUrl).hostname);
     const listed = (await neon.toolBranches('restore-test'))[0];
@@ -227,6 +234,8 @@ describeWithStack('NeonApi against the emulator', STACK, () => {
     expect(keyError?.message).not.toContain(project.apiKey);
 
     const badProject = api({ projectId: 'no-such-project-42' });
-    await expect(badProject.getProject()).rejects.toThrow(/HTTP 404.*check the neon-project-id input: project "no-such-project-42" was not found/);
+    await expect(badProject.getProject()).rejects.toThrow(
+      /HTTP 404.*check the neon-project-id input: project "no-such-project-42" was not found/,
+    );
   });
 });

@@ -94,24 +94,34 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
   afterAll(async () => {
     clearSecrets();
     if (mongo) {
-      for (const name of [DB, `${PREFIX}a_${DB}`, `${PREFIX}b_${DB}`, `${PREFIX}c_${DB}`]) await mongo.db(name).dropDatabase().catch(() => undefined);
+      for (const name of [DB, `${PREFIX}a_${DB}`, `${PREFIX}b_${DB}`, `${PREFIX}c_${DB}`])
+        await mongo
+          .db(name)
+          .dropDatabase()
+          .catch(() => undefined);
       await mongo.close();
     }
     await project?.dispose();
   });
 
-  test('a Free-plan project refuses plan-limited endpoint settings with Neon\'s message', async () => {
+  test("a Free-plan project refuses plan-limited endpoint settings with Neon's message", async () => {
     const project = (await api('GET', '')).json.project as { owner: { subscription_type: string } };
     expect(project.owner.subscription_type).toBe('free_v3');
-    const refused = await api('POST', '/branches', { branch: { name: 'rn-suspend' }, endpoints: [{ type: 'read_write', suspend_timeout_seconds: 60 }] });
+    const refused = await api('POST', '/branches', {
+      branch: { name: 'rn-suspend' },
+      endpoints: [{ type: 'read_write', suspend_timeout_seconds: 60 }],
+    });
     expect(refused.status).toBe(400);
     expect(refused.json).toMatchObject({ code: '', message: 'suspend interval changing is not allowed for your account' });
-    const tooBig = await api('POST', '/branches', { branch: { name: 'rn-big' }, endpoints: [{ type: 'read_write', autoscaling_limit_max_cu: 8 }] });
+    const tooBig = await api('POST', '/branches', {
+      branch: { name: 'rn-big' },
+      endpoints: [{ type: 'read_write', autoscaling_limit_max_cu: 8 }],
+    });
     expect(tooBig.status).toBe(400);
     expect((await neon.findBranchesByName('rn-suspend')).length + (await neon.findBranchesByName('rn-big')).length).toBe(0);
   });
 
-  test('the endpoint entry refuses an options=endpoint that names another endpoint, with the proxy\'s message', async () => {
+  test("the endpoint entry refuses an options=endpoint that names another endpoint, with the proxy's message", async () => {
     const u = new URL(consoleUrl());
     u.searchParams.set('options', 'endpoint=ep-somewhere-else-12345678');
     await expect(connectPostgres(u.toString())).rejects.toThrow(
@@ -145,7 +155,14 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
     const restored = await ok('restore', (io) => restore(config('restore', url, { 'backup-branch': before.id }), io));
     expect(restored.outputs).toMatchObject({ verified: 'true', 'backup-branch-id': before.id, documents: String(TOTAL) });
     const recovered = await ok('recover', (io) =>
-      recover(config('recover', url, { 'backup-branch': before.id, 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': `${PREFIX}b_` }), io),
+      recover(
+        config('recover', url, {
+          'backup-branch': before.id,
+          'target-mongodb-uri': env.MONGODB_SRV_URL,
+          'target-database-prefix': `${PREFIX}b_`,
+        }),
+        io,
+      ),
     );
     expect(recovered.outputs).toMatchObject({ verified: 'true', documents: String(TOTAL) });
   });
@@ -156,12 +173,15 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
     expect(refused.status).toBe(400);
     await setPlan('launch');
     expect((await api('PATCH', `/branches/${standbyEndpoint.branchId}`, { branch: { protected: true } })).status).toBe(200);
-    const password = ((await api('GET', `/branches/${standbyEndpoint.branchId}/roles/neondb_owner/reveal_password`)).json as { password: string }).password;
+    const password = (
+      (await api('GET', `/branches/${standbyEndpoint.branchId}/roles/neondb_owner/reveal_password`)).json as { password: string }
+    ).password;
     const url = consoleUrl(password);
 
     const backedUp = await ok('backup', (io) => backup(config('backup', url), io));
     const made = (await neon.findBranch(backedUp.outputs['branch-id'])) as BranchInfo;
-    const childPassword = ((await api('GET', `/branches/${made.id}/roles/neondb_owner/reveal_password`)).json as { password: string }).password;
+    const childPassword = ((await api('GET', `/branches/${made.id}/roles/neondb_owner/reveal_password`)).json as { password: string })
+      .password;
     expect(childPassword).not.toBe(password);
     expect((await neon.findBranch(standbyEndpoint.branchId))?.protected).toBe(true);
 
@@ -184,7 +204,8 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
     unknown.searchParams.set('options', 'endpoint=ep-nowhere-00000000');
     const io = recordingIo();
     expect(await validate(config('validate', unknown.toString()), io)).toBe(false);
-    const pattern = /neon-database-url reaches endpoint ep-nowhere-00000000 .*which is in no branch of Neon project .*copy the connection string from that project's dashboard/;
+    const pattern =
+      /neon-database-url reaches endpoint ep-nowhere-00000000 .*which is in no branch of Neon project .*copy the connection string from that project's dashboard/;
     expect(io.lines.join('\n')).toMatch(pattern);
     expect(io.lines.filter((l) => pattern.test(l))).toHaveLength(1);
   });
@@ -194,33 +215,52 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
     clearSecrets(); // earlier runs in this process met the same password already
     registerSecret(undefined, (v) => masked.push(v));
     const backupBranch = (await neon.toolBranches('backup'))[0];
-    const cfg = config('restore', consoleUrl(((await api('GET', `/branches/${standbyEndpoint.branchId}/roles/neondb_owner/reveal_password`)).json as { password: string }).password));
+    const cfg = config(
+      'restore',
+      consoleUrl(
+        ((await api('GET', `/branches/${standbyEndpoint.branchId}/roles/neondb_owner/reveal_password`)).json as { password: string })
+          .password,
+      ),
+    );
     const io = recordingIo();
-    await withTemporaryBranch(neon, cfg, io, { backup: backupBranch, purpose: 'restore', keep: false, renewEveryMs: 1500 }, async ({ branch, expiresAt }) => {
-      // The protected standby's backup gave this branch a password of its own; it was masked before use.
-      const own = ((await api('GET', `/branches/${branch.id}/roles/neondb_owner/reveal_password`)).json as { password: string }).password;
-      expect(masked).toContain(own);
-      // Bounded: renewals come every 1.5 s; Neon's expiry has whole seconds.
-      const deadline = Date.now() + 30_000;
-      for (;;) {
-        const now = (await api('GET', `/branches/${branch.id}`)).json.branch as { expires_at: string };
-        if (Date.parse(now.expires_at) > Date.parse(expiresAt)) break;
-        if (Date.now() > deadline) throw new Error(`expires_at stayed ${now.expires_at}`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
-    });
+    await withTemporaryBranch(
+      neon,
+      cfg,
+      io,
+      { backup: backupBranch, purpose: 'restore', keep: false, renewEveryMs: 1500 },
+      async ({ branch, expiresAt }) => {
+        // The protected standby's backup gave this branch a password of its own; it was masked before use.
+        const own = ((await api('GET', `/branches/${branch.id}/roles/neondb_owner/reveal_password`)).json as { password: string }).password;
+        expect(masked).toContain(own);
+        // Bounded: renewals come every 1.5 s; Neon's expiry has whole seconds.
+        const deadline = Date.now() + 30_000;
+        for (;;) {
+          const now = (await api('GET', `/branches/${branch.id}`)).json.branch as { expires_at: string };
+          if (Date.parse(now.expires_at) > Date.parse(expiresAt)) break;
+          if (Date.now() > deadline) throw new Error(`expires_at stayed ${now.expires_at}`);
+          await new Promise((resolve) => setTimeout(resolve, 500));
+        }
+      },
+    );
     expect(io.lines.filter((l) => l.startsWith('warning:'))).toEqual([]);
   });
 
   test('through the action (dist/, npm run build): the password Neon hands the temporary branch is masked and never printed', async () => {
     const backupBranch = (await neon.toolBranches('backup'))[0];
     // The newest backup was made from the protected standby: its children share its fresh password.
-    const branchPassword = ((await api('GET', `/branches/${backupBranch.id}/roles/neondb_owner/reveal_password`)).json as { password: string }).password;
-    const standbyPassword = ((await api('GET', `/branches/${standbyEndpoint.branchId}/roles/neondb_owner/reveal_password`)).json as { password: string }).password;
+    const branchPassword = (
+      (await api('GET', `/branches/${backupBranch.id}/roles/neondb_owner/reveal_password`)).json as { password: string }
+    ).password;
+    const standbyPassword = (
+      (await api('GET', `/branches/${standbyEndpoint.branchId}/roles/neondb_owner/reveal_password`)).json as { password: string }
+    ).password;
     expect(branchPassword).not.toBe(standbyPassword);
     const run = await runAction(
       { mode: 'restore', ...project.inputs, 'neon-database-url': consoleUrl(standbyPassword), 'backup-branch': backupBranch.id },
-      { env: { NEON_API_KEY: undefined, NEON_PROJECT_ID: undefined, NEON_DATABASE_URL: undefined, NEON_API_HOST: undefined }, timeoutMs: 180_000 },
+      {
+        env: { NEON_API_KEY: undefined, NEON_PROJECT_ID: undefined, NEON_DATABASE_URL: undefined, NEON_API_HOST: undefined },
+        timeoutMs: 180_000,
+      },
     );
     expect(run.exitCode).toBe(0);
     expect(run.outputs.verified).toBe('true');
@@ -247,7 +287,13 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
     const server = net.createServer((raw) => {
       raw.once('data', () => {
         raw.write('S');
-        const secure = new tls.TLSSocket(raw, { isServer: true, secureContext: tls.createSecureContext({ cert: fs.readFileSync(path.join(tlsDir, certFile)), key: fs.readFileSync(path.join(tlsDir, keyFile)) }) });
+        const secure = new tls.TLSSocket(raw, {
+          isServer: true,
+          secureContext: tls.createSecureContext({
+            cert: fs.readFileSync(path.join(tlsDir, certFile)),
+            key: fs.readFileSync(path.join(tlsDir, keyFile)),
+          }),
+        });
         secure.on('error', () => undefined);
         let startup = true;
         secure.on('data', (chunk: Buffer) => {
@@ -273,7 +319,9 @@ describeWithStack('real Neon behaviour on the local stack', STACK, (env) => {
       const u = new URL(consoleUrl());
       u.hostname = '127.0.0.1';
       u.port = String(port);
-      await expect(connectPostgres(u.toString())).rejects.toThrow(/offers only SCRAM-SHA-256 without channel binding, but neon-database-url has channel_binding=require/);
+      await expect(connectPostgres(u.toString())).rejects.toThrow(
+        /offers only SCRAM-SHA-256 without channel binding, but neon-database-url has channel_binding=require/,
+      );
       // prefer (or no channel_binding) falls back, as libpq does: the client answers with SCRAM.
       u.searchParams.set('channel_binding', 'prefer');
       await expect(connectPostgres(u.toString(), { connectTimeoutMs: 1000 })).rejects.toThrow();

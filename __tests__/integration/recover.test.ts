@@ -124,7 +124,13 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
   // This file's own Neon project: its standby, backup and temporary branches are nobody else's.
   let project: TestProject;
   let backupBranchId: string;
-  const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
+  const quiet: Logger = {
+    info: () => undefined,
+    warn: () => undefined,
+    error: () => undefined,
+    debug: () => undefined,
+    group: (_n, fn) => fn(),
+  };
   const neon = () => new NeonApi({ apiKey: project.apiKey, projectId: project.projectId, baseUrl: project.apiHost, log: quiet });
   /** Inputs of a recover step in a workflow, every one given explicitly as a user would. */
   const actionInputs = (prefix: string): Record<string, string> => ({
@@ -148,11 +154,23 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     await loadCollection(mongo, SOURCE_DB, 'random', randomDocuments(7, 500));
     // Options the test server implements (capped, size, max) must come back on the target.
     await db.createCollection('log', { capped: true, size: 1_048_576, max: 1000 });
-    await loadCollection(mongo, SOURCE_DB, 'log', Array.from({ length: 50 }, (_, i) => ({ _id: new Int32(i), line: `entry ${i}` })));
-    // Enough bytes that the insert of this collection spans the point where the proxy cuts.
-    await db.collection<AnyIdDocument>('events').insertMany(
-      Array.from({ length: 4000 }, (_, i) => ({ _id: new Int32(i), kind: 'view', payload: 'x'.repeat(700), at: new Date(1_700_000_000_000 + i) })),
+    await loadCollection(
+      mongo,
+      SOURCE_DB,
+      'log',
+      Array.from({ length: 50 }, (_, i) => ({ _id: new Int32(i), line: `entry ${i}` })),
     );
+    // Enough bytes that the insert of this collection spans the point where the proxy cuts.
+    await db
+      .collection<AnyIdDocument>('events')
+      .insertMany(
+        Array.from({ length: 4000 }, (_, i) => ({
+          _id: new Int32(i),
+          kind: 'view',
+          payload: 'x'.repeat(700),
+          at: new Date(1_700_000_000_000 + i),
+        })),
+      );
 
     const io = recordingIo();
     const ok = await backup(config({ mode: 'backup' }, project.env), io);
@@ -163,7 +181,18 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
 
   afterAll(async () => {
     if (mongo) {
-      for (const name of [SOURCE_DB, `${PREFIX}${SOURCE_DB}`, `cut_${SOURCE_DB}`, `sb_${SOURCE_DB}`, `bnd_${SOURCE_DB}`, `kill_${SOURCE_DB}`]) await mongo.db(name).dropDatabase().catch(() => undefined);
+      for (const name of [
+        SOURCE_DB,
+        `${PREFIX}${SOURCE_DB}`,
+        `cut_${SOURCE_DB}`,
+        `sb_${SOURCE_DB}`,
+        `bnd_${SOURCE_DB}`,
+        `kill_${SOURCE_DB}`,
+      ])
+        await mongo
+          .db(name)
+          .dropDatabase()
+          .catch(() => undefined);
       await mongo.close();
     }
     await project?.dispose();
@@ -220,12 +249,20 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     await mongo.db(`${PREFIX}${SOURCE_DB}`).collection<AnyIdDocument>('events').insertOne({ _id: 'stray' });
     const io = recordingIo();
     const ok = await recover(
-      config({ mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': PREFIX, 'drop-target': 'true' }, project.env),
+      config(
+        { mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': PREFIX, 'drop-target': 'true' },
+        project.env,
+      ),
       io,
     );
     expect(ok).toBe(true);
     expect(io.outputs.documents).toBe('4850');
-    expect(await mongo.db(`${PREFIX}${SOURCE_DB}`).collection<AnyIdDocument>('events').countDocuments({ _id: 'stray' } as Document)).toBe(0);
+    expect(
+      await mongo
+        .db(`${PREFIX}${SOURCE_DB}`)
+        .collection<AnyIdDocument>('events')
+        .countDocuments({ _id: 'stray' } as Document),
+    ).toBe(0);
   });
 
   test('a connection lost midway fails naming the collection reached; a rerun with drop-target completes', async () => {
@@ -246,7 +283,10 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
     }
     const io = recordingIo();
     const ok = await recover(
-      config({ mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': 'cut_', 'drop-target': 'true' }, project.env),
+      config(
+        { mode: 'recover', 'target-mongodb-uri': env.MONGODB_SRV_URL, 'target-database-prefix': 'cut_', 'drop-target': 'true' },
+        project.env,
+      ),
       io,
     );
     expect(ok).toBe(true);
@@ -257,13 +297,16 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
   test('recovers from the standby itself, only the included collections', async () => {
     const io = recordingIo();
     const ok = await recover(
-      config({
-        mode: 'recover',
-        'backup-branch': 'standby',
-        include: `${SOURCE_DB}.customers`,
-        'target-mongodb-uri': env.MONGODB_SRV_URL,
-        'target-database-prefix': 'sb_',
-      }, project.env),
+      config(
+        {
+          mode: 'recover',
+          'backup-branch': 'standby',
+          include: `${SOURCE_DB}.customers`,
+          'target-mongodb-uri': env.MONGODB_SRV_URL,
+          'target-database-prefix': 'sb_',
+        },
+        project.env,
+      ),
       io,
     );
     expect(ok).toBe(true);

@@ -68,7 +68,10 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
 
   afterAll(async () => {
     if (mongo) {
-      await mongo.db(DB).dropDatabase().catch(() => undefined);
+      await mongo
+        .db(DB)
+        .dropDatabase()
+        .catch(() => undefined);
       await mongo.close();
     }
     await project?.dispose();
@@ -111,7 +114,10 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
 
   async function waitForOperations(): Promise<void> {
     for (let i = 0; i < 200; i++) {
-      const res = await fetch(`${project.apiHost}/projects/${project.projectId}/operations`, { headers: { authorization: `Bearer ${project.apiKey}` }, signal: AbortSignal.timeout(30_000) });
+      const res = await fetch(`${project.apiHost}/projects/${project.projectId}/operations`, {
+        headers: { authorization: `Bearer ${project.apiKey}` },
+        signal: AbortSignal.timeout(30_000),
+      });
       const { operations } = (await res.json()) as { operations: { status: string }[] };
       if (operations.every((op) => op.status === 'finished' || op.status === 'failed')) return;
       await new Promise((resolve) => setTimeout(resolve, 100));
@@ -143,14 +149,22 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
     });
     const failures = await expectFailure(b);
     expect(failures).toEqual([
-      expect.stringMatching(new RegExp(`^error: Verification failed: ${DB}\\.orders: row count: 59 rows restored, manifest says 60; \\d+ BSON bytes, manifest says \\d+$`)),
-      expect.stringMatching(new RegExp(`^error: Verification failed: ${DB}\\.orders: content hash: recomputed [0-9a-f]{64}, manifest says [0-9a-f]{64}$`)),
+      expect.stringMatching(
+        new RegExp(
+          `^error: Verification failed: ${DB}\\.orders: row count: 59 rows restored, manifest says 60; \\d+ BSON bytes, manifest says \\d+$`,
+        ),
+      ),
+      expect.stringMatching(
+        new RegExp(`^error: Verification failed: ${DB}\\.orders: content hash: recomputed [0-9a-f]{64}, manifest says [0-9a-f]{64}$`),
+      ),
     ]);
   });
 
   test('a row whose _id column was changed fails the per-row check, naming the row', async () => {
     const b = await tamperedBackup('id', async (c) => {
-      await c.query(`UPDATE ${table('customers')} SET _id = '{"$oid":"ffffffffffffffffffffffff"}' WHERE _id = $1`, [await firstId(c, 'customers')]);
+      await c.query(`UPDATE ${table('customers')} SET _id = '{"$oid":"ffffffffffffffffffffffff"}' WHERE _id = $1`, [
+        await firstId(c, 'customers'),
+      ]);
     });
     const failures = await expectFailure(b);
     expect(failures).toEqual([
@@ -163,12 +177,24 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
       await c.query(`UPDATE ${table('products')} SET doc = jsonb_set(doc, '{category}', '"tampered"')`);
     });
     const failures = await expectFailure(b);
-    expect(failures).toEqual([expect.stringMatching(new RegExp(`^error: Verification failed: ${DB}\\.products: jsonb agrees with the document: all 15 rows: 15 row\\(s\\) doc differs from the rebuilt document`))]);
+    expect(failures).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^error: Verification failed: ${DB}\\.products: jsonb agrees with the document: all 15 rows: 15 row\\(s\\) doc differs from the rebuilt document`,
+        ),
+      ),
+    ]);
     const sampled = await expectFailure(b, { verify: 'sample', 'sample-size': '3' });
-    expect(sampled).toEqual([expect.stringMatching(new RegExp(`^error: Verification failed: ${DB}\\.products: jsonb agrees with the document: random sample of 3 of 15 rows: 3 row\\(s\\)`))]);
+    expect(sampled).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^error: Verification failed: ${DB}\\.products: jsonb agrees with the document: random sample of 3 of 15 rows: 3 row\\(s\\)`,
+        ),
+      ),
+    ]);
   });
 
-  test('a byte changed inside a row\'s bson fails the content hash, the hash column and the rebuild', async () => {
+  test("a byte changed inside a row's bson fails the content hash, the hash column and the rebuild", async () => {
     const b = await tamperedBackup('bson', async (c) => {
       // Flip one letter inside the email string: still valid BSON, no longer the stored document.
       const r = await c.query(
@@ -179,7 +205,9 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
     });
     const failures = await expectFailure(b);
     expect(failures.map(subjectAndCheck)).toEqual(
-      ['content hash', 'hash column = sha256(bson)', 'documents rebuild (BSON, _id, hash)', 'jsonb agrees with the document'].map((check) => [`${DB}.customers`, check]),
+      ['content hash', 'hash column = sha256(bson)', 'documents rebuild (BSON, _id, hash)', 'jsonb agrees with the document'].map(
+        (check) => [`${DB}.customers`, check],
+      ),
     );
   });
 
@@ -208,7 +236,9 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
       await c.query(`ALTER TABLE ${table('orders')} ALTER COLUMN doc TYPE json`);
     });
     const failures = await expectFailure(b);
-    expect(failures).toEqual([`error: Verification failed: ${DB}.orders: table and columns: ${table('orders')}: column doc is json, expected jsonb`]);
+    expect(failures).toEqual([
+      `error: Verification failed: ${DB}.orders: table and columns: ${table('orders')}: column doc is json, expected jsonb`,
+    ]);
   });
 
   test('a table that cannot be read is a failed check of that collection, and the others still run', async () => {
@@ -217,7 +247,11 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
     });
     const failures = await expectFailure(b);
     expect(failures).toEqual([
-      expect.stringMatching(new RegExp(`^error: Verification failed: ${DB}\\.orders: checks could run: verification stopped: permission denied for table orders`)),
+      expect.stringMatching(
+        new RegExp(
+          `^error: Verification failed: ${DB}\\.orders: checks could run: verification stopped: permission denied for table orders`,
+        ),
+      ),
     ]);
   });
 
@@ -226,10 +260,12 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
       await c.query('DROP SCHEMA supaneon_sync CASCADE');
     });
     const failures = await expectFailure(b);
-    expect(failures).toEqual([expect.stringMatching(/^error: Verification failed: \(manifest\): manifest exists: no supaneon_sync manifest found/)]);
+    expect(failures).toEqual([
+      expect.stringMatching(/^error: Verification failed: \(manifest\): manifest exists: no supaneon_sync manifest found/),
+    ]);
   });
 
-  test("a backup whose run died before its commit fails, naming the run", async () => {
+  test('a backup whose run died before its commit fails, naming the run', async () => {
     const deadRun = '00000000-dead-4000-8000-000000000000';
     const b = await tamperedBackup(
       'died',
@@ -244,21 +280,27 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
     );
     const failures = await expectFailure(b);
     expect(failures).toEqual([
-      expect.stringMatching(new RegExp(`^error: Verification failed: \\(manifest\\): backup completed: backup run ${deadRun} \\(started .*\\) has status "running": it never committed`)),
+      expect.stringMatching(
+        new RegExp(
+          `^error: Verification failed: \\(manifest\\): backup completed: backup run ${deadRun} \\(started .*\\) has status "running": it never committed`,
+        ),
+      ),
     ]);
   });
 
   test('no false alarms: every valid BSON corpus case, keyed by itself and by an int, verifies in full and by sample', async () => {
     const cases = corpusValidCases();
     const raws = [...cases.map((c, i) => withInt32Id(c.bson, i)), ...cases.map((c) => firstElementAsId(c.bson))];
-    const rows = new Map(raws.flatMap((raw) => {
-      try {
-        const row = encodeDocument(raw);
-        return [[row.id, row] as const];
-      } catch {
-        return []; // a value that cannot be an _id (e.g. an array) is not a document MongoDB could hold
-      }
-    }));
+    const rows = new Map(
+      raws.flatMap((raw) => {
+        try {
+          const row = encodeDocument(raw);
+          return [[row.id, row] as const];
+        } catch {
+          return []; // a value that cannot be an _id (e.g. an array) is not a document MongoDB could hold
+        }
+      }),
+    );
     expect(rows.size).toBeGreaterThan(cases.length);
     const copy = await createWritableCopy('rt-copy-corpus');
     made.push(copy.id);
@@ -270,20 +312,42 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
       await client.query(`CREATE SCHEMA ${quoteIdent(schemaName)}`);
       await client.query(`CREATE TABLE ${relation} (_id text PRIMARY KEY, doc jsonb NOT NULL, bson bytea NOT NULL, hash bytea NOT NULL)`);
       const sink = client.query(copyFrom(`COPY ${relation} (${COPY_COLUMNS.map(quoteIdent).join(', ')}) FROM STDIN (FORMAT binary)`));
-      await pipeline(Readable.from((function* () {
-        yield copyBinaryHeader();
-        for (const row of rows.values()) yield copyBinaryTuple(row);
-        yield copyBinaryTrailer();
-      })()), sink);
+      await pipeline(
+        Readable.from(
+          (function* () {
+            yield copyBinaryHeader();
+            for (const row of rows.values()) yield copyBinaryTuple(row);
+            yield copyBinaryTrailer();
+          })(),
+        ),
+        sink,
+      );
       const hash = new ContentHash();
       for (const row of rows.values()) hash.add(row.hash, row.bson.length);
       await insertBackup(client, {
-        runId: run, toolVersion: TOOL_VERSION, status: 'running', startedAt: new Date(), finishedAt: null, clusterTimeStart: null,
-        clusterTimeEnd: null, consistency: null, github: null, source: null,
+        runId: run,
+        toolVersion: TOOL_VERSION,
+        status: 'running',
+        startedAt: new Date(),
+        finishedAt: null,
+        clusterTimeStart: null,
+        clusterTimeEnd: null,
+        consistency: null,
+        github: null,
+        source: null,
       });
       await insertCollection(client, {
-        runId: run, database: `${DB}_corpus`, collection: 'corpus', schemaName, tableName: 'corpus', kind: 'collection',
-        documents: hash.documents, bsonBytes: hash.bytes, contentHash: hash.digest(), indexes: [], options: {},
+        runId: run,
+        database: `${DB}_corpus`,
+        collection: 'corpus',
+        schemaName,
+        tableName: 'corpus',
+        kind: 'collection',
+        documents: hash.documents,
+        bsonBytes: hash.bytes,
+        contentHash: hash.digest(),
+        indexes: [],
+        options: {},
       });
       await completeBackup(client, run, { finishedAt: new Date(), clusterTimeEnd: null, consistency: 'per-collection' });
 
@@ -293,8 +357,13 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
         expect(report.checks.filter((c) => c.status !== 'pass')).toEqual([]);
         expect(report.documents).toBe(rows.size);
         expect(report.checks.map((c) => c.check)).toEqual([
-          'backup completed', 'table and columns', 'row count', 'content hash', 'hash column = sha256(bson)',
-          'documents rebuild (BSON, _id, hash)', 'jsonb agrees with the document',
+          'backup completed',
+          'table and columns',
+          'row count',
+          'content hash',
+          'hash column = sha256(bson)',
+          'documents rebuild (BSON, _id, hash)',
+          'jsonb agrees with the document',
         ]);
       }
     } finally {

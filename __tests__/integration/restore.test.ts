@@ -83,7 +83,10 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
 
   afterAll(async () => {
     if (mongo) {
-      await mongo.db(DB).dropDatabase().catch(() => undefined);
+      await mongo
+        .db(DB)
+        .dropDatabase()
+        .catch(() => undefined);
       await mongo.close();
     }
     await project?.dispose();
@@ -106,7 +109,9 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     // Every check ran on every collection, with its numbers.
     for (const c of Object.keys(COUNTS)) {
       const subject = `${DB}.${c}`;
-      expect(io.lines).toContain(`PASS ${subject}: row count: ${COUNTS[c as keyof typeof COUNTS]} rows restored, manifest says ${COUNTS[c as keyof typeof COUNTS]}`);
+      expect(io.lines).toContain(
+        `PASS ${subject}: row count: ${COUNTS[c as keyof typeof COUNTS]} rows restored, manifest says ${COUNTS[c as keyof typeof COUNTS]}`,
+      );
       expect(io.lines.some((l) => l.startsWith(`PASS ${subject}: content hash: recomputed `))).toBe(true);
       expect(io.lines).toContain(`PASS ${subject}: documents rebuild (BSON, _id, hash): all ${COUNTS[c as keyof typeof COUNTS]} rows`);
       expect(io.lines).toContain(`PASS ${subject}: jsonb agrees with the document: all ${COUNTS[c as keyof typeof COUNTS]} rows`);
@@ -129,7 +134,10 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
   });
 
   test('sample mode, a passing user check, and source drift reported as a notice, not a failure', async () => {
-    await mongo.db(DB).collection('orders').insertOne({ _id: new Int32(99_999), status: 'after-the-backup' } as Document);
+    await mongo
+      .db(DB)
+      .collection('orders')
+      .insertOne({ _id: new Int32(99_999), status: 'after-the-backup' } as Document);
     try {
       const io = recordingIo();
       const ok = await restore(
@@ -146,11 +154,16 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
       expect(io.outputs.verified).toBe('true');
       expect(io.lines).toContain(`PASS ${DB}.products: documents rebuild (BSON, _id, hash): random sample of 7 of ${COUNTS.products} rows`);
       expect(io.lines.filter((l) => /^PASS \(user check \d\): .*: returned true$/.test(l))).toHaveLength(2);
-      expect(io.lines).toContain(`warning: NOTE ${DB}.orders: source count: MongoDB now has ${COUNTS.orders + 1} documents, the backup ${COUNTS.orders} (changed since the backup)`);
+      expect(io.lines).toContain(
+        `warning: NOTE ${DB}.orders: source count: MongoDB now has ${COUNTS.orders + 1} documents, the backup ${COUNTS.orders} (changed since the backup)`,
+      );
       expect(io.lines).toContain(`PASS ${DB}.customers: source count: ${COUNTS.customers} documents in MongoDB = restored`);
       expect(await restoreBranches()).toEqual([]);
     } finally {
-      await mongo.db(DB).collection('orders').deleteOne({ _id: new Int32(99_999) } as Document);
+      await mongo
+        .db(DB)
+        .collection('orders')
+        .deleteOne({ _id: new Int32(99_999) } as Document);
     }
   });
 
@@ -159,7 +172,9 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     const ok = await restore(config({ checks: `SELECT true\nSELECT count(*) = -1 FROM "${DB}"."orders"\nSELECT 1, 2` }), io);
     expect(ok).toBe(false);
     expect(io.outputs.verified).toBe('false');
-    expect(io.lines).toContain(`error: Verification failed: (user check 2): SELECT count(*) = -1 FROM "${DB}"."orders": returned false; a check must return one row with a single true`);
+    expect(io.lines).toContain(
+      `error: Verification failed: (user check 2): SELECT count(*) = -1 FROM "${DB}"."orders": returned false; a check must return one row with a single true`,
+    );
     expect(io.lines.some((l) => /^error: Verification failed: \(user check 3\): SELECT 1, 2: returned 2 columns/.test(l))).toBe(true);
     expect(io.summary).toContain('**FAILED** (2 check(s))');
     expect(await restoreBranches()).toEqual([]);
@@ -211,11 +226,18 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     let swept = false;
     for (let attempt = 0; attempt < 5 && !swept; attempt++) {
       const expiresAt = new Date(Date.now() + 2000).toISOString().replace(/\.\d{3}Z$/, 'Z');
-      const leftover = await neon.createTemporaryBranch({ name: `restore-test-leftover-${attempt}`, parentId: backupBranch.id, expiresAt, ...roleAndDatabaseOf(project.databaseUrl) });
+      const leftover = await neon.createTemporaryBranch({
+        name: `restore-test-leftover-${attempt}`,
+        parentId: backupBranch.id,
+        expiresAt,
+        ...roleAndDatabaseOf(project.databaseUrl),
+      });
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(expiresAt) - Date.now()) + 20));
       const io = recordingIo();
       expect(await restore(config(), io)).toBe(true);
-      swept = io.lines.some((l) => l.startsWith(`Retention: deleted "${leftover.branch.name}" (${leftover.branch.id}`) && l.includes('expired at'));
+      swept = io.lines.some(
+        (l) => l.startsWith(`Retention: deleted "${leftover.branch.name}" (${leftover.branch.id}`) && l.includes('expired at'),
+      );
       expect(await restoreBranches()).toEqual([]);
     }
     expect(swept).toBe(true);
@@ -226,10 +248,18 @@ describeWithStack('mode: restore on the local stack', STACK, (env) => {
     const main = startAction('main', { inputs, build: 'current' });
     const result = await main.result;
     if (result.exitCode !== 0) throw new Error(`the action failed (exit ${result.exitCode}, ${main.label}):\n${result.log}`);
-    expect(result.outputs).toMatchObject({ verified: 'true', 'backup-branch-id': backupBranch.id, collections: '4', documents: String(TOTAL) });
+    expect(result.outputs).toMatchObject({
+      verified: 'true',
+      'backup-branch-id': backupBranch.id,
+      collections: '4',
+      documents: String(TOTAL),
+    });
     expect(result.summary).toContain('| Collection | Check | Result | Details |');
     const password = decodeURIComponent(new URL(project.databaseUrl).password);
-    const logged = result.log.split('\n').filter((l) => !l.startsWith('::add-mask::')).join('\n');
+    const logged = result.log
+      .split('\n')
+      .filter((l) => !l.startsWith('::add-mask::'))
+      .join('\n');
     for (const secret of [password, project.apiKey]) {
       expect(logged).not.toContain(secret);
       expect(result.summary).not.toContain(secret);

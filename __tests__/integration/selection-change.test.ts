@@ -21,7 +21,13 @@ const A = `sel_a_${suffix}`;
 const B = `sel_b_${suffix}`;
 const PREFIX = 'selt-';
 const STACK = ['MONGODB_SRV_URL', 'NEON_API_KEY', 'NEON_API_HOST'];
-const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined, debug: () => undefined, group: (_n, fn) => fn() };
+const quiet: Logger = {
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+  debug: () => undefined,
+  group: (_n, fn) => fn(),
+};
 
 describeWithStack('a selection change is never silent', STACK, (env) => {
   // This file's own Neon project: its standby and backups are nobody else's.
@@ -31,7 +37,10 @@ describeWithStack('a selection change is never silent', STACK, (env) => {
 
   async function run(inputs: RawInputs): Promise<RecordingIo> {
     const io = recordingIo();
-    const config = parseConfig({ mode: 'backup', 'branch-prefix': PREFIX, 'lock-wait-seconds': '60', ...inputs }, { ...process.env, ...project.env });
+    const config = parseConfig(
+      { mode: 'backup', 'branch-prefix': PREFIX, 'lock-wait-seconds': '60', ...inputs },
+      { ...process.env, ...project.env },
+    );
     const ok = await backup(config, io);
     if (!ok) throw new Error(`backup reported failure:\n${io.lines.join('\n')}`);
     return io;
@@ -66,7 +75,11 @@ describeWithStack('a selection change is never silent', STACK, (env) => {
 
   afterAll(async () => {
     if (mongo) {
-      for (const db of [A, B]) await mongo.db(db).dropDatabase().catch(() => undefined);
+      for (const db of [A, B])
+        await mongo
+          .db(db)
+          .dropDatabase()
+          .catch(() => undefined);
       await mongo.close();
     }
     await project?.dispose();
@@ -81,7 +94,8 @@ describeWithStack('a selection change is never silent', STACK, (env) => {
     const refusal = run(inputs);
     await expect(refusal).rejects.toThrow(`no longer covers ${dropped.length} collection(s)`);
     const message = await refusal.catch((e: Error) => e.message);
-    for (const ns of dropped) expect(message).toContain(`${ns} (table "${schemaNameFor(ns.split('.')[0])}"."${tableNameFor(ns.split('.')[1])}")`);
+    for (const ns of dropped)
+      expect(message).toContain(`${ns} (table "${schemaNameFor(ns.split('.')[0])}"."${tableNameFor(ns.split('.')[1])}")`);
     expect(message).toContain('Nothing was changed');
     expect(message).toContain('set allow-selection-change: true');
     expect(await standbyState()).toEqual(before);
@@ -98,7 +112,11 @@ describeWithStack('a selection change is never silent', STACK, (env) => {
 
   test('allow-selection-change: true drops the deselected tables and says so', async () => {
     const io = await run({ databases: A, 'allow-selection-change': 'true' });
-    expect(io.lines).toContainEqual(expect.stringMatching(new RegExp(`^warning: allow-selection-change: true: dropping 1 table\\(s\\) no longer selected: ${B}\\.orders$`)));
+    expect(io.lines).toContainEqual(
+      expect.stringMatching(
+        new RegExp(`^warning: allow-selection-change: true: dropping 1 table\\(s\\) no longer selected: ${B}\\.orders$`),
+      ),
+    );
     const { tables } = await standbyState();
     expect(tables).toEqual([`${schemaNameFor(A)}.${tableNameFor('kept')}`, `${schemaNameFor(A)}.${tableNameFor('logs')}`].sort());
     // The new selection is the baseline now: the same backup runs without the flag.

@@ -32,7 +32,12 @@ const quietLog: Logger = {
 };
 
 function recordingLog(lines: string[]): Logger {
-  return { ...quietLog, info: (m) => void lines.push(m), warn: (m) => void lines.push(`warning: ${m}`), group: async (n, fn) => (lines.push(`# ${n}`), fn()) };
+  return {
+    ...quietLog,
+    info: (m) => void lines.push(m),
+    warn: (m) => void lines.push(`warning: ${m}`),
+    group: async (n, fn) => (lines.push(`# ${n}`), fn()),
+  };
 }
 
 function withDatabase(url: string, db: string): string {
@@ -124,7 +129,11 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
       await admin.end();
     }
     if (mongo) {
-      for (const db of [SHOP, ODD]) await mongo.db(db).dropDatabase().catch(() => undefined);
+      for (const db of [SHOP, ODD])
+        await mongo
+          .db(db)
+          .dropDatabase()
+          .catch(() => undefined);
       await mongo.close();
     }
     await project?.dispose();
@@ -142,7 +151,9 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
     expect(result.changed).toBe(2060);
 
     const customers = `${quoteIdent(schemaNameFor(SHOP))}.${quoteIdent(tableNameFor('customers'))}`;
-    const q = await standby.query(`SELECT count(*)::int AS n, min((doc->>'age')::int) AS youngest FROM ${customers} WHERE doc->>'email' LIKE '%@example.com'`);
+    const q = await standby.query(
+      `SELECT count(*)::int AS n, min((doc->>'age')::int) AS youngest FROM ${customers} WHERE doc->>'email' LIKE '%@example.com'`,
+    );
     expect(q.rows[0].n).toBe(300);
     expect(q.rows[0].youngest).toBeGreaterThanOrEqual(18);
     const orders = `${quoteIdent(schemaNameFor(SHOP))}.${quoteIdent(tableNameFor('orders'))}`;
@@ -150,7 +161,10 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
     expect(paid.rows[0].n).toBeGreaterThan(0);
 
     // The stored bytes are MongoDB's bytes.
-    const one = await mongo.db(SHOP).collection('orders').findOne({ _id: new Int32(7) } as Document, { raw: true });
+    const one = await mongo
+      .db(SHOP)
+      .collection('orders')
+      .findOne({ _id: new Int32(7) } as Document, { raw: true });
     const stored = await standby.query(`SELECT bson, hash FROM ${orders} WHERE _id = '{"$numberInt":"7"}'`);
     expect(Buffer.compare(stored.rows[0].bson, one as unknown as Buffer)).toBe(0);
 
@@ -191,7 +205,10 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
   test('inserts, updates and deletes in MongoDB rewrite exactly those rows', async () => {
     const coll = mongo.db(SHOP).collection('orders');
     await coll.updateMany({ _id: { $in: [new Int32(1), new Int32(2), new Int32(3)] } } as Document, { $set: { status: 'refunded' } });
-    await coll.insertMany([{ _id: new Int32(10_001), status: 'new' }, { _id: new Int32(10_002), status: 'new' }] as Document[]);
+    await coll.insertMany([
+      { _id: new Int32(10_001), status: 'new' },
+      { _id: new Int32(10_002), status: 'new' },
+    ] as Document[]);
     await coll.deleteOne({ _id: new Int32(4) } as Document);
     const orders = `${quoteIdent(schemaNameFor(SHOP))}.${quoteIdent(tableNameFor('orders'))}`;
     const before = new Map(
@@ -205,8 +222,13 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
 
     const after = (await standby.query(`SELECT _id, xmin::text AS x, doc->>'status' AS s FROM ${orders}`)).rows;
     expect(after).toHaveLength(900 + 2 - 1);
-    const rewritten = after.filter((r) => before.get(r._id) !== r.x).map((r) => r._id as string).sort();
-    expect(rewritten).toEqual(['{"$numberInt":"10001"}', '{"$numberInt":"10002"}', '{"$numberInt":"1"}', '{"$numberInt":"2"}', '{"$numberInt":"3"}'].sort());
+    const rewritten = after
+      .filter((r) => before.get(r._id) !== r.x)
+      .map((r) => r._id as string)
+      .sort();
+    expect(rewritten).toEqual(
+      ['{"$numberInt":"10001"}', '{"$numberInt":"10002"}', '{"$numberInt":"1"}', '{"$numberInt":"2"}', '{"$numberInt":"3"}'].sort(),
+    );
     expect(after.find((r) => r._id === '{"$numberInt":"1"}')!.s).toBe('refunded');
     expect(after.find((r) => r._id === '{"$numberInt":"4"}')).toBeUndefined();
   });
@@ -229,7 +251,10 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
 
   test('a failure in the middle of a collection leaves the standby exactly as it was and names the collection', async () => {
     const specs = await shopSpecs();
-    await mongo.db(SHOP).collection('products').updateMany({}, { $set: { price: 1 } });
+    await mongo
+      .db(SHOP)
+      .collection('products')
+      .updateMany({}, { $set: { price: 1 } });
     const before = await state();
     const sources = sourcesFor(specs).map((s) =>
       s.spec.collection !== 'products'
@@ -291,7 +316,10 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
           finish: async () => ({ clusterTimeEnd: null, consistency: 'per-collection' }),
         });
         expect(lines[0]).toBe(`# Syncing ${specs.length} collection(s), ${parallelism === 1 ? 'one at a time' : '4 read at once'}`);
-        results.push({ result: result.collections.map((c) => [c.spec.collection, c.documents, c.contentHash, c.inserted]), ...(await contents(client, runId)) });
+        results.push({
+          result: result.collections.map((c) => [c.spec.collection, c.documents, c.contentHash, c.inserted]),
+          ...(await contents(client, runId)),
+        });
       } finally {
         await client.end();
         await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)} WITH (FORCE)`);
@@ -304,7 +332,10 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
 
   test('a failure reading one of the collections read at once stops the others and leaves the standby unchanged', async () => {
     const specs = await shopSpecs();
-    await mongo.db(SHOP).collection('customers').updateMany({}, { $set: { tier: 'gold' } });
+    await mongo
+      .db(SHOP)
+      .collection('customers')
+      .updateMany({}, { $set: { tier: 'gold' } });
     const before = await state();
     const closed: string[] = [];
     const sources = sourcesFor(specs).map((s) => ({
@@ -330,7 +361,10 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
 
   test('the Postgres connection killed mid-COPY rolls everything back', async () => {
     const specs = await shopSpecs();
-    await mongo.db(SHOP).collection('customers').updateMany({}, { $set: { vip: true } });
+    await mongo
+      .db(SHOP)
+      .collection('customers')
+      .updateMany({}, { $set: { vip: true } });
     const before = await state();
     const victim = await connectPostgres(url);
     const pid = (await victim.query('SELECT pg_backend_pid() AS p')).rows[0].p as number;
@@ -385,7 +419,11 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
     // (The test server refuses quotes in collection names; quoting of every character is
     // covered by the naming unit tests.)
     const names = ['with.dots', 'with space', 'semi;colon-dash', 'Ünïcode', long];
-    for (const n of names) await mongo.db(ODD).collection(n).insertOne({ _id: new Int32(1), name: n } as Document);
+    for (const n of names)
+      await mongo
+        .db(ODD)
+        .collection(n)
+        .insertOne({ _id: new Int32(1), name: n } as Document);
     const listed = await listSelectedCollections(mongo, { databases: [ODD], include: [], exclude: [] });
     const view: CollectionSpec = {
       database: ODD,
@@ -407,7 +445,9 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
     expect(recent.kind).toBe('view');
     expect(recent.documents).toBe(0);
     expect(Object.keys(recent.options.pipeline[0].$sort)).toEqual(['z', 'a']);
-    expect(await standby.query('SELECT to_regclass($1) AS t', [`${quoteIdent(schemaNameFor(ODD))}.${quoteIdent(tableNameFor('recent'))}`])).toMatchObject({
+    expect(
+      await standby.query('SELECT to_regclass($1) AS t', [`${quoteIdent(schemaNameFor(ODD))}.${quoteIdent(tableNameFor('recent'))}`]),
+    ).toMatchObject({
       rows: [{ t: null }],
     });
     expect(manifest.collections.find((c) => c.collection === long)!.tableName.length).toBeLessThanOrEqual(63);
@@ -445,7 +485,10 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
         expect(Buffer.compare(stored.get(id)!, raw)).toBe(0);
       }
     } finally {
-      await mongo.db(big).dropDatabase().catch(() => undefined);
+      await mongo
+        .db(big)
+        .dropDatabase()
+        .catch(() => undefined);
     }
   });
 

@@ -21,11 +21,16 @@ const TABLE = 'stored_documents_probe';
 async function tableOf(client: pg.Client, rows: readonly StoredRow[]): Promise<void> {
   await client.query(`CREATE TEMP TABLE ${TABLE} (_id text PRIMARY KEY, doc jsonb NOT NULL, bson bytea NOT NULL, hash bytea NOT NULL)`);
   const sink = client.query(copyFrom(`COPY pg_temp.${TABLE} (${COPY_COLUMNS.map(quoteIdent).join(', ')}) FROM STDIN (FORMAT binary)`));
-  await pipeline(Readable.from((function* () {
-    yield copyBinaryHeader();
-    for (const row of rows) yield copyBinaryTuple(row);
-    yield copyBinaryTrailer();
-  })()), sink);
+  await pipeline(
+    Readable.from(
+      (function* () {
+        yield copyBinaryHeader();
+        for (const row of rows) yield copyBinaryTuple(row);
+        yield copyBinaryTrailer();
+      })(),
+    ),
+    sink,
+  );
 }
 
 const table = { schemaName: 'pg_temp', tableName: TABLE, label: 'db.things' };
@@ -47,7 +52,9 @@ describeWithStack('stored documents reader', ['NEON_API_HOST', 'NEON_API_KEY'], 
   });
 
   test('yields every stored row byte for byte, small and larger than a COPY chunk', async () => {
-    const rows = Array.from({ length: 600 }, (_, i) => encodeDocument(Buffer.from(BSON.serialize({ _id: i, pad: 'x'.repeat(i % 7 === 0 ? 200_000 : i) }))));
+    const rows = Array.from({ length: 600 }, (_, i) =>
+      encodeDocument(Buffer.from(BSON.serialize({ _id: i, pad: 'x'.repeat(i % 7 === 0 ? 200_000 : i) }))),
+    );
     await tableOf(client, rows);
     const expected = new Set(rows.map((r) => r.bson.toString('hex')));
     const seen = new Set<string>();
@@ -56,7 +63,9 @@ describeWithStack('stored documents reader', ['NEON_API_HOST', 'NEON_API_KEY'], 
   });
 
   test('a row whose bytes differ from its hash stops the read, naming the collection and the row; the connection stays usable', async () => {
-    const rows = Array.from({ length: 300 }, (_, i) => encodeDocument(Buffer.from(BSON.serialize({ _id: `k${String(i).padStart(3, '0')}`, n: i }))));
+    const rows = Array.from({ length: 300 }, (_, i) =>
+      encodeDocument(Buffer.from(BSON.serialize({ _id: `k${String(i).padStart(3, '0')}`, n: i }))),
+    );
     rows[150] = { ...rows[150], hash: createHash('sha256').update('not the document').digest() };
     await tableOf(client, rows);
     const read: Buffer[] = [];

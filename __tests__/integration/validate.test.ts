@@ -124,7 +124,12 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
     expect(run.stdout).toMatch(/^ {2}skip {2}standby branch: not checked: the project cannot be read$/m);
     expect(run.stdout).toMatch(/^1 of 11 checks failed, 3 not checked\.$/m);
     const report = reportOf(run);
-    expect(report.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual(['API key valid, project exists', 'standby branch', 'branch usage', 'existing backups']);
+    expect(report.checks.filter((c) => !c.ok).map((c) => c.name)).toEqual([
+      'API key valid, project exists',
+      'standby branch',
+      'branch usage',
+      'existing backups',
+    ]);
     expect(report.checks.filter((c) => c.group === 'mongodb').every((c) => c.ok)).toBe(true);
     expect(report.checks.filter((c) => c.group === 'postgres').every((c) => c.ok)).toBe(true);
     expect(run.outputs.valid).toBe('false');
@@ -139,9 +144,15 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
     expect(run.durationMs).toBeLessThan(20_000);
     const errors = errorLines(run);
     expect(errors).toHaveLength(2);
-    expect(errors[0]).toMatch(/^::error::MongoDB: reachable, credentials accepted: cannot reach MongoDB at 127\.0\.0\.1:\d+: .*authentication/i);
+    expect(errors[0]).toMatch(
+      /^::error::MongoDB: reachable, credentials accepted: cannot reach MongoDB at 127\.0\.0\.1:\d+: .*authentication/i,
+    );
     expect(findSecretLeaks(run, ['WrongPassword1'])).toEqual([]);
-    expect(reportOf(run).checks.filter((c) => c.group !== 'mongodb').every((c) => c.ok)).toBe(true);
+    expect(
+      reportOf(run)
+        .checks.filter((c) => c.group !== 'mongodb')
+        .every((c) => c.ok),
+    ).toBe(true);
   });
 
   test('MongoDB unreachable (wrong port): fails within 20 s, naming MongoDB', async () => {
@@ -150,7 +161,11 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
     expect(run.durationMs).toBeLessThan(20_000);
     const errors = errorLines(run);
     expect(errors[0]).toMatch(/^::error::MongoDB: reachable, credentials accepted: cannot reach MongoDB at 127\.0\.0\.1:1/);
-    expect(reportOf(run).checks.filter((c) => !c.ok).every((c) => c.group === 'mongodb')).toBe(true);
+    expect(
+      reportOf(run)
+        .checks.filter((c) => !c.ok)
+        .every((c) => c.group === 'mongodb'),
+    ).toBe(true);
   });
 
   test('Postgres and the Neon API unreachable: fails within 20 s with one line per problem', async () => {
@@ -162,8 +177,14 @@ describeWithStack('mode: validate (bundle, local stack)', STACK, (stack) => {
     expect(run.durationMs).toBeLessThan(20_000);
     const errors = errorLines(run);
     expect(errors).toContainEqual(expect.stringMatching(/^::error::Neon API: API key valid, project exists: /));
-    expect(errors).toContainEqual(expect.stringMatching(/^::error::Neon Postgres: reachable over TLS, certificate verified: cannot connect to Postgres at 127\.0\.0\.1:1/));
-    expect(errors[errors.length - 1]).toBe('::error::supaneon-sync validate failed: one or more checks failed (see the errors above and the job summary)');
+    expect(errors).toContainEqual(
+      expect.stringMatching(
+        /^::error::Neon Postgres: reachable over TLS, certificate verified: cannot connect to Postgres at 127\.0\.0\.1:1/,
+      ),
+    );
+    expect(errors[errors.length - 1]).toBe(
+      '::error::supaneon-sync validate failed: one or more checks failed (see the errors above and the job summary)',
+    );
   });
 
   test('an address that never answers is given up on in time', async () => {

@@ -71,7 +71,16 @@ describe('parseArgs', () => {
 describe('markdownToText', () => {
   test('renders headings and aligned tables, unescaping cells', () => {
     const text = markdownToText('## Result\n\n| Name | Value |\n| --- | --- |\n| a\\|b | **FAIL** |\n| longer name | 1 |\n');
-    expect(text.split('\n')).toEqual(['Result', '======', '', 'Name         Value', '-----------  -----', 'a|b          FAIL', 'longer name  1', '']);
+    expect(text.split('\n')).toEqual([
+      'Result',
+      '======',
+      '',
+      'Name         Value',
+      '-----------  -----',
+      'a|b          FAIL',
+      'longer name  1',
+      '',
+    ]);
   });
 
   test('keeps a redacted *** as it is', () => {
@@ -80,32 +89,49 @@ describe('markdownToText', () => {
 });
 
 const bundleBuilt = existsSync(path.join(repoRoot, 'dist', 'cli', 'index.js'));
-(bundleBuilt ? describe : describe.skip)(`the CLI bundle${bundleBuilt ? '' : ' (skipped: dist/cli/index.js not built; run npm run build)'}`, () => {
-  const noFallbacks = { MONGODB_SRV_URL: undefined, NEON_API_KEY: undefined, NEON_PROJECT_ID: undefined, NEON_DATABASE_URL: undefined, NEON_API_HOST: undefined };
+(bundleBuilt ? describe : describe.skip)(
+  `the CLI bundle${bundleBuilt ? '' : ' (skipped: dist/cli/index.js not built; run npm run build)'}`,
+  () => {
+    const noFallbacks = {
+      MONGODB_SRV_URL: undefined,
+      NEON_API_KEY: undefined,
+      NEON_PROJECT_ID: undefined,
+      NEON_DATABASE_URL: undefined,
+      NEON_API_HOST: undefined,
+    };
 
-  test('usage errors exit 2 with a hint', async () => {
-    for (const args of [['frobnicate'], ['validate', '--nope', '1'], []]) {
-      const run = await runCli(args, { env: noFallbacks, timeoutMs: 20_000 });
-      expect(run.exitCode).toBe(2);
-      expect(run.stderr).toMatch(/supaneon-sync|Usage/);
-    }
-  });
+    test('usage errors exit 2 with a hint', async () => {
+      for (const args of [['frobnicate'], ['validate', '--nope', '1'], []]) {
+        const run = await runCli(args, { env: noFallbacks, timeoutMs: 20_000 });
+        expect(run.exitCode).toBe(2);
+        expect(run.stderr).toMatch(/supaneon-sync|Usage/);
+      }
+    });
 
-  test('--help exits 0 and prints usage', async () => {
-    const run = await runCli(['--help'], { timeoutMs: 20_000 });
-    expect(run.exitCode).toBe(0);
-    expect(run.stdout).toContain('Usage: supaneon-sync <mode>');
-  });
+    test('--help exits 0 and prints usage', async () => {
+      const run = await runCli(['--help'], { timeoutMs: 20_000 });
+      expect(run.exitCode).toBe(0);
+      expect(run.stdout).toContain('Usage: supaneon-sync <mode>');
+    });
 
-  test('an invalid configuration exits 1, one line per problem, no secret', async () => {
-    const run = await runCli(
-      ['backup', '--mongodb-uri', 'mongodb://u:CliSecret%21@h/', '--neon-database-url', 'postgres://o:CliSecret%21@h/db?sslmode=disable', '--retain', '0'],
-      { env: noFallbacks, timeoutMs: 20_000 },
-    );
-    expect(run.exitCode).toBe(1);
-    expect(run.stderr).toMatch(/^supaneon-sync backup failed: invalid configuration \(4 problems\):$/m);
-    expect(run.stderr).toMatch(/^- input 'neon-database-url' has sslmode=disable/m);
-    expect(run.stderr).toMatch(/^- input 'retain' must be from 1 to 100; got 0$/m);
-    expect(`${run.stdout}${run.stderr}`).not.toMatch(/CliSecret/);
-  });
-});
+    test('an invalid configuration exits 1, one line per problem, no secret', async () => {
+      const run = await runCli(
+        [
+          'backup',
+          '--mongodb-uri',
+          'mongodb://u:CliSecret%21@h/',
+          '--neon-database-url',
+          'postgres://o:CliSecret%21@h/db?sslmode=disable',
+          '--retain',
+          '0',
+        ],
+        { env: noFallbacks, timeoutMs: 20_000 },
+      );
+      expect(run.exitCode).toBe(1);
+      expect(run.stderr).toMatch(/^supaneon-sync backup failed: invalid configuration \(4 problems\):$/m);
+      expect(run.stderr).toMatch(/^- input 'neon-database-url' has sslmode=disable/m);
+      expect(run.stderr).toMatch(/^- input 'retain' must be from 1 to 100; got 0$/m);
+      expect(`${run.stdout}${run.stderr}`).not.toMatch(/CliSecret/);
+    });
+  },
+);

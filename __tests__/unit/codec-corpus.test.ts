@@ -50,7 +50,7 @@ describe.each(cases.map((c, i) => [c.name, c, i] as const))('%s', (_name, c, i) 
     expect(row.doc).toBe(queryJson(stored));
   });
 
-  it('has only valid UTF-8 text, as the driver\'s deserializer agrees', () => {
+  it("has only valid UTF-8 text, as the driver's deserializer agrees", () => {
     expect(() => BSON.deserialize(c.bson)).not.toThrow();
     expect(() => assertUtf8Text(c.bson)).not.toThrow();
   });
@@ -62,10 +62,12 @@ describe.each(cases.map((c, i) => [c.name, c, i] as const))('%s', (_name, c, i) 
     expect(typeof parsed).toBe('object');
   });
 
-  it('has canonical Extended JSON equal to js-bson\'s, faithful to the bytes', () => {
+  it("has canonical Extended JSON equal to js-bson's, faithful to the bytes", () => {
     const text = canonicalJson(c.bson);
     if (EJSON_PARSE_LOSSY[c.name]) return expect(JSON.parse(text)).toEqual(JSON.parse(c.canonicalExtJson));
-    expect(text).toBe(BSON.EJSON.stringify(BSON.deserialize(c.bson, { promoteValues: false, promoteLongs: false, bsonRegExp: true }), { relaxed: false }));
+    expect(text).toBe(
+      BSON.EJSON.stringify(BSON.deserialize(c.bson, { promoteValues: false, promoteLongs: false, bsonRegExp: true }), { relaxed: false }),
+    );
     // Cases marked lossy (NaN payloads, non-canonical Decimal128 encodings) have no Extended JSON
     // that parses back to their bytes; their exactness is proven by the stored bytes and decodeExact.
     if (!c.lossy) expect(Buffer.from(BSON.serialize(BSON.EJSON.parse(text, { relaxed: false }))).equals(c.bson)).toBe(true);
@@ -99,11 +101,14 @@ describe('decode errors', () => {
 
   // Invalid UTF-8 is a value, not a framing error: the stored bytes stay exact, the query form shows
   // U+FFFD, and only re-insertion (which would have to re-encode the text) refuses it.
-  it.each(errors.filter((e) => /UTF-8/i.test(e.description)).map((e) => [e.name, e] as const))('%s: query form replaces, decodeExact refuses', (_n, e) => {
-    expect(queryJson(e.bson)).toContain('\uFFFD');
-    expect(() => assertUtf8Text(e.bson)).toThrow(/not valid UTF-8/);
-    expect(() => decodeExact(e.bson)).toThrow(e.file === 'dbpointer.json' ? /DBPointer/ : /not valid UTF-8/);
-  });
+  it.each(errors.filter((e) => /UTF-8/i.test(e.description)).map((e) => [e.name, e] as const))(
+    '%s: query form replaces, decodeExact refuses',
+    (_n, e) => {
+      expect(queryJson(e.bson)).toContain('\uFFFD');
+      expect(() => assertUtf8Text(e.bson)).toThrow(/not valid UTF-8/);
+      expect(() => decodeExact(e.bson)).toThrow(e.file === 'dbpointer.json' ? /DBPointer/ : /not valid UTF-8/);
+    },
+  );
 
   it.each(errors.filter((e) => !/UTF-8/i.test(e.description)).map((e) => [e.name, e] as const))('%s: rejected', (_n, e) => {
     expect(() => queryJson(e.bson)).toThrow(CodecError);

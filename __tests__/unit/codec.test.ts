@@ -1,10 +1,22 @@
 import { createHash } from 'node:crypto';
+import { Binary, BSONRegExp, BSONSymbol, Code, Decimal128, Double, Int32, Long, MaxKey, MinKey, ObjectId, Timestamp, BSON } from 'mongodb';
 import {
-  Binary, BSONRegExp, BSONSymbol, Code, Decimal128, Double, Int32, Long, MaxKey, MinKey, ObjectId, Timestamp, BSON,
-} from 'mongodb';
-import {
-  CodecError, ContentHash, COPY_COLUMNS, OrderedDocument, OutOfRangeDate, assertReencodes, canonicalJson,
-  copyBinaryHeader, copyBinaryRows, copyBinaryTextJsonb, copyBinaryTrailer, copyBinaryTuple, decodeExact, encodeDocument, idKey, queryJson,
+  CodecError,
+  ContentHash,
+  COPY_COLUMNS,
+  OrderedDocument,
+  OutOfRangeDate,
+  assertReencodes,
+  canonicalJson,
+  copyBinaryHeader,
+  copyBinaryRows,
+  copyBinaryTextJsonb,
+  copyBinaryTrailer,
+  copyBinaryTuple,
+  decodeExact,
+  encodeDocument,
+  idKey,
+  queryJson,
 } from '../../src/codec.js';
 
 const oid = new ObjectId('650000000000000000000001');
@@ -13,18 +25,42 @@ const query = (doc: object): unknown => JSON.parse(queryJson(ser({ _id: oid, ...
 
 /** A document `{ _id: 1, a: <element of type `type` with these value bytes> }`, built by hand. */
 function withElement(type: number, value: Buffer): Buffer {
-  const body = Buffer.concat([Buffer.from([0x10]), Buffer.from('_id\0'), Buffer.from([1, 0, 0, 0]), Buffer.from([type]), Buffer.from('a\0'), value, Buffer.from([0])]);
+  const body = Buffer.concat([
+    Buffer.from([0x10]),
+    Buffer.from('_id\0'),
+    Buffer.from([1, 0, 0, 0]),
+    Buffer.from([type]),
+    Buffer.from('a\0'),
+    value,
+    Buffer.from([0]),
+  ]);
   const doc = Buffer.concat([Buffer.alloc(4), body]);
   doc.writeInt32LE(doc.length, 0);
   return doc;
 }
-const int64 = (v: bigint): Buffer => { const b = Buffer.alloc(8); b.writeBigInt64LE(v); return b; };
+const int64 = (v: bigint): Buffer => {
+  const b = Buffer.alloc(8);
+  b.writeBigInt64LE(v);
+  return b;
+};
 
 describe('queryJson', () => {
   it('writes numbers as JSON numbers, int64 and Decimal128 exactly', () => {
-    const text = queryJson(ser({ _id: oid, i: new Int32(-7), l: Long.fromString('9007199254740993'), lmin: Long.MIN_VALUE,
-      d: new Double(1.5), big: new Double(1e21), tiny: new Double(5e-324), nz: new Double(-0),
-      dec: Decimal128.fromString('1.10'), dexp: Decimal128.fromString('1.23E+3000'), dsmall: Decimal128.fromString('-0E-6176') }));
+    const text = queryJson(
+      ser({
+        _id: oid,
+        i: new Int32(-7),
+        l: Long.fromString('9007199254740993'),
+        lmin: Long.MIN_VALUE,
+        d: new Double(1.5),
+        big: new Double(1e21),
+        tiny: new Double(5e-324),
+        nz: new Double(-0),
+        dec: Decimal128.fromString('1.10'),
+        dexp: Decimal128.fromString('1.23E+3000'),
+        dsmall: Decimal128.fromString('-0E-6176'),
+      }),
+    );
     expect(text).toContain('"l":9007199254740993');
     expect(text).toContain('"lmin":-9223372036854775808');
     expect(text).toContain('"dec":1.10');
@@ -36,20 +72,43 @@ describe('queryJson', () => {
   });
 
   it('writes non-finite numbers as strings', () => {
-    expect(query({ a: new Double(NaN), b: new Double(Infinity), c: new Double(-Infinity), d: Decimal128.fromString('NaN'), e: Decimal128.fromString('-Infinity') }))
-      .toEqual({ _id: oid.toHexString(), a: 'NaN', b: 'Infinity', c: '-Infinity', d: 'NaN', e: '-Infinity' });
+    expect(
+      query({
+        a: new Double(NaN),
+        b: new Double(Infinity),
+        c: new Double(-Infinity),
+        d: Decimal128.fromString('NaN'),
+        e: Decimal128.fromString('-Infinity'),
+      }),
+    ).toEqual({ _id: oid.toHexString(), a: 'NaN', b: 'Infinity', c: '-Infinity', d: 'NaN', e: '-Infinity' });
   });
 
   it('writes dates as ISO strings, out-of-range dates as $date/$numberLong', () => {
     expect(query({ d: new Date('2024-05-01T10:00:00Z'), y: new Date(253402300800000) })).toEqual({
-      _id: oid.toHexString(), d: '2024-05-01T10:00:00.000Z', y: '+010000-01-01T00:00:00.000Z' });
-    expect(JSON.parse(queryJson(withElement(0x09, int64(8640000000000001n))))).toEqual({ _id: 1, a: { $date: { $numberLong: '8640000000000001' } } });
-    expect(JSON.parse(queryJson(withElement(0x09, int64(-9223372036854775808n))))).toEqual({ _id: 1, a: { $date: { $numberLong: '-9223372036854775808' } } });
+      _id: oid.toHexString(),
+      d: '2024-05-01T10:00:00.000Z',
+      y: '+010000-01-01T00:00:00.000Z',
+    });
+    expect(JSON.parse(queryJson(withElement(0x09, int64(8640000000000001n))))).toEqual({
+      _id: 1,
+      a: { $date: { $numberLong: '8640000000000001' } },
+    });
+    expect(JSON.parse(queryJson(withElement(0x09, int64(-9223372036854775808n))))).toEqual({
+      _id: 1,
+      a: { $date: { $numberLong: '-9223372036854775808' } },
+    });
   });
 
   it('writes ObjectId as hex, UUIDs as UUID strings, other binary as $binary', () => {
     const uuid = new Binary(Buffer.from('00112233445566778899aabbccddeeff', 'hex'), 4);
-    expect(query({ u: uuid, b: new Binary(Buffer.from([1, 2, 3]), 0x80), short4: new Binary(Buffer.from([1]), 4), old: new Binary(Buffer.from([9, 9]), 2) })).toEqual({
+    expect(
+      query({
+        u: uuid,
+        b: new Binary(Buffer.from([1, 2, 3]), 0x80),
+        short4: new Binary(Buffer.from([1]), 4),
+        old: new Binary(Buffer.from([9, 9]), 2),
+      }),
+    ).toEqual({
       _id: '650000000000000000000001',
       u: '00112233-4455-6677-8899-aabbccddeeff',
       b: { $binary: { base64: 'AQID', subType: '80' } },
@@ -59,32 +118,65 @@ describe('queryJson', () => {
   });
 
   it('writes the remaining types as canonical Extended JSON, Symbol as a string, Undefined as null', () => {
-    expect(query({ ts: new Timestamp({ t: 4294967295, i: 7 }), r: new BSONRegExp('^a.c$', 'im'), mn: new MinKey(), mx: new MaxKey(),
-      c: new Code('f()'), cs: new Code('g()', { x: new Int32(1) }), s: new BSONSymbol('sym'), n: null, t: true, f: false })).toEqual({
-      _id: oid.toHexString(), ts: { $timestamp: { t: 4294967295, i: 7 } }, r: { $regularExpression: { pattern: '^a.c$', options: 'im' } },
-      mn: { $minKey: 1 }, mx: { $maxKey: 1 }, c: { $code: 'f()' }, cs: { $code: 'g()', $scope: { x: 1 } }, s: 'sym', n: null, t: true, f: false });
+    expect(
+      query({
+        ts: new Timestamp({ t: 4294967295, i: 7 }),
+        r: new BSONRegExp('^a.c$', 'im'),
+        mn: new MinKey(),
+        mx: new MaxKey(),
+        c: new Code('f()'),
+        cs: new Code('g()', { x: new Int32(1) }),
+        s: new BSONSymbol('sym'),
+        n: null,
+        t: true,
+        f: false,
+      }),
+    ).toEqual({
+      _id: oid.toHexString(),
+      ts: { $timestamp: { t: 4294967295, i: 7 } },
+      r: { $regularExpression: { pattern: '^a.c$', options: 'im' } },
+      mn: { $minKey: 1 },
+      mx: { $maxKey: 1 },
+      c: { $code: 'f()' },
+      cs: { $code: 'g()', $scope: { x: 1 } },
+      s: 'sym',
+      n: null,
+      t: true,
+      f: false,
+    });
     expect(JSON.parse(queryJson(withElement(0x06, Buffer.alloc(0))))).toEqual({ _id: 1, a: null });
     const ptr = Buffer.concat([Buffer.from([5, 0, 0, 0]), Buffer.from('db.c\0'), Buffer.from('650000000000000000000002', 'hex')]);
-    expect(JSON.parse(queryJson(withElement(0x0c, ptr)))).toEqual({ _id: 1, a: { $dbPointer: { $ref: 'db.c', $id: { $oid: '650000000000000000000002' } } } });
+    expect(JSON.parse(queryJson(withElement(0x0c, ptr)))).toEqual({
+      _id: 1,
+      a: { $dbPointer: { $ref: 'db.c', $id: { $oid: '650000000000000000000002' } } },
+    });
   });
 
   it('keeps nesting, $-prefixed and dotted keys, and replaces NUL with U+FFFD', () => {
-    const text = queryJson(ser({ _id: oid, 'a.b': { $c: ['x\0y', { 'é': [1, [2]] }] }, s: 'nul\0\0' }));
+    const text = queryJson(ser({ _id: oid, 'a.b': { $c: ['x\0y', { é: [1, [2]] }] }, s: 'nul\0\0' }));
     expect(text).not.toContain('\\u0000');
-    expect(JSON.parse(text)).toEqual({ _id: oid.toHexString(), 'a.b': { $c: ['x\uFFFDy', { 'é': [1, [2]] }] }, s: 'nul\uFFFD\uFFFD' });
+    expect(JSON.parse(text)).toEqual({ _id: oid.toHexString(), 'a.b': { $c: ['x\uFFFDy', { é: [1, [2]] }] }, s: 'nul\uFFFD\uFFFD' });
   });
 
   it('writes both copies of a repeated key (JSONB then keeps the last)', () => {
-    const raw = ser(new OrderedDocument([['_id', 1], ['a', 1], ['a', 2]]));
+    const raw = ser(
+      new OrderedDocument([
+        ['_id', 1],
+        ['a', 1],
+        ['a', 2],
+      ]),
+    );
     expect(queryJson(raw)).toBe('{"_id":1,"a":1,"a":2}');
   });
 
   it('names the problem in malformed BSON', () => {
     const good = ser({ _id: 1, s: 'abc' });
     expect(() => queryJson(good.subarray(0, good.length - 1))).toThrow(CodecError);
-    const badLength = Buffer.from(good); badLength.writeInt32LE(100, good.indexOf('s\0') + 2);
+    const badLength = Buffer.from(good);
+    badLength.writeInt32LE(100, good.indexOf('s\0') + 2);
     expect(() => queryJson(badLength)).toThrow(/string length 100 out of bounds/);
-    const badType = Buffer.from(good); badType[4] = 0x42;
+    const badType = Buffer.from(good);
+    badType[4] = 0x42;
     expect(() => queryJson(badType)).toThrow(/unknown element type 0x42/);
     expect(() => queryJson(Buffer.concat([good, Buffer.from([0])]))).toThrow(/one whole document/);
   });
@@ -92,9 +184,19 @@ describe('queryJson', () => {
 
 describe('idKey', () => {
   it.each([
-    ['ObjectId', oid], ['string', 'user@example.com'], ['int32', new Int32(5)], ['int64', Long.fromNumber(5)], ['double', new Double(5)],
-    ['decimal', Decimal128.fromString('5.0')], ['date', new Date(0)], ['uuid', new Binary(Buffer.alloc(16, 7), 4)], ['document', { a: new Int32(1), b: 'x' }],
-    ['array', [new Int32(1), 'a']], ['null', null], ['minkey', new MinKey()], ['timestamp', new Timestamp({ t: 1, i: 2 })],
+    ['ObjectId', oid],
+    ['string', 'user@example.com'],
+    ['int32', new Int32(5)],
+    ['int64', Long.fromNumber(5)],
+    ['double', new Double(5)],
+    ['decimal', Decimal128.fromString('5.0')],
+    ['date', new Date(0)],
+    ['uuid', new Binary(Buffer.alloc(16, 7), 4)],
+    ['document', { a: new Int32(1), b: 'x' }],
+    ['array', [new Int32(1), 'a']],
+    ['null', null],
+    ['minkey', new MinKey()],
+    ['timestamp', new Timestamp({ t: 1, i: 2 })],
   ])('of a %s _id equals canonical EJSON of the value', (_name, id) => {
     expect(idKey(ser({ _id: id, other: 1 }))).toBe(BSON.EJSON.stringify(id, { relaxed: false }));
   });
@@ -105,8 +207,22 @@ describe('idKey', () => {
   });
 
   it('keeps key order in document ids, integer-like keys included', () => {
-    const a = idKey(ser({ _id: new OrderedDocument([['b', 1], ['1', 2]]) }));
-    const b = idKey(ser({ _id: new OrderedDocument([['1', 2], ['b', 1]]) }));
+    const a = idKey(
+      ser({
+        _id: new OrderedDocument([
+          ['b', 1],
+          ['1', 2],
+        ]),
+      }),
+    );
+    const b = idKey(
+      ser({
+        _id: new OrderedDocument([
+          ['1', 2],
+          ['b', 1],
+        ]),
+      }),
+    );
     expect(a).toBe('{"b":{"$numberInt":"1"},"1":{"$numberInt":"2"}}');
     expect(a).not.toBe(b);
   });
@@ -145,7 +261,21 @@ describe('decodeExact', () => {
   });
 
   it('keeps integer-like keys after others and repeated keys, through OrderedDocument', () => {
-    const raw = ser(new OrderedDocument([['_id', 1], ['b', 1], ['2', 2], ['b', 3], ['sub', new OrderedDocument([['z', 1], ['0', 0]])]]));
+    const raw = ser(
+      new OrderedDocument([
+        ['_id', 1],
+        ['b', 1],
+        ['2', 2],
+        ['b', 3],
+        [
+          'sub',
+          new OrderedDocument([
+            ['z', 1],
+            ['0', 0],
+          ]),
+        ],
+      ]),
+    );
     const doc = decodeExact(raw) as OrderedDocument;
     expect(doc).toBeInstanceOf(OrderedDocument);
     expect(doc.fields.map(([k]) => k)).toEqual(['_id', 'b', '2', 'b', 'sub']);
@@ -155,13 +285,18 @@ describe('decodeExact', () => {
   });
 
   it('keeps a __proto__ key as a field', () => {
-    const raw = ser(new OrderedDocument([['_id', 1], ['__proto__', new Int32(5)]]));
+    const raw = ser(
+      new OrderedDocument([
+        ['_id', 1],
+        ['__proto__', new Int32(5)],
+      ]),
+    );
     const doc = decodeExact(raw);
     expect(Object.keys(doc)).toEqual(['_id', '__proto__']);
     expect(Buffer.from(BSON.serialize(doc)).equals(raw)).toBe(true);
   });
 
-  it('rebuilds datetimes outside JavaScript\'s range when they are whole JS numbers', () => {
+  it("rebuilds datetimes outside JavaScript's range when they are whole JS numbers", () => {
     for (const ms of [8640000000000001n, -8640000000000001n, 2n ** 60n, -(2n ** 63n)]) {
       const raw = withElement(0x09, int64(ms));
       const doc = decodeExact(raw);
@@ -188,7 +323,9 @@ describe('decodeExact', () => {
 
   it('assertReencodes reports where bytes differ', () => {
     const raw = ser({ _id: 1, a: new Double(1) });
-    expect(() => assertReencodes({ _id: 1, a: new Double(2) }, raw)).toThrow(/differs from the stored bytes at byte 22 \(25 bytes stored, 25 re-encoded\)/);
+    expect(() => assertReencodes({ _id: 1, a: new Double(2) }, raw)).toThrow(
+      /differs from the stored bytes at byte 22 \(25 bytes stored, 25 re-encoded\)/,
+    );
     expect(() => assertReencodes({ _id: 1, a: 1 }, raw)).toThrow(/25 bytes stored, 21 re-encoded/);
     expect(() => assertReencodes({ _id: new Int32(1), a: new Double(1) }, raw)).not.toThrow();
   });
@@ -196,7 +333,16 @@ describe('decodeExact', () => {
 
 describe('canonicalJson', () => {
   it('equals EJSON.stringify of the deserialized document for ordinary documents', () => {
-    const doc = { _id: oid, s: 'x', n: new Int32(1), d: new Double(2.5), e: new Double(1e21), z: new Double(-0), arr: [new Int32(1)], sub: { a: Long.fromNumber(3) } };
+    const doc = {
+      _id: oid,
+      s: 'x',
+      n: new Int32(1),
+      d: new Double(2.5),
+      e: new Double(1e21),
+      z: new Double(-0),
+      arr: [new Int32(1)],
+      sub: { a: Long.fromNumber(3) },
+    };
     const raw = ser(doc);
     expect(canonicalJson(raw)).toBe(BSON.EJSON.stringify(doc, { relaxed: false }));
   });
@@ -211,7 +357,8 @@ describe('ContentHash', () => {
     const h = new ContentHash();
     expect(h.digest()).toBe('0'.repeat(64));
     const ones = Buffer.alloc(32, 0xff);
-    const one = Buffer.alloc(32); one[31] = 1;
+    const one = Buffer.alloc(32);
+    one[31] = 1;
     h.add(ones, 10);
     h.add(one, 5);
     expect(h.digest()).toBe('0'.repeat(64)); // wrapped
@@ -269,7 +416,8 @@ describe('COPY binary rows', () => {
   }
   const parse = async (data: Buffer, size: number): Promise<(string | null)[][]> => {
     const rows: (string | null)[][] = [];
-    for await (const fields of copyBinaryRows(inChunks(data, size)[Symbol.asyncIterator]())) rows.push(fields.map((f) => (f === null ? null : f.toString('hex'))));
+    for await (const fields of copyBinaryRows(inChunks(data, size)[Symbol.asyncIterator]()))
+      rows.push(fields.map((f) => (f === null ? null : f.toString('hex'))));
     return rows;
   };
 
@@ -278,14 +426,21 @@ describe('COPY binary rows', () => {
     const withExtension = Buffer.concat([copyBinaryHeader().subarray(0, 15), Buffer.from([0, 0, 0, 3, 9, 9, 9])]);
     const data = Buffer.concat([withExtension, ...rows.map(copyBinaryTuple), copyBinaryTextJsonb('k', null), copyBinaryTrailer()]);
     const expected = [
-      ...rows.map((r) => [Buffer.from(r.id).toString('hex'), Buffer.concat([Buffer.from([1]), Buffer.from(r.doc)]).toString('hex'), r.bson.toString('hex'), r.hash.toString('hex')]),
+      ...rows.map((r) => [
+        Buffer.from(r.id).toString('hex'),
+        Buffer.concat([Buffer.from([1]), Buffer.from(r.doc)]).toString('hex'),
+        r.bson.toString('hex'),
+        r.hash.toString('hex'),
+      ]),
       [Buffer.from('k').toString('hex'), null],
     ];
     for (const size of [1, 2, 3, 7, 64, data.length]) expect(await parse(data, size)).toEqual(expected);
   });
 
   it('writes a (text, jsonb) tuple: two fields, jsonb with its version byte', () => {
-    expect(copyBinaryTextJsonb('é', '{"a":1}').toString('hex')).toBe('0002' + '00000002' + 'c3a9' + '00000008' + '01' + Buffer.from('{"a":1}').toString('hex'));
+    expect(copyBinaryTextJsonb('é', '{"a":1}').toString('hex')).toBe(
+      '0002' + '00000002' + 'c3a9' + '00000008' + '01' + Buffer.from('{"a":1}').toString('hex'),
+    );
     expect(copyBinaryTextJsonb('a', null).toString('hex')).toBe('0002' + '00000001' + '61' + 'ffffffff');
   });
 

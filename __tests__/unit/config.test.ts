@@ -94,7 +94,7 @@ describe('parseConfig', () => {
         databases: 'shop, crm\nanalytics',
         include: 'shop.*,crm.users',
         exclude: '*.tmp_*\n',
-        checks: "SELECT count(*) > 0 FROM shop.orders\n\n  SELECT bool_and(x, y) FROM t  \n",
+        checks: 'SELECT count(*) > 0 FROM shop.orders\n\n  SELECT bool_and(x, y) FROM t  \n',
       },
       {},
     );
@@ -105,7 +105,9 @@ describe('parseConfig', () => {
   });
 
   test('mode: missing or unknown', () => {
-    expect(problemsOf({})).toEqual([expect.stringMatching(/^input 'mode' is required: set it to one of validate, backup, restore, recover/)]);
+    expect(problemsOf({})).toEqual([
+      expect.stringMatching(/^input 'mode' is required: set it to one of validate, backup, restore, recover/),
+    ]);
     expect(problemsOf({ mode: 'sync' })).toEqual([expect.stringMatching(/^input 'mode' 'sync' is not a mode: use one of/)]);
   });
 
@@ -142,7 +144,9 @@ describe('parseConfig', () => {
     [`mongodb://app:${PASSWORD}@/db`, /names no host/],
     [`mongodb+srv://app:${PASSWORD}@a.example.net,b.example.net/`, /lists several hosts/],
   ])('mongodb-uri %#: refused without echoing it', (uri, message) => {
-    expect(problemsOf({ ...VALID, 'mongodb-uri': uri })).toEqual([expect.stringMatching(new RegExp(`^input 'mongodb-uri' ${message.source}`))]);
+    expect(problemsOf({ ...VALID, 'mongodb-uri': uri })).toEqual([
+      expect.stringMatching(new RegExp(`^input 'mongodb-uri' ${message.source}`)),
+    ]);
   });
 
   test('passwords with unescaped delimiters are refused before a driver misparses and echoes them', () => {
@@ -158,17 +162,25 @@ describe('parseConfig', () => {
     expect(problemsOf({ ...VALID, 'mongodb-uri': `mongodb://app:100%${PASSWORD}@host/` })).toEqual([
       expect.stringMatching(/^input 'mongodb-uri' has a user name or password with a '%' that does not start a %XX escape/),
     ]);
-    expect(parseConfig({ ...VALID, 'mongodb-uri': `mongodb://app:${encodeURIComponent('p@ss:w/rd%')}@host/` }, {}).mongodbUri).toContain('%40');
+    expect(parseConfig({ ...VALID, 'mongodb-uri': `mongodb://app:${encodeURIComponent('p@ss:w/rd%')}@host/` }, {}).mongodbUri).toContain(
+      '%40',
+    );
   });
 
   test('a multi-host mongodb:// URI is accepted', () => {
-    expect(parseConfig({ ...VALID, 'mongodb-uri': `mongodb://app:${PASSWORD}@a:27017,b:27017/?replicaSet=rs0` }, {}).mongodbUri).toContain('a:27017,b:27017');
+    expect(parseConfig({ ...VALID, 'mongodb-uri': `mongodb://app:${PASSWORD}@a:27017,b:27017/?replicaSet=rs0` }, {}).mongodbUri).toContain(
+      'a:27017,b:27017',
+    );
   });
 
   test.each(['disable', 'allow', 'prefer'])('neon-database-url with sslmode=%s is refused: TLS is required', (mode) => {
     const url = `postgresql://owner:${PASSWORD}@ep-x.neon.tech/app?sslmode=${mode}`;
     expect(problemsOf({ ...VALID, 'neon-database-url': url })).toEqual([
-      expect.stringMatching(new RegExp(`^input 'neon-database-url' has sslmode=${mode}.*TLS to Neon is required; use sslmode=require, verify-ca or verify-full`)),
+      expect.stringMatching(
+        new RegExp(
+          `^input 'neon-database-url' has sslmode=${mode}.*TLS to Neon is required; use sslmode=require, verify-ca or verify-full`,
+        ),
+      ),
     ]);
   });
 
@@ -188,9 +200,11 @@ describe('parseConfig', () => {
     expect(() => parseConfig({ ...VALID, 'neon-database-url': `postgres://o:p@h/app?sslmode=${mode}` }, {})).not.toThrow();
   });
 
-  test('neon-project-id must have Neon\'s shape', () => {
+  test("neon-project-id must have Neon's shape", () => {
     for (const bad of ['Late-Frost-1', 'late frost', 'proj_123', 'nohyphen', '-lead', 'trail-']) {
-      expect(problemsOf({ ...VALID, 'neon-project-id': bad })).toEqual([expect.stringMatching(/^input 'neon-project-id' .* does not look like a Neon project id/)]);
+      expect(problemsOf({ ...VALID, 'neon-project-id': bad })).toEqual([
+        expect.stringMatching(/^input 'neon-project-id' .* does not look like a Neon project id/),
+      ]);
     }
     for (const good of ['late-frost-12345678', 'dry-heart-13671059', 'a-1']) {
       expect(parseConfig({ ...VALID, 'neon-project-id': good }, {}).neonProjectId).toBe(good);
@@ -198,14 +212,20 @@ describe('parseConfig', () => {
   });
 
   test('neon-api-host: https anywhere, http only on loopback', () => {
-    expect(parseConfig({ ...VALID, 'neon-api-host': 'https://api.example.com/api/v2' }, {}).neonApiHost).toBe('https://api.example.com/api/v2');
+    expect(parseConfig({ ...VALID, 'neon-api-host': 'https://api.example.com/api/v2' }, {}).neonApiHost).toBe(
+      'https://api.example.com/api/v2',
+    );
     expect(parseConfig({ ...VALID, 'neon-api-host': 'http://localhost:8080/api/v2' }, {}).neonApiHost).toBe('http://localhost:8080/api/v2');
     expect(parseConfig({ ...VALID, 'neon-api-host': 'http://127.0.0.7:1/api/v2' }, {}).neonApiHost).toBe('http://127.0.0.7:1/api/v2');
     expect(problemsOf({ ...VALID, 'neon-api-host': 'http://api.example.com/api/v2' })).toEqual([
       expect.stringMatching(/^input 'neon-api-host' uses http:\/\/ for a non-local host.*use https:\/\//),
     ]);
-    expect(problemsOf({ ...VALID, 'neon-api-host': 'ftp://x/' })).toEqual([expect.stringMatching(/^input 'neon-api-host' has scheme 'ftp'/)]);
-    expect(problemsOf({ ...VALID, 'neon-api-host': 'console.neon.tech' })).toEqual([expect.stringMatching(/^input 'neon-api-host' is not a valid URL/)]);
+    expect(problemsOf({ ...VALID, 'neon-api-host': 'ftp://x/' })).toEqual([
+      expect.stringMatching(/^input 'neon-api-host' has scheme 'ftp'/),
+    ]);
+    expect(problemsOf({ ...VALID, 'neon-api-host': 'console.neon.tech' })).toEqual([
+      expect.stringMatching(/^input 'neon-api-host' is not a valid URL/),
+    ]);
   });
 
   test.each([
@@ -226,18 +246,36 @@ describe('parseConfig', () => {
 
   test('numbers at the edges of their ranges are accepted', () => {
     const config = parseConfig(
-      { ...VALID, retain: '100', 'retain-days': '30', 'restore-ttl-minutes': '5', 'batch-size': '1', 'lock-wait-seconds': '3600', 'sample-size': '1' },
+      {
+        ...VALID,
+        retain: '100',
+        'retain-days': '30',
+        'restore-ttl-minutes': '5',
+        'batch-size': '1',
+        'lock-wait-seconds': '3600',
+        'sample-size': '1',
+      },
       {},
     );
-    expect([config.retain, config.retainDays, config.restoreTtlMinutes, config.batchSize, config.lockWaitSeconds, config.sampleSize]).toEqual([
-      100, 30, 5, 1, 3600, 1,
-    ]);
+    expect([
+      config.retain,
+      config.retainDays,
+      config.restoreTtlMinutes,
+      config.batchSize,
+      config.lockWaitSeconds,
+      config.sampleSize,
+    ]).toEqual([100, 30, 5, 1, 3600, 1]);
   });
 
   test('booleans are true or false only', () => {
-    expect(parseConfig({ ...VALID, 'drop-target': 'true', 'keep-restore-branch': 'false' }, {})).toMatchObject({ dropTarget: true, keepRestoreBranch: false });
+    expect(parseConfig({ ...VALID, 'drop-target': 'true', 'keep-restore-branch': 'false' }, {})).toMatchObject({
+      dropTarget: true,
+      keepRestoreBranch: false,
+    });
     for (const bad of ['yes', 'TRUE', '1']) {
-      expect(problemsOf({ ...VALID, 'compare-source': bad })).toEqual([expect.stringMatching(/^input 'compare-source' must be true or false/)]);
+      expect(problemsOf({ ...VALID, 'compare-source': bad })).toEqual([
+        expect.stringMatching(/^input 'compare-source' must be true or false/),
+      ]);
     }
   });
 
@@ -248,28 +286,40 @@ describe('parseConfig', () => {
 
   test('branch and restore prefixes must be usable in branch names', () => {
     expect(parseConfig({ ...VALID, 'branch-prefix': 'nightly/backup-' }, {}).branchPrefix).toBe('nightly/backup-');
-    expect(problemsOf({ ...VALID, 'branch-prefix': 'my backup' })).toEqual([expect.stringMatching(/^input 'branch-prefix' is not usable in Neon branch names/)]);
+    expect(problemsOf({ ...VALID, 'branch-prefix': 'my backup' })).toEqual([
+      expect.stringMatching(/^input 'branch-prefix' is not usable in Neon branch names/),
+    ]);
     expect(problemsOf({ ...VALID, 'restore-prefix': '-x' })).toEqual([expect.stringMatching(/^input 'restore-prefix' is not usable/)]);
     expect(problemsOf({ ...VALID, 'restore-prefix': 'x'.repeat(65) })).toHaveLength(1);
   });
 
   test('databases must be MongoDB database names; patterns follow the selection rules', () => {
-    expect(problemsOf({ ...VALID, databases: 'shop, bad.name' })).toEqual([expect.stringMatching(/^input 'databases' 'bad.name' is not a MongoDB database name/)]);
-    expect(problemsOf({ ...VALID, include: 'shop' })).toEqual([expect.stringMatching(/^input 'include' is not usable: pattern "shop" cannot match/)]);
+    expect(problemsOf({ ...VALID, databases: 'shop, bad.name' })).toEqual([
+      expect.stringMatching(/^input 'databases' 'bad.name' is not a MongoDB database name/),
+    ]);
+    expect(problemsOf({ ...VALID, include: 'shop' })).toEqual([
+      expect.stringMatching(/^input 'include' is not usable: pattern "shop" cannot match/),
+    ]);
     expect(problemsOf({ ...VALID, exclude: 'db.x\\' })).toEqual([expect.stringMatching(/^input 'exclude' is not usable: .*lone/)]);
   });
 
   test('target-database-prefix and backup-branch', () => {
-    expect(problemsOf({ ...VALID, 'target-database-prefix': 'a.b' })).toEqual([expect.stringMatching(/^input 'target-database-prefix' 'a.b' cannot start a MongoDB database name/)]);
+    expect(problemsOf({ ...VALID, 'target-database-prefix': 'a.b' })).toEqual([
+      expect.stringMatching(/^input 'target-database-prefix' 'a.b' cannot start a MongoDB database name/),
+    ]);
     expect(problemsOf({ ...VALID, mode: 'backup', 'backup-branch': 'standby' })).toEqual([
       expect.stringMatching(/^input 'backup-branch' 'standby' is accepted only by modes restore and recover/),
     ]);
     expect(parseConfig({ ...VALID, mode: 'restore', 'backup-branch': 'standby' }, {}).backupBranch).toBe('standby');
-    expect(parseConfig({ ...VALID, mode: 'recover', 'target-mongodb-uri': 'mongodb://t/', 'backup-branch': 'standby' }, {}).backupBranch).toBe('standby');
+    expect(
+      parseConfig({ ...VALID, mode: 'recover', 'target-mongodb-uri': 'mongodb://t/', 'backup-branch': 'standby' }, {}).backupBranch,
+    ).toBe('standby');
   });
 
   test('a list input made only of separators is a usage error, not "everything"', () => {
-    expect(problemsOf({ ...VALID, databases: ' , ,' })).toEqual([expect.stringMatching(/^input 'databases' holds only separators .* no database name/)]);
+    expect(problemsOf({ ...VALID, databases: ' , ,' })).toEqual([
+      expect.stringMatching(/^input 'databases' holds only separators .* no database name/),
+    ]);
     expect(problemsOf({ ...VALID, databases: ',\n,' })).toHaveLength(1);
     expect(problemsOf({ ...VALID, include: ',' })).toEqual([expect.stringMatching(/^input 'include' holds only separators/)]);
     expect(problemsOf({ ...VALID, exclude: ' ,\n ' })).toEqual([expect.stringMatching(/^input 'exclude' holds only separators/)]);
@@ -278,7 +328,9 @@ describe('parseConfig', () => {
   });
 
   test('unknown inputs are refused', () => {
-    expect(problemsOf({ ...VALID, 'neon-api-token': 'x' })).toEqual([expect.stringMatching(/^input 'neon-api-token' is not an input of supaneon-sync/)]);
+    expect(problemsOf({ ...VALID, 'neon-api-token': 'x' })).toEqual([
+      expect.stringMatching(/^input 'neon-api-token' is not an input of supaneon-sync/),
+    ]);
   });
 
   test('every problem is reported at once, one line each', () => {
@@ -313,11 +365,15 @@ describe('parseConfig', () => {
     expect(problemsOf({ ...VALID, mode: 'backup', 'source-dump-dir': './dump' })).toEqual([
       expect.stringMatching(/^input 'source-dump-dir' and mongodb-uri are both set: a backup reads one source; remove one of them$/),
     ]);
-    expect(problemsOf({ ...rest, mode: 'backup' })).toEqual([expect.stringMatching(/^input 'mongodb-uri' is required for mode backup: .+or pass source-dump-dir/)]);
+    expect(problemsOf({ ...rest, mode: 'backup' })).toEqual([
+      expect.stringMatching(/^input 'mongodb-uri' is required for mode backup: .+or pass source-dump-dir/),
+    ]);
     expect(problemsOf({ ...rest, mode: 'restore', 'source-dump-dir': './dump' })).toEqual([
       "input 'source-dump-dir' is used only by modes backup and validate, not restore: remove it",
     ]);
-    expect(parseConfig({ ...rest, mode: 'validate', 'source-dump-dir': './dump' }, { MONGODB_SRV_URL: source }).sourceDumpDir).toBe('./dump');
+    expect(parseConfig({ ...rest, mode: 'validate', 'source-dump-dir': './dump' }, { MONGODB_SRV_URL: source }).sourceDumpDir).toBe(
+      './dump',
+    );
   });
 
   test('recover writes exactly one target: target-mongodb-uri or target-dump-dir', () => {
@@ -326,13 +382,15 @@ describe('parseConfig', () => {
     expect(toDump.targetDumpDir).toBe('./out');
     expect(toDump.dumpGzip).toBe(true);
     expect(toDump.targetMongodbUri).toBeUndefined();
-    expect(problemsOf({ ...rest, mode: 'recover', 'target-dump-dir': './out', 'target-mongodb-uri': `mongodb://t:${PASSWORD}@target/` })).toEqual([
-      "input 'target-dump-dir' and target-mongodb-uri are both set: recover writes to one target; remove one of them",
-    ]);
+    expect(
+      problemsOf({ ...rest, mode: 'recover', 'target-dump-dir': './out', 'target-mongodb-uri': `mongodb://t:${PASSWORD}@target/` }),
+    ).toEqual(["input 'target-dump-dir' and target-mongodb-uri are both set: recover writes to one target; remove one of them"]);
     expect(problemsOf({ ...rest, mode: 'recover', 'target-mongodb-uri': 'mongodb://target/', 'dump-gzip': 'true' })).toEqual([
       expect.stringMatching(/^input 'dump-gzip' shapes the dump written to target-dump-dir, which is not set/),
     ]);
-    expect(problemsOf({ ...rest, mode: 'restore', 'target-dump-dir': './out' })).toEqual(["input 'target-dump-dir' is used only by mode recover, not restore: remove it"]);
+    expect(problemsOf({ ...rest, mode: 'restore', 'target-dump-dir': './out' })).toEqual([
+      "input 'target-dump-dir' is used only by mode recover, not restore: remove it",
+    ]);
   });
 
   test('INPUT_NAMES lists exactly the inputs of action.yml, in order', () => {

@@ -33,7 +33,11 @@ describe('endpoint ids', () => {
 describe('moving a connection string to another endpoint', () => {
   test('rewrites options=endpoint to the new endpoint, keeps other options, replaces the password', () => {
     const moved = new URL(
-      moveToEndpoint(CONSOLE_URL, { host: 'ep-young-leaf-b1x2y3z4.us-east-2.aws.neon.tech', endpointId: 'ep-young-leaf-b1x2y3z4', password: 'n3w/p@ss' }),
+      moveToEndpoint(CONSOLE_URL, {
+        host: 'ep-young-leaf-b1x2y3z4.us-east-2.aws.neon.tech',
+        endpointId: 'ep-young-leaf-b1x2y3z4',
+        password: 'n3w/p@ss',
+      }),
     );
     expect(moved.hostname).toBe('ep-young-leaf-b1x2y3z4.us-east-2.aws.neon.tech');
     expect(moved.searchParams.get('options')).toBe('endpoint=ep-young-leaf-b1x2y3z4');
@@ -64,7 +68,9 @@ describe('channel_binding', () => {
     expect(channelBindingOf(new URL(CONSOLE_URL))).toBe('require');
     expect(channelBindingOf(new URL('postgresql://h/db'))).toBe('prefer');
     expect(channelBindingOf(new URL('postgresql://h/db?channel_binding=disable'))).toBe('disable');
-    expect(() => channelBindingOf(new URL('postgresql://h/db?channel_binding=always'))).toThrow(/neon-database-url has channel_binding=always; use require/);
+    expect(() => channelBindingOf(new URL('postgresql://h/db?channel_binding=always'))).toThrow(
+      /neon-database-url has channel_binding=always; use require/,
+    );
   });
 });
 

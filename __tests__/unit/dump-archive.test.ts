@@ -48,7 +48,10 @@ describe('mongodump archives', () => {
     const file = path.join(dir, `out-${gzip}.archive`);
     const w = await ArchiveWriter.open(file, { gzip, replace: false });
     const collections = [spec('orders'), spec('empty'), spec('recent', 'view')];
-    await w.begin(collections.map((s) => ({ database: 'shop', spec: s, bytes: 0 })), '7.0.2');
+    await w.begin(
+      collections.map((s) => ({ database: 'shop', spec: s, bytes: 0 })),
+      '7.0.2',
+    );
     await w.writeCollection('shop', collections[0], from(orders));
     await w.writeCollection('shop', collections[1], from([]));
     await w.writeCollection('shop', collections[2], undefined);
@@ -76,7 +79,8 @@ describe('mongodump archives', () => {
     return file;
   }
   const header = ser({ concurrent_collections: new Int32(4), version: '0.1', server_version: '8.0.0', tool_version: '100.10.0' });
-  const meta = (c: string) => ser({ db: 'd', collection: c, metadata: `{"indexes":[],"collectionName":"${c}","type":"collection"}`, size: new Int32(0) });
+  const meta = (c: string) =>
+    ser({ db: 'd', collection: c, metadata: `{"indexes":[],"collectionName":"${c}","type":"collection"}`, size: new Int32(0) });
   const block = (c: string, docs: Buffer[]) => Buffer.concat([ser({ db: 'd', collection: c, EOF: false, CRC: Long.ZERO }), ...docs, TERM]);
   const eof = (c: string, docs: Buffer[]) => {
     const crc = new Crc64();
@@ -87,20 +91,38 @@ describe('mongodump archives', () => {
   test('reads the interleaved blocks of collections dumped in parallel, checking each CRC', async () => {
     const a = [ser({ _id: 1 }), ser({ _id: 2 }), ser({ _id: 3 })];
     const b = [ser({ _id: 'x' }), ser({ _id: 'y' })];
-    const file = handMade([ARCHIVE_MAGIC, header, meta('a'), meta('b'), TERM, block('a', [a[0]]), block('b', [b[0]]), block('a', a.slice(1)), eof('a', a), block('b', [b[1]]), eof('b', b)]);
+    const file = handMade([
+      ARCHIVE_MAGIC,
+      header,
+      meta('a'),
+      meta('b'),
+      TERM,
+      block('a', [a[0]]),
+      block('b', [b[0]]),
+      block('a', a.slice(1)),
+      eof('a', a),
+      block('b', [b[1]]),
+      eof('b', b),
+    ]);
     expect(await collect(archiveDocuments(file, 'd', 'a'))).toEqual(a);
     expect(await collect(archiveDocuments(file, 'd', 'b'))).toEqual(b);
     const wrongCrc = handMade([ARCHIVE_MAGIC, header, meta('a'), TERM, block('a', a), eof('a', a.slice(1))]);
-    await expect(collect(archiveDocuments(wrongCrc, 'd', 'a'))).rejects.toThrow(`${wrongCrc}: the documents of d.a do not match the CRC the archive records for them`);
+    await expect(collect(archiveDocuments(wrongCrc, 'd', 'a'))).rejects.toThrow(
+      `${wrongCrc}: the documents of d.a do not match the CRC the archive records for them`,
+    );
   });
 
   test('a truncated archive, a cut document and a file that is no archive are refused by name', async () => {
     const a = [ser({ _id: 1 }), ser({ _id: 2 })];
     const noEnd = handMade([ARCHIVE_MAGIC, header, meta('a'), TERM, block('a', a)]);
-    await expect(collect(archiveDocuments(noEnd, 'd', 'a'))).rejects.toThrow(`${noEnd}: the archive ends before the end of d.a; it is truncated`);
+    await expect(collect(archiveDocuments(noEnd, 'd', 'a'))).rejects.toThrow(
+      `${noEnd}: the archive ends before the end of d.a; it is truncated`,
+    );
     const whole = Buffer.concat([ARCHIVE_MAGIC, header, meta('a'), TERM, block('a', a), eof('a', a)]);
     const cut = handMade([whole.subarray(0, whole.length - 40)]);
-    await expect(collect(archiveDocuments(cut, 'd', 'a'))).rejects.toThrow(new RegExp(`^${cut.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the document at byte offset \\d+ declares`));
+    await expect(collect(archiveDocuments(cut, 'd', 'a'))).rejects.toThrow(
+      new RegExp(`^${cut.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: the document at byte offset \\d+ declares`),
+    );
     const notArchive = handMade([Buffer.from('hello world')]);
     await expect(openDumpDirectory(notArchive, ALL)).rejects.toThrow(`source-dump-dir ${notArchive} is a file but not a mongodump archive`);
   });

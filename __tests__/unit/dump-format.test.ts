@@ -60,7 +60,10 @@ describe('metadata', () => {
       collection: 'orders',
       kind: 'collection',
       options: { capped: true, size: new Int32(4096) },
-      indexes: [{ v: 2, key: { _id: new Int32(1) }, name: '_id_', ns: 'shop.orders' }, { key: { email: new Int32(1) }, name: 'email_1', unique: true }],
+      indexes: [
+        { v: 2, key: { _id: new Int32(1) }, name: '_id_', ns: 'shop.orders' },
+        { key: { email: new Int32(1) }, name: 'email_1', unique: true },
+      ],
     });
     expect(text).toBe(
       '{"options":{"capped":true,"size":{"$numberInt":"4096"}},"indexes":[{"key":{"_id":{"$numberInt":"1"}},"name":"_id_"},' +
@@ -69,8 +72,18 @@ describe('metadata', () => {
   });
 
   test('omits empty options and writes a view with no indexes', () => {
-    expect(metadataJson({ database: 'd', collection: 'c', kind: 'collection', options: {}, indexes: [] })).toBe('{"indexes":[],"collectionName":"c","type":"collection"}');
-    const view = JSON.parse(metadataJson({ database: 'd', collection: 'v', kind: 'view', options: { viewOn: 'c', pipeline: [{ $match: { a: 1 } }] }, indexes: [] }));
+    expect(metadataJson({ database: 'd', collection: 'c', kind: 'collection', options: {}, indexes: [] })).toBe(
+      '{"indexes":[],"collectionName":"c","type":"collection"}',
+    );
+    const view = JSON.parse(
+      metadataJson({
+        database: 'd',
+        collection: 'v',
+        kind: 'view',
+        options: { viewOn: 'c', pipeline: [{ $match: { a: 1 } }] },
+        indexes: [],
+      }),
+    );
     expect(view.type).toBe('view');
     expect(view.options.viewOn).toBe('c');
   });
@@ -84,12 +97,21 @@ describe('metadata', () => {
     );
     expect(m.collectionName).toBe('c4');
     expect(m.kind).toBe('collection');
-    expect(m.indexes.map((i) => Object.keys(i))).toEqual([['key', 'name'], ['key', 'name', 'expireAfterSeconds']]);
+    expect(m.indexes.map((i) => Object.keys(i))).toEqual([
+      ['key', 'name'],
+      ['key', 'name', 'expireAfterSeconds'],
+    ]);
     expect(m.indexes[1].expireAfterSeconds).toBeInstanceOf(Long);
   });
 
   test('writes a time-series collection as a collection of measurements that keeps its timeseries option', () => {
-    const text = metadataJson({ database: 'd', collection: 'ts', kind: 'timeseries', options: { timeseries: { timeField: 't' } }, indexes: [] });
+    const text = metadataJson({
+      database: 'd',
+      collection: 'ts',
+      kind: 'timeseries',
+      options: { timeseries: { timeField: 't' } },
+      indexes: [],
+    });
     expect(JSON.parse(text)).toMatchObject({ type: 'collection', options: { timeseries: { timeField: 't' } } });
     expect(parseMetadata(text, 'ts.metadata.json').kind).toBe('collection');
   });
@@ -100,9 +122,13 @@ describe('metadata', () => {
 
   test('refuses text that is not JSON, naming the file and the byte offset', () => {
     expect(() => parseMetadata('{"indexes":[}', 'shop/orders.metadata.json')).toThrow(DumpFormatError);
-    expect(() => parseMetadata('{"indexes":[}', 'shop/orders.metadata.json')).toThrow(/^shop\/orders\.metadata\.json: not valid JSON at byte offset 12 /);
+    expect(() => parseMetadata('{"indexes":[}', 'shop/orders.metadata.json')).toThrow(
+      /^shop\/orders\.metadata\.json: not valid JSON at byte offset 12 /,
+    );
     // A byte offset, not a character index: é takes two bytes.
-    expect(() => parseMetadata('{"collectionName":"é",}', 'y.metadata.json')).toThrow(/^y\.metadata\.json: not valid JSON at byte offset 23 /);
+    expect(() => parseMetadata('{"collectionName":"é",}', 'y.metadata.json')).toThrow(
+      /^y\.metadata\.json: not valid JSON at byte offset 23 /,
+    );
     expect(() => parseMetadata('[1]', 'x.metadata.json')).toThrow(/x\.metadata\.json: holds JSON but not a metadata document/);
   });
 });
@@ -135,7 +161,9 @@ describe('.bson framing', () => {
 
   test('a file cut inside a length fails naming the stray bytes', async () => {
     const cut = Buffer.concat([docs[0], Buffer.from([7, 0])]);
-    await expect(collect(bsonDocuments(chunksOf(cut, 5), 'a.bson'))).rejects.toThrow(`a.bson: the file is truncated: 2 stray byte(s) at byte offset ${docs[0].length}`);
+    await expect(collect(bsonDocuments(chunksOf(cut, 5), 'a.bson'))).rejects.toThrow(
+      `a.bson: the file is truncated: 2 stray byte(s) at byte offset ${docs[0].length}`,
+    );
   });
 
   test('a length running past the end of the file fails naming the offset', async () => {
@@ -149,7 +177,9 @@ describe('.bson framing', () => {
 
   test('an impossible length or a missing terminator is refused', async () => {
     const tiny = Buffer.from([3, 0, 0, 0, 0]);
-    await expect(collect(bsonDocuments(chunksOf(tiny, 10), 'c.bson'))).rejects.toThrow('c.bson: byte offset 0 holds a document length of 3 bytes');
+    await expect(collect(bsonDocuments(chunksOf(tiny, 10), 'c.bson'))).rejects.toThrow(
+      'c.bson: byte offset 0 holds a document length of 3 bytes',
+    );
     const unterminated = Buffer.from(docs[2]);
     unterminated[unterminated.length - 1] = 1;
     await expect(collect(bsonDocuments(chunksOf(unterminated, 10), 'd.bson'))).rejects.toThrow('d.bson: the document at byte offset 0');

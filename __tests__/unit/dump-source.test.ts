@@ -10,7 +10,8 @@ import { escapeCollectionName } from '../../src/dump-format.js';
 import { dumpDocuments, openDumpDirectory } from '../../src/dump-source.js';
 
 const ALL = { databases: [], include: [], exclude: [] };
-const meta = (name: string, extra = '') => `{${extra}"indexes":[{"v":{"$numberInt":"2"},"key":{"_id":{"$numberInt":"1"}},"name":"_id_"}],"collectionName":"${name}","type":"collection"}`;
+const meta = (name: string, extra = '') =>
+  `{${extra}"indexes":[{"v":{"$numberInt":"2"},"key":{"_id":{"$numberInt":"1"}},"name":"_id_"}],"collectionName":"${name}","type":"collection"}`;
 
 async function collect(it: AsyncIterable<Buffer>): Promise<Buffer[]> {
   const out: Buffer[] = [];
@@ -45,7 +46,11 @@ describe('opening a mongodump directory', () => {
     put(dir, 'shop/caf%C3%A9s.metadata.json.gz', gzipSync(meta('cafés')));
     put(dir, `shop/${escapeCollectionName(long)}.bson`, Buffer.alloc(0));
     put(dir, `shop/${escapeCollectionName(long)}.metadata.json`, meta(long));
-    put(dir, 'shop/recent.metadata.json', '{"options":{"viewOn":"orders","pipeline":[]},"indexes":[],"collectionName":"recent","type":"view"}');
+    put(
+      dir,
+      'shop/recent.metadata.json',
+      '{"options":{"viewOn":"orders","pipeline":[]},"indexes":[],"collectionName":"recent","type":"view"}',
+    );
     put(dir, 'shop/system.js.bson', Buffer.alloc(0));
     put(dir, 'shop/nometa.bson', docs[1]);
     put(dir, 'admin/system.users.bson', Buffer.alloc(0));
@@ -76,7 +81,11 @@ describe('opening a mongodump directory', () => {
 
   test.each([
     ['an empty directory', () => undefined, 'holds no mongodump output'],
-    ['one database folder passed instead of its parent', (dir: string) => writeFileSync(path.join(dir, 'orders.bson'), ''), 'pass its parent directory'],
+    [
+      'one database folder passed instead of its parent',
+      (dir: string) => writeFileSync(path.join(dir, 'orders.bson'), ''),
+      'pass its parent directory',
+    ],
     [
       'a collection both plain and gzip',
       (dir: string) => {
@@ -91,11 +100,18 @@ describe('opening a mongodump directory', () => {
       (dir: string) => {
         mkdirSync(path.join(dir, 'm'));
         writeFileSync(path.join(dir, 'm', 'system.buckets.ts.bson'), '');
-        writeFileSync(path.join(dir, 'm', 'ts.metadata.json'), '{"options":{"timeseries":{"timeField":"t"}},"indexes":[],"collectionName":"ts","type":"timeseries"}');
+        writeFileSync(
+          path.join(dir, 'm', 'ts.metadata.json'),
+          '{"options":{"timeseries":{"timeField":"t"}},"indexes":[],"collectionName":"ts","type":"timeseries"}',
+        );
       },
       'm.ts is a time-series collection, which mongodump stores as internal buckets',
     ],
-    ['a gzip metadata file that is not gzip', (dir: string) => (mkdirSync(path.join(dir, 's')), writeFileSync(path.join(dir, 's', 'c.metadata.json.gz'), '{}')), 'c.metadata.json.gz: not readable gzip data'],
+    [
+      'a gzip metadata file that is not gzip',
+      (dir: string) => (mkdirSync(path.join(dir, 's')), writeFileSync(path.join(dir, 's', 'c.metadata.json.gz'), '{}')),
+      'c.metadata.json.gz: not readable gzip data',
+    ],
   ])('refuses %s', async (_name, make, message) => {
     const dir = fresh();
     make(dir);
@@ -103,6 +119,8 @@ describe('opening a mongodump directory', () => {
   });
 
   test('refuses a path that does not exist, naming it', async () => {
-    await expect(openDumpDirectory(path.join(root, 'nope'), ALL)).rejects.toThrow(`source-dump-dir ${path.join(root, 'nope')} does not exist`);
+    await expect(openDumpDirectory(path.join(root, 'nope'), ALL)).rejects.toThrow(
+      `source-dump-dir ${path.join(root, 'nope')} does not exist`,
+    );
   });
 });

@@ -17,10 +17,31 @@ describe('parseMaxAge', () => {
   });
 
   test('the configuration names the input and what was given', () => {
-    expect(() => parseConfig({ mode: 'restore', 'max-backup-age': '26 hrs', 'neon-api-key': 'k', 'neon-project-id': 'late-frost-1', 'neon-database-url': 'postgresql://u:p@h/db?sslmode=require' }, {})).toThrow(
+    expect(() =>
+      parseConfig(
+        {
+          mode: 'restore',
+          'max-backup-age': '26 hrs',
+          'neon-api-key': 'k',
+          'neon-project-id': 'late-frost-1',
+          'neon-database-url': 'postgresql://u:p@h/db?sslmode=require',
+        },
+        {},
+      ),
+    ).toThrow(
       /input 'max-backup-age' must be a whole number followed by m \(minutes\), h \(hours\) or d \(days\), e\.g\. 26h for a daily schedule; got '26 hrs'/,
     );
-    const c = parseConfig({ mode: 'validate', 'max-backup-age': '26h', 'mongodb-uri': 'mongodb://h/', 'neon-api-key': 'k', 'neon-project-id': 'late-frost-1', 'neon-database-url': 'postgresql://u:p@h/db?sslmode=require' }, {});
+    const c = parseConfig(
+      {
+        mode: 'validate',
+        'max-backup-age': '26h',
+        'mongodb-uri': 'mongodb://h/',
+        'neon-api-key': 'k',
+        'neon-project-id': 'late-frost-1',
+        'neon-database-url': 'postgresql://u:p@h/db?sslmode=require',
+      },
+      {},
+    );
     expect([c.maxBackupAgeMs, c.maxBackupAge]).toEqual([26 * H, '26h']);
   });
 });
@@ -60,7 +81,10 @@ describe('judgeFreshness', () => {
     const foreign = branch('foreign', 1, { annotations: { [TOOL_ANNOTATION]: 'backup', 'standby-branch-id': 'br-other' } });
     const plain = branch('plain', 1, { annotations: {} });
     const restore = branch('restore', 1, { annotations: { [TOOL_ANNOTATION]: 'restore-test', 'standby-branch-id': 'br-standby' } });
-    expect(judgeFreshness([foreign, plain, restore, branch('mine', 40)], opts)).toMatchObject({ ok: false, detail: expect.stringContaining('"backup-mine"') });
+    expect(judgeFreshness([foreign, plain, restore, branch('mine', 40)], opts)).toMatchObject({
+      ok: false,
+      detail: expect.stringContaining('"backup-mine"'),
+    });
   });
 
   test('no backup at all fails', () => {

@@ -59,7 +59,8 @@ test('action.yml: node24 entry points that exist, branding, a description and a 
   }
   // getBooleanInput-style inputs need a real default: the toolkit refuses an empty boolean.
   for (const name of ['compare-source', 'keep-restore-branch', 'drop-target']) expect(full.inputs[name].default).toBe('false');
-  for (const [name, spec] of Object.entries(full.outputs)) expect({ name, described: Boolean(spec.description) }).toEqual({ name, described: true });
+  for (const [name, spec] of Object.entries(full.outputs))
+    expect({ name, described: Boolean(spec.description) }).toEqual({ name, described: true });
 });
 
 // The README embeds the tables between `<!-- inputs:start -->` and `<!-- inputs:end -->`.

@@ -6,7 +6,17 @@ import { parse } from 'yaml';
 import { configFrom, ConfigError, effectiveInputs, parseConfig, type RawInputs } from '../../src/config.js';
 import { HELP } from '../../src/command-line.js';
 import type { GithubRunInfo } from '../../src/github-run.js';
-import { actionYmlInput, defaultText, ENV_FALLBACKS, INPUT_NAMES, INPUTS, MODES, REQUIRED_BY_MODE, requiredHint, type InputName } from '../../src/inputs.js';
+import {
+  actionYmlInput,
+  defaultText,
+  ENV_FALLBACKS,
+  INPUT_NAMES,
+  INPUTS,
+  MODES,
+  REQUIRED_BY_MODE,
+  requiredHint,
+  type InputName,
+} from '../../src/inputs.js';
 import { embedInActionYml } from '../../scripts/inputs-doc.js';
 import { repoRoot } from '../../devkit/stack.js';
 
@@ -66,9 +76,14 @@ describe('the table', () => {
     expect([config.branchPrefix, config.restorePrefix, config.verify, config.neonApiHost]).toEqual(
       (['branch-prefix', 'restore-prefix', 'verify', 'neon-api-host'] as const).map((n) => INPUTS[n].default),
     );
-    expect([config.compareSource, config.keepRestoreBranch, config.dropTarget, config.allowSelectionChange, config.dumpGzip, config.dumpArchive]).toEqual([
-      false, false, false, false, false, false,
-    ]);
+    expect([
+      config.compareSource,
+      config.keepRestoreBranch,
+      config.dropTarget,
+      config.allowSelectionChange,
+      config.dumpGzip,
+      config.dumpArchive,
+    ]).toEqual([false, false, false, false, false, false]);
   });
 
   test("every integer input accepts its table's range and refuses one beyond either end", () => {
@@ -78,7 +93,9 @@ describe('the table', () => {
       expect({ name, problems: problemsOf({ ...VALID, [name]: String(spec.min) }) }).toEqual({ name, problems: [] });
       expect({ name, problems: problemsOf({ ...VALID, [name]: String(spec.max) }) }).toEqual({ name, problems: [] });
       for (const outside of [spec.min - 1, spec.max + 1].filter((n) => n >= 0)) {
-        expect(problemsOf({ ...VALID, [name]: String(outside) })).toEqual([`input '${name}' must be from ${spec.min} to ${spec.max}; got ${outside}`]);
+        expect(problemsOf({ ...VALID, [name]: String(outside) })).toEqual([
+          `input '${name}' must be from ${spec.min} to ${spec.max}; got ${outside}`,
+        ]);
       }
     }
   });

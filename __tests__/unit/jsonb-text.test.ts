@@ -71,7 +71,10 @@ test('property: queryJsonbText equals jsonbText of the query form for random doc
     }),
     { numRuns: 2000 },
   );
-  const repeated = Buffer.concat([Buffer.from(BSON.serialize({ _id: 1, b: 1, a: { y: 1, x: 2 } })).subarray(0, -1), Buffer.from(BSON.serialize({ b: 2 })).subarray(4)]);
+  const repeated = Buffer.concat([
+    Buffer.from(BSON.serialize({ _id: 1, b: 1, a: { y: 1, x: 2 } })).subarray(0, -1),
+    Buffer.from(BSON.serialize({ b: 2 })).subarray(4),
+  ]);
   repeated.writeInt32LE(repeated.length, 0);
   expect(queryJsonbText(repeated)).toBe('{"a": {"x": 2, "y": 1}, "b": 2, "_id": 1}');
 });

@@ -37,14 +37,18 @@ describe('driver errors that echo URI option values', () => {
       () => undefined,
       (e: unknown) => e as Error,
     );
-    expect(error?.message).toMatch(/^target-mongodb-uri is not a usable MongoDB connection string|target-mongodb-uri: the MongoDB driver refuses option readPreference/);
+    expect(error?.message).toMatch(
+      /^target-mongodb-uri is not a usable MongoDB connection string|target-mongodb-uri: the MongoDB driver refuses option readPreference/,
+    );
     expect(error?.message).not.toContain(VALUE);
     expect(error?.cause).toBeUndefined();
   });
 
   test('other errors have every option value cut out', () => {
     const uri = `mongodb://h/?replicaSet=${VALUE}&tls=true`;
-    expect(describeDriverError(new Error(`no primary in set ${VALUE} (tls true)`), uri, 'mongodb-uri')).toBe('no primary in set <replicaSet> (tls true)');
+    expect(describeDriverError(new Error(`no primary in set ${VALUE} (tls true)`), uri, 'mongodb-uri')).toBe(
+      'no primary in set <replicaSet> (tls true)',
+    );
     expect(uriOptions(uri)).toEqual([
       { name: 'replicaSet', value: VALUE },
       { name: 'tls', value: 'true' },

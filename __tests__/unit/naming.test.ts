@@ -5,12 +5,20 @@ const bytes = (s: string): number => Buffer.byteLength(s, 'utf8');
 const hash8 = (s: string): string => createHash('sha256').update(s, 'utf8').digest('hex').slice(0, 8);
 
 describe('tableNameFor', () => {
-  it.each(['orders', 'a.b.c', 'with space', 'quote"inside', "single'quote", 'dollar$', 'Ünïcødé 日本語', 'x'.repeat(63), 'pg_catalog', 'public'])(
-    'keeps %j as it is',
-    (name) => {
-      expect(tableNameFor(name)).toBe(name);
-    },
-  );
+  it.each([
+    'orders',
+    'a.b.c',
+    'with space',
+    'quote"inside',
+    "single'quote",
+    'dollar$',
+    'Ünïcødé 日本語',
+    'x'.repeat(63),
+    'pg_catalog',
+    'public',
+  ])('keeps %j as it is', (name) => {
+    expect(tableNameFor(name)).toBe(name);
+  });
 
   it('maps a name longer than 63 bytes to a 54-byte prefix + ~ + 8 hex of sha256', () => {
     const name = 'events.' + 'x'.repeat(200);
@@ -43,7 +51,7 @@ describe('tableNameFor', () => {
     }
   });
 
-  it('maps a name that itself looks mapped, so it cannot equal another name\'s mapping', () => {
+  it("maps a name that itself looks mapped, so it cannot equal another name's mapping", () => {
     const long = 'z'.repeat(80);
     const lookalike = tableNameFor(long); // 'zzz…~hhhhhhhh', 63 bytes
     expect(tableNameFor(lookalike)).not.toBe(lookalike);
@@ -70,14 +78,22 @@ describe('schemaNameFor', () => {
     expect(schemaNameFor('données')).toBe('données');
   });
 
-  it.each(['pg_catalog', 'pg_toast', 'pg_anything', 'PG_Data', 'information_schema', 'Information_Schema', 'public', 'PUBLIC', META_SCHEMA, 'SupaNeon_Sync'])(
-    'maps reserved name %j away from itself',
-    (name) => {
-      const schema = schemaNameFor(name);
-      expect(schema).toBe(`_${name}~${hash8(name)}`);
-      expect(schema.toLowerCase().startsWith('pg_')).toBe(false);
-    },
-  );
+  it.each([
+    'pg_catalog',
+    'pg_toast',
+    'pg_anything',
+    'PG_Data',
+    'information_schema',
+    'Information_Schema',
+    'public',
+    'PUBLIC',
+    META_SCHEMA,
+    'SupaNeon_Sync',
+  ])('maps reserved name %j away from itself', (name) => {
+    const schema = schemaNameFor(name);
+    expect(schema).toBe(`_${name}~${hash8(name)}`);
+    expect(schema.toLowerCase().startsWith('pg_')).toBe(false);
+  });
 
   it('gives reserved look-alikes distinct schemas', () => {
     const names = ['public', 'Public', 'PUBLIC', 'pg_a', 'pg_A', 'supaneon_sync', 'SUPANEON_SYNC'];

@@ -12,19 +12,33 @@ function recordingLogger(lines: string[]): Logger {
 }
 
 test('markdownTable escapes cell separators and line breaks from user data', () => {
-  expect(markdownTable(['Collection', 'Documents'], [['shop.a|b', 3], ['x\ny', 0]])).toBe(
-    '| Collection | Documents |\n| --- | --- |\n| shop.a\\|b | 3 |\n| x y | 0 |\n',
-  );
+  expect(
+    markdownTable(
+      ['Collection', 'Documents'],
+      [
+        ['shop.a|b', 3],
+        ['x\ny', 0],
+      ],
+    ),
+  ).toBe('| Collection | Documents |\n| --- | --- |\n| shop.a\\|b | 3 |\n| x y | 0 |\n');
 });
 
-test('checkTable: the mode\'s columns, then Result and Details; Details only when a check has any', () => {
+test("checkTable: the mode's columns, then Result and Details; Details only when a check has any", () => {
   const checks: Check[] = [
     { subject: 'shop.a', check: 'row count', status: 'pass', detail: '3 rows' },
     { subject: 'shop.b', check: 'row count', status: 'fail', detail: '2 rows, manifest says 3' },
     { subject: '(source)', check: 'source count', status: 'notice', detail: 'drift' },
     { subject: 'MongoDB', check: 'list databases', status: 'skipped', detail: 'not checked: unreachable' },
   ];
-  expect(checkTable([['Collection', (c) => c.subject], ['Check', (c) => c.check]], checks)).toBe(
+  expect(
+    checkTable(
+      [
+        ['Collection', (c) => c.subject],
+        ['Check', (c) => c.check],
+      ],
+      checks,
+    ),
+  ).toBe(
     '| Collection | Check | Result | Details |\n| --- | --- | --- | --- |\n' +
       '| shop.a | row count | pass | 3 rows |\n| shop.b | row count | **FAIL** | 2 rows, manifest says 3 |\n' +
       '| (source) | source count | notice | drift |\n| MongoDB | list databases | not checked | not checked: unreachable |\n',

@@ -2,13 +2,22 @@
 // that the driver cannot write back byte for byte stops the recovery, naming the collection and the
 // document, and nothing is sent (the client below points at a port nothing listens on).
 import { MongoClient } from 'mongodb';
-import { insertDocuments, MAX_DATABASE_NAME_BYTES, MAX_NAMESPACE_BYTES, targetNameProblems, type TargetCollection } from '../../src/restore-target.js';
+import {
+  insertDocuments,
+  MAX_DATABASE_NAME_BYTES,
+  MAX_NAMESPACE_BYTES,
+  targetNameProblems,
+  type TargetCollection,
+} from '../../src/restore-target.js';
 
 function bsonWithUndefined(): Buffer {
   // { _id: Int32(7), legacy: <Undefined, type 0x06> }: valid BSON that js-bson can only write back as null.
   const body = Buffer.concat([
-    Buffer.from([0x10]), Buffer.from('_id\0', 'latin1'), Buffer.from([7, 0, 0, 0]),
-    Buffer.from([0x06]), Buffer.from('legacy\0', 'latin1'),
+    Buffer.from([0x10]),
+    Buffer.from('_id\0', 'latin1'),
+    Buffer.from([7, 0, 0, 0]),
+    Buffer.from([0x06]),
+    Buffer.from('legacy\0', 'latin1'),
     Buffer.from([0x00]),
   ]);
   const size = Buffer.alloc(4);
@@ -45,8 +54,13 @@ describe('target names against MongoDB limits, checked before anything is writte
 
   test('a prefix that pushes a database name past 63 bytes names the collection, the prefix and the limit', () => {
     const db = 'd'.repeat(50);
-    const problems = targetNameProblems([target(db, 'orders', 'restored_copy_'), target('shop', 'orders', 'restored_copy_')], 'restored_copy_');
-    expect(problems[0]).toContain(`${db}.orders: target database name "restored_copy_${db}" (target-database-prefix 'restored_copy_' + "${db}") is 64 bytes`);
+    const problems = targetNameProblems(
+      [target(db, 'orders', 'restored_copy_'), target('shop', 'orders', 'restored_copy_')],
+      'restored_copy_',
+    );
+    expect(problems[0]).toContain(
+      `${db}.orders: target database name "restored_copy_${db}" (target-database-prefix 'restored_copy_' + "${db}") is 64 bytes`,
+    );
     expect(problems[0]).toContain(`at most ${MAX_DATABASE_NAME_BYTES} bytes`);
     expect(problems).toHaveLength(2);
     expect(problems[1]).toMatch(/^Fix: use a target-database-prefix of at most 13 bytes/);

@@ -81,7 +81,14 @@ describe('planRetention: backups', () => {
   });
 
   test('never touches branches this product did not make, even with a backup-like name', () => {
-    const foreign: BranchInfo = { id: 'br-user', name: 'backup-20200101T000000Z', parentId: STANDBY, createdAt: at(24 * 300), isDefault: false, annotations: {} };
+    const foreign: BranchInfo = {
+      id: 'br-user',
+      name: 'backup-20200101T000000Z',
+      parentId: STANDBY,
+      createdAt: at(24 * 300),
+      isDefault: false,
+      annotations: {},
+    };
     const otherTool: BranchInfo = { ...foreign, id: 'br-other', annotations: { owner: 'someone' } };
     const p = plan([standby(), foreign, otherTool, backup(1, 2), backup(2, 1)], { retain: 1, retainDays: 1 });
     expect(ids(p.delete)).toEqual(['br-backup-1']);
@@ -90,7 +97,9 @@ describe('planRetention: backups', () => {
   });
 
   test("leaves another standby's backups alone", () => {
-    const elsewhere = backup(9, 24 * 50, { annotations: { [TOOL_ANNOTATION]: 'backup', 'run-id': 'r9', 'standby-branch-id': 'br-other-standby' } });
+    const elsewhere = backup(9, 24 * 50, {
+      annotations: { [TOOL_ANNOTATION]: 'backup', 'run-id': 'r9', 'standby-branch-id': 'br-other-standby' },
+    });
     const p = plan([standby(), elsewhere, backup(1, 2), backup(2, 1)], { retain: 1 });
     expect(ids(p.delete)).toEqual(['br-backup-1']);
     expect(ids(p.keep)).toEqual(['br-backup-2']);
@@ -102,11 +111,20 @@ describe('planRetention: backups', () => {
     const p = plan([weirdStandby, weirdDefault, backup(3, 2), backup(4, 1)], { retain: 1 });
     expect(ids(p.delete)).toEqual(['br-backup-3']);
     const reasons = p.skipped.map((s) => `${s.branch.id}: ${s.reason}`);
-    expect(reasons).toEqual(expect.arrayContaining([expect.stringMatching(/br-backup-1: .*default branch/), expect.stringMatching(/br-standby: .*standby/)]));
+    expect(reasons).toEqual(
+      expect.arrayContaining([expect.stringMatching(/br-backup-1: .*default branch/), expect.stringMatching(/br-standby: .*standby/)]),
+    );
   });
 
   test('a backup with a child that stays is skipped, and the reason names the child', () => {
-    const userChild: BranchInfo = { id: 'br-dev', name: 'dev-from-backup', parentId: 'br-backup-1', createdAt: at(5), isDefault: false, annotations: {} };
+    const userChild: BranchInfo = {
+      id: 'br-dev',
+      name: 'dev-from-backup',
+      parentId: 'br-backup-1',
+      createdAt: at(5),
+      isDefault: false,
+      annotations: {},
+    };
     const p = plan([standby(), backup(1, 50), backup(2, 2), backup(3, 1), userChild], { retain: 1 });
     expect(ids(p.delete)).toEqual(['br-backup-2']);
     expect(p.skipped).toHaveLength(1);
@@ -210,7 +228,11 @@ describe('applyRetention', () => {
 describe('ensureRoomForBranches', () => {
   test('does nothing when the new branches fit', async () => {
     const project = fakeProject([standby(), backup(1, 3)]);
-    const deleted = await ensureRoomForBranches(project, { needed: 1, limit: 3, standbyId: STANDBY, retain: 1, restoreTtlMinutes: 60, now: NOW }, { log: recordingLog() });
+    const deleted = await ensureRoomForBranches(
+      project,
+      { needed: 1, limit: 3, standbyId: STANDBY, retain: 1, restoreTtlMinutes: 60, now: NOW },
+      { log: recordingLog() },
+    );
     expect(deleted).toEqual([]);
     expect(project.live.size).toBe(2);
   });
@@ -218,7 +240,11 @@ describe('ensureRoomForBranches', () => {
   test('makes room only with what retention deletes anyway: a backup beyond retain', async () => {
     // limit 5: standby + 4 backups; retain 3 -> the oldest is beyond retain and goes now.
     const project = fakeProject([standby(), backup(1, 40), backup(2, 30), backup(3, 20), backup(4, 10)]);
-    const deleted = await ensureRoomForBranches(project, { needed: 1, limit: 5, standbyId: STANDBY, retain: 3, restoreTtlMinutes: 60, now: NOW }, { log: recordingLog() });
+    const deleted = await ensureRoomForBranches(
+      project,
+      { needed: 1, limit: 5, standbyId: STANDBY, retain: 3, restoreTtlMinutes: 60, now: NOW },
+      { log: recordingLog() },
+    );
     expect(ids(deleted)).toEqual(['br-backup-1']);
     expect(project.live.size).toBe(4);
   });
@@ -227,7 +253,11 @@ describe('ensureRoomForBranches', () => {
     // limit 5: standby + 4 backups, retain 4. Deleting backup-1 first would leave 3 completed
     // backups if the run stopped before its own backup exists.
     const project = fakeProject([standby(), backup(1, 40), backup(2, 30), backup(3, 20), backup(4, 10)]);
-    const error = await ensureRoomForBranches(project, { needed: 1, limit: 5, standbyId: STANDBY, retain: 4, restoreTtlMinutes: 60, now: NOW }, { log: recordingLog() }).then(
+    const error = await ensureRoomForBranches(
+      project,
+      { needed: 1, limit: 5, standbyId: STANDBY, retain: 4, restoreTtlMinutes: 60, now: NOW },
+      { log: recordingLog() },
+    ).then(
       () => undefined,
       (e: unknown) => e as Error,
     );
@@ -243,7 +273,13 @@ describe('ensureRoomForBranches', () => {
     expect(room).toEqual({ plan: { delete: [], reasons: {}, keep: [], skipped: [] }, enough: true });
     const project = fakeProject(branches);
     const log = recordingLog();
-    expect(await ensureRoomForBranches(project, { needed: 1, limit: undefined, standbyId: STANDBY, retain: 14, restoreTtlMinutes: 60, now: NOW }, { log })).toEqual([]);
+    expect(
+      await ensureRoomForBranches(
+        project,
+        { needed: 1, limit: undefined, standbyId: STANDBY, retain: 14, restoreTtlMinutes: 60, now: NOW },
+        { log },
+      ),
+    ).toEqual([]);
     expect(project.live.size).toBe(15);
     expect(log.lines).toContainEqual(expect.stringMatching(/does not report this project's branch limit/));
   });
@@ -263,7 +299,11 @@ describe('ensureRoomForBranches', () => {
   test('fails before any work when retention cannot free enough, naming the limit and the branches', async () => {
     const user: BranchInfo = { id: 'br-user', name: 'feature-x', parentId: STANDBY, createdAt: at(1), isDefault: false, annotations: {} };
     const project = fakeProject([standby(), backup(1, 10), user]);
-    const attempt = ensureRoomForBranches(project, { needed: 1, limit: 3, standbyId: STANDBY, retain: 5, restoreTtlMinutes: 60, now: NOW }, { log: recordingLog() });
+    const attempt = ensureRoomForBranches(
+      project,
+      { needed: 1, limit: 3, standbyId: STANDBY, retain: 5, restoreTtlMinutes: 60, now: NOW },
+      { log: recordingLog() },
+    );
     const error = await attempt.then(
       () => undefined,
       (e: unknown) => e as Error,

@@ -1,6 +1,14 @@
 import { spawnSync } from 'node:child_process';
 import { repoRoot } from '../../devkit/stack.js';
-import { clearSecrets, deriveSecretForms, MIN_MASK_LENGTH, redact, registerRuntimeSecret, registerSecret, userInfoOf } from '../../src/secrets.js';
+import {
+  clearSecrets,
+  deriveSecretForms,
+  MIN_MASK_LENGTH,
+  redact,
+  registerRuntimeSecret,
+  registerSecret,
+  userInfoOf,
+} from '../../src/secrets.js';
 
 // A password with every URL-special character, URL-encoded in the connection string.
 const PASSWORD = 'p@ss:w/rd%zz?#&';
@@ -24,7 +32,9 @@ describe('deriveSecretForms', () => {
   });
 
   test('a multi-host MongoDB URI (not a WHATWG URL) still yields its password', () => {
-    expect(deriveSecretForms('mongodb://u:s3cr%2Ft@a:27017,b:27017/?replicaSet=rs0')).toEqual(expect.arrayContaining(['s3cr%2Ft', 's3cr/t', 'u:s3cr/t']));
+    expect(deriveSecretForms('mongodb://u:s3cr%2Ft@a:27017,b:27017/?replicaSet=rs0')).toEqual(
+      expect.arrayContaining(['s3cr%2Ft', 's3cr/t', 'u:s3cr/t']),
+    );
   });
 
   test('a plain key is its own only form', () => {
@@ -75,7 +85,9 @@ describe('redact', () => {
     expect(redact('failed: postgresql://someone:unknownpw@db.example.com:5432/x?sslmode=require')).toBe(
       'failed: postgresql://someone:***@db.example.com:5432/x?sslmode=require',
     );
-    expect(redact('a mongodb+srv://u:p%40w@c.example.net/ and https://x:y@z/')).toBe('a mongodb+srv://u:***@c.example.net/ and https://x:***@z/');
+    expect(redact('a mongodb+srv://u:p%40w@c.example.net/ and https://x:y@z/')).toBe(
+      'a mongodb+srv://u:***@c.example.net/ and https://x:***@z/',
+    );
   });
 
   test('leaves text without secrets alone', () => {
@@ -92,7 +104,10 @@ describe('guardCrashes', () => {
       guardCrashes((line) => process.stderr.write('reported: ' + line + '\\n'));
       setTimeout(() => { throw new Error('driver said postgresql://owner:CrashPw1@h/db'); }, 0);
     `;
-    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { cwd: repoRoot, encoding: 'utf8' });
+    const result = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    });
     expect(result.status).toBe(1);
     expect(result.stderr).toContain('reported: supaneon-sync failed unexpectedly: driver said postgresql://owner:***@h/db');
     expect(result.stderr).not.toContain('CrashPw1');
@@ -120,7 +135,9 @@ describe('short secrets', () => {
     expect(masked).not.toContain('r');
     expect(masked.every((m) => m.length >= MIN_MASK_LENGTH)).toBe(true);
     expect(masked).toContain('leak_user:r');
-    expect(redact('branch br-cold-leaf-36040892, consistency per-collection')).toBe('branch br-cold-leaf-36040892, consistency per-collection');
+    expect(redact('branch br-cold-leaf-36040892, consistency per-collection')).toBe(
+      'branch br-cold-leaf-36040892, consistency per-collection',
+    );
     expect(redact('failed: mongodb://other:r@h/ and :r@h')).toBe('failed: mongodb://other:***@h/ and :***@h');
     clearSecrets();
   });

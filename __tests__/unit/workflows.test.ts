@@ -97,7 +97,11 @@ describe.each(files)('%s', (file) => {
     expect(workflow.permissions).toBeTruthy();
     expect({ file, writes: writesOf(workflow.permissions) }).toEqual({ file, writes: [] });
     for (const [name, job] of Object.entries(workflow.jobs ?? {})) {
-      expect({ file, job: name, writes: writesOf(job.permissions) }).toEqual({ file, job: name, writes: ALLOWED_WRITES[file]?.[name] ?? [] });
+      expect({ file, job: name, writes: writesOf(job.permissions) }).toEqual({
+        file,
+        job: name,
+        writes: ALLOWED_WRITES[file]?.[name] ?? [],
+      });
     }
   });
 
@@ -130,14 +134,20 @@ const actionlint = findActionlint();
     ? 'actionlint finds nothing wrong'
     : 'actionlint finds nothing wrong (skipped: actionlint not installed; go install github.com/rhysd/actionlint/cmd/actionlint@latest)',
   () => {
-    const result = spawnSync(actionlint as string, ['-no-color', ...files.map((f) => path.join(dir, f))], { encoding: 'utf8', cwd: repoRoot });
+    const result = spawnSync(actionlint as string, ['-no-color', ...files.map((f) => path.join(dir, f))], {
+      encoding: 'utf8',
+      cwd: repoRoot,
+    });
     expect(result.stdout + result.stderr).toBe('');
     expect(result.status).toBe(0);
   },
 );
 
 test('dependabot keeps npm and the pinned actions up to date', () => {
-  const config = parse(readFileSync(path.join(repoRoot, '.github', 'dependabot.yml'), 'utf8')) as { version: number; updates: { 'package-ecosystem': string; directory: string }[] };
+  const config = parse(readFileSync(path.join(repoRoot, '.github', 'dependabot.yml'), 'utf8')) as {
+    version: number;
+    updates: { 'package-ecosystem': string; directory: string }[];
+  };
   expect(config.version).toBe(2);
   expect(config.updates.map((u) => [u['package-ecosystem'], u.directory]).sort()).toEqual([
     ['github-actions', '/'],

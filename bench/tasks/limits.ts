@@ -100,7 +100,13 @@ export async function prepareDump(task: Task): Promise<Omit<TaskResult, 'childMa
     }
     const base = path.join(dir, escapeCollectionName(c.name));
     await pipeline(docs, createWriteStream(`${base}${BSON_SUFFIX}`));
-    const spec = { database: task.database, collection: c.name, kind: 'collection' as const, options: {}, indexes: [{ v: 2, key: { _id: 1 }, name: '_id_' }] };
+    const spec = {
+      database: task.database,
+      collection: c.name,
+      kind: 'collection' as const,
+      options: {},
+      indexes: [{ v: 2, key: { _id: 1 }, name: '_id_' }],
+    };
     await writeFile(`${base}${METADATA_SUFFIX}`, metadataJson(spec));
     documents += c.documents;
   }
@@ -145,7 +151,8 @@ export async function plainScan(task: Task): Promise<Omit<TaskResult, 'childMaxR
   const client = await connectStandby();
   try {
     const tables = await tablesOf(client, schemaNameFor(task.database));
-    if (tables.length === 0) throw new Error(`the standby has no tables in schema ${schemaNameFor(task.database)}: run a full backup first`);
+    if (tables.length === 0)
+      throw new Error(`the standby has no tables in schema ${schemaNameFor(task.database)}: run a full backup first`);
     let bytes = 0;
     for (const table of tables) {
       const out = client.query(copyStreams.to(`COPY ${table} TO STDOUT (FORMAT binary)`));

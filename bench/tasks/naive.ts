@@ -29,7 +29,12 @@ export async function naiveRun(task: Task): Promise<Omit<TaskResult, 'childMaxRs
       const table = `${quoteIdent(NAIVE_SCHEMA)}.${quoteIdent(tableNameFor(c.name))}`;
       await sql.query(`CREATE TABLE ${table} (_id text PRIMARY KEY, doc jsonb NOT NULL)`);
       const readStarted = performance.now();
-      const docs = await mongo.db(task.database).collection(c.name).find({}).limit(Math.ceil(c.documents * subset)).toArray();
+      const docs = await mongo
+        .db(task.database)
+        .collection(c.name)
+        .find({})
+        .limit(Math.ceil(c.documents * subset))
+        .toArray();
       const insertStarted = performance.now();
       readSeconds += (insertStarted - readStarted) / 1000;
       for (const doc of docs) {

@@ -34,9 +34,15 @@ interface BundleRun {
  */
 async function runBundle(task: Task, inputs: Record<string, string>): Promise<BundleRun> {
   const bundle = path.join(repoRoot, PRODUCT_BUNDLE);
-  if (!existsSync(bundle)) throw new Error(`${PRODUCT_BUNDLE} does not exist: run \`npm run build\` (npm run bench builds it unless --no-build)`);
+  if (!existsSync(bundle))
+    throw new Error(`${PRODUCT_BUNDLE} does not exist: run \`npm run build\` (npm run bench builds it unless --no-build)`);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'supaneon-bench-run-'));
-  const files = { output: path.join(dir, 'output'), state: path.join(dir, 'state'), summary: path.join(dir, 'summary'), time: path.join(dir, 'time') };
+  const files = {
+    output: path.join(dir, 'output'),
+    state: path.join(dir, 'state'),
+    summary: path.join(dir, 'summary'),
+    time: path.join(dir, 'time'),
+  };
   for (const f of [files.output, files.state, files.summary]) writeFileSync(f, '');
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !/^(INPUT_|STATE_|GITHUB_)/.test(k)) env[k] = v;
@@ -45,7 +51,9 @@ async function runBundle(task: Task, inputs: Record<string, string>): Promise<Bu
 
   const nodeArgs = [...(task.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${task.profileDir}`] : []), bundle];
   const useTime = existsSync(GNU_TIME);
-  const [command, args] = useTime ? [GNU_TIME, ['-f', '%M %U %S', '-o', files.time, process.execPath, ...nodeArgs]] : [process.execPath, nodeArgs];
+  const [command, args] = useTime
+    ? [GNU_TIME, ['-f', '%M %U %S', '-o', files.time, process.execPath, ...nodeArgs]]
+    : [process.execPath, nodeArgs];
 
   const groups: GroupTiming[] = [];
   const timeline: RecordingIo['timeline'] = [];
@@ -140,12 +148,19 @@ function documentsOf(io: RecordingIo): number {
  * database's schema on the standby. With `task.dumpDir`, the source is that mongodump directory;
  * `inputs` adds the bundle's inputs (e.g. parallel-collections: 1, to compare with the default).
  */
-export async function backupRun(task: Task, empty: boolean, inputs: Record<string, string> = {}): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
+export async function backupRun(
+  task: Task,
+  empty: boolean,
+  inputs: Record<string, string> = {},
+): Promise<Omit<TaskResult, 'childMaxRssBytes'>> {
   const sql = await connectStandby();
   try {
     if (empty) await dropSchema(sql, schemaNameFor(task.database));
     const before = await walMark(sql);
-    const run = await runBundle(task, inputsFor('backup', task, { ...inputs, ...(task.dumpDir ? { 'source-dump-dir': task.dumpDir } : {}) }));
+    const run = await runBundle(
+      task,
+      inputsFor('backup', task, { ...inputs, ...(task.dumpDir ? { 'source-dump-dir': task.dumpDir } : {}) }),
+    );
     if (!run.ok) throw describeFailure('backup', run.io);
     const wal = await walSince(sql, before);
     return {

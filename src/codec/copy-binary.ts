@@ -88,7 +88,8 @@ export async function* copyBinaryRows(chunks: AsyncIterator<Buffer>): AsyncGener
   };
   const headerFixed = COPY_SIGNATURE.length + 8;
   if (buf.length - pos < headerFixed) await fill(headerFixed);
-  if (!buf.subarray(pos, pos + COPY_SIGNATURE.length).equals(COPY_SIGNATURE)) throw new CodecError('COPY data is not in binary format (no PGCOPY signature)');
+  if (!buf.subarray(pos, pos + COPY_SIGNATURE.length).equals(COPY_SIGNATURE))
+    throw new CodecError('COPY data is not in binary format (no PGCOPY signature)');
   const extension = buf.readInt32BE(pos + COPY_SIGNATURE.length + 4);
   pos += headerFixed;
   if (buf.length - pos < extension) await fill(extension);

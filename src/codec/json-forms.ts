@@ -92,9 +92,7 @@ function decimal128Text(buf: Buffer, start: number): string {
   }
   if (exponent === 0) return sign + digits;
   const point = digits.length + exponent;
-  return point > 0
-    ? `${sign}${digits.slice(0, point)}.${digits.slice(point)}`
-    : `${sign}0.${'0'.repeat(-point)}${digits}`;
+  return point > 0 ? `${sign}${digits.slice(0, point)}.${digits.slice(point)}` : `${sign}0.${'0'.repeat(-point)}${digits}`;
 }
 
 function dateJson(ms: bigint, form: Form): string {
@@ -287,13 +285,26 @@ function jsonbDocument(buf: Buffer, start: number, isArray: boolean): string {
     }
     // The key as jsonb holds it: the query form's text (NUL shown as U+FFFD).
     const key = ascii ? buf.toString('latin1', e.keyStart, e.keyEnd) : (JSON.parse(printed) as string);
-    members.push({ key, printed, bytes: ascii ? key.length : Buffer.byteLength(key, 'utf8'), ascii, value: jsonbValue(buf, e.type, e.valueStart, e.valueEnd), order: members.length });
+    members.push({
+      key,
+      printed,
+      bytes: ascii ? key.length : Buffer.byteLength(key, 'utf8'),
+      ascii,
+      value: jsonbValue(buf, e.type, e.valueStart, e.valueEnd),
+      order: members.length,
+    });
   }
   if (members.length > 1) {
     members.sort(
       (a, b) =>
         a.bytes - b.bytes ||
-        (a.ascii && b.ascii ? (a.key < b.key ? -1 : a.key > b.key ? 1 : 0) : Buffer.compare(Buffer.from(a.key, 'utf8'), Buffer.from(b.key, 'utf8'))) ||
+        (a.ascii && b.ascii
+          ? a.key < b.key
+            ? -1
+            : a.key > b.key
+              ? 1
+              : 0
+          : Buffer.compare(Buffer.from(a.key, 'utf8'), Buffer.from(b.key, 'utf8'))) ||
         b.order - a.order,
     );
   }

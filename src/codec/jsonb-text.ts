@@ -86,7 +86,14 @@ function object(c: Cursor): string {
     skipSpace(c);
     if (c.s.charCodeAt(c.i) !== 0x3a) bad(c, 'expected ":"');
     c.i++;
-    members.push({ key, printed: pgString(token), bytes: ascii ? key.length : Buffer.byteLength(key, 'utf8'), ascii, value: value(c), order: members.length });
+    members.push({
+      key,
+      printed: pgString(token),
+      bytes: ascii ? key.length : Buffer.byteLength(key, 'utf8'),
+      ascii,
+      value: value(c),
+      order: members.length,
+    });
     skipSpace(c);
     const sep = c.s.charCodeAt(c.i++);
     if (sep === 0x7d) break;

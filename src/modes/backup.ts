@@ -51,7 +51,9 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
   const started = new Date();
   const runId = randomUUID();
   if (!config.mongodbUri && !config.sourceDumpDir) {
-    throw new Error('mode backup needs mongodb-uri (or MONGODB_SRV_URL), the MongoDB deployment to back up, or source-dump-dir, a mongodump directory');
+    throw new Error(
+      'mode backup needs mongodb-uri (or MONGODB_SRV_URL), the MongoDB deployment to back up, or source-dump-dir, a mongodump directory',
+    );
   }
   const neon = neonApiFor(config, io.log);
   const selection = { databases: config.databases, include: config.include, exclude: config.exclude };
@@ -65,7 +67,9 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
       : await openLiveSource(config.mongodbUri as string, selection);
     const specs = source.specs;
     for (const db of config.databases.filter((d) => !specs.some((s) => s.database === d))) {
-      io.log.info(`database ${db} (listed in 'databases') has no collection to back up: it is empty, or include/exclude leave out all of its collections`);
+      io.log.info(
+        `database ${db} (listed in 'databases') has no collection to back up: it is empty, or include/exclude leave out all of its collections`,
+      );
     }
     if (specs.length === 0) {
       throw new Error(
@@ -120,7 +124,9 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     for (const db of config.databases) {
       const own = sync.result.collections.filter((c) => c.spec.database === db && c.spec.kind !== 'view');
       if (own.length > 0 && own.every((c) => c.documents === 0)) {
-        io.log.info(`database ${db} (listed in 'databases') is empty: its ${own.length} collection(s) hold no documents and are backed up as empty tables`);
+        io.log.info(
+          `database ${db} (listed in 'databases') is empty: its ${own.length} collection(s) hold no documents and are backed up as empty tables`,
+        );
       }
     }
 
@@ -151,10 +157,10 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
 
     // 7. Outputs and summary.
     const seconds = (Date.now() - started.getTime()) / 1000;
-    const totals = sync.result.collections.reduce(
-      (t, c) => ({ documents: t.documents + c.documents, bytes: t.bytes + c.bsonBytes }),
-      { documents: 0, bytes: 0 },
-    );
+    const totals = sync.result.collections.reduce((t, c) => ({ documents: t.documents + c.documents, bytes: t.bytes + c.bsonBytes }), {
+      documents: 0,
+      bytes: 0,
+    });
     io.setOutput('branch-name', branch.name);
     io.setOutput('branch-id', branch.id);
     io.setOutput('standby-branch-id', standby.id);
@@ -165,7 +171,9 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     io.setOutput('deleted-branches', deleted.map((b) => b.name).join(','));
     io.setOutput('duration-seconds', Math.round(seconds));
     io.setOutput('consistency', sync.consistency);
-    await io.appendSummary(summary({ runId, branch, standby, sync: sync.result, consistency: sync.consistency, deleted, plan, seconds, totals }));
+    await io.appendSummary(
+      summary({ runId, branch, standby, sync: sync.result, consistency: sync.consistency, deleted, plan, seconds, totals }),
+    );
     io.log.info(
       `backup complete in ${formatDuration(seconds)}: ${totals.documents} documents (${formatBytes(totals.bytes)}) in ` +
         `${sync.result.collections.length} collection(s), ${sync.result.changed} row(s) written, snapshot "${branch.name}"`,
@@ -185,7 +193,11 @@ async function checkSelectionChange(client: pg.Client, source: BackupSource, all
   const unselected = previous.filter((t) => !selected.has(`${t.database}\0${t.collection}`));
   if (unselected.length === 0) return;
   const existing = await source.existing(unselected);
-  guardSelectionChange(droppedBySelection(previous, source.specs, (n) => existing.has(`${n.database}.${n.collection}`)), allow, io.log);
+  guardSelectionChange(
+    droppedBySelection(previous, source.specs, (n) => existing.has(`${n.database}.${n.collection}`)),
+    allow,
+    io.log,
+  );
 }
 
 /**
@@ -203,7 +215,13 @@ interface BackupSource {
   /** Which of these namespaces the source holds, selected or not (`db.collection`). */
   existing(namespaces: readonly { database: string; collection: string }[]): Promise<Set<string>>;
   /** Brings the standby to the source's state in one transaction (standby.ts). */
-  sync(client: pg.Client, runId: string, config: Config, io: Io, parallelism: number | undefined): Promise<{ result: SyncResult; consistency: Consistency }>;
+  sync(
+    client: pg.Client,
+    runId: string,
+    config: Config,
+    io: Io,
+    parallelism: number | undefined,
+  ): Promise<{ result: SyncResult; consistency: Consistency }>;
   close(): Promise<void>;
 }
 
@@ -248,7 +266,8 @@ async function openDumpSource(dir: string, selection: Selection, io: Io): Promis
   const dump = await openDumpDirectory(dir, selection);
   // As for a live source: a listed database the dump does not hold would silently drop its tables.
   const missing = selection.databases.filter((d) => !dump.databases.includes(d));
-  if (missing.length > 0) throw new Error(`${missingDatabasesMessage(missing).replace(' not exist', ` not exist in the dump ${dir}`)}; nothing was changed`);
+  if (missing.length > 0)
+    throw new Error(`${missingDatabasesMessage(missing).replace(' not exist', ` not exist in the dump ${dir}`)}; nothing was changed`);
   if (dump.oplog) {
     io.log.warn(
       `${dir} has an oplog.bson (mongodump --oplog): the writes made while it was dumped are not replayed, so each collection is as mongodump read it; ` +
@@ -312,7 +331,10 @@ async function syncWithBestConsistency(
       await session.endSession().catch(() => undefined);
     }
   }
-  return { result: await syncOnce(client, mongo, specs, runId, config, io, undefined, estimates, parallelism), consistency: 'per-collection' };
+  return {
+    result: await syncOnce(client, mongo, specs, runId, config, io, undefined, estimates, parallelism),
+    consistency: 'per-collection',
+  };
 }
 
 async function syncOnce(
@@ -497,10 +519,18 @@ function summary(s: {
     markdownTable(['Collection', 'Postgres table', 'Documents', 'Size', 'Changed', 'Content hash'], rows),
     `Total: ${s.totals.documents} documents, ${formatBytes(s.totals.bytes)}, ${s.sync.changed} row(s) written.`,
   ];
-  if (s.sync.droppedTables.length > 0) lines.push('', `Dropped tables (collections gone or deselected): ${markdownText(s.sync.droppedTables.join(', '))}`);
+  if (s.sync.droppedTables.length > 0)
+    lines.push('', `Dropped tables (collections gone or deselected): ${markdownText(s.sync.droppedTables.join(', '))}`);
   lines.push('', '### Retention');
   if (s.deleted.length === 0) lines.push('', 'No branch deleted.');
-  else lines.push('', markdownTable(['Deleted branch', 'Id', 'Created', 'Why'], s.deleted.map((b) => [b.name, b.id, b.createdAt, s.plan.reasons[b.id] ?? 'made room for this backup'])));
+  else
+    lines.push(
+      '',
+      markdownTable(
+        ['Deleted branch', 'Id', 'Created', 'Why'],
+        s.deleted.map((b) => [b.name, b.id, b.createdAt, s.plan.reasons[b.id] ?? 'made room for this backup']),
+      ),
+    );
   for (const k of s.plan.skipped) lines.push(`- kept ${markdownText(`${k.branch.name} (${k.branch.id}): ${k.reason}`)}`);
   lines.push('', `Backups kept: ${markdownText(s.plan.keep.map((b) => b.name).join(', ') || 'none')}.`);
   return lines.join('\n') + '\n';

@@ -86,7 +86,10 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
   const finish = (verified: boolean): number => {
     const seconds = (Date.now() - started) / 1000;
     io.setOutput('collections', outcomes.length);
-    io.setOutput('documents', outcomes.reduce((n, o) => n + o.documents, 0));
+    io.setOutput(
+      'documents',
+      outcomes.reduce((n, o) => n + o.documents, 0),
+    );
     io.setOutput('verified', verified);
     io.setOutput('duration-seconds', Math.round(seconds));
     return seconds;
@@ -125,7 +128,10 @@ export async function recover(config: Config, io: Io): Promise<boolean> {
       }));
 
       // The same limits for a dump: mongorestore writes it under these names.
-      const badNames = targetNameProblems(outcomes.map((o) => o.target), config.targetDatabasePrefix);
+      const badNames = targetNameProblems(
+        outcomes.map((o) => o.target),
+        config.targetDatabasePrefix,
+      );
       if (badNames.length > 0) {
         throw new Error(`recover cannot write under these names, nothing was written: ${badNames.join('; ')}`);
       }
@@ -178,7 +184,12 @@ async function withSource<T>(config: Config, io: Io, neon: NeonApi, use: (source
         io.log.warn(`could not identify the standby branch through the Neon API (${err.message}); continuing with its database`);
         return undefined;
       });
-      return await use({ client, runId: undefined, branchId: standby?.id ?? '', label: `the standby${standby ? ` (branch ${standby.name})` : ''}` });
+      return await use({
+        client,
+        runId: undefined,
+        branchId: standby?.id ?? '',
+        label: `the standby${standby ? ` (branch ${standby.name})` : ''}`,
+      });
     } finally {
       await client.end().catch(() => undefined);
     }
@@ -308,9 +319,12 @@ async function writeDump(
           });
           o.sourceHash = totals.contentHash;
         } catch (err) {
-          throw new Error(`export of ${o.record.database}.${o.record.collection} to ${file} failed: ${(err as Error).message}; ${dir} was not changed`, {
-            cause: err,
-          });
+          throw new Error(
+            `export of ${o.record.database}.${o.record.collection} to ${file} failed: ${(err as Error).message}; ${dir} was not changed`,
+            {
+              cause: err,
+            },
+          );
         }
         progress.done();
         o.indexes = o.record.indexes.map((ix) => ({ name: String(ix.name ?? JSON.stringify(ix.key)), created: true }));
@@ -323,7 +337,9 @@ async function writeDump(
         const back = await writer.readBack(o.target.database, specOf(o.record));
         const type = dumpTypeOf(o.record.kind);
         if (back.metadata.collectionName !== o.record.collection || back.metadata.kind !== type) {
-          o.problems.push(`metadata file names ${back.metadata.collectionName} (${back.metadata.kind}), not ${o.record.collection} (${type})`);
+          o.problems.push(
+            `metadata file names ${back.metadata.collectionName} (${back.metadata.kind}), not ${o.record.collection} (${type})`,
+          );
         }
         // The index definitions read back must be the recorded ones, field order and number types included.
         const written = EJSON.stringify(back.metadata.indexes, { relaxed: false });
@@ -340,13 +356,18 @@ async function writeDump(
           }
           o.targetDocuments = back.documents;
           o.targetHash = back.contentHash;
-          if (back.documents !== o.record.documents) o.problems.push(`the .bson file holds ${back.documents} documents, the manifest ${o.record.documents}`);
+          if (back.documents !== o.record.documents)
+            o.problems.push(`the .bson file holds ${back.documents} documents, the manifest ${o.record.documents}`);
           if (back.contentHash !== o.record.contentHash) {
-            o.problems.push(`content hash read back from the .bson file ${back.contentHash} differs from the manifest's ${o.record.contentHash}`);
+            o.problems.push(
+              `content hash read back from the .bson file ${back.contentHash} differs from the manifest's ${o.record.contentHash}`,
+            );
           }
         }
         settle(o);
-        io.log.info(`${describeTarget(o.target)}: ${isVerified(o) ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`);
+        io.log.info(
+          `${describeTarget(o.target)}: ${isVerified(o) ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`,
+        );
       }
     });
 
@@ -386,7 +407,9 @@ async function verifyAll(config: Config, io: Io, target: MongoClient, outcomes: 
         o.problems.push(`content hash read back from the target ${back.contentHash} differs from the manifest's ${o.record.contentHash}`);
       }
       settle(o);
-      io.log.info(`${name}: ${isVerified(o) ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`);
+      io.log.info(
+        `${name}: ${isVerified(o) ? 'verified' : 'MISMATCH'} (${back.documents} documents, hash ${back.contentHash.slice(0, 16)}…)`,
+      );
     }
   });
 }

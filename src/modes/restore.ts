@@ -39,7 +39,11 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
   try {
     // 0. A schedule that stopped leaves old backups that still restore: their age must fail the run.
     if (config.maxBackupAgeMs !== undefined && config.maxBackupAge !== undefined) {
-      const fresh = await backupFreshness(neon, { neonDatabaseUrl: config.neonDatabaseUrl, maxAgeMs: config.maxBackupAgeMs, maxAgeText: config.maxBackupAge });
+      const fresh = await backupFreshness(neon, {
+        neonDatabaseUrl: config.neonDatabaseUrl,
+        maxAgeMs: config.maxBackupAgeMs,
+        maxAgeText: config.maxBackupAge,
+      });
       if (!fresh.ok) throw new Error(fresh.detail);
       io.log.info(`freshness: ${fresh.detail}`);
     }
@@ -54,25 +58,31 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
       temporaryBranch = b;
       io.setOutput('restore-branch-id', b.id);
     };
-    report = await withTemporaryBranch(neon, config, io, { backup, purpose: 'restore', keep: config.keepRestoreBranch, onCreated }, async ({ client }) => {
-      // 4. The checks.
-      const r = await verifyBackup(client, {
-        runId: backup.annotations['run-id'],
-        mode: config.verify,
-        sampleSize: config.sampleSize,
-        log: io.log,
-      });
-      partial = r;
-      if (r.manifest?.backup.status === 'completed') {
-        for (const [i, sql] of config.checks.entries()) {
-          const result = await runUserCheck(client, sql, i);
-          logCheck(io.log, result);
-          extraChecks.push(result);
+    report = await withTemporaryBranch(
+      neon,
+      config,
+      io,
+      { backup, purpose: 'restore', keep: config.keepRestoreBranch, onCreated },
+      async ({ client }) => {
+        // 4. The checks.
+        const r = await verifyBackup(client, {
+          runId: backup.annotations['run-id'],
+          mode: config.verify,
+          sampleSize: config.sampleSize,
+          log: io.log,
+        });
+        partial = r;
+        if (r.manifest?.backup.status === 'completed') {
+          for (const [i, sql] of config.checks.entries()) {
+            const result = await runUserCheck(client, sql, i);
+            logCheck(io.log, result);
+            extraChecks.push(result);
+          }
+          if (config.compareSource) extraChecks.push(...(await sourceComparison(config, r, io)));
         }
-        if (config.compareSource) extraChecks.push(...(await sourceComparison(config, r, io)));
-      }
-      return r;
-    });
+        return r;
+      },
+    );
   } catch (e) {
     finish(false, partial?.collections ?? 0, partial?.documents ?? 0);
     throw e;
@@ -84,7 +94,9 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
   finish(verified, report.collections, report.documents);
   await io.appendSummary(summary(backup, temporaryBranch, checks, verified, report, (Date.now() - started) / 1000));
   if (verified) {
-    io.log.info(`Verified: backup "${backup.name}" restores completely and exactly (${report.collections} collection(s), ${report.documents} document(s)).`);
+    io.log.info(
+      `Verified: backup "${backup.name}" restores completely and exactly (${report.collections} collection(s), ${report.documents} document(s)).`,
+    );
   } else {
     for (const f of failures) io.log.error(`Verification failed: ${f.subject}: ${f.check}: ${f.detail}`);
   }
@@ -93,7 +105,12 @@ export async function restore(config: Config, io: Io): Promise<boolean> {
 
 async function sourceComparison(config: Config, report: VerifyReport, io: Io): Promise<Check[]> {
   if (!config.mongodbUri) {
-    const r: Check = { subject: '(source)', check: 'source count', status: 'notice', detail: 'compare-source needs mongodb-uri (or MONGODB_SRV_URL)' };
+    const r: Check = {
+      subject: '(source)',
+      check: 'source count',
+      status: 'notice',
+      detail: 'compare-source needs mongodb-uri (or MONGODB_SRV_URL)',
+    };
     logCheck(io.log, r);
     return [r];
   }
@@ -112,7 +129,14 @@ async function sourceComparison(config: Config, report: VerifyReport, io: Io): P
   }
 }
 
-function summary(backup: BranchInfo, temporaryBranch: BranchInfo | undefined, checks: Check[], verified: boolean, report: VerifyReport, seconds: number): string {
+function summary(
+  backup: BranchInfo,
+  temporaryBranch: BranchInfo | undefined,
+  checks: Check[],
+  verified: boolean,
+  report: VerifyReport,
+  seconds: number,
+): string {
   const verdict = verified ? '**verified**' : `**FAILED** (${checks.filter((c) => c.status === 'fail').length} check(s))`;
   const run = report.manifest?.backup;
   return [

@@ -29,7 +29,16 @@ import {
   listSelectedCollections,
   missingDatabasesMessage,
 } from '../mongo.js';
-import { BACKUP_KIND, findStandby, neonApiFor, TEMPORARY_KIND, TOOL_ANNOTATION, standbyNotFound, type BranchInfo, type NeonApi } from '../neon.js';
+import {
+  BACKUP_KIND,
+  findStandby,
+  neonApiFor,
+  TEMPORARY_KIND,
+  TOOL_ANNOTATION,
+  standbyNotFound,
+  type BranchInfo,
+  type NeonApi,
+} from '../neon.js';
 import { backupFreshness } from '../freshness.js';
 import { connectPostgres, describePostgresUrl } from '../postgres.js';
 import { checkTable, formatBytes, formatDuration, markdownTable, type Check } from '../report.js';
@@ -170,17 +179,31 @@ async function checkDump(dir: string, config: Config, collections: CollectionEst
   const checks = new Checks('mongodb');
   try {
     const dump = await openDumpDirectory(dir, config);
-    checks.pass('dump readable', `${dump.dir}${dump.serverVersion ? ` (dumped from MongoDB ${dump.serverVersion})` : ''}: every metadata file parses`);
+    checks.pass(
+      'dump readable',
+      `${dump.dir}${dump.serverVersion ? ` (dumped from MongoDB ${dump.serverVersion})` : ''}: every metadata file parses`,
+    );
     let bytes = 0;
     for (const c of dump.collections) {
       const size = c.bsonFile ? (await stat(c.bsonFile)).size : undefined;
       bytes += size ?? 0;
-      collections.push({ database: c.spec.database, collection: c.spec.collection, kind: c.spec.kind, ...(size === undefined ? {} : { bytes: size }) });
+      collections.push({
+        database: c.spec.database,
+        collection: c.spec.collection,
+        kind: c.spec.kind,
+        ...(size === undefined ? {} : { bytes: size }),
+      });
     }
     if (dump.collections.length === 0) {
-      checks.pass('read selected collections', "no collection of the dump matches the selection: a backup would be empty (check 'databases', 'include' and 'exclude')");
+      checks.pass(
+        'read selected collections',
+        "no collection of the dump matches the selection: a backup would be empty (check 'databases', 'include' and 'exclude')",
+      );
     } else {
-      checks.pass('read selected collections', `${dump.collections.length} collection${dump.collections.length === 1 ? '' : 's'} in the dump, ${formatBytes(bytes)} of files`);
+      checks.pass(
+        'read selected collections',
+        `${dump.collections.length} collection${dump.collections.length === 1 ? '' : 's'} in the dump, ${formatBytes(bytes)} of files`,
+      );
     }
   } catch (error) {
     checks.fail('dump readable', messageOf(error));
@@ -259,7 +282,10 @@ async function checkMongo(config: Config, collections: CollectionEstimate[]): Pr
       } else if (missing.length > 0) {
         checks.fail('read selected collections', missingDatabasesMessage(missing));
       } else if (specs.length === 0) {
-        checks.pass('read selected collections', "no collection matches the selection: a backup would be empty (check 'databases', 'include' and 'exclude')");
+        checks.pass(
+          'read selected collections',
+          "no collection matches the selection: a backup would be empty (check 'databases', 'include' and 'exclude')",
+        );
       } else {
         checks.pass(
           'read selected collections',
@@ -315,7 +341,10 @@ async function checkNeonApi(config: Config, log: Logger): Promise<GroupCheck[]> 
   try {
     const standby = await findStandby(neon, config);
     if (standby) {
-      checks.pass('standby branch', `neon-database-url points at branch "${standby.name}" (${standby.id})${standby.isDefault ? ', the default branch' : ''}`);
+      checks.pass(
+        'standby branch',
+        `neon-database-url points at branch "${standby.name}" (${standby.id})${standby.isDefault ? ', the default branch' : ''}`,
+      );
     } else {
       checks.fail('standby branch', standbyNotFound(config));
     }
@@ -325,7 +354,10 @@ async function checkNeonApi(config: Config, log: Logger): Promise<GroupCheck[]> 
 
   // An estimate only: backup never deletes by a guessed limit.
   const limit = project.branchLimit ?? FREE_PLAN_BRANCH_LIMIT;
-  const limitNote = project.branchLimit === undefined ? ` (Neon does not report this project's limit; ${FREE_PLAN_BRANCH_LIMIT}, the free plan's, is assumed here)` : '';
+  const limitNote =
+    project.branchLimit === undefined
+      ? ` (Neon does not report this project's limit; ${FREE_PLAN_BRANCH_LIMIT}, the free plan's, is assumed here)`
+      : '';
   const backups = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === BACKUP_KIND);
   const temporaries = branches.filter((b) => b.annotations[TOOL_ANNOTATION] === TEMPORARY_KIND);
   const others = branches.length - backups.length - temporaries.length;
@@ -352,7 +384,11 @@ async function checkNeonApi(config: Config, log: Logger): Promise<GroupCheck[]> 
   checks.pass('existing backups', names.length === 0 ? 'none yet' : `${names.length}: ${names.join('; ')}`);
   if (config.maxBackupAgeMs !== undefined && config.maxBackupAge !== undefined) {
     try {
-      const fresh = await backupFreshness(neon, { neonDatabaseUrl: config.neonDatabaseUrl, maxAgeMs: config.maxBackupAgeMs, maxAgeText: config.maxBackupAge });
+      const fresh = await backupFreshness(neon, {
+        neonDatabaseUrl: config.neonDatabaseUrl,
+        maxAgeMs: config.maxBackupAgeMs,
+        maxAgeText: config.maxBackupAge,
+      });
       if (fresh.ok) checks.pass('backup freshness', fresh.detail);
       else checks.fail('backup freshness', fresh.detail);
     } catch (error) {
@@ -377,7 +413,10 @@ async function checkPostgres(config: Config): Promise<GroupCheck[]> {
                 (SELECT version FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS tls`,
       );
       const info = rows[0];
-      checks.pass('reachable over TLS, certificate verified', `${where}: PostgreSQL ${info.version}, role ${info.role}, ${info.tls ?? 'TLS'}`);
+      checks.pass(
+        'reachable over TLS, certificate verified',
+        `${where}: PostgreSQL ${info.version}, role ${info.role}, ${info.tls ?? 'TLS'}`,
+      );
     } catch (error) {
       checks.fail('reachable over TLS, certificate verified', messageOf(error));
       checks.skip(['create schemas and tables'], 'Postgres is not reachable');
@@ -408,7 +447,12 @@ async function checkPostgres(config: Config): Promise<GroupCheck[]> {
 }
 
 /** Logs, outputs and summarises the checks; returns whether every one passed. */
-async function publish(checks: readonly GroupCheck[], collections: readonly CollectionEstimate[], io: Io, seconds: number): Promise<boolean> {
+async function publish(
+  checks: readonly GroupCheck[],
+  collections: readonly CollectionEstimate[],
+  io: Io,
+  seconds: number,
+): Promise<boolean> {
   const valid = checks.every((c) => c.status === 'pass');
   for (const group of Object.keys(GROUP_TITLES) as CheckGroup[]) {
     const results = checks.filter((c) => c.group === group);
@@ -437,7 +481,13 @@ async function publish(checks: readonly GroupCheck[], collections: readonly Coll
   const omitted = collections.length - listed.length;
   const report: ValidationReport = {
     valid,
-    checks: checks.map((c) => ({ group: c.group, name: c.check, ok: c.status === 'pass', ...(c.status === 'skipped' ? { skipped: true as const } : {}), detail: c.detail })),
+    checks: checks.map((c) => ({
+      group: c.group,
+      name: c.check,
+      ok: c.status === 'pass',
+      ...(c.status === 'skipped' ? { skipped: true as const } : {}),
+      detail: c.detail,
+    })),
     collections: listed,
   };
   io.setOutput('report', JSON.stringify({ ...report, ...(omitted > 0 ? { collectionsOmitted: omitted } : {}) }));

@@ -40,9 +40,14 @@ interface CorpusFile {
 function corpusFiles(): Array<{ file: string; content: CorpusFile }> {
   let names: string[];
   try {
-    names = readdirSync(CORPUS_DIR).filter((n) => n.endsWith('.json')).sort();
+    names = readdirSync(CORPUS_DIR)
+      .filter((n) => n.endsWith('.json'))
+      .sort();
   } catch (cause) {
-    throw new Error(`BSON corpus not found at ${CORPUS_DIR}; it is part of the repository (test/fixtures/bson-corpus); restore it with git checkout`, { cause });
+    throw new Error(
+      `BSON corpus not found at ${CORPUS_DIR}; it is part of the repository (test/fixtures/bson-corpus); restore it with git checkout`,
+      { cause },
+    );
   }
   return names.map((file) => ({ file, content: JSON.parse(readFileSync(path.join(CORPUS_DIR, file), 'utf8')) as CorpusFile }));
 }

@@ -4,11 +4,7 @@
 // For test files that need the running stack: the named settings from the environment (global
 // setup put them there), or `describe.skip` with the reason in its title when any is missing, so
 // a run without the stack reports those tests as skipped, never as passed.
-export function describeWithStack(
-  title: string,
-  names: readonly string[],
-  body: (env: Record<string, string>) => void,
-): void {
+export function describeWithStack(title: string, names: readonly string[], body: (env: Record<string, string>) => void): void {
   const missing = names.filter((name) => !process.env[name]);
   if (missing.length > 0) {
     const why = process.env.SUPANEON_SKIP_STACK === '1' ? 'SUPANEON_SKIP_STACK=1' : `${missing.join(', ')} not set`;

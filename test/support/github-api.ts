@@ -51,7 +51,8 @@ export async function startGithubStandIn(opts: { repository: string; token: stri
       res.writeHead(status, { 'content-type': 'application/json; charset=utf-8' });
       res.end(JSON.stringify(payload));
     };
-    if (state.failWith !== undefined) return send(state.failWith, { message: 'Resource not accessible by integration', status: String(state.failWith) });
+    if (state.failWith !== undefined)
+      return send(state.failWith, { message: 'Resource not accessible by integration', status: String(state.failWith) });
     if (req.headers.authorization !== `token ${opts.token}`) return send(401, { message: 'Bad credentials', status: '401' });
 
     const base = `/repos/${opts.repository}/issues`;

@@ -18,7 +18,9 @@ function runs(bin: string): boolean {
 function inDir(dir: string): MongoTools | undefined {
   const mongodump = path.join(dir, 'mongodump');
   const mongorestore = path.join(dir, 'mongorestore');
-  return existsSync(mongodump) && existsSync(mongorestore) && runs(mongodump) && runs(mongorestore) ? { mongodump, mongorestore } : undefined;
+  return existsSync(mongodump) && existsSync(mongorestore) && runs(mongodump) && runs(mongorestore)
+    ? { mongodump, mongorestore }
+    : undefined;
 }
 
 /** Finds (or builds, once per machine) mongodump and mongorestore; synchronous so a test file can decide to skip at load time. */

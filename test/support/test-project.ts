@@ -87,7 +87,10 @@ async function call<T>(
     });
   } catch (error) {
     const e = error as Error & { cause?: Error };
-    const why = e.name === 'TimeoutError' ? `got no answer within ${timeoutMs / 1000} s` : `failed: ${e.message}${e.cause ? ` (${e.cause.message})` : ''}`;
+    const why =
+      e.name === 'TimeoutError'
+        ? `got no answer within ${timeoutMs / 1000} s`
+        : `failed: ${e.message}${e.cause ? ` (${e.cause.message})` : ''}`;
     throw new Error(`${what}: ${method} ${url} ${why}; is the stack up ('npm run stack:up')?`, { cause: error });
   }
   const text = await res.text();
@@ -149,7 +152,12 @@ function testProject(stack: StackAccess, label: string, projectId: string, creat
     defaultBranchId: created.branch.id,
     databaseUrl,
     defaultHost: created.connection_uris[0].connection_parameters.host,
-    inputs: { 'neon-api-key': stack.apiKey, 'neon-project-id': projectId, 'neon-database-url': databaseUrl, 'neon-api-host': stack.apiHost },
+    inputs: {
+      'neon-api-key': stack.apiKey,
+      'neon-project-id': projectId,
+      'neon-database-url': databaseUrl,
+      'neon-api-host': stack.apiHost,
+    },
     env: { NEON_API_KEY: stack.apiKey, NEON_PROJECT_ID: projectId, NEON_DATABASE_URL: databaseUrl, NEON_API_HOST: stack.apiHost },
     async injectFault(fault) {
       await call(stack, 'POST', `${controlUrl}/faults`, `injecting a fault into ${label}'s project`, { body: fault });
@@ -164,12 +172,19 @@ function testProject(stack: StackAccess, label: string, projectId: string, creat
       // A project answers 423 while an earlier operation runs; retry until a deadline, as a person would.
       const deadline = Date.now() + CALL_TIMEOUT_MS;
       for (;;) {
-        const { status, json } = await call<{ branch: { id: string } }>(stack, 'POST', `${projectUrl}/branches`, `creating branch "${name}" in ${label}'s project`, {
-          body: { branch: { name } },
-          expect: [201, 423],
-        });
+        const { status, json } = await call<{ branch: { id: string } }>(
+          stack,
+          'POST',
+          `${projectUrl}/branches`,
+          `creating branch "${name}" in ${label}'s project`,
+          {
+            body: { branch: { name } },
+            expect: [201, 423],
+          },
+        );
         if (status === 201) return json.branch.id;
-        if (Date.now() > deadline) throw new Error(`creating branch "${name}" in ${label}'s project: it stayed locked (423) for ${CALL_TIMEOUT_MS / 1000} s`);
+        if (Date.now() > deadline)
+          throw new Error(`creating branch "${name}" in ${label}'s project: it stayed locked (423) for ${CALL_TIMEOUT_MS / 1000} s`);
         await new Promise((resolve) => setTimeout(resolve, 200));
       }
     },
@@ -185,7 +200,12 @@ function testProject(stack: StackAccess, label: string, projectId: string, creat
 async function waitForOperations(stack: StackAccess, projectId: string, label: string): Promise<void> {
   const deadline = Date.now() + CALL_TIMEOUT_MS;
   for (;;) {
-    const { json } = await call<{ operations: Array<{ status: string }> }>(stack, 'GET', `${stack.apiHost}/projects/${projectId}/operations`, `reading the operations of ${label}'s project`);
+    const { json } = await call<{ operations: Array<{ status: string }> }>(
+      stack,
+      'GET',
+      `${stack.apiHost}/projects/${projectId}/operations`,
+      `reading the operations of ${label}'s project`,
+    );
     if (json.operations.every((op) => op.status === 'finished')) return;
     if (json.operations.some((op) => op.status === 'failed' || op.status === 'error')) {
       throw new Error(`${label}'s project ${projectId} did not start: ${JSON.stringify(json.operations)}`);
@@ -201,14 +221,22 @@ async function waitForOperations(stack: StackAccess, projectId: string, label: s
  */
 export async function deleteAbandonedTestProjects(): Promise<string[]> {
   const stack = stackAccess();
-  const { json } = await call<{ projects: Array<{ id: string; name: string }> }>(stack, 'GET', `${stack.apiHost}/projects`, 'listing projects');
+  const { json } = await call<{ projects: Array<{ id: string; name: string }> }>(
+    stack,
+    'GET',
+    `${stack.apiHost}/projects`,
+    'listing projects',
+  );
   const abandoned = json.projects.filter((p) => {
     if (!p.name.startsWith(NAME_PREFIX)) return false;
     const pid = Number(p.name.slice(NAME_PREFIX.length).split(':')[0]);
     return Number.isInteger(pid) && pid > 0 && !alive(pid);
   });
   for (const p of abandoned) {
-    await call(stack, 'DELETE', `${stack.apiHost}/projects/${p.id}`, `deleting abandoned test project ${p.name}`, { expect: [200, 404], timeoutMs: CREATE_TIMEOUT_MS });
+    await call(stack, 'DELETE', `${stack.apiHost}/projects/${p.id}`, `deleting abandoned test project ${p.name}`, {
+      expect: [200, 404],
+      timeoutMs: CREATE_TIMEOUT_MS,
+    });
   }
   return abandoned.map((p) => p.name);
 }

@@ -43,7 +43,11 @@ export class AddressPool {
         return n;
       }
     }
-    throw new ApiError(422, 'ENDPOINTS_LIMIT_EXCEEDED', `no free endpoint address left (${hostOf(DEFAULT_HOST_NUMBER)}..${hostOf(LAST_HOST_NUMBER)} are all in use); delete a branch with an endpoint, or a project, first`);
+    throw new ApiError(
+      422,
+      'ENDPOINTS_LIMIT_EXCEEDED',
+      `no free endpoint address left (${hostOf(DEFAULT_HOST_NUMBER)}..${hostOf(LAST_HOST_NUMBER)} are all in use); delete a branch with an endpoint, or a project, first`,
+    );
   }
 
   release(hostNumber: number): void {

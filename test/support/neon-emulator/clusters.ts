@@ -49,7 +49,9 @@ export class Clusters {
     this.#owner = isRoot ? { uid: idOf(config.pgUser, '-u'), gid: idOf(config.pgUser, '-g') } : undefined;
     const longest = path.join(this.socketDir(LAST_HOST_NUMBER), `.s.PGSQL.${config.pgPort}`);
     if (longest.length >= SOCKET_PATH_LIMIT) {
-      throw new Error(`neon emulator: EMULATOR_STATE_DIR is too long for unix socket paths (${longest} is ${longest.length} chars, limit ${SOCKET_PATH_LIMIT}); use a shorter state directory`);
+      throw new Error(
+        `neon emulator: EMULATOR_STATE_DIR is too long for unix socket paths (${longest} is ${longest.length} chars, limit ${SOCKET_PATH_LIMIT}); use a shorter state directory`,
+      );
     }
   }
 
@@ -63,7 +65,9 @@ export class Clusters {
     }
     for (const host of [hostOf(DEFAULT_HOST_NUMBER), hostOf(LAST_HOST_NUMBER)]) {
       if (cert.checkIP(host) === undefined) {
-        throw new Error(`neon emulator: ${tlsCert} does not name ${host} (it needs IP SANs 127.0.0.1..${hostOf(LAST_HOST_NUMBER)}); run 'npm run stack:up', which regenerates it`);
+        throw new Error(
+          `neon emulator: ${tlsCert} does not name ${host} (it needs IP SANs 127.0.0.1..${hostOf(LAST_HOST_NUMBER)}); run 'npm run stack:up', which regenerates it`,
+        );
       }
     }
   }
@@ -94,7 +98,9 @@ export class Clusters {
     await this.withAdmin(hostNumber, 'postgres', async (client) => {
       // Neon's owner role is not a superuser: it logs in, creates databases, and owns its database.
       const ddl = await client.query<{ sql: string }>(
-        "SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', $1::text, $2::text) AS sql", [owner.role, owner.rolePassword]);
+        "SELECT format('CREATE ROLE %I LOGIN CREATEDB PASSWORD %L', $1::text, $2::text) AS sql",
+        [owner.role, owner.rolePassword],
+      );
       await client.query(ddl.rows[0].sql);
       await client.query(`CREATE DATABASE ${client.escapeIdentifier(owner.database)} OWNER ${client.escapeIdentifier(owner.role)}`);
     });
@@ -114,8 +120,18 @@ export class Clusters {
       await fs.rm(dir, { recursive: true, force: true });
       const building = `${dir}.new`;
       await fs.rm(building, { recursive: true, force: true });
-      await this.#run('initdb', ['-D', building, '-U', ADMIN_USER, '-E', 'UTF8', '--locale=C.UTF-8',
-        '--auth-local=trust', '--auth-host=scram-sha-256', '--no-sync']);
+      await this.#run('initdb', [
+        '-D',
+        building,
+        '-U',
+        ADMIN_USER,
+        '-E',
+        'UTF8',
+        '--locale=C.UTF-8',
+        '--auth-local=trust',
+        '--auth-host=scram-sha-256',
+        '--no-sync',
+      ]);
       await fs.appendFile(path.join(building, 'postgresql.conf'), "\ninclude_if_exists = 'emulator.conf'\n");
       await this.#writeOwned(path.join(building, 'pg_hba.conf'), HBA);
       await this.#writeOwned(path.join(building, TEMPLATE_READY), '');
@@ -136,8 +152,21 @@ export class Clusters {
     const target = this.dataDir(childId);
     await fs.rm(target, { recursive: true, force: true });
     if (parent.hostNumber !== undefined && (await this.isRunning(parent.branchId))) {
-      await this.#run('pg_basebackup', ['-h', this.socketDir(parent.hostNumber), '-p', String(this.#config.pgPort),
-        '-U', ADMIN_USER, '-D', target, '-X', 'stream', '-c', 'fast', '--no-sync']);
+      await this.#run('pg_basebackup', [
+        '-h',
+        this.socketDir(parent.hostNumber),
+        '-p',
+        String(this.#config.pgPort),
+        '-U',
+        ADMIN_USER,
+        '-D',
+        target,
+        '-X',
+        'stream',
+        '-c',
+        'fast',
+        '--no-sync',
+      ]);
     } else {
       await this.#run('cp', ['-a', this.dataDir(parent.branchId), target], false);
       await fs.rm(path.join(target, 'postmaster.pid'), { force: true });
@@ -157,7 +186,8 @@ export class Clusters {
     await this.withAdmin(hostNumber, 'postgres', async (client) => {
       const ddl = await client.query<{ sql: string }>(
         "SELECT format('ALTER ROLE %I PASSWORD %L', rolname, $2::text) AS sql FROM pg_roles WHERE rolname = $1",
-        [owner.role, owner.rolePassword]);
+        [owner.role, owner.rolePassword],
+      );
       if (ddl.rows.length === 1) await client.query(ddl.rows[0].sql);
     });
   }
@@ -174,8 +204,14 @@ export class Clusters {
     try {
       await this.#run('pg_ctl', ['start', '-D', dataDir, '-w', '-t', '60', '-s', '-l', log]);
     } catch (error) {
-      const tail = await fs.readFile(log, 'utf8').then((t) => t.split('\n').slice(-15).join('\n'), () => '');
-      throw new Error(`starting the cluster of branch ${branchId} on ${hostOf(hostNumber)}:${this.#config.pgPort} failed: ${(error as Error).message}\n${tail}`, { cause: error });
+      const tail = await fs.readFile(log, 'utf8').then(
+        (t) => t.split('\n').slice(-15).join('\n'),
+        () => '',
+      );
+      throw new Error(
+        `starting the cluster of branch ${branchId} on ${hostOf(hostNumber)}:${this.#config.pgPort} failed: ${(error as Error).message}\n${tail}`,
+        { cause: error },
+      );
     }
   }
 
@@ -232,8 +268,12 @@ export class Clusters {
 
   async withAdmin<T>(hostNumber: number, database: string, fn: (client: pg.Client) => Promise<T>): Promise<T> {
     const client = new pg.Client({
-      host: this.socketDir(hostNumber), port: this.#config.pgPort, user: ADMIN_USER, database,
-      connectionTimeoutMillis: ADMIN_CONNECT_TIMEOUT_MS, query_timeout: ADMIN_QUERY_TIMEOUT_MS,
+      host: this.socketDir(hostNumber),
+      port: this.#config.pgPort,
+      user: ADMIN_USER,
+      database,
+      connectionTimeoutMillis: ADMIN_CONNECT_TIMEOUT_MS,
+      query_timeout: ADMIN_QUERY_TIMEOUT_MS,
     });
     await client.connect();
     try {
@@ -253,11 +293,21 @@ export class Clusters {
     const [file, argv] = this.#owner ? ['runuser', ['-u', this.#config.pgUser, '--', program, ...args]] : [program, args];
     return new Promise((resolve, reject) => {
       // cwd: the cluster user may not be allowed into the emulator's working directory.
-      execFile(file, argv, { cwd: '/', maxBuffer: 16 * 1024 * 1024, timeout: TOOL_TIMEOUT_MS, killSignal: 'SIGKILL' }, (error, stdout, stderr) => {
-        if (error?.killed) reject(new Error(`${tool} ${args[0] ?? ''} did not finish within ${TOOL_TIMEOUT_MS / 1000} s and was killed: ${(stderr || stdout).trim()}`));
-        else if (error) reject(new Error(`${tool} ${args[0] ?? ''} failed: ${(stderr || stdout || error.message).trim()}`));
-        else resolve(stdout);
-      });
+      execFile(
+        file,
+        argv,
+        { cwd: '/', maxBuffer: 16 * 1024 * 1024, timeout: TOOL_TIMEOUT_MS, killSignal: 'SIGKILL' },
+        (error, stdout, stderr) => {
+          if (error?.killed)
+            reject(
+              new Error(
+                `${tool} ${args[0] ?? ''} did not finish within ${TOOL_TIMEOUT_MS / 1000} s and was killed: ${(stderr || stdout).trim()}`,
+              ),
+            );
+          else if (error) reject(new Error(`${tool} ${args[0] ?? ''} failed: ${(stderr || stdout || error.message).trim()}`));
+          else resolve(stdout);
+        },
+      );
     });
   }
 
@@ -325,5 +375,8 @@ async function directorySize(dir: string): Promise<number> {
 }
 
 async function exists(file: string): Promise<boolean> {
-  return fs.access(file).then(() => true, () => false);
+  return fs.access(file).then(
+    () => true,
+    () => false,
+  );
 }

@@ -104,7 +104,10 @@ export class Entries {
     this.#delayed.delete(hostNumber);
     await Promise.all([
       new Promise<void>((resolve) => server.close(() => resolve())),
-      delayed?.then((inner) => new Promise<void>((resolve) => inner.close(() => resolve())), () => undefined),
+      delayed?.then(
+        (inner) => new Promise<void>((resolve) => inner.close(() => resolve())),
+        () => undefined,
+      ),
     ]);
   }
 
@@ -178,7 +181,10 @@ export class Entries {
     // Hosts are IP addresses, so clients send no SNI: the endpoint is the one this address serves.
     const served = this.#endpointIdAt(hostNumber);
     const words = (params.get('options') ?? '').split(/\s+/).filter((w) => w !== '');
-    const named = words.find((w) => /^(?:endpoint|project)=/i.test(w))?.replace(/^[^=]+=/, '').toLowerCase();
+    const named = words
+      .find((w) => /^(?:endpoint|project)=/i.test(w))
+      ?.replace(/^[^=]+=/, '')
+      .toLowerCase();
     if (named !== undefined && served !== undefined && named !== served) {
       secure.end(errorResponse('XX000', `Inconsistent project name inferred from SNI ('${served}') and project option ('${named}')`));
       return;

@@ -1,6 +1,10 @@
 // The error every route answers with: Neon's `{code, message}` body and its HTTP status.
 export class ApiError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -37,7 +37,9 @@ export class Faults {
 
   /** Consumes one use of the first fault matching this call. */
   take(method: string, pathAndQuery: string): Fault | undefined {
-    const index = this.#pending.findIndex((f) => (f.method === undefined || f.method === method) && (f.path === undefined || pathAndQuery.includes(f.path)));
+    const index = this.#pending.findIndex(
+      (f) => (f.method === undefined || f.method === method) && (f.path === undefined || pathAndQuery.includes(f.path)),
+    );
     if (index === -1) return undefined;
     const fault = this.#pending[index];
     fault.count -= 1;

@@ -69,7 +69,9 @@ async function main(): Promise<void> {
     void projects.sweepExpired(log);
   }, SWEEP_INTERVAL_MS);
   const { defaultBranchId, defaultHost } = projects.stackDefault.defaultEndpoint();
-  log(`ready in ${Date.now() - started} ms: API http://127.0.0.1:${config.port}/api/v2, the stack's project ${config.projectId}, default branch ${defaultBranchId} at ${defaultHost}:${config.pgPort}`);
+  log(
+    `ready in ${Date.now() - started} ms: API http://127.0.0.1:${config.port}/api/v2, the stack's project ${config.projectId}, default branch ${defaultBranchId} at ${defaultHost}:${config.pgPort}`,
+  );
 }
 
 /** The pid in the pid file, if that process is alive and is a Neon emulator. */

@@ -41,7 +41,11 @@ export function checkEndpointSettings(
   }
   for (const cu of [endpoint.autoscaling_limit_min_cu, endpoint.autoscaling_limit_max_cu]) {
     if (cu !== undefined && cu > rules.maxCu) {
-      throw new ApiError(400, '', `compute size ${cu} CU is not allowed for your account (the ${plan} plan allows up to ${rules.maxCu} CU)`);
+      throw new ApiError(
+        400,
+        '',
+        `compute size ${cu} CU is not allowed for your account (the ${plan} plan allows up to ${rules.maxCu} CU)`,
+      );
     }
   }
 }

@@ -30,7 +30,13 @@ import { Faults } from './faults.js';
 import { Operations } from './operations.js';
 import { checkCanProtect, checkEndpointSettings, PLANS, subscriptionTypeOf, type PlanName } from './plan.js';
 import {
-  neonId, timestamp, type BranchRecord, type OperationRecord, type ProjectSettings, type ProjectState, type StateStore,
+  neonId,
+  timestamp,
+  type BranchRecord,
+  type OperationRecord,
+  type ProjectSettings,
+  type ProjectState,
+  type StateStore,
 } from './state.js';
 
 const MAX_EXPIRY_MS = 30 * 24 * 3600 * 1000;
@@ -57,18 +63,25 @@ type UpdateBody = UpdateProjectBranchData['body'];
 // A branch is a copy of its parent as of now: parent_lsn, parent_timestamp, init_source and the
 // other fields nothing here sends are refused (400), not ignored.
 const createBodySchema: z.ZodType<CreateBody> = z.object({
-  branch: z.object({
-    parent_id: z.string().optional(),
-    name: z.string().min(1).max(256).optional(),
-    protected: z.boolean().optional(),
-    expires_at: z.string().optional(),
-  }).strict().optional(),
-  endpoints: z.array(z.object({
-    type: z.enum(['read_write', 'read_only']),
-    autoscaling_limit_min_cu: z.number().optional(),
-    autoscaling_limit_max_cu: z.number().optional(),
-    suspend_timeout_seconds: z.number().optional(),
-  })).optional(),
+  branch: z
+    .object({
+      parent_id: z.string().optional(),
+      name: z.string().min(1).max(256).optional(),
+      protected: z.boolean().optional(),
+      expires_at: z.string().optional(),
+    })
+    .strict()
+    .optional(),
+  endpoints: z
+    .array(
+      z.object({
+        type: z.enum(['read_write', 'read_only']),
+        autoscaling_limit_min_cu: z.number().optional(),
+        autoscaling_limit_max_cu: z.number().optional(),
+        suspend_timeout_seconds: z.number().optional(),
+      }),
+    )
+    .optional(),
   annotation_value: z.record(z.string(), z.string()).optional(),
 });
 
@@ -77,10 +90,12 @@ const networkBodySchema = z.object({ rtt_ms: z.number().int().min(0).max(10_000)
 const settingsBodySchema = z.object({ branch_limit: z.number().int().min(1).optional(), plan: z.enum(PLANS).optional() });
 
 const updateBodySchema: z.ZodType<UpdateBody> = z.object({
-  branch: z.object({
-    protected: z.boolean().optional(),
-    expires_at: z.string().nullable().optional(),
-  }).strict(),
+  branch: z
+    .object({
+      protected: z.boolean().optional(),
+      expires_at: z.string().nullable().optional(),
+    })
+    .strict(),
 });
 
 export class Project {
@@ -143,8 +158,14 @@ export class Project {
     const hostNumber = settings.stackDefault ? DEFAULT_HOST_NUMBER : deps.addresses.take();
     if (settings.stackDefault) deps.addresses.claim(hostNumber);
     const main: BranchRecord = {
-      id: neonId('br'), name: 'main', createdAt: now, updatedAt: now, isDefault: true, protected: false,
-      logicalSize: 0, creationOperationIds: [],
+      id: neonId('br'),
+      name: 'main',
+      createdAt: now,
+      updatedAt: now,
+      isDefault: true,
+      protected: false,
+      logicalSize: 0,
+      creationOperationIds: [],
       endpoint: { id: neonId('ep'), hostNumber, createdAt: now, minCu: 0.25, maxCu: 2, suspendTimeoutSeconds: 0 },
     };
     const state: ProjectState = { version: 2, settings, branches: [main], operations: [] };
@@ -186,16 +207,26 @@ export class Project {
     await project.#recoverInterruptedWork();
     for (const b of state.branches) if (b.endpoint) deps.addresses.claim(b.endpoint.hostNumber);
     const running = state.branches.filter((b) => b.endpoint !== undefined);
-    await Promise.all(running.map((b) => deps.clusters.start(b.id, b.endpoint!.hostNumber, { role: state.settings.role, rolePassword: b.rolePassword ?? state.settings.rolePassword })));
+    await Promise.all(
+      running.map((b) =>
+        deps.clusters.start(b.id, b.endpoint!.hostNumber, {
+          role: state.settings.role,
+          rolePassword: b.rolePassword ?? state.settings.rolePassword,
+        }),
+      ),
+    );
     return project;
   }
 
   /** Deletes the project: it answers 404 at once; its clusters are stopped and removed. */
   async delete(): Promise<void> {
     if (this.#deleted) return;
-    const work = this.#serial(async () => {
-      for (const b of [...this.#state.branches].reverse()) await this.#deps.clusters.remove(b.id);
-    }, { evenIfDeleted: true });
+    const work = this.#serial(
+      async () => {
+        for (const b of [...this.#state.branches].reverse()) await this.#deps.clusters.remove(b.id);
+      },
+      { evenIfDeleted: true },
+    );
     this.#deleted = true;
     this.faults.clear();
     try {
@@ -212,7 +243,11 @@ export class Project {
     const body = parseBody(settingsBodySchema, rawBody ?? {});
     if (body.branch_limit !== undefined) {
       if (body.branch_limit < this.#state.branches.length) {
-        throw new ApiError(400, 'BAD_REQUEST', `branch_limit ${body.branch_limit} is below the ${this.#state.branches.length} branches project ${this.id} already has`);
+        throw new ApiError(
+          400,
+          'BAD_REQUEST',
+          `branch_limit ${body.branch_limit} is below the ${this.#state.branches.length} branches project ${this.id} already has`,
+        );
       }
       this.#state.settings.branchLimit = body.branch_limit;
     }
@@ -239,10 +274,19 @@ export class Project {
       project: {
         ...this.listItem(),
         history_retention_seconds: 21600,
-        consumption_period_start: created, consumption_period_end: timestamp(Date.parse(created) + MAX_EXPIRY_MS),
-        data_storage_bytes_hour: 0, data_transfer_bytes: 0, written_data_bytes: 0,
-        compute_time_seconds: 0, active_time_seconds: 0,
-        owner: { email: 'owner@localhost', name: 'local', branches_limit: this.settings.branchLimit, subscription_type: subscriptionTypeOf(this.plan) },
+        consumption_period_start: created,
+        consumption_period_end: timestamp(Date.parse(created) + MAX_EXPIRY_MS),
+        data_storage_bytes_hour: 0,
+        data_transfer_bytes: 0,
+        written_data_bytes: 0,
+        compute_time_seconds: 0,
+        active_time_seconds: 0,
+        owner: {
+          email: 'owner@localhost',
+          name: 'local',
+          branches_limit: this.settings.branchLimit,
+          subscription_type: subscriptionTypeOf(this.plan),
+        },
       } satisfies NeonProject,
     };
   }
@@ -251,14 +295,32 @@ export class Project {
   listItem(): ProjectListItem {
     const created = this.settings.createdAt;
     return {
-      id: this.id, name: this.settings.name, platform_id: 'aws', region_id: REGION,
-      provisioner: 'k8s-neonvm', pg_version: 15, proxy_host: '127.0.0.1', store_passwords: true,
-      branch_logical_size_limit: 512, branch_logical_size_limit_bytes: 512 * 1024 * 1024,
-      active_time: 0, cpu_used_sec: 0, creation_source: 'console', created_at: created, updated_at: created,
-      owner_id: 'org-local', synthetic_storage_size: 0, compute_last_active_at: created,
+      id: this.id,
+      name: this.settings.name,
+      platform_id: 'aws',
+      region_id: REGION,
+      provisioner: 'k8s-neonvm',
+      pg_version: 15,
+      proxy_host: '127.0.0.1',
+      store_passwords: true,
+      branch_logical_size_limit: 512,
+      branch_logical_size_limit_bytes: 512 * 1024 * 1024,
+      active_time: 0,
+      cpu_used_sec: 0,
+      creation_source: 'console',
+      created_at: created,
+      updated_at: created,
+      owner_id: 'org-local',
+      synthetic_storage_size: 0,
+      compute_last_active_at: created,
       quota_reset_at: timestamp(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() + 1, 1)),
       default_endpoint_settings: { autoscaling_limit_min_cu: 0.25, autoscaling_limit_max_cu: 0.25, suspend_timeout_seconds: 0 },
-      settings: { allowed_ips: ALLOWED_IPS, enable_logical_replication: false, block_public_connections: false, block_vpc_connections: false },
+      settings: {
+        allowed_ips: ALLOWED_IPS,
+        enable_logical_replication: false,
+        block_public_connections: false,
+        block_vpc_connections: false,
+      },
     } satisfies ProjectListItem;
   }
 
@@ -296,7 +358,10 @@ export class Project {
    * Neon's reset_password: a new random password for the role on this branch only. Branches made
    * from it earlier keep the old one (their data was copied before); later children inherit it.
    */
-  async resetRolePassword(branchId: string, roleName: string): Promise<{ role: Role & { password: string }; operations: ReturnType<Operations['toApi']>[] }> {
+  async resetRolePassword(
+    branchId: string,
+    roleName: string,
+  ): Promise<{ role: Role & { password: string }; operations: ReturnType<Operations['toApi']>[] }> {
     const b = this.branch(branchId);
     this.#checkRole(b, roleName);
     this.#checkNotLocked();
@@ -370,10 +435,15 @@ export class Project {
     const b = query.get('branch_id') ? this.branch(query.get('branch_id')!) : this.defaultBranch;
     const endpointId = query.get('endpoint_id');
     if (b.endpoint === undefined || (endpointId && endpointId !== b.endpoint.id)) {
-      throw new ApiError(404, 'NOT_FOUND', `branch ${b.id} has no ${endpointId ? `endpoint ${endpointId}` : 'read_write endpoint'}; create the branch with endpoints: [{type: "read_write"}]`);
+      throw new ApiError(
+        404,
+        'NOT_FOUND',
+        `branch ${b.id} has no ${endpointId ? `endpoint ${endpointId}` : 'read_write endpoint'}; create the branch with endpoints: [{type: "read_write"}]`,
+      );
     }
     if (roleName !== this.settings.role) throw new ApiError(404, 'NOT_FOUND', `role ${roleName} not found on branch ${b.id}`);
-    if (databaseName !== this.settings.database) throw new ApiError(404, 'NOT_FOUND', `database ${databaseName} not found on branch ${b.id}`);
+    if (databaseName !== this.settings.database)
+      throw new ApiError(404, 'NOT_FOUND', `database ${databaseName} not found on branch ${b.id}`);
     // There is no pooler here: `pooled=true` gets the same direct host.
     return { uri: this.#uri(b.endpoint.hostNumber, this.passwordOf(b)) } satisfies GetConnectionUriResponse;
   }
@@ -400,32 +470,54 @@ export class Project {
     }
     const parent = fields.parent_id ? this.branch(fields.parent_id) : this.defaultBranch;
     if (parent.expiresAt !== undefined) {
-      throw new ApiError(400, 'BAD_REQUEST', `cannot create a branch from branch ${parent.id}: it has an expiration time (expires_at ${parent.expiresAt}); branch from a branch without expires_at`);
+      throw new ApiError(
+        400,
+        'BAD_REQUEST',
+        `cannot create a branch from branch ${parent.id}: it has an expiration time (expires_at ${parent.expiresAt}); branch from a branch without expires_at`,
+      );
     }
     const expiresAt = fields.expires_at === undefined ? undefined : parseExpiry(fields.expires_at, now);
     const id = neonId('br');
     const name = fields.name ?? id;
     this.#checkNameFree(name);
     if (this.#state.branches.length >= this.settings.branchLimit) {
-      throw new ApiError(422, 'BRANCHES_LIMIT_EXCEEDED', `branches limit exceeded: project ${this.id} already has ${this.#state.branches.length} of ${this.settings.branchLimit} branches; delete a branch first`);
+      throw new ApiError(
+        422,
+        'BRANCHES_LIMIT_EXCEEDED',
+        `branches limit exceeded: project ${this.id} already has ${this.#state.branches.length} of ${this.settings.branchLimit} branches; delete a branch first`,
+      );
     }
     this.#checkNotLocked();
 
     const created = timestamp(now);
     const ep = endpoints[0];
     const record: BranchRecord = {
-      id, name, parentId: parent.id, createdAt: created, updatedAt: created, expiresAt,
+      id,
+      name,
+      parentId: parent.id,
+      createdAt: created,
+      updatedAt: created,
+      expiresAt,
       ttlIntervalSeconds: expiresAt === undefined ? undefined : Math.round((Date.parse(expiresAt) - now) / 1000),
-      isDefault: false, protected: fields.protected ?? false, logicalSize: parent.logicalSize,
+      isDefault: false,
+      protected: fields.protected ?? false,
+      logicalSize: parent.logicalSize,
       // A branch made from a protected branch gets new role passwords, as on Neon; otherwise the
       // copied data carries the parent's.
       rolePassword: parent.protected ? freshPassword() : parent.rolePassword,
-      annotation: body.annotation_value === undefined ? undefined : { value: body.annotation_value, createdAt: created, updatedAt: created },
-      endpoint: ep === undefined ? undefined : {
-        id: neonId('ep'), hostNumber: this.#deps.addresses.take(), createdAt: created,
-        minCu: ep.autoscaling_limit_min_cu ?? 0.25, maxCu: ep.autoscaling_limit_max_cu ?? 2,
-        suspendTimeoutSeconds: ep.suspend_timeout_seconds ?? 0,
-      },
+      annotation:
+        body.annotation_value === undefined ? undefined : { value: body.annotation_value, createdAt: created, updatedAt: created },
+      endpoint:
+        ep === undefined
+          ? undefined
+          : {
+              id: neonId('ep'),
+              hostNumber: this.#deps.addresses.take(),
+              createdAt: created,
+              minCu: ep.autoscaling_limit_min_cu ?? 0.25,
+              maxCu: ep.autoscaling_limit_max_cu ?? 2,
+              suspendTimeoutSeconds: ep.suspend_timeout_seconds ?? 0,
+            },
       creationOperationIds: [],
     };
     const specs: OperationSpec[] = [{ action: 'create_branch', branchId: id }];
@@ -453,7 +545,9 @@ export class Project {
     }
     this.#ops.complete(ops);
     this.#save();
-    this.#deps.log(`created branch ${name} (${id}) from ${parent.id}${record.endpoint ? ` at ${hostOf(record.endpoint.hostNumber)}` : ' (storage only)'}`);
+    this.#deps.log(
+      `created branch ${name} (${id}) from ${parent.id}${record.endpoint ? ` at ${hostOf(record.endpoint.hostNumber)}` : ' (storage only)'}`,
+    );
 
     const answer = this.#creationAnswer(record);
     return {
@@ -472,13 +566,20 @@ export class Project {
       endpoints: b.endpoint ? [this.endpointJson(b)] : [],
       roles: [{ ...this.#ownerRoleJson(b), password: rolePassword }],
       databases: [{ id: 1, branch_id: b.id, name: database, owner_name: role, created_at: b.createdAt, updated_at: b.createdAt }],
-      connection_uris: b.endpoint ? [{
-        connection_uri: this.#uri(b.endpoint.hostNumber, rolePassword),
-        connection_parameters: {
-          database, password: rolePassword, role,
-          host: hostOf(b.endpoint.hostNumber), pooler_host: hostOf(b.endpoint.hostNumber),
-        },
-      }] : [],
+      connection_uris: b.endpoint
+        ? [
+            {
+              connection_uri: this.#uri(b.endpoint.hostNumber, rolePassword),
+              connection_parameters: {
+                database,
+                password: rolePassword,
+                role,
+                host: hostOf(b.endpoint.hostNumber),
+                pooler_host: hostOf(b.endpoint.hostNumber),
+              },
+            },
+          ]
+        : [],
     };
   }
 
@@ -494,7 +595,11 @@ export class Project {
       if (b.isDefault) throw new ApiError(400, 'BAD_REQUEST', `the default branch ${b.id} cannot have an expiration time`);
       const children = this.#childrenOf(b.id);
       if (children.length > 0) {
-        throw new ApiError(400, 'BAD_REQUEST', `branch ${b.id} has child branches (${children.map((c) => c.id).join(', ')}) and cannot have an expiration time`);
+        throw new ApiError(
+          400,
+          'BAD_REQUEST',
+          `branch ${b.id} has child branches (${children.map((c) => c.id).join(', ')}) and cannot have an expiration time`,
+        );
       }
       expiresAt = parseExpiry(fields.expires_at, now);
     }
@@ -518,7 +623,11 @@ export class Project {
     }
     const children = this.#childrenOf(b.id);
     if (children.length > 0) {
-      throw new ApiError(422, 'BRANCH_HAS_CHILDREN', `branch ${b.name} (${b.id}) has child branches (${children.map((c) => `${c.name} (${c.id})`).join(', ')}); delete them first`);
+      throw new ApiError(
+        422,
+        'BRANCH_HAS_CHILDREN',
+        `branch ${b.name} (${b.id}) has child branches (${children.map((c) => `${c.name} (${c.id})`).join(', ')}); delete them first`,
+      );
     }
     if (b.protected) throw new ApiError(422, 'BRANCH_PROTECTED', `branch ${b.id} is protected; unprotect it before deleting it`);
     this.#checkNotLocked();
@@ -530,9 +639,14 @@ export class Project {
   /** Neon's background job: deletes branches whose expires_at has passed. */
   async sweepExpired(): Promise<string[]> {
     const now = Date.now();
-    const expired = this.#state.branches.filter((b) =>
-      b.expiresAt !== undefined && Date.parse(b.expiresAt) <= now && !b.isDefault
-      && this.#childrenOf(b.id).length === 0 && this.#ops.allFinished(b.creationOperationIds, now));
+    const expired = this.#state.branches.filter(
+      (b) =>
+        b.expiresAt !== undefined &&
+        Date.parse(b.expiresAt) <= now &&
+        !b.isDefault &&
+        this.#childrenOf(b.id).length === 0 &&
+        this.#ops.allFinished(b.creationOperationIds, now),
+    );
     for (const b of expired) {
       await this.#remove(b);
       this.#deps.log(`expired branch ${b.name} (${b.id}) deleted (expires_at ${b.expiresAt})`);
@@ -611,13 +725,29 @@ export class Project {
     const active = this.#ops.allFinished(b.creationOperationIds);
     const host = hostOf(ep.hostNumber);
     return {
-      host, id: ep.id, project_id: this.id, branch_id: b.id,
-      autoscaling_limit_min_cu: ep.minCu, autoscaling_limit_max_cu: ep.maxCu, region_id: REGION,
-      type: 'read_write', current_state: active ? 'active' : 'init', pending_state: active ? undefined : 'active',
-      settings: {}, pooler_enabled: false, pooler_mode: 'transaction', disabled: false, passwordless_access: false,
-      creation_source: 'console', created_at: ep.createdAt, updated_at: ep.createdAt,
-      started_at: active ? ep.createdAt : undefined, last_active: ep.createdAt, proxy_host: host,
-      suspend_timeout_seconds: ep.suspendTimeoutSeconds, provisioner: 'k8s-neonvm',
+      host,
+      id: ep.id,
+      project_id: this.id,
+      branch_id: b.id,
+      autoscaling_limit_min_cu: ep.minCu,
+      autoscaling_limit_max_cu: ep.maxCu,
+      region_id: REGION,
+      type: 'read_write',
+      current_state: active ? 'active' : 'init',
+      pending_state: active ? undefined : 'active',
+      settings: {},
+      pooler_enabled: false,
+      pooler_mode: 'transaction',
+      disabled: false,
+      passwordless_access: false,
+      creation_source: 'console',
+      created_at: ep.createdAt,
+      updated_at: ep.createdAt,
+      started_at: active ? ep.createdAt : undefined,
+      last_active: ep.createdAt,
+      proxy_host: host,
+      suspend_timeout_seconds: ep.suspendTimeoutSeconds,
+      provisioner: 'k8s-neonvm',
     } satisfies Endpoint;
   }
 
@@ -662,7 +792,9 @@ export class Project {
     const interrupted = this.#state.operations.filter((op) => op.doneMs === null);
     if (interrupted.length === 0) return;
     this.#ops.fail(interrupted, 'interrupted: the emulator stopped while this operation ran');
-    const broken = this.#state.branches.filter((b) => !b.isDefault && b.creationOperationIds.some((id) => interrupted.some((op) => op.id === id)));
+    const broken = this.#state.branches.filter(
+      (b) => !b.isDefault && b.creationOperationIds.some((id) => interrupted.some((op) => op.id === id)),
+    );
     for (const b of broken) await this.#deps.clusters.remove(b.id);
     this.#state.branches = this.#state.branches.filter((b) => !broken.includes(b));
     this.#save();
@@ -677,7 +809,11 @@ export class Project {
   #checkNameFree(name: string): void {
     const same = this.#state.branches.find((b) => b.name === name);
     if (same !== undefined) {
-      throw new ApiError(409, 'BRANCH_ALREADY_EXISTS', `branch already exists: ${same.id} in project ${this.id} is named ${JSON.stringify(name)}`);
+      throw new ApiError(
+        409,
+        'BRANCH_ALREADY_EXISTS',
+        `branch already exists: ${same.id} in project ${this.id} is named ${JSON.stringify(name)}`,
+      );
     }
   }
 
@@ -719,7 +855,11 @@ function parseBody<T>(schema: z.ZodType<T>, body: unknown): T {
 function parseExpiry(value: string, now: number): string {
   const ms = Date.parse(value);
   if (!RFC3339.test(value) || Number.isNaN(ms)) {
-    throw new ApiError(400, 'BAD_REQUEST', `expires_at ${JSON.stringify(value)} is not an RFC 3339 timestamp with a time zone, such as 2025-06-09T18:02:16Z`);
+    throw new ApiError(
+      400,
+      'BAD_REQUEST',
+      `expires_at ${JSON.stringify(value)} is not an RFC 3339 timestamp with a time zone, such as 2025-06-09T18:02:16Z`,
+    );
   }
   if (ms <= now) throw new ApiError(400, 'BAD_REQUEST', `expires_at ${value} is not in the future`);
   if (ms > now + MAX_EXPIRY_MS) throw new ApiError(400, 'BAD_REQUEST', `expires_at ${value} is more than 30 days in the future`);

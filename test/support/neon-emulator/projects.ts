@@ -35,7 +35,12 @@ export class Projects {
     const store = new StateStore(config.stateDir);
     store.prepare();
     const deps: ProjectDeps = {
-      clusters, addresses: new AddressPool(), store, log, pgPort: config.pgPort, operationDelayMs: config.operationDelayMs,
+      clusters,
+      addresses: new AddressPool(),
+      store,
+      log,
+      pgPort: config.pgPort,
+      operationDelayMs: config.operationDelayMs,
     };
     const projects = new Projects(config, deps);
     // The endpoints' entries refuse an options=endpoint naming another endpoint: they ask here which one an address serves.
@@ -71,10 +76,19 @@ export class Projects {
     for (const p of stale) await projects.delete(p.id, { evenStackDefault: true });
     if (!projects.#projects.has(config.projectId)) {
       log(`first start: creating the stack's project ${config.projectId}`);
-      const { project } = await Project.create({
-        id: config.projectId, name: 'supaneon-local', createdAt: timestamp(), role: config.role,
-        rolePassword: config.rolePassword, database: config.database, branchLimit: config.branchLimit, stackDefault: true,
-      }, deps);
+      const { project } = await Project.create(
+        {
+          id: config.projectId,
+          name: 'supaneon-local',
+          createdAt: timestamp(),
+          role: config.role,
+          rolePassword: config.rolePassword,
+          database: config.database,
+          branchLimit: config.branchLimit,
+          stackDefault: true,
+        },
+        deps,
+      );
       projects.#projects.set(project.id, project);
     }
     return projects;
@@ -108,7 +122,9 @@ export class Projects {
     let id = neonId('');
     while (this.#projects.has(id)) id = neonId('');
     const settings: ProjectSettings = {
-      id, name: fields.name ?? id, createdAt: timestamp(),
+      id,
+      name: fields.name ?? id,
+      createdAt: timestamp(),
       role: this.#config.role,
       // Neon generates the owner role's password and returns it once, in this answer.
       rolePassword: crypto.randomBytes(12).toString('hex'),
@@ -124,7 +140,11 @@ export class Projects {
   async delete(projectId: string, { evenStackDefault = false } = {}): Promise<DeleteProjectResponse> {
     const project = this.get(projectId);
     if (project.settings.stackDefault && !evenStackDefault) {
-      throw new ApiError(422, 'PROJECT_IS_STACK_DEFAULT', `project ${projectId} is the local stack's own project (NEON_PROJECT_ID in .stack/env) and is not deleted; create a project of your own to delete`);
+      throw new ApiError(
+        422,
+        'PROJECT_IS_STACK_DEFAULT',
+        `project ${projectId} is the local stack's own project (NEON_PROJECT_ID in .stack/env) and is not deleted; create a project of your own to delete`,
+      );
     }
     const answer = project.projectJson() satisfies DeleteProjectResponse;
     await project.delete();
@@ -138,9 +158,13 @@ export class Projects {
    */
   async sweepExpired(log: Log): Promise<void> {
     const live = [...this.#projects.values()].filter((p) => !p.deleted);
-    await Promise.all(live.map((p) => p.sweepExpired().catch((error: unknown) => {
-      if (!p.deleted) log(`expiry sweep of project ${p.id} failed: ${(error as Error).message}`);
-    })));
+    await Promise.all(
+      live.map((p) =>
+        p.sweepExpired().catch((error: unknown) => {
+          if (!p.deleted) log(`expiry sweep of project ${p.id} failed: ${(error as Error).message}`);
+        }),
+      ),
+    );
   }
 
   async stopAll(): Promise<void> {

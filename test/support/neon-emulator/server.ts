@@ -37,7 +37,10 @@ type ProjectRoute = [method: string, pattern: RegExp, handler: ProjectHandler];
  */
 export function emulatorSourceHash(): string {
   const dir = path.dirname(fileURLToPath(import.meta.url));
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.ts')).sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.ts'))
+    .sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   const hash = crypto.createHash('sha256');
   for (const f of files) hash.update(fs.readFileSync(path.join(dir, f)));
   // The one source it imports from outside its folder: a change to the relay must restart it too.
@@ -60,40 +63,67 @@ export function createServer(projects: Projects, apiKey: string, log: Log): http
     ['DELETE', /^\/branches\/([^/]+)$/, async (p, [id]) => (p.wasDeleted(id) ? { status: 204 } : ok(await p.deleteBranch(id)))],
     ['GET', /^\/branches\/([^/]+)\/roles\/([^/]+)\/reveal_password$/, (p, [id, role]) => ok(p.revealRolePassword(id, role))],
     ['POST', /^\/branches\/([^/]+)\/roles\/([^/]+)\/reset_password$/, async (p, [id, role]) => ok(await p.resetRolePassword(id, role))],
-    ['GET', /^\/branches\/([^/]+)\/endpoints$/, (p, [id]) => ok({ endpoints: p.endpointsOf(id) } satisfies ListProjectBranchEndpointsResponse)],
+    [
+      'GET',
+      /^\/branches\/([^/]+)\/endpoints$/,
+      (p, [id]) => ok({ endpoints: p.endpointsOf(id) } satisfies ListProjectBranchEndpointsResponse),
+    ],
     ['GET', /^\/endpoints$/, (p) => ok({ endpoints: p.allEndpoints() } satisfies ListProjectEndpointsResponse)],
     ['GET', /^\/connection_uri$/, (p, _a, url) => ok(p.connectionUri(url.searchParams))],
     // Newest first, all on one page, with Neon's cursor (the last one's created_at): the page after
     // it holds only older operations, so a client following cursors stops at an empty page.
-    ['GET', /^\/operations$/, (p, _a, url) => {
-      const after = url.searchParams.get('cursor');
-      const operations = p.operations.list().filter((op) => !after || op.created_at < after);
-      return ok({ operations, pagination: { cursor: operations.at(-1)?.created_at ?? after ?? '' } } satisfies ListProjectOperationsResponse);
-    }],
-    ['GET', /^\/operations\/([^/]+)$/, (p, [id]) => ok({ operation: p.operations.toApi(p.operation(id)) } satisfies GetProjectOperationResponse)],
+    [
+      'GET',
+      /^\/operations$/,
+      (p, _a, url) => {
+        const after = url.searchParams.get('cursor');
+        const operations = p.operations.list().filter((op) => !after || op.created_at < after);
+        return ok({
+          operations,
+          pagination: { cursor: operations.at(-1)?.created_at ?? after ?? '' },
+        } satisfies ListProjectOperationsResponse);
+      },
+    ],
+    [
+      'GET',
+      /^\/operations\/([^/]+)$/,
+      (p, [id]) => ok({ operation: p.operations.toApi(p.operation(id)) } satisfies GetProjectOperationResponse),
+    ],
   ];
 
   // Under /__emulator/projects/{project_id}: what a test may do to its own project and nobody else's.
   const projectControl: ProjectRoute[] = [
     ['PATCH', /^$/, (p, _a, _u, body) => ok({ settings: publicSettings(p.updateSettings(body)) })],
     ['GET', /^\/faults$/, (p) => ok({ faults: p.faults.list() })],
-    ['POST', /^\/faults$/, (p, _a, _u, body) => {
-      p.faults.add(body);
-      return ok({ faults: p.faults.list() });
-    }],
-    ['DELETE', /^\/faults$/, (p) => {
-      p.faults.clear();
-      return ok({ faults: p.faults.list() });
-    }],
+    [
+      'POST',
+      /^\/faults$/,
+      (p, _a, _u, body) => {
+        p.faults.add(body);
+        return ok({ faults: p.faults.list() });
+      },
+    ],
+    [
+      'DELETE',
+      /^\/faults$/,
+      (p) => {
+        p.faults.clear();
+        return ok({ faults: p.faults.list() });
+      },
+    ],
     // A simulated network between clients and this project's endpoints (devkit/latency-proxy.ts).
     ['GET', /^\/network$/, (p) => ok(p.network())],
     ['PUT', /^\/network$/, (p, _a, _u, body) => ok(p.setNetwork(body))],
     ['POST', /^\/sweep$/, async (p) => ok({ deleted: await p.sweepExpired() })],
-    ['POST', /^\/reset$/, async (p) => {
-      await p.reset();
-      const { defaultBranchId, defaultHost } = p.defaultEndpoint();
-      return ok({ defaultBranchId, defaultHost });
-    }],
+    [
+      'POST',
+      /^\/reset$/,
+      async (p) => {
+        await p.reset();
+        const { defaultBranchId, defaultHost } = p.defaultEndpoint();
+        return ok({ defaultBranchId, defaultHost });
+      },
+    ],
   ];
 
   function health(): unknown {
@@ -107,26 +137,34 @@ export function createServer(projects: Projects, apiKey: string, log: Log): http
     const method = req.method ?? 'GET';
     if (method === 'GET' && url.pathname === '/__emulator/health') return send(res, ok(health()));
     if (!authorized(req.headers.authorization, apiKey)) {
-      return send(res, error(401, 'UNAUTHORIZED', 'authentication failed: the Authorization header must be "Bearer <API key>" with a valid key'));
+      return send(
+        res,
+        error(401, 'UNAUTHORIZED', 'authentication failed: the Authorization header must be "Bearer <API key>" with a valid key'),
+      );
     }
 
     if (url.pathname.startsWith('/__emulator/')) {
       const scoped = /^\/__emulator\/projects\/([^/]+)(.*)$/.exec(url.pathname);
       const route = scoped === null ? undefined : findRoute(projectControl, method, scoped[2]);
       if (scoped === null || route === undefined) {
-        return send(res, error(404, 'NOT_FOUND', `no emulator control route ${method} ${url.pathname}; they live under /__emulator/projects/{project_id}`));
+        return send(
+          res,
+          error(404, 'NOT_FOUND', `no emulator control route ${method} ${url.pathname}; they live under /__emulator/projects/{project_id}`),
+        );
       }
       const project = projects.get(decodeURIComponent(scoped[1]));
       return send(res, await route.handler(project, route.params, url, await readJson(req)));
     }
 
-    if (!url.pathname.startsWith('/api/v2/')) return send(res, error(404, 'NOT_FOUND', `no route ${method} ${url.pathname}; the API lives under /api/v2`));
+    if (!url.pathname.startsWith('/api/v2/'))
+      return send(res, error(404, 'NOT_FOUND', `no route ${method} ${url.pathname}; the API lives under /api/v2`));
     const apiPath = url.pathname.slice('/api/v2'.length);
     if (apiPath === '/projects' && method === 'GET') return send(res, ok(projects.list()));
     if (apiPath === '/projects' && method === 'POST') return send(res, { status: 201, body: await projects.create(await readJson(req)) });
     const scoped = /^\/projects\/([^/]+)(.*)$/.exec(apiPath);
     const route = scoped === null ? undefined : findRoute(projectApi, method, scoped[2]);
-    if (scoped === null || route === undefined) return send(res, error(404, 'NOT_FOUND', `no route ${method} ${url.pathname} in the emulated Neon API`));
+    if (scoped === null || route === undefined)
+      return send(res, error(404, 'NOT_FOUND', `no route ${method} ${url.pathname} in the emulated Neon API`));
     const project = projects.get(decodeURIComponent(scoped[1]));
 
     const fault = project.faults.take(method, url.pathname + url.search);

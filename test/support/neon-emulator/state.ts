@@ -97,11 +97,15 @@ export class StateStore {
 
   /** Every saved project; a file of another format version stops the start with the fix. */
   loadAll(): ProjectState[] {
-    const names = fs.readdirSync(this.#dir).filter((n) => n.endsWith('.json')).sort();
+    const names = fs
+      .readdirSync(this.#dir)
+      .filter((n) => n.endsWith('.json'))
+      .sort();
     return names.map((name) => {
       const file = path.join(this.#dir, name);
       const state = JSON.parse(fs.readFileSync(file, 'utf8')) as ProjectState;
-      if (state.version !== 2) throw new Error(`neon emulator: ${file} has unknown version ${String(state.version)}; delete the state directory to start over`);
+      if (state.version !== 2)
+        throw new Error(`neon emulator: ${file} has unknown version ${String(state.version)}; delete the state directory to start over`);
       return state;
     });
   }
@@ -128,8 +132,42 @@ export function timestamp(ms: number = Date.now()): string {
   return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-const ADJECTIVES = ['quiet', 'bold', 'small', 'misty', 'green', 'lively', 'still', 'young', 'wild', 'calm', 'dry', 'late', 'cold', 'empty', 'sweet', 'red'];
-const NOUNS = ['term', 'river', 'smoke', 'field', 'moon', 'bird', 'leaf', 'cloud', 'wave', 'hill', 'rain', 'frost', 'star', 'sea', 'dust', 'tree'];
+const ADJECTIVES = [
+  'quiet',
+  'bold',
+  'small',
+  'misty',
+  'green',
+  'lively',
+  'still',
+  'young',
+  'wild',
+  'calm',
+  'dry',
+  'late',
+  'cold',
+  'empty',
+  'sweet',
+  'red',
+];
+const NOUNS = [
+  'term',
+  'river',
+  'smoke',
+  'field',
+  'moon',
+  'bird',
+  'leaf',
+  'cloud',
+  'wave',
+  'hill',
+  'rain',
+  'frost',
+  'star',
+  'sea',
+  'dust',
+  'tree',
+];
 
 /**
  * Ids shaped like Neon's: `br-quiet-river-12345678`, `ep-bold-moon-87654321`, and for projects
