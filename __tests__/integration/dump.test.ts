@@ -155,15 +155,13 @@ describeWithStack('mongodump directories on the local stack', STACK, (env) => {
     await db.collection('customers').createIndex({ 'address.city': 1, int32: -1 }, { name: 'city_int32' });
     await db.createCollection('log', { capped: true, size: 1_048_576, max: 1000 });
     await db.collection<AnyIdDocument>('log').insertMany(Array.from({ length: 50 }, (_, i) => ({ _id: new Int32(i), line: `entry ${i}` })));
-    await db
-      .collection<AnyIdDocument>('orders')
-      .insertMany(
-        Array.from({ length: 3000 }, (_, i) => ({
-          _id: new Int32(i),
-          payload: 'x'.repeat(300 + (i % 700)),
-          at: new Date(1_700_000_000_000 + i),
-        })),
-      );
+    await db.collection<AnyIdDocument>('orders').insertMany(
+      Array.from({ length: 3000 }, (_, i) => ({
+        _id: new Int32(i),
+        payload: 'x'.repeat(300 + (i % 700)),
+        at: new Date(1_700_000_000_000 + i),
+      })),
+    );
     standby = await connectPostgres(project.databaseUrl);
 
     const io = recordingIo();

@@ -161,16 +161,14 @@ describeWithStack('mode: recover on the local stack', STACK, (env) => {
       Array.from({ length: 50 }, (_, i) => ({ _id: new Int32(i), line: `entry ${i}` })),
     );
     // Enough bytes that the insert of this collection spans the point where the proxy cuts.
-    await db
-      .collection<AnyIdDocument>('events')
-      .insertMany(
-        Array.from({ length: 4000 }, (_, i) => ({
-          _id: new Int32(i),
-          kind: 'view',
-          payload: 'x'.repeat(700),
-          at: new Date(1_700_000_000_000 + i),
-        })),
-      );
+    await db.collection<AnyIdDocument>('events').insertMany(
+      Array.from({ length: 4000 }, (_, i) => ({
+        _id: new Int32(i),
+        kind: 'view',
+        payload: 'x'.repeat(700),
+        at: new Date(1_700_000_000_000 + i),
+      })),
+    );
 
     const io = recordingIo();
     const ok = await backup(config({ mode: 'backup' }, project.env), io);
