@@ -16,4 +16,4 @@ export { COPY_COLUMNS, encodeDocument, ROW_COLUMNS, rowTableColumns, type Stored
 export { assertReencodes, decodeExact, OrderedDocument, OutOfRangeDate } from './codec/exact-decode.js';
 export { ContentHash } from './codec/content-hash.js';
 export { jsonbText } from './codec/jsonb-text.js';
-export { copyBinaryHeader, copyBinaryRows, copyBinaryTextJsonb, copyBinaryTrailer, copyBinaryTuple } from './codec/copy-binary.js';
+export { copyBinaryHeader, copyBinaryRows, copyBinaryTrailer, copyBinaryTuple } from './codec/copy-binary.js';

@@ -43,28 +43,6 @@ export function copyBinaryTrailer(): Buffer {
 }
 
 /**
- * One row of the two columns (text, jsonb) in COPY binary format: a text key and a JSON text sent
- * as jsonb, or NULL when there is no JSON. Lets a check stream rebuilt documents into a temporary
- * table for Postgres to compare as jsonb.
- */
-export function copyBinaryTextJsonb(text: string, json: string | null): Buffer {
-  const textBytes = Buffer.byteLength(text, 'utf8');
-  const jsonBytes = json === null ? 0 : Buffer.byteLength(json, 'utf8');
-  const out = Buffer.allocUnsafe(2 + 4 + textBytes + 4 + (json === null ? 0 : 1 + jsonBytes));
-  let p = out.writeInt16BE(2, 0);
-  p = out.writeInt32BE(textBytes, p);
-  p += out.write(text, p, 'utf8');
-  if (json === null) {
-    out.writeInt32BE(-1, p);
-    return out;
-  }
-  p = out.writeInt32BE(jsonBytes + 1, p);
-  out[p++] = JSONB_VERSION;
-  out.write(json, p, 'utf8');
-  return out;
-}
-
-/**
  * The rows of a `COPY … TO STDOUT (FORMAT binary)` stream, each as its fields' raw bytes (null for
  * NULL), parsed as the chunks arrive: only the current row and the chunk it sits in are held, so
  * memory does not grow with the table. The field buffers may share memory with the chunks; use
