@@ -124,6 +124,11 @@ export interface BenchResults {
   network?: { rttMs: number; note: string };
   storage?: StorageResult;
   rssScaling?: RssScalingResult;
+  /**
+   * mongodump and mongorestore, the tools users already trust, measured side by side when this
+   * machine has them (devkit/mongo-tools.ts); otherwise why they are missing.
+   */
+  peers?: { available: boolean; reason?: string };
   targets: TargetResult[];
   notes: string[];
 }

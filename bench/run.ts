@@ -18,6 +18,7 @@ import { renderMarkdown } from './doc.js';
 import { mb, seconds } from './format.js';
 import { startNetwork, type Network } from './network.js';
 import { BENCH_DATABASE, ROUNDS_PER_DATASET } from '../devkit/generate.js';
+import { mongoTools } from '../devkit/mongo-tools.js';
 import { MEASUREMENTS, parseOptions, type BenchOptions, type MeasurementKey } from './options.js';
 import { findFerretDb } from './proc.js';
 import { summariseProfile } from './profile.js';
@@ -316,6 +317,9 @@ async function main(): Promise<void> {
   if (pids.ferretdb === undefined) notes.push('FerretDB CPU was not measured: no local FerretDB process serves MONGODB_SRV_URL');
   if (pids.postmaster === undefined) notes.push("Postgres CPU was not measured: the standby's postmaster is not a local process");
   const idle = await bench.run(bench.task('idle', dataset));
+  const tools = mongoTools();
+  const peers = 'missing' in tools ? { available: false, reason: tools.missing } : { available: true };
+  if (!peers.available) notes.push(`peers not measured: ${peers.reason}`);
 
   const results: BenchResults = {
     schema: 1,
@@ -352,6 +356,7 @@ async function main(): Promise<void> {
     rssSource: idle.rssSource === 'gnu-time' ? 'GNU time %M (whole process life)' : 'process.resourceUsage().maxRSS',
     measurements: {},
     targets: [],
+    peers,
     notes,
   };
 

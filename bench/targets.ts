@@ -6,7 +6,8 @@ import { mb, percent, ratio, seconds } from './format.js';
 import type { MeasurementKey } from './options.js';
 import type { BenchResults, TargetResult } from './results.js';
 
-export const RSS_LIMIT_BYTES = 256 * 1024 * 1024;
+/** Peak RSS any mode may reach, run from dist/ as users run it (Node alone takes about 40 MB). */
+export const RSS_LIMIT_BYTES = 160 * 1000 * 1000;
 
 /** For a missed target: which measurement to re-run under --cpu-prof to show why. */
 export const PROFILE_FOR: Record<string, MeasurementKey | undefined> = {
@@ -87,13 +88,13 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
         title,
         value: worst,
         shown: mb(worst),
-        limit: `≤ 256 MiB (${mb(RSS_LIMIT_BYTES)})`,
+        limit: `≤ ${mb(RSS_LIMIT_BYTES)}`,
         met: worst <= RSS_LIMIT_BYTES,
         detail:
           modes.map((k) => `${k} ${mb(m[k]!.peakRssBytes.max)}`).join(', ') +
           (r.idleRssBytes ? `; a measuring process that only loads the modules peaks at ${mb(r.idleRssBytes)}` : ''),
       });
-    } else targets.push(notMeasured(id, title, '≤ 256 MiB', 'no product mode measured'));
+    } else targets.push(notMeasured(id, title, `≤ ${mb(RSS_LIMIT_BYTES)}`, 'no product mode measured'));
   }
 
   // 4. RSS flat with the data size.
@@ -258,6 +259,17 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
           `full backup ${seconds(m['full-rtt40'].wallSeconds.median)}`,
       });
     } else targets.push(notMeasured(id, title, '≥ 20× slower', 'needs naive-rtt40 and full-rtt40'));
+  }
+
+  // 10. The tools users already trust (mongodump, mongorestore). The tools could not be had where the
+  // benchmark was written, so it does not measure them yet: the reason is carried into the report.
+  {
+    const why =
+      r.peers?.available === false
+        ? (r.peers.reason ?? 'mongodump/mongorestore unavailable')
+        : 'the benchmark does not measure mongodump/mongorestore yet (they were found on this machine)';
+    targets.push(notMeasured('full-vs-mongodump', 'Full backup vs mongodump of the same data', '≤ 1.0×', why));
+    targets.push(notMeasured('recover-vs-mongorestore', 'Recover (verified) vs mongorestore of the same data', '≤ 1.0×', why));
   }
 
   return targets;

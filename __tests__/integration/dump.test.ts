@@ -17,7 +17,7 @@ import { restore } from '../../src/modes/restore.js';
 import { validate } from '../../src/modes/validate.js';
 import { connectPostgres } from '../../src/postgres.js';
 import { corpusValidCases, withInt32Id } from '../../test/support/bson-corpus.js';
-import { mongoTools } from '../../test/support/mongo-tools.js';
+import { mongoTools } from '../../devkit/mongo-tools.js';
 import { recordingIo } from '../../test/support/recording-io.js';
 import { findSecretLeaks, runCli } from '../../devkit/action.js';
 import { describeWithStack } from '../../test/support/describe-with-stack.js';

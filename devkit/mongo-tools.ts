@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { repoRoot } from '../../devkit/stack.js';
+import { repoRoot } from './stack.js';
 
 export type MongoTools = { mongodump: string; mongorestore: string } | { missing: string };
 
