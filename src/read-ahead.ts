@@ -50,6 +50,16 @@ export class ReadAhead {
   }
 
   /**
+   * Whether a COPY of what is held is worth its round trip: half the bound is held, or the reader
+   * finished. Each COPY costs the writer a round trip to Postgres; over a network, many small ones
+   * (a chunk each, as a slow source fills them) add up to seconds that large ones avoid. The reader
+   * never waits for this: it goes on until the bound.
+   */
+  get worthWriting(): boolean {
+    return this.ready && (this.ended || this.heldBytes >= this.limitBytes / 2);
+  }
+
+  /**
    * Adds one tuple. Answers a promise only when the buffer is full: the reader must await it
    * before adding more (it rejects if the run is aborted meanwhile).
    */

@@ -252,8 +252,8 @@ async function syncCollections(
         freeSlots.push(finished.slot);
         continue;
       }
-      // Else the fullest buffer is written, in one COPY.
-      const ready = [...active.values()].filter((r) => r.buffer.ready).sort((x, y) => y.buffer.heldBytes - x.buffer.heldBytes)[0];
+      // Else the fullest buffer worth a COPY (half full, or its reader finished) is written, in one.
+      const ready = [...active.values()].filter((r) => r.buffer.worthWriting).sort((x, y) => y.buffer.heldBytes - x.buffer.heldBytes)[0];
       if (ready) {
         try {
           await copyChunks(client, `pg_temp.${stageName(ready.slot)} (${COPY_COLUMNS.map(quoteIdent).join(', ')})`, ready.buffer.take());

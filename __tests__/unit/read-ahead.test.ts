@@ -27,6 +27,22 @@ test('tuples come out whole and in order, in chunks of about the chunk size, the
   expect(changes).toBeGreaterThan(0);
 });
 
+test('a COPY is worth its round trip only from half the bound, or once the reader finished', () => {
+  const b = new ReadAhead(1000, 100, () => undefined);
+  for (let i = 0; i < 4; i++) b.add(tuple(100, i)); // four full chunks: ready, but under half the bound
+  expect(b.ready).toBe(true);
+  expect(b.worthWriting).toBe(false);
+  b.add(tuple(100, 4)); // 500 bytes: half the bound
+  expect(b.worthWriting).toBe(true);
+  b.take();
+  b.add(tuple(30, 5)); // a small rest
+  expect(b.worthWriting).toBe(false);
+  b.end();
+  expect(b.worthWriting).toBe(true);
+  expect(Buffer.concat(b.take())).toEqual(tuple(30, 5));
+  expect(b.worthWriting).toBe(false);
+});
+
 test('the reader waits at the bound and goes on once the writer took the chunks', async () => {
   const b = new ReadAhead(200, 100, () => undefined);
   expect(b.add(tuple(100, 1))).toBeUndefined();
