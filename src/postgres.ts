@@ -66,6 +66,13 @@ function parseUrl(url: string): URL {
   return u;
 }
 
+const lostConnections = new WeakMap<pg.ClientBase, Error>();
+
+/** Why this client's connection failed, if it did (from connectPostgres's error listener). */
+export function connectionFailure(client: pg.ClientBase): Error | undefined {
+  return lostConnections.get(client);
+}
+
 export async function connectPostgres(url: string, opts: ConnectOptions = {}): Promise<pg.Client> {
   const given = parseUrl(url); // validates before anything else reads the URL
   const channelBinding = channelBindingOf(new URL(url));
@@ -85,9 +92,12 @@ export async function connectPostgres(url: string, opts: ConnectOptions = {}): P
     keepAlive: true,
     keepAliveInitialDelayMillis: 10_000,
   });
-  // Without a listener, a dropped connection emits 'error' and crashes the process; the failure
-  // surfaces anyway through the query that was running.
-  client.on('error', () => undefined);
+  // Without a listener, a dropped connection emits 'error' and crashes the process. The failure
+  // surfaces through the query that was running; when none was, the next query only hears that
+  // the client "is not queryable", so the cause is kept for connectionFailure() to name.
+  client.on('error', (err) => {
+    if (!lostConnections.has(client)) lostConnections.set(client, err);
+  });
   if (channelBinding === 'require') requireChannelBinding(client);
   try {
     await client.connect();

@@ -12,6 +12,7 @@ import type pg from 'pg';
 import type { Logger } from './io.js';
 import { COPY_COLUMNS, ContentHash, copyBinaryTuple, encodeDocument, rowTableColumns } from './codec.js';
 import { copyChunks } from './copy-streams.js';
+import { connectionFailure } from './postgres.js';
 import { ReadAhead } from './read-ahead.js';
 import {
   BACKUPS_TABLE,
@@ -198,7 +199,13 @@ async function syncCollections(
     w?.();
   };
   const name = (s: CollectionSource) => `${s.spec.database}.${s.spec.collection}`;
-  const named = (s: CollectionSource, err: unknown) => new Error(`backup of ${name(s)} failed: ${(err as Error).message}`, { cause: err });
+  const named = (s: CollectionSource, err: unknown) => {
+    // A connection lost between statements fails the next one without its cause: add the cause.
+    const lost = connectionFailure(client);
+    const message = (err as Error).message;
+    const why = lost && !message.includes(lost.message) ? `${message} (the connection to Postgres was lost: ${lost.message})` : message;
+    return new Error(`backup of ${name(s)} failed: ${why}`, { cause: err });
+  };
 
   const startReading = (index: number, slot: number): Reading => {
     const source = sources[index];
