@@ -119,7 +119,7 @@ export async function backup(config: Config, io: Io): Promise<boolean> {
     io.log.info(`backup run ${runId} started`);
 
     // 4. The sync, in one transaction.
-    const sync = await source.sync(standbyClient, runId, config, io, config.parallelCollections);
+    const sync = await source.sync(standbyClient, runId, config, io);
     io.log.info(`standby committed: ${sync.result.changed} row(s) written, consistency ${sync.consistency}`);
     for (const db of config.databases) {
       const own = sync.result.collections.filter((c) => c.spec.database === db && c.spec.kind !== 'view');
@@ -215,13 +215,7 @@ interface BackupSource {
   /** Which of these namespaces the source holds, selected or not (`db.collection`). */
   existing(namespaces: readonly { database: string; collection: string }[]): Promise<Set<string>>;
   /** Brings the standby to the source's state in one transaction (standby.ts). */
-  sync(
-    client: pg.Client,
-    runId: string,
-    config: Config,
-    io: Io,
-    parallelism: number | undefined,
-  ): Promise<{ result: SyncResult; consistency: Consistency }>;
+  sync(client: pg.Client, runId: string, config: Config, io: Io): Promise<{ result: SyncResult; consistency: Consistency }>;
   close(): Promise<void>;
 }
 
@@ -241,10 +235,10 @@ async function openLiveSource(uri: string, selection: Selection): Promise<Backup
       specs,
       clusterTime: async () => (await clusterTime(mongo)) ?? null,
       existing: (namespaces) => existingNamespaces(mongo, namespaces),
-      sync: (client, runId, config, io, parallelism) => {
+      sync: (client, runId, config, io) => {
         // Count estimates (for progress ETAs only) arrive on the side.
         estimates = new CountEstimates(mongo, specs);
-        return syncWithBestConsistency(client, mongo, info, specs, runId, config, io, estimates, parallelism);
+        return syncWithBestConsistency(client, mongo, info, specs, runId, config, io, estimates);
       },
       close: async () => {
         estimates?.stop();
@@ -285,12 +279,12 @@ async function openDumpSource(dir: string, selection: Selection, io: Io): Promis
       const everything = await openDumpDirectory(dir, { databases: [], include: [], exclude: [] });
       return new Set(everything.collections.map((c) => `${c.spec.database}.${c.spec.collection}`));
     },
-    sync: async (client, runId, _config, io, parallelism) => {
+    sync: async (client, runId, config, io) => {
       const sources: CollectionSource[] = dump.collections.map((c) => ({ spec: c.spec, documents: () => dumpDocuments(c) }));
       const result = await syncStandby(client, {
         runId,
         sources,
-        parallelism,
+        parallelism: config.parallelCollections,
         log: io.log,
         finish: async () => ({ clusterTimeEnd: null, consistency: 'dump' }),
       });
@@ -314,12 +308,11 @@ async function syncWithBestConsistency(
   config: Config,
   io: Io,
   estimates: CountEstimates,
-  parallelism: number | undefined,
 ): Promise<{ result: SyncResult; consistency: Consistency }> {
   if (source.snapshotReads) {
     const session = mongo.startSession({ snapshot: true });
     try {
-      const result = await syncOnce(client, mongo, specs, runId, config, io, session, estimates, parallelism);
+      const result = await syncOnce(client, mongo, specs, runId, config, io, session, estimates);
       return { result, consistency: 'snapshot' };
     } catch (err) {
       if (!isSnapshotTooOld(err)) throw err;
@@ -332,7 +325,7 @@ async function syncWithBestConsistency(
     }
   }
   return {
-    result: await syncOnce(client, mongo, specs, runId, config, io, undefined, estimates, parallelism),
+    result: await syncOnce(client, mongo, specs, runId, config, io, undefined, estimates),
     consistency: 'per-collection',
   };
 }
@@ -346,7 +339,6 @@ async function syncOnce(
   io: Io,
   session: ClientSession | undefined,
   estimates: CountEstimates,
-  parallelism: number | undefined,
 ): Promise<SyncResult> {
   const opened = session ? new FirstReply() : undefined;
   const sources: CollectionSource[] = specs.map((spec) => ({
@@ -363,7 +355,7 @@ async function syncOnce(
   return syncStandby(client, {
     runId,
     sources,
-    parallelism,
+    parallelism: config.parallelCollections,
     log: io.log,
     // With a snapshot, the data is as of one cluster time (recorded as the end); without, the end
     // of the window in which collections were read.
