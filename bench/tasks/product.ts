@@ -143,6 +143,19 @@ function documentsOf(io: RecordingIo): number {
   return Number(io.outputs.documents ?? 0);
 }
 
+/** What every measured mode reports of its bundle run; `bytes` is 0 unless the mode counts them. */
+function resultOf(run: BundleRun): Omit<TaskResult, 'childMaxRssBytes'> {
+  return {
+    wallSeconds: run.wallSeconds,
+    documents: documentsOf(run.io),
+    bytes: 0,
+    groups: run.io.groups,
+    outputs: run.io.outputs,
+    problems: run.io.problems,
+    product: run.product,
+  };
+}
+
 /**
  * A backup, with the WAL the standby generated measured around it. `empty` first drops the
  * database's schema on the standby. With `task.dumpDir`, the source is that mongodump directory;
@@ -164,16 +177,11 @@ export async function backupRun(
     if (!run.ok) throw describeFailure('backup', run.io);
     const wal = await walSince(sql, before);
     return {
-      wallSeconds: run.wallSeconds,
-      documents: documentsOf(run.io),
+      ...resultOf(run),
       bytes: Number(run.io.outputs.bytes ?? 0),
       walBytes: wal.generated,
       walLsnBytes: wal.lsnDistance,
       phases: backupPhases(run.io, run.wallSeconds),
-      groups: run.io.groups,
-      outputs: run.io.outputs,
-      problems: run.io.problems,
-      product: run.product,
     };
   } finally {
     await sql.end();
@@ -185,16 +193,7 @@ export async function verifyRun(task: Task): Promise<Omit<TaskResult, 'childMaxR
   const run = await runBundle(task, inputsFor('restore', task, { verify: 'full', 'backup-branch': task.backupBranch ?? '' }));
   if (!run.ok) throw describeFailure('restore', run.io);
   const verifying = run.io.groups.filter((g) => g.name.startsWith('Verifying '));
-  return {
-    wallSeconds: run.wallSeconds,
-    documents: documentsOf(run.io),
-    bytes: 0,
-    groups: run.io.groups,
-    outputs: run.io.outputs,
-    problems: run.io.problems,
-    product: run.product,
-    extra: { verificationSeconds: verifying.reduce((s, g) => s + g.seconds, 0) },
-  };
+  return { ...resultOf(run), extra: { verificationSeconds: verifying.reduce((s, g) => s + g.seconds, 0) } };
 }
 
 /** Recover writes `<prefix><database>` next to the source, in the same MongoDB deployment. */
@@ -214,13 +213,5 @@ export async function recoverRun(task: Task): Promise<Omit<TaskResult, 'childMax
     inputsFor('recover', task, { 'backup-branch': 'standby', 'target-mongodb-uri': mongoUri(), 'target-database-prefix': RECOVER_PREFIX }),
   );
   if (!run.ok) throw describeFailure('recover', run.io);
-  return {
-    wallSeconds: run.wallSeconds,
-    documents: documentsOf(run.io),
-    bytes: 0,
-    groups: run.io.groups,
-    outputs: run.io.outputs,
-    problems: run.io.problems,
-    product: run.product,
-  };
+  return resultOf(run);
 }
