@@ -186,7 +186,7 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
     out.push(
       '',
       `${m[key]!.label}, phases (medians): prepare ${seconds(p.prepare)} (connections, Neon API checks, lock, run record, a document-count ` +
-        `estimate per collection), per-collection sync ${seconds(p.sync)} (read, encode, COPY into staging, apply the changed rows), ` +
+        `estimate per collection), per-collection sync ${seconds(p.sync)} (read, encode, COPY into staging and apply the changed rows, or COPY straight into a new or empty table), ` +
         `commit ${seconds(p.commit)}, snapshot branch ${seconds(p.snapshot)}, finish ${seconds(p.finish)} (retention, summary).`,
     );
   }

@@ -63,7 +63,7 @@ export interface GroupTiming {
 export interface BackupPhases {
   /** Connecting, describing the source, the Neon API checks, the lock, the run record, the count estimates. */
   prepare: number;
-  /** The per-collection groups: read, encode, COPY into staging, apply the diff. */
+  /** The per-collection groups: read, encode, COPY into staging and apply the diff (or COPY into a new or empty table). */
   sync: number;
   /** From the last collection to the commit (manifest rows, commit). */
   commit: number;

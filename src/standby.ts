@@ -6,6 +6,8 @@
  * buffer; the one connection COPYs (binary) the buffered rows into a temporary staging table per
  * collection being read (no WAL, so no storage in Neon's history), and once a collection was read
  * completely its table is brought in line with three statements that only touch differing rows.
+ * A table that is new or empty has nothing to compare with: its rows are COPYed straight into it,
+ * written once instead of twice (staging, then INSERT ... SELECT).
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
@@ -162,11 +164,13 @@ export async function syncStandby(client: pg.ClientBase, a: SyncArgs): Promise<S
   }
 }
 
-/** One collection being read into its staging slot. */
+/** One collection being read into its staging slot, or straight into its table. */
 interface Reading {
   index: number;
   source: CollectionSource;
   slot: number;
+  /** The table (quoted) and whether it was new or empty when reading began: then rows are COPYed into it directly. */
+  table: StandbyTable;
   buffer: ReadAhead;
   hash: ContentHash;
   /** Settles when the reader stopped (never rejects: a failure is kept in `failure`). */
@@ -207,12 +211,19 @@ async function syncCollections(
     return new Error(`backup of ${name(s)} failed: ${why}`, { cause: err });
   };
 
-  const startReading = (index: number, slot: number): Reading => {
+  const startReading = async (index: number, slot: number): Promise<Reading> => {
     const source = sources[index];
+    let table: StandbyTable;
+    try {
+      table = await prepareTable(client, source.spec);
+    } catch (err) {
+      throw named(source, err);
+    }
     const r: Reading = {
       index,
       source,
       slot,
+      table,
       buffer: new ReadAhead(READ_AHEAD_BYTES, CHUNK_BYTES, signal),
       hash: new ContentHash(),
       stopped: Promise.resolve(),
@@ -242,7 +253,7 @@ async function syncCollections(
           continue;
         }
         const slot = freeSlots.shift() as number;
-        active.set(slot, startReading(index, slot));
+        active.set(slot, await startReading(index, slot));
       }
       if (active.size === 0) break;
       const failed = [...active.values()].find((r) => r.failure);
@@ -263,7 +274,8 @@ async function syncCollections(
       const ready = [...active.values()].filter((r) => r.buffer.worthWriting).sort((x, y) => y.buffer.heldBytes - x.buffer.heldBytes)[0];
       if (ready) {
         try {
-          await copyChunks(client, `pg_temp.${stageName(ready.slot)} (${COPY_COLUMNS.map(quoteIdent).join(', ')})`, ready.buffer.take());
+          const into = ready.table.loadDirectly ? ready.table.relation : `pg_temp.${stageName(ready.slot)}`;
+          await copyChunks(client, `${into} (${COPY_COLUMNS.map(quoteIdent).join(', ')})`, ready.buffer.take());
         } catch (err) {
           throw named(ready.source, err);
         }
@@ -319,22 +331,22 @@ function viewResult(spec: CollectionSpec, log: Logger): CollectionSyncResult {
  * Brings one table in line with its staging table (read completely), then empties the staging
  * table for the next collection. An `INSERT ... ON CONFLICT DO UPDATE ... WHERE` would look simpler
  * but locks every conflicting row, and each lock writes the tuple header (WAL) even when nothing
- * changes; the separate UPDATE / INSERT / DELETE write nothing for unchanged rows.
+ * changes; the separate UPDATE / INSERT / DELETE write nothing for unchanged rows. A table loaded
+ * directly (it was new or empty) already holds exactly the rows read: every one is an insert.
  */
 async function applyCollection(client: pg.ClientBase, r: Reading, refreshQueryForm: boolean, log: Logger): Promise<CollectionSyncResult> {
   const { spec } = r.source;
-  const schemaName = schemaNameFor(spec.database);
-  const tableName = tableNameFor(spec.collection);
-  const target = `${quoteIdent(schemaName)}.${quoteIdent(tableName)}`;
-  const stage = `pg_temp.${stageName(r.slot)}`;
-  await ensureTable(client, schemaName, tableName, `${spec.database}.${spec.collection}`);
-  // Statistics only for the join keys: samples of the document columns would be copied into
-  // pg_statistic (a WAL-logged catalog) for nothing.
-  // The statistics, the three diff statements and emptying the staging table go as one message (no
-  // parameters: the simple query protocol runs them in order and answers each): one round trip
-  // instead of five.
-  const results = (await client.query(
-    `ANALYZE ${stage} (_id, hash);
+  const { schemaName, tableName, relation: target } = r.table;
+  let counts = { inserted: r.hash.documents, updated: 0, deleted: 0 };
+  if (!r.table.loadDirectly) {
+    const stage = `pg_temp.${stageName(r.slot)}`;
+    // Statistics only for the join keys: samples of the document columns would be copied into
+    // pg_statistic (a WAL-logged catalog) for nothing.
+    // The statistics, the three diff statements and emptying the staging table go as one message (no
+    // parameters: the simple query protocol runs them in order and answers each): one round trip
+    // instead of five.
+    const results = (await client.query(
+      `ANALYZE ${stage} (_id, hash);
      UPDATE ${target} t SET doc = s.doc, bson = s.bson, hash = s.hash
      FROM ${stage} s WHERE t._id = s._id AND (t.hash <> s.hash${refreshQueryForm ? ' OR t.doc IS DISTINCT FROM s.doc' : ''});
      INSERT INTO ${target} (_id, doc, bson, hash)
@@ -342,8 +354,10 @@ async function applyCollection(client: pg.ClientBase, r: Reading, refreshQueryFo
      WHERE NOT EXISTS (SELECT 1 FROM ${target} t WHERE t._id = s._id);
      DELETE FROM ${target} t WHERE NOT EXISTS (SELECT 1 FROM ${stage} s WHERE s._id = t._id);
      TRUNCATE ${stage}`,
-  )) as unknown as pg.QueryResult[];
-  const [, updated, inserted, deleted] = results;
+    )) as unknown as pg.QueryResult[];
+    const [, updated, inserted, deleted] = results;
+    counts = { inserted: inserted.rowCount ?? 0, updated: updated.rowCount ?? 0, deleted: deleted.rowCount ?? 0 };
+  }
   const result = {
     spec,
     schemaName,
@@ -351,12 +365,11 @@ async function applyCollection(client: pg.ClientBase, r: Reading, refreshQueryFo
     documents: r.hash.documents,
     bsonBytes: r.hash.bytes,
     contentHash: r.hash.digest(),
-    inserted: inserted.rowCount ?? 0,
-    updated: updated.rowCount ?? 0,
-    deleted: deleted.rowCount ?? 0,
+    ...counts,
   };
   log.info(
-    `${spec.database}.${spec.collection}: ${result.documents} documents: ${result.inserted} inserted, ${result.updated} updated, ${result.deleted} deleted, unchanged rows not rewritten`,
+    `${spec.database}.${spec.collection}: ${result.documents} documents: ${result.inserted} inserted, ${result.updated} updated, ${result.deleted} deleted` +
+      (r.table.loadDirectly ? ' (new or empty table, loaded directly)' : ', unchanged rows not rewritten'),
   );
   return result;
 }
@@ -371,20 +384,44 @@ function stageName(slot: number): string {
   return `supaneon_stage_${slot}`;
 }
 
-async function ensureTable(client: pg.ClientBase, schemaName: string, tableName: string, mongoName: string): Promise<void> {
+/** A collection's standby table, made ready before its first row is read. */
+interface StandbyTable {
+  schemaName: string;
+  tableName: string;
+  /** Schema and table, quoted. */
+  relation: string;
+  /** It was created by this run or held no row: the rows read are COPYed into it, not staged. */
+  loadDirectly: boolean;
+}
+
+/**
+ * Creates the collection's table if it does not exist, and learns whether it is empty. The table
+ * is locked by the transaction from here on, so "empty" stays true until the commit.
+ */
+async function prepareTable(client: pg.ClientBase, spec: CollectionSpec): Promise<StandbyTable> {
+  const schemaName = schemaNameFor(spec.database);
+  const tableName = tableNameFor(spec.collection);
   const schema = quoteIdent(schemaName);
-  const target = `${schema}.${quoteIdent(tableName)}`;
-  // One round trip to learn whether the table exists, one more to create it: statements without
-  // parameters sent as one message (the simple query protocol answers each in order).
-  const [, exists] = (await client.query(
-    `CREATE SCHEMA IF NOT EXISTS ${schema}; SELECT to_regclass(${client.escapeLiteral(target)}) IS NOT NULL AS present`,
+  const relation = `${schema}.${quoteIdent(tableName)}`;
+  // One message, one round trip (statements without parameters: the simple query protocol runs
+  // them in order and answers each): whether the table existed, create it if not, and lock it in
+  // SHARE ROW EXCLUSIVE mode, as the diff statements would anyway: no other session can add a row
+  // between the look at its emptiness and the load, until the commit.
+  const results = (await client.query(
+    `CREATE SCHEMA IF NOT EXISTS ${schema};
+     SELECT to_regclass(${client.escapeLiteral(relation)}) IS NOT NULL AS present;
+     CREATE TABLE IF NOT EXISTS ${relation} (${rowTableColumns('standby')});
+     LOCK TABLE ${relation} IN SHARE ROW EXCLUSIVE MODE;
+     SELECT NOT EXISTS (SELECT 1 FROM ${relation}) AS empty`,
   )) as unknown as pg.QueryResult[];
-  if (exists.rows[0].present === true) return;
-  // The exact MongoDB name, for people browsing the standby (the manifest holds it too).
-  await client.query(
-    `CREATE TABLE ${target} (${rowTableColumns('standby')}); ` +
-      `COMMENT ON TABLE ${target} IS ${client.escapeLiteral(`MongoDB collection ${mongoName}, kept by supaneon-sync`)}`,
-  );
+  const created = results[1].rows[0].present !== true;
+  // The exact MongoDB name, for people browsing the standby (the manifest holds it too); set once.
+  if (created) {
+    await client.query(
+      `COMMENT ON TABLE ${relation} IS ${client.escapeLiteral(`MongoDB collection ${spec.database}.${spec.collection}, kept by supaneon-sync`)}`,
+    );
+  }
+  return { schemaName, tableName, relation, loadDirectly: results[4].rows[0].empty === true };
 }
 
 /**

@@ -330,6 +330,94 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
     expect(results[1].tables).toEqual(results[0].tables);
   });
 
+  test('a new or empty table is loaded directly, each row written once; a failure or a repeated _id leaves it as it was', async () => {
+    const db = `${PG_DB}_direct`;
+    await admin.query(`CREATE DATABASE ${quoteIdent(db)}`);
+    const client = await connectPostgres(withDatabase(project.databaseUrl, db));
+    const specs = (await shopSpecs()).filter((s) => s.kind !== 'view');
+    const run = async (sources: CollectionSource[], lines: string[] = []) => {
+      const runId = randomUUID();
+      await recordRunStart(client, runRecord(runId));
+      return syncStandby(client, {
+        runId,
+        sources,
+        log: recordingLog(lines),
+        finish: async () => ({ clusterTimeEnd: null, consistency: 'per-collection' }),
+      });
+    };
+    const table = (collection: string) => `${quoteIdent(schemaNameFor(SHOP))}.${quoteIdent(tableNameFor(collection))}`;
+    const rows = async (collection: string) =>
+      (await client.query(`SELECT _id, encode(hash, 'hex') AS h FROM ${table(collection)} ORDER BY _id`)).rows;
+    try {
+      // A first backup: every table is new, so every row goes straight into it.
+      const lines: string[] = [];
+      const first = await run(sourcesFor(specs), lines);
+      for (const c of first.collections) expect([c.inserted, c.updated, c.deleted]).toEqual([c.documents, 0, 0]);
+      for (const s of specs) {
+        expect(lines).toContain(
+          `${SHOP}.${s.collection}: ${first.collections.find((c) => c.spec.collection === s.collection)!.documents} documents: ` +
+            `${first.collections.find((c) => c.spec.collection === s.collection)!.inserted} inserted, 0 updated, 0 deleted (new or empty table, loaded directly)`,
+        );
+      }
+      const products = await rows('products');
+      expect(products).toHaveLength(60);
+
+      // A table that holds rows is compared, not loaded directly.
+      const again: string[] = [];
+      expect((await run(sourcesFor(specs), again)).changed).toBe(0);
+      expect(again.filter((l) => l.includes('loaded directly'))).toEqual([]);
+
+      // An empty table is loaded directly; a failure in the middle leaves it empty, not half full.
+      await client.query(`TRUNCATE ${table('products')}`);
+      const failing = sourcesFor(specs).map((s) =>
+        s.spec.collection !== 'products'
+          ? s
+          : {
+              spec: s.spec,
+              async *documents() {
+                let n = 0;
+                for await (const raw of rawDocuments(mongo, s.spec, { batchSize: 10 })) {
+                  if (++n === 40) throw new Error('source connection lost (injected)');
+                  yield raw;
+                }
+              },
+            },
+      );
+      await expect(run(failing)).rejects.toThrow(`backup of ${SHOP}.products failed: source connection lost (injected)`);
+      expect(await rows('products')).toEqual([]);
+
+      // A source that yields an _id twice is refused by the table's key, naming the collection.
+      const repeating = sourcesFor(specs).map((s) =>
+        s.spec.collection !== 'products'
+          ? s
+          : {
+              spec: s.spec,
+              async *documents() {
+                let firstRaw: Buffer | undefined;
+                for await (const raw of rawDocuments(mongo, s.spec, { batchSize: 10 })) {
+                  firstRaw ??= raw;
+                  yield raw;
+                }
+                if (firstRaw) yield firstRaw;
+              },
+            },
+      );
+      await expect(run(repeating)).rejects.toThrow(new RegExp(`backup of ${SHOP}\\.products failed: .*duplicate key`));
+      expect(await rows('products')).toEqual([]);
+
+      const refill: string[] = [];
+      const refilled = await run(sourcesFor(specs), refill);
+      expect(refilled.changed).toBe(60);
+      expect(refill.filter((l) => l.includes('loaded directly'))).toEqual([
+        `${SHOP}.products: 60 documents: 60 inserted, 0 updated, 0 deleted (new or empty table, loaded directly)`,
+      ]);
+      expect(await rows('products')).toEqual(products);
+    } finally {
+      await client.end();
+      await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(db)} WITH (FORCE)`);
+    }
+  });
+
   test('a failure reading one of the collections read at once stops the others and leaves the standby unchanged', async () => {
     const specs = await shopSpecs();
     await mongo
