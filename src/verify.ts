@@ -15,10 +15,10 @@
  *   the table was read and compared.
  * Every column is read once, in one COPY TO per table, with backpressure: memory stays flat.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import pg from 'pg';
 import { type MongoClient } from 'mongodb';
-import { assertUtf8Text, ContentHash, idKey, queryJson, queryJsonbText, ROW_COLUMNS } from './codec.js';
+import { assertUtf8Text, ContentHash, idKey, queryJson, queryJsonbText, queryJsonbTextMatches, ROW_COLUMNS } from './codec.js';
 import { copyOut } from './copy-streams.js';
 import { readManifest, type CollectionRecord, type Manifest } from './manifest.js';
 import { quoteIdent } from './naming.js';
@@ -334,7 +334,8 @@ async function checkRows(client: pg.Client, second: SecondConnection, relation: 
  */
 function checkRow([idField, doc, bson, hash]: (Buffer | null)[], out: RowCheck): { id: string; q: string } | undefined {
   out.checked++;
-  const digest = bson === null ? undefined : createHash('sha256').update(bson).digest();
+  // One call per row: the one-shot hash skips the Hash object a createHash chain makes.
+  const digest = bson === null ? undefined : oneShotHash('sha256', bson, 'buffer');
   if (bson !== null && digest) out.content.add(digest, bson.length);
   if (idField === null) {
     note(out.badId, '(NULL)');
@@ -342,13 +343,20 @@ function checkRow([idField, doc, bson, hash]: (Buffer | null)[], out: RowCheck):
   }
   const id = idField.toString('utf8');
   if (!digest || hash === null || !digest.equals(hash)) note(out.badHash, id);
-  let rebuilt: string;
+  // jsonb's binary form is a version byte (1) and then the text PostgreSQL prints.
+  const jsonbBinary = doc !== null && doc[0] === 1;
+  let same: boolean;
+  let rebuilt: string | undefined;
   try {
     if (bson === null) throw new Error('no bytes');
-    // queryJsonbText frames every element as queryJson does, as the driver's deserializer would;
-    // assertUtf8Text adds the one check it leaves out (text is valid UTF-8), so together they
-    // prove the bytes are valid BSON. It writes the jsonb text of the query form straight away.
-    rebuilt = queryJsonbText(bson);
+    // The jsonb text of the query form is written as bytes and compared with the bytes PostgreSQL
+    // sent (no strings); only a row whose bytes differ has its text rebuilt as a string, so that
+    // text that is not valid UTF-8 compares as queryJsonbText shows it. Both walk every element
+    // the way queryJson frames it, as the driver's deserializer would; assertUtf8Text adds the one
+    // check they leave out (text is valid UTF-8) over the whole document, so together they prove
+    // the bytes are valid BSON.
+    same = jsonbBinary && queryJsonbTextMatches(bson, doc, 1);
+    if (!same) rebuilt = queryJsonbText(bson);
     assertUtf8Text(bson);
     if (idKey(bson) !== id) note(out.badId, id);
   } catch {
@@ -359,8 +367,8 @@ function checkRow([idField, doc, bson, hash]: (Buffer | null)[], out: RowCheck):
     note(out.badDoc, id);
     return undefined;
   }
-  // jsonb's binary form is a version byte (1) and then the text PostgreSQL prints.
-  return doc[0] === 1 && doc.toString('utf8', 1) === rebuilt ? undefined : { id, q: queryJson(bson) };
+  if (same || (jsonbBinary && doc.toString('utf8', 1) === rebuilt)) return undefined;
+  return { id, q: queryJson(bson) };
 }
 
 /** Rows held for one PostgreSQL comparison at most (and about this many bytes of rebuilt text). */
