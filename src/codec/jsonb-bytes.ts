@@ -100,6 +100,13 @@ function byte(b: number): void {
   out[len++] = b;
 }
 
+/** Two bytes: a separator (", " or ": "). */
+function pair(a: number, b: number): void {
+  ensure(2);
+  out[len++] = a;
+  out[len++] = b;
+}
+
 function ascii(s: string): void {
   ensure(s.length);
   const o = out;
@@ -112,8 +119,6 @@ function ascii(s: string): void {
 function piece(s: string): Buffer {
   return Buffer.from(s, 'latin1');
 }
-const COMMA = piece(', ');
-const COLON = piece(': ');
 const TRUE = piece('true');
 const FALSE = piece('false');
 const NULL = piece('null');
@@ -266,12 +271,12 @@ function writeDocument(src: Buffer, start: number): void {
     const m = order[k];
     // Of a repeated key the last written wins, as in jsonb: it is the last of its run.
     if (k + 1 < end && compareKeys(src, m, order[k + 1]) === 0) continue;
-    if (!first) bytes(COMMA);
+    if (!first) pair(0x2c, 0x20);
     first = false;
     // `members` may be replaced while a nested value is written: read it afresh each time.
     const f = m * FIELDS;
     text(src, members[f], members[f + 1]);
-    bytes(COLON);
+    pair(0x3a, 0x20);
     writeValue(src, members[f + 2], members[f + 3], members[f + 4]);
   }
   byte(0x7d);
@@ -283,7 +288,7 @@ function writeArray(src: Buffer, start: number): void {
   byte(0x5b);
   let first = true;
   while (e.next()) {
-    if (!first) bytes(COMMA);
+    if (!first) pair(0x2c, 0x20);
     first = false;
     writeValue(src, e.type, e.valueStart, e.valueEnd);
   }
