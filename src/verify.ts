@@ -13,7 +13,9 @@
  *   query form rebuilt from the bytes (as the text PostgreSQL prints for both; a row whose text
  *   differs is compared by Postgres as jsonb, so numbers compare exactly), and (full) every row of
  *   the table was read and compared.
- * Every column is read once, in one COPY TO per table, with backpressure: memory stays flat.
+ * Every column is read once, in one COPY TO per table, with backpressure: memory stays flat. Two
+ * tables are read at once, each on its own connection, so Postgres prints one table's jsonb while
+ * this process checks the other's rows.
  */
 import { hash as oneShotHash } from 'node:crypto';
 import pg from 'pg';
@@ -87,31 +89,89 @@ export async function verifyBackup(client: pg.Client, opts: VerifyOptions): Prom
     detail: `run ${run.runId}, finished ${run.finishedAt?.toISOString() ?? '?'}, ${stored.length} collection(s), consistency ${run.consistency ?? 'unknown'}`,
   });
 
-  const second = new SecondConnection(client);
-  try {
-    for (const c of manifest.collections) {
+  await opts.log.group(`Verifying ${stored.length} collection(s), up to ${COLLECTIONS_AT_ONCE} at once`, () =>
+    verifyCollections(client, manifest.collections, opts, add, report),
+  );
+  return report;
+}
+
+/**
+ * Collections verified at the same time, each on a connection of its own. One pass is mostly this
+ * process checking rows while Postgres waits, another mostly Postgres printing jsonb (large
+ * documents) while this process waits; two at once keep both busy. Each table is still read by
+ * one COPY on one connection.
+ */
+const COLLECTIONS_AT_ONCE = 2;
+
+/**
+ * Verifies every collection of the manifest, up to COLLECTIONS_AT_ONCE at a time: the branch
+ * connection takes one, a second connection to the branch (opened with the same settings) the
+ * next, and so on. The checks are reported in manifest order whatever order the passes end in.
+ * When no second connection can be opened, the branch connection verifies them all, one by one.
+ */
+async function verifyCollections(
+  client: pg.Client,
+  collections: readonly CollectionRecord[],
+  opts: VerifyOptions,
+  add: (r: Check) => void,
+  report: VerifyReport,
+): Promise<void> {
+  const results: (Check[] | undefined)[] = collections.map(() => undefined);
+  let reported = 0;
+  const reportReady = () => {
+    for (; reported < collections.length && results[reported]; reported++) for (const r of results[reported] ?? []) add(r);
+  };
+  let next = 0;
+  /** Verifies collections one after another until none is left (or its own connection cannot be had). */
+  const lane = async (scan: pg.Client | SecondConnection, recheck: SecondConnection): Promise<void> => {
+    for (;;) {
+      let connection: pg.Client;
+      try {
+        connection = scan instanceof SecondConnection ? await scan.open() : scan;
+      } catch (e) {
+        opts.log.debug(`verifying the remaining collections on the other connection(s): ${(e as Error).message}`);
+        return;
+      }
+      const i = next++;
+      if (i >= collections.length) return;
+      const c = collections[i];
+      const checks: Check[] = [];
       if (c.kind === 'view') {
-        add({
+        checks.push({
           subject: label(c),
           check: 'view recorded',
           status: 'pass',
           detail: 'views are recorded in the manifest, not stored as tables',
         });
-        continue;
-      }
-      await opts.log.group(`Verifying ${label(c)}`, async () => {
+      } else {
         try {
-          await verifyCollection(client, second, c, opts, add, report);
+          await verifyCollection(connection, recheck, c, opts, (r) => checks.push(r), report);
         } catch (e) {
-          // A check that cannot run is a failed check of this collection, not an anonymous crash.
-          add({ subject: label(c), check: 'checks could run', status: 'fail', detail: `verification stopped: ${(e as Error).message}` });
+          // A check that cannot run is a failed check of this collection, not an anonymous crash;
+          // a second connection that failed is replaced for the next collection.
+          if (scan instanceof SecondConnection) await scan.reset();
+          checks.push({
+            subject: label(c),
+            check: 'checks could run',
+            status: 'fail',
+            detail: `verification stopped: ${(e as Error).message}`,
+          });
         }
-      });
+      }
+      results[i] = checks;
+      reportReady();
     }
+  };
+  const rechecks = Array.from(
+    { length: COLLECTIONS_AT_ONCE },
+    () => new SecondConnection(client, 'the jsonb comparison of differing rows'),
+  );
+  const scans = Array.from({ length: COLLECTIONS_AT_ONCE - 1 }, () => new SecondConnection(client, 'verifying collections in parallel'));
+  try {
+    await Promise.all([lane(client, rechecks[0]), ...scans.map((scan, k) => lane(scan, rechecks[k + 1]))]);
   } finally {
-    await second.reset();
+    await Promise.all([...rechecks, ...scans].map((c) => c.reset()));
   }
-  return report;
 }
 
 async function verifyCollection(
@@ -419,14 +479,19 @@ class JsonbRecheck {
 }
 
 /**
- * The second connection that compares differing rows, opened on first use with the branch
- * connection's own settings (same endpoint, role and verified TLS), and reused for every
- * collection. After a failure it is closed, so the next collection starts on a fresh one.
+ * Another connection to the branch (one compares differing rows, another verifies a collection
+ * alongside the branch connection), opened on first use with the branch connection's own settings
+ * (same endpoint, role and verified TLS), and reused for every collection. After a failure it is
+ * closed, so the next collection starts on a fresh one.
  */
 class SecondConnection {
   private connection: pg.Client | undefined;
 
-  constructor(private readonly client: pg.Client) {}
+  /** @param purpose what the connection is for, as error messages name it */
+  constructor(
+    private readonly client: pg.Client,
+    private readonly purpose: string,
+  ) {}
 
   async open(): Promise<pg.Client> {
     if (this.connection) return this.connection;
@@ -434,7 +499,7 @@ class SecondConnection {
     const ssl = c.ssl as unknown;
     // Never a weaker connection than the one it copies: refuse rather than connect without verified TLS.
     if (typeof ssl !== 'object' || ssl === null || (ssl as { rejectUnauthorized?: unknown }).rejectUnauthorized !== true) {
-      throw new Error('the branch connection does not verify TLS, so no second connection is opened for the per-row check');
+      throw new Error(`the branch connection does not verify TLS, so no second connection is opened for ${this.purpose}`);
     }
     const second = new pg.Client({
       host: c.host,
@@ -456,7 +521,7 @@ class SecondConnection {
       await second.query('SET default_transaction_read_only = on');
     } catch (e) {
       await second.end().catch(() => undefined);
-      throw new Error(`cannot open a second connection to the branch for the per-row check: ${(e as Error).message}`, { cause: e });
+      throw new Error(`cannot open a second connection to the branch for ${this.purpose}: ${(e as Error).message}`, { cause: e });
     }
     this.connection = second;
     return second;
