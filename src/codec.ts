@@ -8,6 +8,7 @@
 // | stored-row.ts        | the stored row and how a document becomes one                        |
 // | exact-decode.ts      | JS values the driver writes back to exactly the stored bytes         |
 // | jsonb-text.ts        | the text PostgreSQL prints for a jsonb value made from JSON text     |
+// | jsonb-bytes.ts       | the `doc` column's jsonb text as bytes, compared without strings     |
 // | content-hash.ts      | the order-independent digest of a set of documents                   |
 // | copy-binary.ts       | PostgreSQL's binary COPY framing, in and out                         |
 export { assertUtf8Text, CodecError } from './codec/bson-elements.js';
@@ -16,4 +17,5 @@ export { COPY_COLUMNS, encodeDocument, ROW_COLUMNS, rowTableColumns, type Stored
 export { assertReencodes, decodeExact, OrderedDocument, OutOfRangeDate } from './codec/exact-decode.js';
 export { ContentHash } from './codec/content-hash.js';
 export { jsonbText } from './codec/jsonb-text.js';
+export { queryJsonbBytes, queryJsonbTextMatches } from './codec/jsonb-bytes.js';
 export { copyBinaryHeader, copyBinaryRows, copyBinaryTrailer, copyBinaryTuple } from './codec/copy-binary.js';

@@ -13,12 +13,14 @@
  *   query form rebuilt from the bytes (as the text PostgreSQL prints for both; a row whose text
  *   differs is compared by Postgres as jsonb, so numbers compare exactly), and (full) every row of
  *   the table was read and compared.
- * Every column is read once, in one COPY TO per table, with backpressure: memory stays flat.
+ * Every column is read once, in one COPY TO per table, with backpressure: memory stays flat. Two
+ * tables are read at once, each on its own connection, so Postgres prints one table's jsonb while
+ * this process checks the other's rows.
  */
-import { createHash } from 'node:crypto';
+import { hash as oneShotHash } from 'node:crypto';
 import pg from 'pg';
 import { type MongoClient } from 'mongodb';
-import { assertUtf8Text, ContentHash, idKey, queryJson, queryJsonbText, ROW_COLUMNS } from './codec.js';
+import { assertUtf8Text, ContentHash, idKey, queryJson, queryJsonbText, queryJsonbTextMatches, ROW_COLUMNS } from './codec.js';
 import { copyOut } from './copy-streams.js';
 import { readManifest, type CollectionRecord, type Manifest } from './manifest.js';
 import { quoteIdent } from './naming.js';
@@ -87,31 +89,89 @@ export async function verifyBackup(client: pg.Client, opts: VerifyOptions): Prom
     detail: `run ${run.runId}, finished ${run.finishedAt?.toISOString() ?? '?'}, ${stored.length} collection(s), consistency ${run.consistency ?? 'unknown'}`,
   });
 
-  const second = new SecondConnection(client);
-  try {
-    for (const c of manifest.collections) {
+  await opts.log.group(`Verifying ${stored.length} collection(s), up to ${COLLECTIONS_AT_ONCE} at once`, () =>
+    verifyCollections(client, manifest.collections, opts, add, report),
+  );
+  return report;
+}
+
+/**
+ * Collections verified at the same time, each on a connection of its own. One pass is mostly this
+ * process checking rows while Postgres waits, another mostly Postgres printing jsonb (large
+ * documents) while this process waits; two at once keep both busy. Each table is still read by
+ * one COPY on one connection.
+ */
+const COLLECTIONS_AT_ONCE = 2;
+
+/**
+ * Verifies every collection of the manifest, up to COLLECTIONS_AT_ONCE at a time: the branch
+ * connection takes one, a second connection to the branch (opened with the same settings) the
+ * next, and so on. The checks are reported in manifest order whatever order the passes end in.
+ * When no second connection can be opened, the branch connection verifies them all, one by one.
+ */
+async function verifyCollections(
+  client: pg.Client,
+  collections: readonly CollectionRecord[],
+  opts: VerifyOptions,
+  add: (r: Check) => void,
+  report: VerifyReport,
+): Promise<void> {
+  const results: (Check[] | undefined)[] = collections.map(() => undefined);
+  let reported = 0;
+  const reportReady = () => {
+    for (; reported < collections.length && results[reported]; reported++) for (const r of results[reported] ?? []) add(r);
+  };
+  let next = 0;
+  /** Verifies collections one after another until none is left (or its own connection cannot be had). */
+  const lane = async (scan: pg.Client | SecondConnection, recheck: SecondConnection): Promise<void> => {
+    for (;;) {
+      let connection: pg.Client;
+      try {
+        connection = scan instanceof SecondConnection ? await scan.open() : scan;
+      } catch (e) {
+        opts.log.debug(`verifying the remaining collections on the other connection(s): ${(e as Error).message}`);
+        return;
+      }
+      const i = next++;
+      if (i >= collections.length) return;
+      const c = collections[i];
+      const checks: Check[] = [];
       if (c.kind === 'view') {
-        add({
+        checks.push({
           subject: label(c),
           check: 'view recorded',
           status: 'pass',
           detail: 'views are recorded in the manifest, not stored as tables',
         });
-        continue;
-      }
-      await opts.log.group(`Verifying ${label(c)}`, async () => {
+      } else {
         try {
-          await verifyCollection(client, second, c, opts, add, report);
+          await verifyCollection(connection, recheck, c, opts, (r) => checks.push(r), report);
         } catch (e) {
-          // A check that cannot run is a failed check of this collection, not an anonymous crash.
-          add({ subject: label(c), check: 'checks could run', status: 'fail', detail: `verification stopped: ${(e as Error).message}` });
+          // A check that cannot run is a failed check of this collection, not an anonymous crash;
+          // a second connection that failed is replaced for the next collection.
+          if (scan instanceof SecondConnection) await scan.reset();
+          checks.push({
+            subject: label(c),
+            check: 'checks could run',
+            status: 'fail',
+            detail: `verification stopped: ${(e as Error).message}`,
+          });
         }
-      });
+      }
+      results[i] = checks;
+      reportReady();
     }
+  };
+  const rechecks = Array.from(
+    { length: COLLECTIONS_AT_ONCE },
+    () => new SecondConnection(client, 'the jsonb comparison of differing rows'),
+  );
+  const scans = Array.from({ length: COLLECTIONS_AT_ONCE - 1 }, () => new SecondConnection(client, 'verifying collections in parallel'));
+  try {
+    await Promise.all([lane(client, rechecks[0]), ...scans.map((scan, k) => lane(scan, rechecks[k + 1]))]);
   } finally {
-    await second.reset();
+    await Promise.all([...rechecks, ...scans].map((c) => c.reset()));
   }
-  return report;
 }
 
 async function verifyCollection(
@@ -334,7 +394,8 @@ async function checkRows(client: pg.Client, second: SecondConnection, relation: 
  */
 function checkRow([idField, doc, bson, hash]: (Buffer | null)[], out: RowCheck): { id: string; q: string } | undefined {
   out.checked++;
-  const digest = bson === null ? undefined : createHash('sha256').update(bson).digest();
+  // One call per row: the one-shot hash skips the Hash object a createHash chain makes.
+  const digest = bson === null ? undefined : oneShotHash('sha256', bson, 'buffer');
   if (bson !== null && digest) out.content.add(digest, bson.length);
   if (idField === null) {
     note(out.badId, '(NULL)');
@@ -342,13 +403,20 @@ function checkRow([idField, doc, bson, hash]: (Buffer | null)[], out: RowCheck):
   }
   const id = idField.toString('utf8');
   if (!digest || hash === null || !digest.equals(hash)) note(out.badHash, id);
-  let rebuilt: string;
+  // jsonb's binary form is a version byte (1) and then the text PostgreSQL prints.
+  const jsonbBinary = doc !== null && doc[0] === 1;
+  let same: boolean;
+  let rebuilt: string | undefined;
   try {
     if (bson === null) throw new Error('no bytes');
-    // queryJsonbText frames every element as queryJson does, as the driver's deserializer would;
-    // assertUtf8Text adds the one check it leaves out (text is valid UTF-8), so together they
-    // prove the bytes are valid BSON. It writes the jsonb text of the query form straight away.
-    rebuilt = queryJsonbText(bson);
+    // The jsonb text of the query form is written as bytes and compared with the bytes PostgreSQL
+    // sent (no strings); only a row whose bytes differ has its text rebuilt as a string, so that
+    // text that is not valid UTF-8 compares as queryJsonbText shows it. Both walk every element
+    // the way queryJson frames it, as the driver's deserializer would; assertUtf8Text adds the one
+    // check they leave out (text is valid UTF-8) over the whole document, so together they prove
+    // the bytes are valid BSON.
+    same = jsonbBinary && queryJsonbTextMatches(bson, doc, 1);
+    if (!same) rebuilt = queryJsonbText(bson);
     assertUtf8Text(bson);
     if (idKey(bson) !== id) note(out.badId, id);
   } catch {
@@ -359,8 +427,8 @@ function checkRow([idField, doc, bson, hash]: (Buffer | null)[], out: RowCheck):
     note(out.badDoc, id);
     return undefined;
   }
-  // jsonb's binary form is a version byte (1) and then the text PostgreSQL prints.
-  return doc[0] === 1 && doc.toString('utf8', 1) === rebuilt ? undefined : { id, q: queryJson(bson) };
+  if (same || (jsonbBinary && doc.toString('utf8', 1) === rebuilt)) return undefined;
+  return { id, q: queryJson(bson) };
 }
 
 /** Rows held for one PostgreSQL comparison at most (and about this many bytes of rebuilt text). */
@@ -411,14 +479,19 @@ class JsonbRecheck {
 }
 
 /**
- * The second connection that compares differing rows, opened on first use with the branch
- * connection's own settings (same endpoint, role and verified TLS), and reused for every
- * collection. After a failure it is closed, so the next collection starts on a fresh one.
+ * Another connection to the branch (one compares differing rows, another verifies a collection
+ * alongside the branch connection), opened on first use with the branch connection's own settings
+ * (same endpoint, role and verified TLS), and reused for every collection. After a failure it is
+ * closed, so the next collection starts on a fresh one.
  */
 class SecondConnection {
   private connection: pg.Client | undefined;
 
-  constructor(private readonly client: pg.Client) {}
+  /** @param purpose what the connection is for, as error messages name it */
+  constructor(
+    private readonly client: pg.Client,
+    private readonly purpose: string,
+  ) {}
 
   async open(): Promise<pg.Client> {
     if (this.connection) return this.connection;
@@ -426,7 +499,7 @@ class SecondConnection {
     const ssl = c.ssl as unknown;
     // Never a weaker connection than the one it copies: refuse rather than connect without verified TLS.
     if (typeof ssl !== 'object' || ssl === null || (ssl as { rejectUnauthorized?: unknown }).rejectUnauthorized !== true) {
-      throw new Error('the branch connection does not verify TLS, so no second connection is opened for the per-row check');
+      throw new Error(`the branch connection does not verify TLS, so no second connection is opened for ${this.purpose}`);
     }
     const second = new pg.Client({
       host: c.host,
@@ -448,7 +521,7 @@ class SecondConnection {
       await second.query('SET default_transaction_read_only = on');
     } catch (e) {
       await second.end().catch(() => undefined);
-      throw new Error(`cannot open a second connection to the branch for the per-row check: ${(e as Error).message}`, { cause: e });
+      throw new Error(`cannot open a second connection to the branch for ${this.purpose}: ${(e as Error).message}`, { cause: e });
     }
     this.connection = second;
     return second;

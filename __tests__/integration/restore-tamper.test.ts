@@ -7,7 +7,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, afterEach, beforeAll, expect, test } from '@jest/globals';
-import type pg from 'pg';
+import pg from 'pg';
 import { from as copyFrom } from 'pg-copy-streams';
 import { ContentHash, COPY_COLUMNS, copyBinaryHeader, copyBinaryTrailer, copyBinaryTuple, encodeDocument } from '../../src/codec.js';
 import { completeBackup, insertBackup, insertCollection, TOOL_VERSION } from '../../src/manifest.js';
@@ -253,6 +253,36 @@ describeWithStack('mode: restore on tampered backups', STACK, (env) => {
         ),
       ),
     ]);
+  });
+
+  test('collections are verified two at a time, their checks reported together and in manifest order', async () => {
+    const client = await connectPostgres(project.databaseUrl);
+    try {
+      const io = recordingIo();
+      const report = await verifyBackup(client, { runId, mode: 'full', sampleSize: 50, log: io.log });
+      expect(report.checks.filter((c) => c.status !== 'pass')).toEqual([]);
+      const inManifest = report.manifest!.collections.map((c) => `${c.database}.${c.collection}`);
+      expect(inManifest.length).toBeGreaterThan(2);
+      const subjects = report.checks.slice(1).map((c) => c.subject);
+      expect(subjects).toEqual(inManifest.flatMap((s) => subjects.filter((x) => x === s)));
+      expect(io.lines.filter((l) => l.startsWith('# '))).toEqual([`# Verifying ${inManifest.length} collection(s), up to 2 at once`]);
+    } finally {
+      await client.end();
+    }
+  });
+
+  test('without a second connection (the branch connection does not verify TLS) every collection is verified on the one connection', async () => {
+    const url = new URL(project.databaseUrl);
+    url.searchParams.delete('sslmode');
+    const client = new pg.Client({ connectionString: url.toString(), ssl: { rejectUnauthorized: false } });
+    await client.connect();
+    try {
+      const report = await verifyBackup(client, { runId, mode: 'full', sampleSize: 50, log: recordingIo().log });
+      expect(report.checks.filter((c) => c.status !== 'pass')).toEqual([]);
+      expect(report.collections).toBe(report.manifest!.collections.filter((c) => c.kind !== 'view').length);
+    } finally {
+      await client.end();
+    }
   });
 
   test('the manifest removed fails before anything else is checked', async () => {

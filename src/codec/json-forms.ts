@@ -318,7 +318,11 @@ function jsonbDocument(buf: Buffer, start: number, isArray: boolean): string {
   return out + '}';
 }
 
-function jsonbValue(buf: Buffer, type: number, start: number, end: number): string {
+/**
+ * The jsonb text of one element's value (as queryJsonbText prints it inside a document); exported
+ * for jsonb-bytes.ts, which writes the common types as bytes and hands it the rare ones.
+ */
+export function jsonbValue(buf: Buffer, type: number, start: number, end: number): string {
   switch (type) {
     case T_DOCUMENT:
       return jsonbDocument(buf, start, false);
