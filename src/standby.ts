@@ -10,7 +10,7 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from './io.js';
-import { COPY_COLUMNS, ContentHash, copyBinaryTuple, encodeDocument, rowTableColumns } from './codec.js';
+import { COPY_COLUMNS, ContentHash, copyBinaryTupleLength, encodeDocumentView, rowTableColumns, writeCopyBinaryTuple } from './codec.js';
 import { copyChunks } from './copy-streams.js';
 import { connectionFailure } from './postgres.js';
 import { ReadAhead } from './read-ahead.js';
@@ -263,7 +263,10 @@ async function syncCollections(
       const ready = [...active.values()].filter((r) => r.buffer.worthWriting).sort((x, y) => y.buffer.heldBytes - x.buffer.heldBytes)[0];
       if (ready) {
         try {
-          await copyChunks(client, `pg_temp.${stageName(ready.slot)} (${COPY_COLUMNS.map(quoteIdent).join(', ')})`, ready.buffer.take());
+          const chunks = ready.buffer.take();
+          await copyChunks(client, `pg_temp.${stageName(ready.slot)} (${COPY_COLUMNS.map(quoteIdent).join(', ')})`, chunks);
+          // Postgres has every byte of them now: their buffers take the next rows.
+          ready.buffer.recycle(chunks);
         } catch (err) {
           throw named(ready.source, err);
         }
@@ -287,10 +290,11 @@ async function readCollection(r: Reading, log: Logger): Promise<void> {
   const { spec } = r.source;
   const progress = new Progress(`${spec.database}.${spec.collection}`, log, { total: r.source.estimatedDocuments });
   for await (const raw of r.source.documents()) {
-    const row = encodeDocument(raw);
+    // The row is written into its chunk at once, so its bytes may stay a view into the source's buffer.
+    const row = encodeDocumentView(raw);
     r.hash.add(row.hash, row.bson.length);
     progress.add(1, row.bson.length);
-    const full = r.buffer.add(copyBinaryTuple(row));
+    const full = r.buffer.write(copyBinaryTupleLength(row), (out, at) => writeCopyBinaryTuple(row, out, at));
     if (full) await full;
   }
   progress.done();
