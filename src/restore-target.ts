@@ -35,10 +35,12 @@ const INDEX_FIELDS_NOT_RECREATED = new Set(['v', 'ns']);
 
 /**
  * Bytes of BSON per insert batch. Decoded for the driver a document takes several times its BSON
- * size in memory, and two batches are held at once (one being written, the next being read), so
- * the batch is small: a few MiB still amortize the round trips.
+ * size in memory (nested documents many times), and INSERTS_IN_FLIGHT batches are held until the
+ * server acknowledges them, plus the one being read: long enough for their objects to be promoted,
+ * so they leave garbage in the old generation until a full collection. Half a MiB still amortizes
+ * a round trip (three in flight keep a 40 ms network busy) at half the memory of 1 MiB batches.
  */
-const DEFAULT_BATCH_BYTES = 1024 * 1024;
+const DEFAULT_BATCH_BYTES = 512 * 1024;
 /** A count bound too: many tiny documents decode into many objects, each with its own overhead. */
 const DEFAULT_BATCH_DOCUMENTS = 1_000;
 
