@@ -6,11 +6,11 @@
  * collection being read, never a collection.
  *
  * Tuples are written straight into chunk buffers that the writer hands back once Postgres took them
- * (recycle): every byte of a backup passes through these chunks, and new ones for each COPY would
- * outlive a few young-generation collections while they wait, so they would pile up as garbage
- * until the next full collection (tens of MB, the largest part of a backup's peak memory). A tuple
- * larger than a quarter chunk gets a buffer of its own instead, so a pooled buffer never needs to be
- * larger than a chunk and a quarter.
+ * (recycle): every byte of a backup passes through these chunks, and fresh ones for each COPY (a
+ * tuple per row, then their concatenation) live long enough while they wait to be promoted, then
+ * pile up as garbage until a full collection, and their mid-sized allocations fragment the process's
+ * heap. The buffers kept for reuse are bounded too (about `limitBytes` more). A tuple larger than a
+ * quarter chunk gets a buffer of its own, so a pooled buffer is never larger than a chunk and a quarter.
  */
 export class ReadAhead {
   private chunks: Buffer[] = [];
