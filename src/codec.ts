@@ -13,9 +13,16 @@
 // | copy-binary.ts       | PostgreSQL's binary COPY framing, in and out                         |
 export { assertUtf8Text, CodecError } from './codec/bson-elements.js';
 export { canonicalJson, idKey, queryJson, queryJsonbText } from './codec/json-forms.js';
-export { COPY_COLUMNS, encodeDocument, ROW_COLUMNS, rowTableColumns, type StoredRow } from './codec/stored-row.js';
+export { COPY_COLUMNS, encodeDocument, encodeDocumentView, ROW_COLUMNS, rowTableColumns, type StoredRow } from './codec/stored-row.js';
 export { assertReencodes, decodeExact, OrderedDocument, OutOfRangeDate } from './codec/exact-decode.js';
 export { ContentHash } from './codec/content-hash.js';
 export { jsonbText } from './codec/jsonb-text.js';
 export { queryJsonbBytes, queryJsonbTextMatches } from './codec/jsonb-bytes.js';
-export { copyBinaryHeader, copyBinaryRows, copyBinaryTrailer, copyBinaryTuple } from './codec/copy-binary.js';
+export {
+  copyBinaryHeader,
+  copyBinaryRows,
+  copyBinaryTrailer,
+  copyBinaryTuple,
+  copyBinaryTupleLength,
+  writeCopyBinaryTuple,
+} from './codec/copy-binary.js';

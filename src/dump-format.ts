@@ -238,6 +238,32 @@ export async function* bsonDocuments(chunks: AsyncIterable<Buffer>, file: string
   yield* bsonFrames(chunks, file, { terminators: false });
 }
 
+/** The little-endian int32 at the start of `parts` when it spans them (they hold at least 4 bytes). */
+function int32Across(parts: readonly Buffer[]): number {
+  const bytes = Buffer.alloc(4);
+  let filled = 0;
+  for (const part of parts) {
+    filled += part.copy(bytes, filled, 0, Math.min(part.length, 4 - filled));
+    if (filled === 4) break;
+  }
+  return bytes.readInt32LE(0);
+}
+
+/** Removes the first `n` bytes of `parts` (they hold at least that many). */
+function dropFront(parts: Buffer[], n: number): void {
+  let left = n;
+  while (left > 0) {
+    const part = parts[0];
+    if (part.length <= left) {
+      parts.shift();
+      left -= part.length;
+    } else {
+      parts[0] = part.subarray(left);
+      left = 0;
+    }
+  }
+}
+
 /** What an archive has between its blocks: the int32 -1 (four 0xFF bytes). */
 export const TERMINATOR: Buffer = Buffer.alloc(0);
 
@@ -251,7 +277,7 @@ export async function* bsonFrames(
   file: string,
   opts: { terminators: boolean; start?: number },
 ): AsyncGenerator<Buffer> {
-  let parts: Buffer[] = [];
+  const parts: Buffer[] = [];
   let have = 0;
   let offset = opts.start ?? 0; // of the first byte in `parts`
   let needed = 0; // length of the document being gathered, once known
@@ -262,11 +288,9 @@ export async function* bsonFrames(
     for (;;) {
       if (needed === 0) {
         if (have < 4) break;
-        if (parts[0].length < 4) parts = [Buffer.concat(parts, have)];
-        needed = parts[0].readInt32LE(0);
+        needed = parts[0].length >= 4 ? parts[0].readInt32LE(0) : int32Across(parts);
         if (needed === -1 && opts.terminators) {
-          parts[0] = parts[0].subarray(4);
-          if (parts[0].length === 0) parts.shift();
+          dropFront(parts, 4);
           have -= 4;
           offset += 4;
           needed = 0;
@@ -287,9 +311,14 @@ export async function* bsonFrames(
         parts[0] = parts[0].subarray(needed);
         if (parts[0].length === 0) parts.shift();
       } else {
-        const all = Buffer.concat(parts, have);
-        doc = all.subarray(0, needed);
-        parts = all.length > needed ? [all.subarray(needed)] : [];
+        // Only the document's own bytes are joined: the rest of the last chunk (up to a whole read) stays where it is.
+        doc = Buffer.allocUnsafe(needed);
+        let filled = 0;
+        for (const part of parts) {
+          filled += part.copy(doc, filled, 0, Math.min(part.length, needed - filled));
+          if (filled === needed) break;
+        }
+        dropFront(parts, needed);
       }
       if (doc[needed - 1] !== 0) {
         throw new DumpFormatError(

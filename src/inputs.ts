@@ -221,8 +221,9 @@ export const INPUTS = {
     min: 1,
     max: 100_000,
     default: 1000,
-    description: 'Documents per MongoDB cursor batch (1-100000).',
-    help: 'documents per cursor batch',
+    description:
+      "Most documents per MongoDB cursor batch (1-100000); batches are sized to about 1 MiB from each collection's average document size, up to this many.",
+    help: 'most documents per cursor batch',
   },
   'parallel-collections': {
     kind: 'integer',

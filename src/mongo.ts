@@ -4,6 +4,7 @@
  * decoded and re-encoded on the way to the standby.
  */
 import { BSON, MongoClient, type ClientSession, type Document, type Timestamp } from 'mongodb';
+import { documentsPerReply } from './batch-size.js';
 import { isSelected, isSystemDatabase, type Selection } from './selection.js';
 
 export interface CollectionSpec {
@@ -219,6 +220,11 @@ export async function estimateDocumentCount(
     }
     return await coll.estimatedDocumentCount({ maxTimeMS });
   };
+  return withinTime(ask, timeoutMs);
+}
+
+/** What `ask` answers, or undefined when it fails or has not answered within `timeoutMs`. */
+async function withinTime<T>(ask: () => Promise<T | undefined>, timeoutMs: number): Promise<T | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), timeoutMs);
@@ -231,9 +237,59 @@ export async function estimateDocumentCount(
 }
 
 /**
+ * The server's average BSON size of a collection's documents, or undefined when it cannot say within
+ * `timeoutMs` (no statistics, no privilege for them, an empty collection). `$collStats` with
+ * storageStats first (MongoDB and FerretDB answer it from metadata; a sharded collection answers
+ * per shard), then the collStats command. Bounded like estimateDocumentCount.
+ */
+export async function averageDocumentBytes(
+  client: MongoClient,
+  database: string,
+  collection: string,
+  opts: { timeoutMs?: number } = {},
+): Promise<number | undefined> {
+  const timeoutMs = opts.timeoutMs ?? ESTIMATE_TIMEOUT_MS;
+  const db = client.db(database);
+  const maxTimeMS = Math.max(1, timeoutMs);
+  const average = (size: unknown, count: unknown): number | undefined => {
+    const bytes = Number(size);
+    const documents = Number(count);
+    return Number.isFinite(bytes) && bytes > 0 && Number.isFinite(documents) && documents > 0 ? bytes / documents : undefined;
+  };
+  const ask = async (): Promise<number | undefined> => {
+    try {
+      const perShard = await db
+        .collection(collection)
+        .aggregate([{ $collStats: { storageStats: {} } }], { maxTimeMS })
+        .toArray();
+      const stats = perShard.map((d) => (d.storageStats ?? {}) as Document);
+      const known = average(
+        stats.reduce((n, s) => n + Number(s.size), 0),
+        stats.reduce((n, s) => n + Number(s.count), 0),
+      );
+      if (stats.length > 0 && known !== undefined) return known;
+    } catch {
+      // no $collStats here (or no privilege for it): the command below
+    }
+    const stats = await db.command({ collStats: collection, maxTimeMS });
+    return average(stats.size, stats.count);
+  };
+  return withinTime(ask, timeoutMs);
+}
+
+/**
+ * Documents per reply for reading a collection: sized by bytes from its average document size
+ * (batch-size.ts), at most `maxDocuments` (the batch-size input).
+ */
+export async function replyBatchSize(client: MongoClient, database: string, collection: string, maxDocuments: number): Promise<number> {
+  return documentsPerReply(await averageDocumentBytes(client, database, collection), maxDocuments);
+}
+
+/**
  * Every document of a collection, each as its own Buffer of exact BSON bytes, in natural order
  * (no sort: a sort makes FerretDB and MongoDB buffer the whole collection). `batchSize` bounds
- * how many documents a batch holds; the server further caps a batch at 16 MiB.
+ * how many documents a batch holds (replyBatchSize chooses it by bytes); the server further caps
+ * a batch at 16 MiB.
  *
  * The next batch is asked for (getMore) as soon as the current one is taken from the driver, so
  * the server's work and the network's round trip overlap with the consumer's handling of the

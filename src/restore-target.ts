@@ -11,7 +11,7 @@ import { createHash } from 'node:crypto';
 import type { Db, Document, MongoClient } from 'mongodb';
 import { ContentHash, decodeExact, idKey } from './codec.js';
 import type { CollectionSpec } from './mongo.js';
-import { rawDocuments } from './mongo.js';
+import { rawDocuments, replyBatchSize } from './mongo.js';
 
 /** Collection options MongoDB accepts back in `create` (listCollections reports a few read-only ones too). */
 const CREATE_OPTION_KEYS = [
@@ -35,20 +35,14 @@ const INDEX_FIELDS_NOT_RECREATED = new Set(['v', 'ns']);
 
 /**
  * Bytes of BSON per insert batch. Decoded for the driver a document takes several times its BSON
- * size in memory, and two batches are held at once (one being written, the next being read), so
- * the batch is small: a few MiB still amortize the round trips.
+ * size in memory (nested documents many times), and INSERTS_IN_FLIGHT batches are held until the
+ * server acknowledges them, plus the one being read: long enough for their objects to be promoted,
+ * so they leave garbage in the old generation until a full collection. Half a MiB still amortizes
+ * a round trip (three in flight keep a 40 ms network busy) at half the memory of 1 MiB batches.
  */
-const DEFAULT_BATCH_BYTES = 1024 * 1024;
+const DEFAULT_BATCH_BYTES = 512 * 1024;
 /** A count bound too: many tiny documents decode into many objects, each with its own overhead. */
 const DEFAULT_BATCH_DOCUMENTS = 1_000;
-
-/**
- * Documents per reply when reading the target back. Each reply is held whole (raw documents are
- * views into it) while it is hashed, and the next one is on its way meanwhile (rawDocuments), so
- * memory holds two replies, each bounded by the server at 16 MiB whatever the count. Every reply
- * costs a round trip the hashing cannot hide, so replies are as large as the backup's reads.
- */
-const READ_BACK_BATCH_DOCUMENTS = 1000;
 
 /**
  * insertMany batches written at once into a collection whose order does not matter: enough to keep
@@ -386,7 +380,10 @@ export async function createRecordedIndexes(client: MongoClient, t: TargetCollec
 export async function readBack(client: MongoClient, t: TargetCollection, opts: { batchSize: number }): Promise<ReadBack> {
   const hash = new ContentHash();
   const spec: CollectionSpec = { ...t.source, database: t.database, collection: t.collection };
-  for await (const raw of rawDocuments(client, spec, { batchSize: Math.min(opts.batchSize, READ_BACK_BATCH_DOCUMENTS) })) {
+  // Each reply is held whole while it is hashed (raw documents are views into it), with the next one
+  // on its way: replies are sized by bytes, as the backup's reads are.
+  const batchSize = await replyBatchSize(client, t.database, t.collection, opts.batchSize);
+  for await (const raw of rawDocuments(client, spec, { batchSize })) {
     hash.add(createHash('sha256').update(raw).digest(), raw.length);
   }
   return { documents: hash.documents, bytes: hash.bytes, contentHash: hash.digest() };

@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from './io.js';
-import { COPY_COLUMNS, ContentHash, copyBinaryTuple, encodeDocument, rowTableColumns } from './codec.js';
+import { COPY_COLUMNS, ContentHash, copyBinaryTupleLength, encodeDocumentView, rowTableColumns, writeCopyBinaryTuple } from './codec.js';
 import { copyChunks } from './copy-streams.js';
 import { connectionFailure } from './postgres.js';
 import { ReadAhead } from './read-ahead.js';
@@ -275,7 +275,10 @@ async function syncCollections(
       if (ready) {
         try {
           const into = ready.table.loadDirectly ? ready.table.relation : `pg_temp.${stageName(ready.slot)}`;
-          await copyChunks(client, `${into} (${COPY_COLUMNS.map(quoteIdent).join(', ')})`, ready.buffer.take());
+          const chunks = ready.buffer.take();
+          await copyChunks(client, `${into} (${COPY_COLUMNS.map(quoteIdent).join(', ')})`, chunks);
+          // Postgres has every byte of them now: their buffers take the next rows.
+          ready.buffer.recycle(chunks);
         } catch (err) {
           throw named(ready.source, err);
         }
@@ -299,10 +302,11 @@ async function readCollection(r: Reading, log: Logger): Promise<void> {
   const { spec } = r.source;
   const progress = new Progress(`${spec.database}.${spec.collection}`, log, { total: r.source.estimatedDocuments });
   for await (const raw of r.source.documents()) {
-    const row = encodeDocument(raw);
+    // The row is written into its chunk at once, so its bytes may stay a view into the source's buffer.
+    const row = encodeDocumentView(raw);
     r.hash.add(row.hash, row.bson.length);
     progress.add(1, row.bson.length);
-    const full = r.buffer.add(copyBinaryTuple(row));
+    const full = r.buffer.write(copyBinaryTupleLength(row), (out, at) => writeCopyBinaryTuple(row, out, at));
     if (full) await full;
   }
   progress.done();

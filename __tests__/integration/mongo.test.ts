@@ -4,12 +4,14 @@
 import net from 'node:net';
 import { BSON, Decimal128, Int32, MaxKey, MinKey, MongoClient, type Document } from 'mongodb';
 import {
+  averageDocumentBytes,
   connectMongo,
   describeMongoUri,
   describeSource,
   estimateDocumentCount,
   listSelectedCollections,
   rawDocuments,
+  replyBatchSize,
   snapshotTimeOf,
   type CollectionSpec,
 } from '../../src/mongo.js';
@@ -149,6 +151,22 @@ describeWithStack('MongoDB reader', ['MONGODB_SRV_URL'], (env) => {
       for (const socket of sockets) socket.destroy();
       await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
+  });
+
+  test('replies are sized by bytes: the average document size from the server, the batch-size input as the bound', async () => {
+    // 600 random documents: the server's figure may count its storage overhead, never less than the BSON.
+    const bson = await client
+      .db(DB_A)
+      .collection('random')
+      .find({}, { raw: true })
+      .toArray()
+      .then((docs) => docs.reduce((n, d) => n + (d as unknown as Buffer).length, 0));
+    const average = await averageDocumentBytes(client, DB_A, 'random');
+    expect(average).toBeDefined();
+    expect(average as number).toBeGreaterThanOrEqual((bson / 600) * 0.9);
+    expect(await replyBatchSize(client, DB_A, 'random', 7)).toBe(7);
+    // No statistics for a collection that does not exist: the small fallback, not an error.
+    expect(await averageDocumentBytes(client, DB_A, 'no_such_collection')).toBeUndefined();
   });
 
   test('an unreachable server fails within seconds, naming the host but not the credentials', async () => {

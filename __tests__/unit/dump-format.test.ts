@@ -139,6 +139,17 @@ describe('.bson framing', () => {
     expect(out).toEqual(docs);
   });
 
+  test('a small document spanning two large reads is joined alone, without the rest of the read', async () => {
+    const read = 1 << 20;
+    const filler = Buffer.from(BSON.serialize({ _id: 0, pad: 'p'.repeat(read - 100) }));
+    const small = Buffer.from(BSON.serialize({ _id: 1, s: 'x'.repeat(200) })); // starts ~100 bytes before the first read ends
+    const after = Buffer.from(BSON.serialize({ _id: 2, pad: 'q'.repeat(read) }));
+    const out = await collect(bsonDocuments(chunksOf(Buffer.concat([filler, small, after]), read), 'f.bson'));
+    expect(out.map((d) => d.length)).toEqual([filler.length, small.length, after.length]);
+    expect(out[1].equals(small)).toBe(true);
+    expect(out[1].buffer.byteLength).toBeLessThan(64 * 1024);
+  });
+
   test('a document of 16 MiB arriving in 64 KiB chunks comes out whole, gathered once (not copied per chunk)', async () => {
     const big = Buffer.from(BSON.serialize({ _id: 1, blob: Buffer.alloc(16 * 1024 * 1024 - 64, 7) }));
     const started = Date.now();

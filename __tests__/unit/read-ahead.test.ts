@@ -11,13 +11,13 @@ function tuple(n: number, fill: number): Buffer {
 test('tuples come out whole and in order, in chunks of about the chunk size, the last one after the end', () => {
   let changes = 0;
   const b = new ReadAhead(1000, 100, () => changes++);
-  const inputs = Array.from({ length: 25 }, (_, i) => tuple(30, i));
+  const inputs = Array.from({ length: 27 }, (_, i) => tuple(20, i));
   const out: Buffer[] = [];
   for (const t of inputs) {
     expect(b.add(t)).toBeUndefined(); // never full: taken below as soon as a chunk is ready
     if (b.ready) out.push(...b.take());
   }
-  expect(b.ready).toBe(false); // 30 bytes gathered, not a chunk yet
+  expect(b.ready).toBe(false); // 40 bytes gathered, not a chunk yet
   b.end();
   expect(b.ready).toBe(true);
   out.push(...b.take());
@@ -67,6 +67,41 @@ test('abort fails a waiting reader and every later add, and drops what was held'
   expect(() => b.add(tuple(1, 1))).toThrow('stopped: another collection failed');
   expect(b.heldBytes).toBe(0);
   expect(b.take()).toEqual([]);
+});
+
+test('a tuple larger than a quarter chunk is a chunk of its own, in order with the gathered ones', () => {
+  const b = new ReadAhead(1000, 100, () => undefined);
+  b.add(tuple(10, 1));
+  b.add(tuple(60, 2));
+  b.add(tuple(10, 3));
+  b.end();
+  const out = b.take();
+  expect(out.map((c) => c.length)).toEqual([10, 60, 10]);
+  expect(Buffer.concat(out)).toEqual(Buffer.concat([tuple(10, 1), tuple(60, 2), tuple(10, 3)]));
+});
+
+test('written chunks handed back are reused for the next tuples, never while still held, never after an abort', () => {
+  const b = new ReadAhead(1000, 100, () => undefined);
+  for (let i = 0; i < 5; i++) b.add(tuple(25, i));
+  const first = b.take(); // one chunk of tuples 0-3; tuple 4 is gathered in a second buffer
+  expect(first.map((c) => c.length)).toEqual([100]);
+  const firstMemory = first[0].buffer;
+  const copy = Buffer.from(first[0]);
+  b.recycle(first);
+  for (let i = 5; i < 9; i++) b.add(tuple(25, i));
+  const second = b.take(); // tuples 4-7, in the second buffer; tuple 8 starts the recycled one
+  expect(second).toHaveLength(1);
+  for (let i = 9; i < 13; i++) b.add(tuple(25, i));
+  const third = b.take();
+  expect(third[0].buffer).toBe(firstMemory);
+  expect(second[0].buffer).not.toBe(firstMemory);
+  expect(copy).toEqual(Buffer.concat([0, 1, 2, 3].map((i) => tuple(25, i))));
+  expect(Buffer.concat(third)).toEqual(Buffer.concat([8, 9, 10, 11].map((i) => tuple(25, i))));
+  // Tuples of their own and foreign buffers are not pooled; an aborted buffer pools nothing.
+  b.recycle([tuple(100, 0)]);
+  b.abort(new Error('stopped'));
+  b.recycle(third);
+  expect(b.heldBytes).toBe(0);
 });
 
 test('a bound smaller than a chunk is refused', () => {

@@ -18,21 +18,35 @@ export function copyBinaryHeader(): Buffer {
 
 /** One row: field count, then each field as int32 length + bytes. One allocation, one copy per field. */
 export function copyBinaryTuple(r: StoredRow): Buffer {
-  const idBytes = Buffer.byteLength(r.id, 'utf8');
-  const docBytes = Buffer.byteLength(r.doc, 'utf8');
-  const size = 2 + 4 + idBytes + 4 + 1 + docBytes + 4 + r.bson.length + 4 + r.hash.length;
-  const out = Buffer.allocUnsafe(size);
-  let p = out.writeInt16BE(COPY_COLUMNS.length, 0);
-  p = out.writeInt32BE(idBytes, p);
-  p += out.write(r.id, p, 'utf8');
-  p = out.writeInt32BE(docBytes + 1, p);
-  out[p++] = JSONB_VERSION;
-  p += out.write(r.doc, p, 'utf8');
+  const out = Buffer.allocUnsafe(copyBinaryTupleLength(r));
+  writeCopyBinaryTuple(r, out, 0);
+  return out;
+}
+
+/** The bytes copyBinaryTuple takes for `r`. */
+export function copyBinaryTupleLength(r: StoredRow): number {
+  return 2 + 4 + Buffer.byteLength(r.id, 'utf8') + 4 + 1 + Buffer.byteLength(r.doc, 'utf8') + 4 + r.bson.length + 4 + r.hash.length;
+}
+
+/**
+ * Writes the tuple of `r` into `out` from `at` (copyBinaryTupleLength(r) bytes must fit): for
+ * callers that gather tuples into buffers of their own instead of allocating one per row.
+ */
+export function writeCopyBinaryTuple(r: StoredRow, out: Buffer, at: number): void {
+  let p = out.writeInt16BE(COPY_COLUMNS.length, at);
+  const idAt = p + 4;
+  const idBytes = out.write(r.id, idAt, 'utf8');
+  out.writeInt32BE(idBytes, p);
+  p = idAt + idBytes;
+  const docAt = p + 4 + 1;
+  const docBytes = out.write(r.doc, docAt, 'utf8');
+  out.writeInt32BE(docBytes + 1, p);
+  out[p + 4] = JSONB_VERSION;
+  p = docAt + docBytes;
   p = out.writeInt32BE(r.bson.length, p);
   p += r.bson.copy(out, p);
   p = out.writeInt32BE(r.hash.length, p);
   r.hash.copy(out, p);
-  return out;
 }
 
 /** The field count -1 that ends the data. */

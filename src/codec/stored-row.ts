@@ -42,7 +42,19 @@ export function rowTableColumns(kind: 'standby' | 'staging'): string {
  */
 export function encodeDocument(raw: Buffer): StoredRow {
   const input = wholeDocument(raw);
-  const bson = input.byteOffset === 0 && input.byteLength === input.buffer.byteLength ? input : Buffer.from(input);
+  return rowOf(input.byteOffset === 0 && input.byteLength === input.buffer.byteLength ? input : Buffer.from(input));
+}
+
+/**
+ * encodeDocument without the copy: the row's `bson` is a view into `raw`. For a row used at once
+ * (written into a COPY chunk, say) and dropped before `raw`'s buffer may be reused; it saves a
+ * copy of every document, which is garbage the moment the row was written.
+ */
+export function encodeDocumentView(raw: Buffer): StoredRow {
+  return rowOf(wholeDocument(raw));
+}
+
+function rowOf(bson: Buffer): StoredRow {
   return {
     id: idKey(bson),
     doc: queryJson(bson),

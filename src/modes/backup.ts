@@ -31,6 +31,7 @@ import {
   missingDatabases,
   missingDatabasesMessage,
   rawDocuments,
+  replyBatchSize,
   snapshotTimeOf,
   type CollectionSpec,
   type SourceInfo,
@@ -344,7 +345,7 @@ async function syncOnce(
   const sources: CollectionSource[] = specs.map((spec) => ({
     spec,
     documents: () => {
-      const documents = rawDocuments(mongo, spec, { batchSize: config.batchSize, session });
+      const documents = sizedRawDocuments(mongo, spec, config.batchSize, session);
       return opened ? opened.gate(documents) : documents;
     },
     // Read when the collection's copy starts: whatever estimate has arrived by then, else no ETA.
@@ -364,6 +365,21 @@ async function syncOnce(
       consistency: session ? 'snapshot' : 'per-collection',
     }),
   });
+}
+
+/**
+ * A collection's documents in replies sized by bytes (replyBatchSize), `maxDocuments` (the
+ * batch-size input) at most. The statistics are asked outside the session: they are metadata, and a
+ * snapshot session must settle on its time with its first read.
+ */
+async function* sizedRawDocuments(
+  mongo: MongoClient,
+  spec: CollectionSpec,
+  maxDocuments: number,
+  session: ClientSession | undefined,
+): AsyncGenerator<Buffer> {
+  const batchSize = await replyBatchSize(mongo, spec.database, spec.collection, maxDocuments);
+  yield* rawDocuments(mongo, spec, { batchSize, session });
 }
 
 /**
