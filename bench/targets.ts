@@ -46,11 +46,17 @@ export const WHAT_WOULD_MOVE_IT: Record<string, string> = {
     'answers an INSERT in well under a millisecond. With a round trip per INSERT, as against Neon from a runner, the gap is the one measured ' +
     'over the simulated network',
   ceiling:
-    "the pipeline is bound by Node's encoding of each row (the `doc` JSON built from string pieces) and by the single connection's COPY; " +
-    'rendering the JSON straight into the COPY buffer would move it',
+    'the write limit is a bare COPY; a backup from a dump also starts the process and its connections (prepare), encodes every row in ' +
+    'Node and creates the snapshot branch, which the emulator does with pg_basebackup of the whole cluster (about 0.5–1 s at 50,000 ' +
+    'documents; on Neon a branch is copy-on-write). Within the sync, Node encodes (JSON of the `doc` column built from string pieces) on ' +
+    'one thread while the one connection COPYs, and Postgres sat idle part of the time in the last profile. What would move it: ' +
+    'rendering the JSON straight into the COPY buffer, and a second connection COPYing another collection while the first one waits; ' +
+    'a larger dataset amortises the fixed costs',
   'rtt-full':
-    'a backup still waits one round trip per COPY of a read-ahead buffer and a few per collection (create or lock its table, apply the ' +
-    'changes); larger buffers or pipelined COPYs would hide them',
+    'the round trips left are a fixed cost per run and per collection, not per document: connecting (TLS and authentication to both ' +
+    "servers), the lock and the run record, each collection's statistics and first reply, one per COPY of a read-ahead buffer, and the " +
+    'snapshot and retention calls. The faster the machine, the larger their share: the same seconds over a shorter run. Larger read-ahead ' +
+    'buffers (fewer COPYs, more memory) or pipelined COPYs on a second connection would hide more of them',
 };
 
 function notMeasured(id: string, title: string, limit: string, why: string): TargetResult {
