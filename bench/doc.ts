@@ -134,6 +134,7 @@ export function renderMarkdown(r: BenchResults, chartPath: string): string {
     const shown = new Map<string, string>();
     for (const t of missed) {
       out.push(`**${t.title}** — ${t.shown} against ${t.limit}. ${t.detail}.`, '');
+      if (t.remedy) out.push(`Why, and what would move it: ${t.remedy}.`, '');
       const earlier = t.profile ? shown.get(t.profile.file) : undefined;
       if (t.profile && earlier) out.push(`CPU profile: the same run as for "${earlier}" above.`, '');
       else if (t.profile) {

@@ -75,6 +75,8 @@ export interface TargetResult {
   limit: string;
   met: boolean | null;
   detail: string;
+  /** For a missed target: what holds it back and what would move it. */
+  remedy?: string;
   profile?: ProfileSummary;
   profileSkipped?: string;
 }

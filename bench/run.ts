@@ -24,7 +24,7 @@ import { findFerretDb } from './proc.js';
 import { summariseProfile } from './profile.js';
 import type { Task, TaskName, TaskResult } from './protocol.js';
 import { terminalReport } from './report.js';
-import { summarise, type BenchResults, type RunRecord, type StorageResult } from './results.js';
+import { summarise, type BenchResults, type RunRecord, type StorageResult, type TargetResult } from './results.js';
 import { repoRoot, runChild, type ChildRun, type ServerPids } from './spawn.js';
 import { PROFILE_FOR, evaluateTargets } from './targets.js';
 import { PRODUCT_BUNDLE } from './tasks/product.js';
@@ -265,6 +265,14 @@ function writeChartAndReport(results: BenchResults, options: BenchOptions): void
   writeFileSync(options.reportFile, renderMarkdown(results, path.relative(path.dirname(options.reportFile), options.chartFile)));
 }
 
+/** The targets of `results`, evaluated afresh, keeping the CPU profiles (or why none) taken for earlier ones. */
+function reevaluateTargets(results: BenchResults, earlier: readonly TargetResult[]): TargetResult[] {
+  return evaluateTargets(results).map((t) => {
+    const before = earlier.find((r) => r.id === t.id && (r.profile || r.profileSkipped));
+    return before ? { ...t, profile: before.profile, profileSkipped: before.profileSkipped } : t;
+  });
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2), repoRoot);
   if (options.render) {
@@ -276,10 +284,9 @@ async function main(): Promise<void> {
         ...other.rssScaling,
         note: `measured by the run of ${other.startedAt.slice(0, 16).replace('T', ' ')} UTC (${path.relative(repoRoot, options.rssFrom)}), on the same machine and stack`,
       };
-      results.targets = evaluateTargets(results).map(
-        (t) => results.targets.find((r) => r.id === t.id && (r.profile || r.profileSkipped)) ?? t,
-      );
     }
+    // Targets are evaluated again, so a report re-rendered by newer code says what that code says.
+    results.targets = reevaluateTargets(results, results.targets);
     writeChartAndReport(results, options);
     process.stdout.write(terminalReport(results));
     log(`rendered ${path.relative(repoRoot, options.chartFile)} and ${path.relative(repoRoot, options.reportFile)} from ${options.render}`);
@@ -491,7 +498,7 @@ function publish(results: BenchResults, options: BenchOptions, startedAt: Date, 
   const out: BenchResults = { ...results, notes: [...results.notes] };
   out.finishedAt = finished.toISOString();
   out.totalSeconds = (finished.getTime() - startedAt.getTime()) / 1000;
-  out.targets = evaluateTargets(out).map((t) => results.targets.find((r) => r.id === t.id && (r.profile || r.profileSkipped)) ?? t);
+  out.targets = reevaluateTargets(out, results.targets);
   if (partial) {
     const missing = options.only.filter((k) => !out.measurements[k]);
     out.notes.push(`partial results: the run was still going (or was stopped) before measuring ${missing.join(', ')}`);

@@ -17,6 +17,48 @@ export const PROFILE_FOR: Record<string, MeasurementKey | undefined> = {
   ceiling: 'ceiling',
 };
 
+/**
+ * For a target that can be missed: what is known to hold it back and what would move it, from the
+ * profiles and experiments behind it. Shown in the report only when the target is missed; update it
+ * when the code or the findings change.
+ */
+export const WHAT_WOULD_MOVE_IT: Record<string, string> = {
+  'full-vs-limits':
+    'a backup waits on its slower side: the read limit when the source is FerretDB. If Node is the bottleneck in the profile, the encoding of ' +
+    'the `doc` column (JSON built from string pieces) is the first candidate: writing it straight into the COPY buffer',
+  'rss-peak':
+    'the floor is the bundle itself (about 87 MB after loading; Node alone takes 40 MB, the mongodb driver 23 MB more). Above it: the driver ' +
+    'allocates a fresh 64 KB buffer per socket read and copies every reply into a new buffer, and V8 frees Buffers only at a full collection, ' +
+    'after tens of MB piled up; glibc keeps 35–40 MB of freed mid-sized buffers (the ceiling mode, which never reads MongoDB, drops from ' +
+    'about 205 MB to 165 MB with MALLOC_ARENA_MAX and the trim thresholds set, which a GitHub Action cannot set for its node); recover decodes ' +
+    'documents for insertMany (the driver cannot insert raw BSON) and holds them until the server acknowledges them. What would move it: ' +
+    'rendering the `doc` JSON straight into the COPY buffer (most of the young-generation churn), loading @actions/github only when an ' +
+    'alert is sent (about 6 MB), fewer or smaller insert batches in flight in recover (at a cost in round trips over a slow network)',
+  'rss-flat':
+    'nothing in a backup grows with the number of documents (replies, read-ahead buffers and COPY chunks are bounded in bytes); the ' +
+    'difference is garbage-collector and allocator behaviour over a longer run (see the peak RSS target above for what would move it)',
+  'verify-vs-scan':
+    "the per-row work left is walking each document to render its jsonb text (about 30% of the checks' CPU), a second walk that checks every " +
+    'string is valid UTF-8 (about 6%) and sha256 (about 6%); folding the UTF-8 check into the render would remove one walk. Verification ' +
+    'runs two collections at once, so a dataset with one large collection gains less from the second connection',
+  naive:
+    'this stack cannot show it: the naive script and the backup are both bound by how fast FerretDB serves documents, and a local Postgres ' +
+    'answers an INSERT in well under a millisecond. With a round trip per INSERT, as against Neon from a runner, the gap is the one measured ' +
+    'over the simulated network',
+  ceiling:
+    'the write limit is a bare COPY; a backup from a dump also starts the process and its connections (prepare), encodes every row in ' +
+    'Node and creates the snapshot branch, which the emulator does with pg_basebackup of the whole cluster (about 0.5–1 s at 50,000 ' +
+    'documents; on Neon a branch is copy-on-write). Within the sync, Node encodes (JSON of the `doc` column built from string pieces) on ' +
+    'one thread while the one connection COPYs, and Postgres sat idle part of the time in the last profile. What would move it: ' +
+    'rendering the JSON straight into the COPY buffer, and a second connection COPYing another collection while the first one waits; ' +
+    'a larger dataset amortises the fixed costs',
+  'rtt-full':
+    'the round trips left are a fixed cost per run and per collection, not per document: connecting (TLS and authentication to both ' +
+    "servers), the lock and the run record, each collection's statistics and first reply, one per COPY of a read-ahead buffer, and the " +
+    'snapshot and retention calls. The faster the machine, the larger their share: the same seconds over a shorter run. Larger read-ahead ' +
+    'buffers (fewer COPYs, more memory) or pipelined COPYs on a second connection would hide more of them',
+};
+
 function notMeasured(id: string, title: string, limit: string, why: string): TargetResult {
   return { id, title, value: null, shown: '–', limit, met: null, detail: `not measured in this run: ${why}` };
 }
@@ -272,5 +314,6 @@ export function evaluateTargets(r: BenchResults): TargetResult[] {
     targets.push(notMeasured('recover-vs-mongorestore', 'Recover (verified) vs mongorestore of the same data', '≤ 1.0×', why));
   }
 
+  for (const t of targets) if (t.met === false && WHAT_WOULD_MOVE_IT[t.id]) t.remedy = WHAT_WOULD_MOVE_IT[t.id];
   return targets;
 }

@@ -123,24 +123,43 @@ export async function insertBackup(client: pg.ClientBase, b: BackupRecord): Prom
 }
 
 export async function insertCollection(client: pg.ClientBase, c: CollectionRecord): Promise<void> {
-  await client.query(
-    `INSERT INTO ${COLLECTIONS_TABLE} (run_id, database, collection, schema_name, table_name, kind, documents,
-       bson_bytes, content_hash, indexes, options)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
-    [
-      c.runId,
-      c.database,
-      c.collection,
-      c.schemaName,
-      c.tableName,
-      c.kind,
-      c.documents,
-      c.bsonBytes,
-      c.contentHash,
-      JSON.stringify(c.indexes.map((ix) => EJSON.stringify(ix, { relaxed: false }))),
-      JSON.stringify(EJSON.stringify(c.options, { relaxed: false })),
-    ],
-  );
+  await insertCollections(client, [c]);
+}
+
+/** Columns of one backup_collections row, in the order insertCollections binds them. */
+const COLLECTION_COLUMNS = 11;
+/** Rows per INSERT: Postgres binds at most 65,535 parameters in one statement. */
+const COLLECTION_ROWS_PER_INSERT = 1000;
+
+/**
+ * Records the collections of a run, up to a thousand rows per statement: over a network each
+ * statement is a round trip, and a run may record hundreds of collections.
+ */
+export async function insertCollections(client: pg.ClientBase, records: readonly CollectionRecord[]): Promise<void> {
+  for (let start = 0; start < records.length; start += COLLECTION_ROWS_PER_INSERT) {
+    const part = records.slice(start, start + COLLECTION_ROWS_PER_INSERT);
+    const values = part.map(
+      (_, row) => `(${Array.from({ length: COLLECTION_COLUMNS }, (_, col) => `$${row * COLLECTION_COLUMNS + col + 1}`).join(', ')})`,
+    );
+    await client.query(
+      `INSERT INTO ${COLLECTIONS_TABLE} (run_id, database, collection, schema_name, table_name, kind, documents,
+         bson_bytes, content_hash, indexes, options)
+       VALUES ${values.join(', ')}`,
+      part.flatMap((c) => [
+        c.runId,
+        c.database,
+        c.collection,
+        c.schemaName,
+        c.tableName,
+        c.kind,
+        c.documents,
+        c.bsonBytes,
+        c.contentHash,
+        JSON.stringify(c.indexes.map((ix) => EJSON.stringify(ix, { relaxed: false }))),
+        JSON.stringify(EJSON.stringify(c.options, { relaxed: false })),
+      ]),
+    );
+  }
 }
 
 /** Marks the run completed and every other run still marked running (runs that died) abandoned. */
@@ -149,9 +168,10 @@ export async function completeBackup(
   runId: string,
   end: { finishedAt: Date; clusterTimeEnd: string | null; consistency: Consistency },
 ): Promise<void> {
-  await client.query(`UPDATE ${BACKUPS_TABLE} SET status = 'abandoned' WHERE status = 'running' AND run_id <> $1`, [runId]);
+  // One statement (one round trip): the two updates touch disjoint rows.
   const r = await client.query(
-    `UPDATE ${BACKUPS_TABLE} SET status = 'completed', finished_at = $2, cluster_time_end = $3, consistency = $4
+    `WITH abandoned AS (UPDATE ${BACKUPS_TABLE} SET status = 'abandoned' WHERE status = 'running' AND run_id <> $1)
+     UPDATE ${BACKUPS_TABLE} SET status = 'completed', finished_at = $2, cluster_time_end = $3, consistency = $4
      WHERE run_id = $1`,
     [runId, end.finishedAt, end.clusterTimeEnd, end.consistency],
   );

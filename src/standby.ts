@@ -21,7 +21,7 @@ import {
   completeBackup,
   ensureManifestTables,
   insertBackup,
-  insertCollection,
+  insertCollections,
   tablesOfLastBackup,
   type BackupRecord,
   type Consistency,
@@ -138,8 +138,9 @@ export async function syncStandby(client: pg.ClientBase, a: SyncArgs): Promise<S
     );
     const droppedTables = await dropVanishedTables(client, previous, collections, a.log);
     const end = await a.finish();
-    for (const c of collections) {
-      await insertCollection(client, {
+    await insertCollections(
+      client,
+      collections.map((c) => ({
         runId: a.runId,
         database: c.spec.database,
         collection: c.spec.collection,
@@ -151,8 +152,8 @@ export async function syncStandby(client: pg.ClientBase, a: SyncArgs): Promise<S
         contentHash: c.contentHash,
         indexes: c.spec.indexes,
         options: c.spec.options,
-      });
-    }
+      })),
+    );
     await completeBackup(client, a.runId, { finishedAt: new Date(), ...end });
     await client.query('COMMIT');
     const changed = collections.reduce((n, c) => n + c.inserted + c.updated + c.deleted, 0);
@@ -407,25 +408,25 @@ async function prepareTable(client: pg.ClientBase, spec: CollectionSpec): Promis
   const tableName = tableNameFor(spec.collection);
   const schema = quoteIdent(schemaName);
   const relation = `${schema}.${quoteIdent(tableName)}`;
+  // The exact MongoDB name, for people browsing the standby (the manifest holds it too), set when the
+  // table is created. A DO block creates and comments in one go, only when the table is missing: an
+  // unconditional COMMENT would rewrite a catalog row (WAL) on every run.
+  const comment = client.escapeLiteral(`MongoDB collection ${spec.database}.${spec.collection}, kept by supaneon-sync`);
+  const create = `CREATE TABLE ${relation} (${rowTableColumns('standby')}); COMMENT ON TABLE ${relation} IS ${comment};`;
+  const tag = '$supaneon_create$';
+  if (create.includes(tag))
+    throw new Error(`the table name for ${spec.database}.${spec.collection} contains ${tag}; exclude this collection`);
   // One message, one round trip (statements without parameters: the simple query protocol runs
-  // them in order and answers each): whether the table existed, create it if not, and lock it in
+  // them in order and answers each): create the table if it is missing, and lock it in
   // SHARE ROW EXCLUSIVE mode, as the diff statements would anyway: no other session can add a row
   // between the look at its emptiness and the load, until the commit.
   const results = (await client.query(
     `CREATE SCHEMA IF NOT EXISTS ${schema};
-     SELECT to_regclass(${client.escapeLiteral(relation)}) IS NOT NULL AS present;
-     CREATE TABLE IF NOT EXISTS ${relation} (${rowTableColumns('standby')});
+     DO ${tag} BEGIN IF to_regclass(${client.escapeLiteral(relation)}) IS NULL THEN ${create} END IF; END ${tag};
      LOCK TABLE ${relation} IN SHARE ROW EXCLUSIVE MODE;
      SELECT NOT EXISTS (SELECT 1 FROM ${relation}) AS empty`,
   )) as unknown as pg.QueryResult[];
-  const created = results[1].rows[0].present !== true;
-  // The exact MongoDB name, for people browsing the standby (the manifest holds it too); set once.
-  if (created) {
-    await client.query(
-      `COMMENT ON TABLE ${relation} IS ${client.escapeLiteral(`MongoDB collection ${spec.database}.${spec.collection}, kept by supaneon-sync`)}`,
-    );
-  }
-  return { schemaName, tableName, relation, loadDirectly: results[4].rows[0].empty === true };
+  return { schemaName, tableName, relation, loadDirectly: results[3].rows[0].empty === true };
 }
 
 /**

@@ -361,6 +361,9 @@ describeWithStack('standby sync', ['MONGODB_SRV_URL', 'NEON_API_HOST', 'NEON_API
       }
       const products = await rows('products');
       expect(products).toHaveLength(60);
+      // The table says which collection it holds, for people browsing the standby.
+      const described = await client.query(`SELECT obj_description(${client.escapeLiteral(table('products'))}::regclass, 'pg_class') AS d`);
+      expect(described.rows[0].d).toBe(`MongoDB collection ${SHOP}.products, kept by supaneon-sync`);
 
       // A table that holds rows is compared, not loaded directly.
       const again: string[] = [];
