@@ -178,32 +178,16 @@ export async function listSelectedCollections(client: MongoClient, s: Selection)
       if (!isSelected(database, info.name, s)) continue;
       const kind = info.type === 'view' ? 'view' : info.type === 'timeseries' ? 'timeseries' : 'collection';
       const options: Document = { ...((info as Document).options ?? {}) };
-      specs.push({ database, collection: info.name, kind, options, indexes: [] });
+      let indexes: Document[] = [];
+      if (kind !== 'view') {
+        const raw = await db.collection(info.name).listIndexes().toArray();
+        // `v` and `ns` describe the server's storage, not the index; a restore into another server must not replay them.
+        indexes = raw.map((ix) => Object.fromEntries(Object.entries(ix).filter(([k]) => !INDEX_NOISE.includes(k))));
+      }
+      specs.push({ database, collection: info.name, kind, options, indexes });
     }
   }
-  // Each listIndexes is a round trip: a few at once, in order of the specs, over the connections
-  // the collections will be read with anyway.
-  await eachAtMost(LIST_INDEXES_AT_ONCE, specs, async (spec) => {
-    if (spec.kind === 'view') return;
-    const raw = await client.db(spec.database).collection(spec.collection).listIndexes().toArray();
-    // `v` and `ns` describe the server's storage, not the index; a restore into another server must not replay them.
-    spec.indexes = raw.map((ix) => Object.fromEntries(Object.entries(ix).filter(([k]) => !INDEX_NOISE.includes(k))));
-  });
   return specs;
-}
-
-/** listIndexes asked at once while listing collections (a backup reads 4 collections at once by default). */
-const LIST_INDEXES_AT_ONCE = 4;
-
-/** Runs `fn` on every item, at most `limit` at a time; the first failure is thrown once all started ones settled. */
-async function eachAtMost<T>(limit: number, items: readonly T[], fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]);
-  };
-  const results = await Promise.allSettled(Array.from({ length: Math.min(limit, items.length) }, worker));
-  const failed = results.find((r) => r.status === 'rejected');
-  if (failed) throw (failed as PromiseRejectedResult).reason;
 }
 
 /** How long a count estimate may take: it only feeds a progress ETA or a report, never worth delaying a backup. */
